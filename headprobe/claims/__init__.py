@@ -1,0 +1,1 @@
+"""The claim language and hypothesis files: pure parsing and validation (no JAX, no model)."""

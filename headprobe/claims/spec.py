@@ -1,0 +1,175 @@
+"""The parsed form of claims and hypothesis files: frozen, serialisable, no behaviour.
+
+`language` parses claim strings into these; `files` parses YAML hypothesis files into these;
+`headprobe.evaluation` evaluates them against model runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from headprobe.heads import HeadPattern
+
+SOURCE_KINDS = ("token", "mask", "cls", "sep", "word", "span")
+TARGET_KINDS = ("next", "previous", "self", "offset", "cls", "sep", "mask", "punct",
+                "same-word", "word", "span")
+MEASURES = ("argmax", "mass", "topk")
+LEVELS = ("token", "word")
+QUANTIFIERS = ("each", "any", "none")
+PERS = ("pool", "sentence")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Query positions examined. ``arg`` is the regex for ``word``, the label for ``span``."""
+
+    kind: Literal["token", "mask", "cls", "sep", "word", "span"]
+    arg: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.arg is None else f"{self.kind}:{self.arg}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Key positions per source. ``offset`` is the signed step for next/previous/self/offset
+    (next = +1, previous = -1, self = 0); ``arg`` the regex or label for word/span."""
+
+    kind: Literal["next", "previous", "self", "offset", "cls", "sep", "mask", "punct",
+                  "same-word", "word", "span"]
+    arg: str | None = None
+    offset: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "offset":
+            return f"offset:{self.offset:+d}"
+        return self.kind if self.arg is None else f"{self.kind}:{self.arg}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``heads ":" source "->" target``."""
+
+    heads: tuple[HeadPattern, ...]
+    source: Source
+    target: Target
+
+    def __str__(self) -> str:
+        return f"{','.join(map(str, self.heads))}: {self.source} -> {self.target}"
+
+
+@dataclass(frozen=True)
+class Measure:
+    kind: Literal["argmax", "mass", "topk"] = "argmax"
+    k: int | None = None
+
+    def __str__(self) -> str:
+        return f"topk:{self.k}" if self.kind == "topk" else self.kind
+
+    @property
+    def is_share(self) -> bool:
+        """argmax and topk are shares of sources (Wilson intervals); mass is a mean."""
+        return self.kind != "mass"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``>= 0.8``, ``< 0.3``, ``between 0.2 and 0.5`` (bounds inclusive); numbers in [0, 1]."""
+
+    op: Literal[">=", ">", "<=", "<", "between"]
+    low: float
+    high: float | None = None
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or (f"between {self.low} and {self.high}" if self.op == "between"
+                             else f"{self.op} {self.low}")
+
+    def holds(self, value: float) -> bool:
+        if self.op == ">=":
+            return value >= self.low
+        if self.op == ">":
+            return value > self.low
+        if self.op == "<=":
+            return value <= self.low
+        if self.op == "<":
+            return value < self.low
+        return self.low <= value <= (self.high if self.high is not None else 1.0)
+
+    def holds_interval(self, low: float, high: float) -> bool:
+        """The whole interval [low, high] meets the expectation (for ``confidence``)."""
+        return self.holds(low) and self.holds(high)
+
+
+@dataclass(frozen=True)
+class Span:
+    """``[text]{label}`` after annotation removal: characters ``start:end`` of the sentence."""
+
+    label: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence ready to tokenize: ``text`` has annotations removed; ``spans`` are labelled
+    character ranges of ``text``; ``origin`` says where it came from (file:line or template)."""
+
+    text: str
+    spans: tuple[Span, ...] = ()
+    origin: str = ""
+    slot_values: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template set: ``template`` with ``{slot}`` references, and slot values."""
+
+    template: str
+    slots: tuple[tuple[str, tuple[str, ...]], ...]
+    generate: int | None = None
+
+
+@dataclass(frozen=True)
+class SentenceSet:
+    """A named set. ``sentences`` are all its sentences, except for a ``generate: N`` template,
+    whose sentences are drawn at run time from ``template``."""
+
+    name: str
+    sentences: tuple[Sentence, ...] = ()
+    template: Template | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One entry of a hypothesis file's ``hypotheses:`` list, validated."""
+
+    file: str
+    line: int
+    id: str
+    claim: Claim
+    over: tuple[str, ...]
+    expect: Expectation
+    measure: Measure = Measure()
+    level: Literal["token", "word"] = "token"
+    quantifier: Literal["each", "any", "none"] = "each"
+    per: Literal["pool", "sentence"] = "pool"
+    confidence: float | None = None
+    model: str | None = None
+    skip: str | None = None
+    xfail: str | None = None
+    baseline: Literal["offset"] | None = None
+    margin: float = 0.0
+    why: str | None = None
+    claim_text: str = ""
+
+
+@dataclass(frozen=True)
+class HypothesisFile:
+    path: str
+    model: str | None
+    level: Literal["token", "word"]
+    sets: dict[str, SentenceSet] = field(default_factory=dict)
+    claims: tuple[ClaimSpec, ...] = ()

@@ -1,0 +1,80 @@
+"""Errors users can act on, and the exit codes of every headprobe command.
+
+One family of exceptions is raised anywhere in headprobe for bad input; the command line catches
+`HeadprobeError` once and prints ``ERROR: <message>`` on stderr (never a traceback). Messages follow
+one wording: where (``file:line: field:``), what was wrong, the bad value, what is valid, what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Iterable
+
+
+class ExitCode(enum.IntEnum):
+    """The same numbers pytest uses, for every headprobe command."""
+
+    OK = 0
+    TESTS_FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_TESTS_COLLECTED = 5
+
+
+class HeadprobeError(Exception):
+    """Base class: bad input a user can fix. ``exit_code`` says how the CLI ends."""
+
+    exit_code: ExitCode = ExitCode.USAGE_ERROR
+
+
+class UsageError(HeadprobeError):
+    """Wrong command-line use, or a model that cannot be had (exit 4)."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class ModelNotFoundError(UsageError):
+    """A model spec that resolves to nothing: says where it looked and what to do."""
+
+
+class ModelFormatError(UsageError):
+    """A checkpoint we cannot use: unsupported architecture, missing/misshapen weight, pickle."""
+
+
+class ClaimFileError(HeadprobeError):
+    """A malformed hypothesis file or claim; a pytest collection error (exit 2).
+
+    ``str()`` gives ``file:line: field: message`` so the user can jump to it.
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        if self.field:
+            where += f"{self.field}: "
+        return where + self.message
+
+    def located(self, *, file: str | None = None, line: int | None = None,
+                field: str | None = None) -> "ClaimFileError":
+        """The same error with a location filled in where it was missing."""
+        return type(self)(self.message, file=self.file or file, line=self.line or line,
+                          field=self.field or field)
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'next'?)`` for the closest valid name, or ``''``."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
