@@ -1,0 +1,60 @@
+"""The ``headprobe`` command: ``check``, ``show``, ``mask``.
+
+Each subcommand lives in ``headprobe.commands.<name>`` with two functions:
+``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int`` (an exit code).
+Heavy libraries (JAX, matplotlib, transformers) are imported by the commands when they run, so
+``headprobe --version`` and ``--help`` answer at once. Bad input raised as `HeadprobeError` is caught
+here, once, and printed as ``ERROR: ...`` on stderr with the error's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from headprobe._version import __version__
+from headprobe.errors import ExitCode, HeadprobeError
+
+COMMANDS = ("check", "show", "mask")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headprobe",
+        description="pytest for attention heads: check claims about BERT attention heads, "
+                    "draw attention diagrams, predict [MASK] words.")
+    parser.add_argument("--version", action="version", version=f"headprobe {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"headprobe.commands.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "check":
+        # pytest options pass through untouched: parse only ours.
+        args, rest = parser.parse_known_args(argv)
+        args.pytest_args = rest
+    else:
+        args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return int(ExitCode.USAGE_ERROR)
+    module = importlib.import_module(f"headprobe.commands.{args.command}")
+    try:
+        return int(module.run(args))
+    except HeadprobeError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
