@@ -1,0 +1,316 @@
+"""Attention diagrams as `matplotlib.figure.Figure` objects (SPEC §6), and saving them as PNG.
+
+One function per kind of figure:
+
+- `attention_figure`: one head's grid ``[query, key]`` for one sentence: rows are the attending
+  tokens (queries), columns the attended tokens (keys). Grey level ``round(255 * weight)`` on an
+  absolute scale (0 black, 1 white, as the original attention-diagram projects draw it), no
+  interpolation, expected target cells outlined solid orange, the actual argmax cells dashed sky-blue
+  (colour and line style differ, so colour-blind readers can tell them apart).
+- `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns.
+
+The pixel size of a figure depends only on the number of tokens (and, for the overview, on the
+number of layers and heads), never on the text of the labels: long labels are shortened with ``…``
+and long titles are wrapped to at most `TITLE_LINES` lines.
+
+matplotlib is imported inside the functions: importing this module costs nothing. Figures are built
+without pyplot (nothing stays alive in a global figure manager) and drawn with the Agg canvas.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from headprobe.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+DPI = 100
+EXPECTED_COLOR = "#E69F00"   # Okabe-Ito orange: expected target cells, solid outline
+ACTUAL_COLOR = "#56B4E9"     # Okabe-Ito sky blue: actual argmax cells, dashed inner outline
+BACKGROUND = "#FFFFFF"
+PANEL_GAP_COLOR = (214, 222, 232)
+TITLE_LINES = 3
+MAX_LABEL_CHARS = 12
+_TITLE_PX = 14
+_LEGEND_PX = 40
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers: grey levels and layout numbers.
+
+def grey_levels(matrix: np.ndarray) -> np.ndarray:
+    """uint8 ``[query, key]``: ``round(255 * w)`` with weights clipped to [0, 1] (NaN is 0)."""
+    weights = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0)
+    return np.rint(255.0 * np.clip(weights, 0.0, 1.0)).astype(np.uint8)
+
+
+def cell_pixels(num_tokens: int) -> int:
+    """Side of one grid cell in pixels: large for short sentences, 20 px at 60 tokens."""
+    return int(min(48, max(16, 1200 // max(num_tokens, 1))))
+
+
+def label_font_pixels(cell: int) -> int:
+    return int(min(15, max(8, round(cell * 0.6))))
+
+
+def shorten(label: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """A token label of at most ``limit`` characters; newlines and tabs become spaces."""
+    text = " ".join(str(label).split()) if str(label).strip() else repr(str(label))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def wrap_title(title: str, width_chars: int, max_lines: int = TITLE_LINES) -> str:
+    """Wrap each line of ``title`` to ``width_chars``; keep at most ``max_lines`` lines."""
+    lines: list[str] = []
+    for line in str(title).splitlines() or [""]:
+        lines.extend(textwrap.wrap(line, max(width_chars, 10)) or [""])
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][:max(width_chars - 1, 1)].rstrip() + "…"
+    return "\n".join(lines)
+
+
+def _check_matrix(matrix: np.ndarray, rows: int, cols: int, what: str) -> np.ndarray:
+    array = np.asarray(matrix)
+    if array.ndim != 2 or array.shape != (rows, cols):
+        raise UsageError(
+            f"{what}: expected an attention matrix of shape [query, key] = ({rows}, {cols}) to "
+            f"match the labels, got shape {array.shape}; pass one head of one sentence, e.g. "
+            f"run.attentions[layer, head]")
+    return array
+
+
+def _check_cells(cells: Sequence[tuple[int, int]], rows: int, cols: int, what: str
+                 ) -> list[tuple[int, int]]:
+    checked = []
+    for cell in cells:
+        query, key = (int(c) for c in cell)
+        if not (0 <= query < rows and 0 <= key < cols):
+            raise UsageError(
+                f"{what}: cell {tuple(cell)} is outside the {rows}x{cols} grid; cells are 0-based "
+                f"(query, key) pairs")
+        checked.append((query, key))
+    return checked
+
+
+# --------------------------------------------------------------------------------------------
+# Figures.
+
+def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
+                     expected: Sequence[tuple[int, int]] = (),
+                     actual: Sequence[tuple[int, int]] = (),
+                     title: str = "", col_labels: Sequence[str] | None = None) -> "Figure":
+    """One head's attention for one sentence.
+
+    Args:
+      matrix: float ``[query, key]`` post-softmax weights; rows are the attending tokens.
+      labels: the row (query) labels; also the column labels unless ``col_labels`` is given.
+      expected: 0-based ``(query, key)`` cells of the claimed targets (solid orange outline).
+      actual: 0-based ``(query, key)`` cells the head attends to most (dashed sky-blue outline).
+      title: one or more lines (claim, value against expectation, model).
+    Returns:
+      A Figure of ``figure_size_pixels(rows, cols)`` pixels at `DPI`.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    row_labels = [shorten(label) for label in labels]
+    column_labels = row_labels if col_labels is None else [shorten(label) for label in col_labels]
+    rows, cols = len(row_labels), len(column_labels)
+    if rows == 0 or cols == 0:
+        raise UsageError("attention_figure: no tokens to draw; the labels are empty")
+    weights = _check_matrix(matrix, rows, cols, "attention_figure")
+    expected_cells = _check_cells(expected, rows, cols, "attention_figure: expected")
+    actual_cells = _check_cells(actual, rows, cols, "attention_figure: actual")
+
+    layout = _grid_layout(rows, cols)
+    width, height = layout["width"], layout["height"]
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+    axes = figure.add_axes((layout["left"] / width, layout["bottom"] / height,
+                            layout["grid_w"] / width, layout["grid_h"] / height))
+    grey = grey_levels(weights)
+    axes.imshow(np.stack([grey] * 3, axis=-1), interpolation="nearest", aspect="auto",
+                extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), resample=False)
+    _label_axes(axes, row_labels, column_labels, layout["font_px"])
+
+    cell = layout["cell"]
+    line_px = max(2, cell // 10)
+    half = (line_px / 2) / cell                    # keep the solid outline inside its own cell
+    for query, key in expected_cells:
+        axes.add_patch(Rectangle((key - 0.5 + half, query - 0.5 + half), 1 - 2 * half,
+                                 1 - 2 * half, fill=False, edgecolor=EXPECTED_COLOR,
+                                 linewidth=line_px * 72 / DPI, antialiased=False,
+                                 linestyle="-", zorder=3))
+    inset = 0.22
+    for query, key in actual_cells:
+        axes.add_patch(Rectangle((key - 0.5 + inset, query - 0.5 + inset), 1 - 2 * inset,
+                                 1 - 2 * inset, fill=False, edgecolor=ACTUAL_COLOR,
+                                 linewidth=line_px * 72 / DPI, antialiased=False,
+                                 linestyle=(0, (2, 1)), zorder=4))
+    axes.set_xlim(-0.5, cols - 0.5)
+    axes.set_ylim(rows - 0.5, -0.5)
+
+    chars = int((width - 20) / (_TITLE_PX * 0.6))
+    figure.text(0.5, 1 - 8 / height, wrap_title(title, chars), ha="center", va="top",
+                fontsize=_TITLE_PX * 72 / DPI, linespacing=1.3)
+    handles = [
+        Line2D([], [], color=EXPECTED_COLOR, linestyle="-", linewidth=2.5,
+               label="expected target (solid)"),
+        Line2D([], [], color=ACTUAL_COLOR, linestyle="--", linewidth=2.5,
+               label="actual argmax (dashed)"),
+    ]
+    figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 2 / height),
+                  ncol=2, frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
+    figure.text(1 - 6 / width, 6 / height,
+                "rows: attending token · columns: attended token · black 0, white 1",
+                ha="right", va="bottom", fontsize=7, color="#444444")
+    return figure
+
+
+def figure_size_pixels(rows: int, cols: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` in pixels of an `attention_figure` with that many rows and columns."""
+    layout = _grid_layout(rows, rows if cols is None else cols)
+    return layout["width"], layout["height"]
+
+
+def _grid_layout(rows: int, cols: int) -> dict[str, int]:
+    cell = cell_pixels(max(rows, cols))
+    font_px = label_font_pixels(cell)
+    label_px = int(round(MAX_LABEL_CHARS * font_px * 0.62)) + 8
+    title_px = int(TITLE_LINES * _TITLE_PX * 1.35) + 14
+    grid_w, grid_h = cols * cell, rows * cell
+    left, right = label_px + 6, 16
+    top = title_px + label_px + 6
+    bottom = _LEGEND_PX + 8
+    width = max(520, left + grid_w + right)
+    height = top + grid_h + bottom
+    return {"cell": cell, "font_px": font_px, "grid_w": grid_w, "grid_h": grid_h,
+            "left": left, "bottom": bottom, "width": width, "height": height}
+
+
+def _label_axes(axes, row_labels: list[str], column_labels: list[str], font_px: int) -> None:
+    size = font_px * 72 / DPI
+    axes.xaxis.tick_top()
+    axes.set_xticks(range(len(column_labels)))
+    axes.set_xticklabels(column_labels, rotation=90, fontsize=size)
+    axes.set_yticks(range(len(row_labels)))
+    axes.set_yticklabels(row_labels, fontsize=size)
+    axes.tick_params(length=2, pad=2)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+
+
+def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = "") -> "Figure":
+    """All heads of one sentence: a panel per head, layers as rows and heads as columns.
+
+    Args:
+      attentions: float ``[layer, head, query, key]`` for one sentence.
+      labels: the token labels (listed under the panels).
+    Panels are labelled ``L{layer}H{head}`` counted from 1, and drawn pixel for pixel (each weight
+    a block of pixels of grey ``round(255 * w)``, no interpolation).
+    """
+    from matplotlib.figure import Figure
+
+    array = np.asarray(attentions)
+    tokens = len(labels)
+    if array.ndim != 4 or array.shape[2:] != (tokens, tokens):
+        raise UsageError(
+            f"overview_figure: expected attentions of shape [layer, head, query, key] with "
+            f"query = key = {tokens} (the number of labels), got shape {array.shape}")
+    layers, heads = array.shape[:2]
+    layout = overview_layout(layers, heads, tokens)
+    width, height = layout["width"], layout["height"]
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+    figure.figimage(_overview_mosaic(array, layout), xo=0, yo=layout["bottom"], origin="upper")
+    panel, step = layout["panel"], layout["step"]
+    for layer in range(layers):
+        for head in range(heads):
+            x = layout["left"] + head * step + panel / 2
+            y = height - layout["top"] - layer * layout["row_step"] + 2
+            figure.text(x / width, y / height, f"L{layer + 1}H{head + 1}", ha="center",
+                        va="bottom", fontsize=8)
+    chars = int((width - 20) / (_TITLE_PX * 0.6))
+    figure.text(0.5, 1 - 6 / height, wrap_title(title, chars, max_lines=2), ha="center",
+                va="top", fontsize=_TITLE_PX * 72 / DPI)
+    token_line = "tokens: " + " ".join(shorten(label) for label in labels)
+    figure.text(8 / width, (layout["bottom"] - 6) / height,
+                wrap_title(token_line, int((width - 16) / 6.2), max_lines=3),
+                ha="left", va="top", fontsize=7, color="#333333", linespacing=1.25)
+    return figure
+
+
+def overview_layout(layers: int, heads: int, tokens: int) -> dict[str, int]:
+    panel = int(min(144, max(64, 4 * tokens)))
+    gap, label = 8, 14
+    step, row_step = panel + gap, panel + gap + label
+    left = 8
+    top = 2 * _TITLE_PX + 16 + label
+    bottom = 56
+    width = max(400, left + heads * step)
+    height = top + layers * row_step + bottom - label
+    return {"panel": panel, "step": step, "row_step": row_step, "left": left, "top": top,
+            "bottom": bottom, "width": width, "height": height, "label": label}
+
+
+def _overview_mosaic(attentions: np.ndarray, layout: dict[str, int]) -> np.ndarray:
+    """uint8 RGB ``[pixel row, pixel column, 3]`` of all panels, top-left origin."""
+    layers, heads, tokens = attentions.shape[0], attentions.shape[1], attentions.shape[2]
+    panel, step, row_step = layout["panel"], layout["step"], layout["row_step"]
+    height = layout["height"] - layout["bottom"] - layout["top"] + layout["label"]
+    mosaic = np.empty((height, layout["width"], 3), dtype=np.uint8)
+    mosaic[:] = 255
+    pick = (np.arange(panel) * tokens) // panel          # nearest-neighbour upsampling
+    for layer in range(layers):
+        top = layer * row_step + layout["label"]
+        for head in range(heads):
+            left = layout["left"] + head * step
+            block = grey_levels(attentions[layer, head])[np.ix_(pick, pick)]
+            mosaic[top - 1:top + panel + 1, left - 1:left + panel + 1] = PANEL_GAP_COLOR
+            mosaic[top:top + panel, left:left + panel] = block[..., None]
+    return mosaic
+
+
+# --------------------------------------------------------------------------------------------
+# Output.
+
+def render_png(figure: "Figure") -> bytes:
+    """The figure as PNG bytes, at its own size and DPI (no tight bounding box)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, facecolor=figure.get_facecolor())
+    return buffer.getvalue()
+
+
+def save_png(figure: "Figure", path: str | os.PathLike[str]) -> Path:
+    """Write the figure as PNG at ``path`` atomically (a temp file beside it, then a rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(target, render_png(figure))
+    return target
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file in ``target``'s folder, then rename it over ``target``."""
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
