@@ -36,10 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] == "check":
-        # pytest options pass through untouched: parse only ours.
-        args, rest = parser.parse_known_args(argv)
-        args.pytest_args = rest
+    if argv and argv[0] == "check" and not {"-h", "--help"} & set(argv[1:]):
+        # pytest's options and paths pass through untouched; `check` renames ours itself.
+        args = argparse.Namespace(command="check", raw_check_args=argv[1:])
     else:
         args = parser.parse_args(argv)
     if args.command is None:

@@ -1,0 +1,97 @@
+"""Sentences drawn from templates with the hypothesis library, and shrinking of counterexamples.
+
+A template set with ``generate: N`` draws up to N sentences from its slots (seeded, so the same seed
+gives the same sentences). Each slot is a ``sampled_from`` over its values ordered simplest first
+(shortest, then alphabetical), so hypothesis shrinks a failing sentence toward the shortest values.
+
+Shrinking replays the same seeded search with a predicate ("this sentence fails the claim"): the
+generation order is the same as the draw's, so the search meets the failures the evaluation found,
+and hypothesis shrinks the first one to the simplest failing sentence. Failing examples are kept in
+hypothesis's example database (under the cache directory) and are tried first on the next run; the
+database only speeds the search up and is never the source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from headprobe.claims.spec import Sentence, Template
+
+
+def simplest_first(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Slot values ordered as hypothesis should shrink them: fewest words, shortest, then a-z."""
+    return tuple(sorted(dict.fromkeys(values), key=lambda v: (len(v.split()), len(v), v)))
+
+
+def template_strategy(template: Template, origin: str = ""):
+    """A hypothesis strategy of `Sentence` from a template; a slot used twice gets one value."""
+    from hypothesis import strategies as st
+
+    from headprobe.claims.sentences import render_template
+
+    names = [name for name, _ in template.slots]
+    per_slot = [st.sampled_from(simplest_first(values)) for _, values in template.slots]
+    return st.tuples(*per_slot).map(
+        lambda chosen: render_template(template.template, dict(zip(names, chosen)), origin))
+
+
+def _settings(max_examples: int, database=None, shrink: bool = False):
+    from hypothesis import HealthCheck, Phase, settings
+
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
+    return settings(max_examples=max(1, max_examples), database=database, deadline=None,
+                    phases=phases if shrink else [Phase.generate],
+                    suppress_health_check=list(HealthCheck), derandomize=False,
+                    print_blob=False, verbosity=settings.default.verbosity)
+
+
+def draw_sentences(template: Template, seed: int, origin: str = "") -> list[Sentence]:
+    """Up to ``template.generate`` distinct sentences, the same ones for the same seed."""
+    from hypothesis import given
+    from hypothesis import seed as hypothesis_seed
+
+    count = template.generate or 0
+    drawn: dict[str, Sentence] = {}
+
+    def collect(sentence: Sentence) -> None:
+        if len(drawn) < count:
+            drawn.setdefault(sentence.text, sentence)
+
+    hypothesis_seed(seed)(_settings(count)(given(template_strategy(template, origin))(collect)))()
+    return list(drawn.values())
+
+
+class _Counterexample(Exception):
+    pass
+
+
+def shrink_counterexample(template: Template, seed: int, fails: Callable[[Sentence], bool], *,
+                          database_dir: Path | None, key: str, origin: str = "",
+                          max_examples: int | None = None) -> Sentence | None:
+    """The simplest sentence of ``template`` for which ``fails`` is true, or None if none is met.
+
+    ``key`` names this claim and head in the example database (so each remembers its own).
+    """
+    from hypothesis import given
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    failing: list[Sentence] = []
+
+    def check(sentence: Sentence) -> None:
+        if fails(sentence):
+            failing.append(sentence)
+            raise _Counterexample(sentence.text)
+
+    check._hypothesis_internal_add_digest = hashlib.sha256(key.encode()).digest()  # type: ignore[attr-defined]
+    database = DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None
+    budget = max_examples or max(template.generate or 0, 100)
+    test = hypothesis_seed(seed)(_settings(budget, database, shrink=True)(
+        given(template_strategy(template, origin))(check)))
+    try:
+        test()
+    except _Counterexample:
+        return failing[-1]  # hypothesis replays the shrunk example last
+    return None

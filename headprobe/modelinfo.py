@@ -1,0 +1,68 @@
+"""What collection needs to know about a model, without JAX: its size and its tokenizer.
+
+`inspect_model` resolves a spec (SPEC §7), reads config.json and loads the fast tokenizer, so that
+heads out of range, sentences longer than the model takes and unknown tokens are collection errors
+reported before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headprobe.claims.spec import Sentence
+from headprobe.errors import ClaimFileError
+
+UNKNOWN = "[UNK]"
+
+
+@dataclass
+class ModelInfo:
+    spec: str
+    folder: Path
+    num_layers: int
+    num_heads: int
+    max_length: int
+    tokenizer: Any = field(repr=False)
+
+    def check_sentences(self, sentences: Sequence[Sentence], *, file: str, set_name: str,
+                        line: int | None) -> None:
+        """Every sentence fits the model and has no word the vocabulary cannot spell."""
+        if not sentences:
+            return
+        encoded = self.tokenizer([s.text for s in sentences], add_special_tokens=True,
+                                 return_offsets_mapping=True, truncation=False)
+        for sentence, ids, offsets in zip(sentences, encoded["input_ids"],
+                                          encoded["offset_mapping"]):
+            where = sentence.origin or f"set {set_name!r}"
+            if len(ids) > self.max_length:
+                raise ClaimFileError(
+                    f"sentence {sentence.text[:80]!r} ({where}) is {len(ids)} tokens long with "
+                    f"[CLS] and [SEP]; {self.spec} takes at most {self.max_length}. Shorten or "
+                    f"split it.", file=file, line=line, field=f"sentences.{set_name}")
+            unknown = [sentence.text[a:b] for tok, (a, b) in
+                       zip(self.tokenizer.convert_ids_to_tokens(ids), offsets)
+                       if tok == UNKNOWN and sentence.text[a:b] != UNKNOWN]
+            if unknown:
+                raise ClaimFileError(
+                    f"sentence {sentence.text[:80]!r} ({where}) has {len(unknown)} word(s) the "
+                    f"vocabulary of {self.spec} cannot spell (they become [UNK]): "
+                    f"{', '.join(repr(u) for u in unknown)}. Replace them or drop the sentence.",
+                    file=file, line=line, field=f"sentences.{set_name}")
+
+
+def inspect_model(spec: str) -> ModelInfo:
+    """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
+    from headprobe.model.checkpoint import transformer_folder
+    from headprobe.model.config import read_config
+    from headprobe.model.resolve import resolve
+    from headprobe.model.tokenize import load_tokenizer
+
+    folder = transformer_folder(resolve(spec).folder)
+    config = read_config(folder)
+    return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
+                     num_heads=config.num_attention_heads,
+                     max_length=config.max_position_embeddings,
+                     tokenizer=load_tokenizer(folder))

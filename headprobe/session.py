@@ -1,0 +1,291 @@
+"""One `headprobe check` run: models, sentences, evaluation, figures and the report.
+
+State lives in a `CheckContext` stored on the pytest config. Collection asks it for model
+information (config and tokenizer only, no JAX) and for each claim's sentences; the first claim item
+to run triggers `evaluate`, which loads each model once, runs each distinct sentence once per model
+(streamed in batches, so memory stays flat) and feeds every run to the accumulators of the claims
+that use it. Failing results get their figures; `finish` writes report.json and index.html.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from headprobe._version import __version__
+from headprobe.claims.spec import ClaimSpec, HypothesisFile, Sentence
+from headprobe.errors import ClaimFileError, HeadprobeError, UsageError
+from headprobe.settings import Settings, read_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headprobe.collect import ClaimItem
+    from headprobe.evaluation import ClaimResult
+    from headprobe.modelinfo import ModelInfo
+
+DEFAULT_MODEL = "bert-base-uncased"
+_KEY = pytest.StashKey["CheckContext"]()
+MAX_FIGURES_PER_RESULT = 3
+
+
+def get_context(config: pytest.Config) -> "CheckContext":
+    context = config.stash.get(_KEY, None)
+    if context is None:
+        context = CheckContext(config)
+        config.stash[_KEY] = context
+    return context
+
+
+def context_if_any(config: pytest.Config) -> "CheckContext | None":
+    return config.stash.get(_KEY, None)
+
+
+class CheckContext:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings: Settings = read_settings(_settings_root(config))
+        self.started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._infos: dict[str, ModelInfo | None] = {}
+        self._model_errors: dict[str, HeadprobeError] = {}
+        self._models: dict[str, Any] = {}
+        self._results: dict[str, ClaimResult] = {}
+        self._recorded: list[tuple[str, ClaimResult]] = []
+        self._errors = 0
+        self._run_dir: Path | None = None
+        self._sentence_cache: dict[tuple[str, str], list[Sentence]] = {}
+
+    # ---- settings ----------------------------------------------------------------------------
+    @property
+    def report_dir(self) -> Path:
+        option = self.config.getoption("headprobe_report_dir", None)
+        base = Path(self.config.invocation_params.dir)
+        return base / (option or self.settings.report_dir or "reports")
+
+    @property
+    def seed(self) -> int:
+        option = self.config.getoption("headprobe_seed", None)
+        return int(option if option is not None else (self.settings.seed or 0))
+
+    def model_spec_for(self, declared: str | None) -> str:
+        override = self.config.getoption("headprobe_model", None)
+        return override or declared or self.settings.model or DEFAULT_MODEL
+
+    # ---- models (collection: config + tokenizer only) ------------------------------------------
+    def model_info(self, spec: str) -> "ModelInfo | None":
+        if spec not in self._infos:
+            from headprobe.modelinfo import inspect_model
+
+            try:
+                self._infos[spec] = inspect_model(spec)
+            except HeadprobeError as error:
+                self._infos[spec] = None
+                self._model_errors[spec] = error
+        return self._infos[spec]
+
+    def raise_model_errors(self) -> None:
+        if self._model_errors:
+            raise pytest.UsageError("\n".join(str(e) for e in self._model_errors.values()))
+
+    def load_model(self, spec: str):
+        if spec not in self._models:
+            import headprobe
+
+            self._models[spec] = headprobe.load(spec)
+        return self._models[spec]
+
+    # ---- sentences -----------------------------------------------------------------------------
+    def sentences_for(self, spec: ClaimSpec, hfile: HypothesisFile,
+                      info: "ModelInfo") -> list[Sentence]:
+        sentences: list[Sentence] = []
+        for name in spec.over:
+            key = (hfile.path + "::" + name, info.spec)
+            if key not in self._sentence_cache:
+                sentence_set = hfile.sets[name]
+                if sentence_set.template is not None and sentence_set.template.generate:
+                    from headprobe.generate import draw_sentences
+
+                    members = draw_sentences(sentence_set.template, seed=self.seed)
+                else:
+                    members = list(sentence_set.sentences)
+                info.check_sentences(members, file=hfile.path, set_name=name,
+                                     line=sentence_set.line)
+                self._sentence_cache[key] = members
+            sentences.extend(self._sentence_cache[key])
+        return sentences
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def result_for(self, item: "ClaimItem") -> "ClaimResult":
+        if item.nodeid not in self._results:
+            self.evaluate(item.session)
+        result = self._results[item.nodeid]
+        self._recorded.append((item.nodeid, result))
+        return result
+
+    def evaluate(self, session: pytest.Session) -> None:
+        from headprobe.collect import ClaimItem
+
+        pending = [i for i in session.items if isinstance(i, ClaimItem)
+                   and i.nodeid not in self._results
+                   and not any(m.name == "skip" for m in i.iter_markers())]
+        by_model: dict[str, list[ClaimItem]] = defaultdict(list)
+        for item in pending:
+            by_model[item.model_spec].append(item)
+        for spec, items in by_model.items():
+            self._evaluate_model(spec, items)
+
+    def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
+        from headprobe.evaluation import ClaimAccumulator
+
+        model = self.load_model(model_spec)
+        # One accumulator per claim, over the heads of its selected items.
+        groups: dict[tuple[str, str], list[ClaimItem]] = defaultdict(list)
+        for item in items:
+            groups[(str(item.path), item.spec.id)].append(item)
+        accumulators = []
+        users: dict[str, list[tuple[Any, int, Sentence]]] = defaultdict(list)
+        for group in groups.values():
+            heads = []
+            for item in group:
+                heads.extend(h for h in item.heads if h not in heads)
+            accumulator = ClaimAccumulator(group[0].spec, heads)
+            accumulators.append((accumulator, group))
+            for index, sentence in enumerate(group[0].sentences):
+                users[sentence.text].append((accumulator, index, sentence))
+        texts = list(users)
+        deepest = max((h.layer for _, group in accumulators for item in group
+                       for h in item.heads), default=None)
+        for index, run in self._runs(model, texts, deepest):
+            for accumulator, sentence_index, sentence in users[texts[index]]:
+                accumulator.add(sentence_index, sentence, run)
+        for accumulator, group in accumulators:
+            results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
+            for item in group:
+                result = _result_for_item(item, results)
+                if not result.passed:
+                    result = self._with_figures(model, item, result)
+                self._results[item.nodeid] = result
+
+    def _runs(self, model, texts: Sequence[str], deepest: int | None):
+        show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
+        iterator = model.iter_runs(texts, hidden_states=False, mlm_logits=False,
+                                   num_layers=deepest)
+        if not show_progress:
+            yield from iterator
+            return
+        from headprobe.progress import Progress
+
+        with Progress(total=len(texts), label="forward") as progress:
+            for pair in iterator:
+                progress.advance()
+                yield pair
+
+    # ---- figures -------------------------------------------------------------------------------
+    def run_dir(self) -> Path:
+        if self._run_dir is None:
+            from headprobe.report.store import new_run_dir
+
+            self._run_dir = new_run_dir(self.report_dir)
+        return self._run_dir
+
+    def _with_figures(self, model, item: "ClaimItem", result: "ClaimResult") -> "ClaimResult":
+        from headprobe.evaluation import attention_view
+        from headprobe.heads import parse_head
+        from headprobe.report.figures import attention_figure, save_png
+
+        if self.config.getoption("headprobe_no_report", False) or not result.worst or result.head is None:
+            return result
+        head = parse_head(result.head)
+        chosen = [item.sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT]]
+        runs = model.run([s.text for s in chosen], hidden_states=False, mlm_logits=False,
+                         num_layers=head.layer)
+        paths = []
+        stem = _safe_name(f"{Path(item.display_file).stem}_{item.spec.id}_{head}")
+        for rank, (sentence, run) in enumerate(zip(chosen, runs), start=1):
+            view = attention_view(item.spec, head, sentence, run)
+            title = (f"{item.spec.claim_text}   [{head}]\n"
+                     f"{item.spec.measure} = {_fmt(view.value)} on this sentence; overall "
+                     f"{_fmt(result.value)} (n={result.n}), expected {item.spec.expect}\n"
+                     f"model: {model_spec_name(item.model_spec)}")
+            figure = attention_figure(view.matrix, view.labels, expected=view.expected,
+                                      actual=view.actual, title=title)
+            relative = Path("figures") / f"{stem}_{rank}.png"
+            save_png(figure, self.run_dir() / relative)
+            paths.append(relative.as_posix())
+        return dataclasses.replace(result, figures=tuple(paths))
+
+    # ---- terminal ------------------------------------------------------------------------------
+    def failure_text(self, item: "ClaimItem", result: "ClaimResult") -> str:
+        from headprobe.terminal import failure_text
+
+        return failure_text(item, result, self.run_dir() if result.figures else None,
+                            Path(self.config.invocation_params.dir))
+
+    def terminal_summary(self, reporter) -> None:
+        from headprobe.terminal import summary_lines
+
+        for line in summary_lines(self._recorded, self._written_report):
+            reporter.write_line(line)
+
+    # ---- report --------------------------------------------------------------------------------
+    _written_report: Path | None = None
+
+    def note_error(self) -> None:
+        self._errors += 1
+
+    def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.config.getoption("headprobe_no_report", False):
+            return
+        if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+            return
+        if not self._recorded:
+            return  # nothing evaluated (collection errors, nothing selected): claim nothing
+        from headprobe.report.store import finish_run
+
+        results = [r.to_json() for _, r in self._recorded]
+        passed = sum(1 for r in results if r["passed"])
+        report = {
+            "headprobe_version": __version__,
+            "started": self.started,
+            "results": results,
+            "summary": {"passed": passed, "failed": len(results) - passed,
+                        "errors": self._errors},
+        }
+        self._written_report = finish_run(self.run_dir(), self.report_dir, report)
+
+
+def _result_for_item(item: "ClaimItem", results: Sequence["ClaimResult"]) -> "ClaimResult":
+    if item.spec.quantifier == "each":
+        (head,) = item.heads
+        for result in results:
+            if result.head == str(head):
+                return result
+        raise RuntimeError(f"no result for {head} among {[r.head for r in results]}")
+    (result,) = results
+    return result
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def model_spec_name(spec: str) -> str:
+    return spec
+
+
+def _settings_root(config: pytest.Config) -> Path:
+    inipath = getattr(config, "inipath", None)
+    if inipath is not None and Path(inipath).name == "pyproject.toml":
+        return Path(inipath).parent
+    return Path(config.rootpath)

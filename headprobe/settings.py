@@ -1,0 +1,49 @@
+"""``[tool.headprobe]`` in pyproject.toml: project defaults for `headprobe check` and the fixtures.
+
+Keys: ``model`` (default model spec), ``report_dir`` (default ``reports``), ``cache_dir``, ``seed``.
+Command-line options override them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from headprobe.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+KEYS = ("model", "report_dir", "cache_dir", "seed")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    report_dir: str | None = None
+    cache_dir: str | None = None
+    seed: int | None = None
+
+
+def read_settings(folder: Path) -> Settings:
+    """Settings from ``folder/pyproject.toml``; defaults when the file or table is absent."""
+    path = Path(folder) / "pyproject.toml"
+    if not path.is_file():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"{path}: cannot read [tool.headprobe]: {error}") from None
+    table = data.get("tool", {}).get("headprobe", {})
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise UsageError(f"{path}: [tool.headprobe]: unknown key(s) {', '.join(unknown)}; "
+                         f"valid keys are {', '.join(KEYS)}")
+    seed = table.get("seed")
+    if seed is not None and not isinstance(seed, int):
+        raise UsageError(f"{path}: [tool.headprobe]: seed: expected an integer, got {seed!r}")
+    return Settings(model=table.get("model"), report_dir=table.get("report_dir"),
+                    cache_dir=table.get("cache_dir"), seed=seed)

@@ -1,0 +1,82 @@
+"""Text for the terminal: the failure of one claim, and the summary lines after a run.
+
+Pure formatting of `ClaimResult` objects; no pytest internals beyond the item's ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headprobe.collect import ClaimItem
+    from headprobe.evaluation import ClaimResult
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def measured_line(result: "ClaimResult") -> str:
+    """``argmax = 0.412, 95% CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``."""
+    ci = f", CI [{_num(result.ci[0])}, {_num(result.ci[1])}]" if result.ci else ""
+    text = (f"{result.measure} = {_num(result.value)}{ci}, expected {result.expect} "
+            f"(n={result.n}, left out {result.left_out})")
+    if result.baseline:
+        text += (f"; best offset baseline k={result.baseline['offset']:+d}: "
+                 f"{_num(result.baseline['value'])}")
+    return text
+
+
+def failure_text(item: "ClaimItem", result: "ClaimResult", run_dir: Path | None,
+                 cwd: Path) -> str:
+    spec = item.spec
+    lines = [f"claim {spec.claim_text!r} failed on {result.head} ({spec.quantifier}, "
+             f"level {spec.level}, per {spec.per})",
+             "  " + measured_line(result),
+             f"  model: {result.model}"]
+    if getattr(result, "counterexamples", None):
+        lines.append(f"  counterexamples ({len(result.counterexamples)} of "
+                     f"{result.sentences} sentences fail; simplest first):")
+        lines += [f"    - {text}" for text in result.counterexamples[:5]]
+        if len(result.counterexamples) > 5:
+            lines.append(f"    ... and {len(result.counterexamples) - 5} more in report.json")
+    elif result.worst:
+        lines.append("  worst sentences:")
+        lines += [f"    - {item.sentences[i].text}" for i in result.worst]
+    for warning in getattr(result, "warnings", ()) or ():
+        lines.append(f"  warning: {warning}")
+    if result.figures and run_dir is not None:
+        lines.append("  figures:")
+        lines += [f"    {_relative(run_dir / f, cwd)}" for f in result.figures]
+    if spec.why:
+        lines.append(f"  why: {spec.why}")
+    return "\n".join(lines)
+
+
+def _relative(path: Path, cwd: Path) -> str:
+    try:
+        return os.path.relpath(path, cwd)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def summary_lines(recorded: Sequence[tuple[str, "ClaimResult"]],
+                  report: Path | None) -> list[str]:
+    """One line per failure (and per weak claim), then where the report went."""
+    lines: list[str] = []
+    failures = [(nodeid, r) for nodeid, r in recorded if not r.passed]
+    weak = [(nodeid, r) for nodeid, r in recorded if getattr(r, "warnings", None)]
+    if failures or weak:
+        lines.append("")
+        lines.append("=" * 20 + " headprobe " + "=" * 20)
+    for nodeid, result in failures:
+        lines.append(f"FAILED {nodeid}: {measured_line(result)}")
+    for nodeid, result in weak:
+        for warning in result.warnings:
+            lines.append(f"WARNING {nodeid}: {warning}")
+    if report is not None:
+        lines.append(f"headprobe report: {report}")
+    return lines
