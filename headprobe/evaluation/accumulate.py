@@ -1,0 +1,109 @@
+"""Scoring claims against runs: one sentence at a time, or streamed into a `ClaimAccumulator`.
+
+The accumulator keeps only small per-sentence numbers (counted sources, left-out sources, hits
+per head, baseline hits per offset, and the sentence text for counterexamples), never the `Run`,
+so any number of sentences can stream through it. Sources and targets are found once per
+(run, level, claim) and shared by every head; word-level matrices are computed only for the
+heads asked for (see `positions.level_view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.evaluation.measures import BASELINE_OFFSETS, baseline_hits, source_hits
+from headprobe.evaluation.positions import Selection, level_view, select
+from headprobe.evaluation.results import ClaimResult, SentenceScore
+from headprobe.evaluation.verdict import HeadOutcome, judge, pick_head
+from headprobe.heads import Head
+from headprobe.runs import Run
+
+
+def _selection(spec: ClaimSpec, sentence: Sentence, run: Run) -> Selection:
+    view = level_view(run, spec.level)
+    return select(view, spec.claim.source, spec.claim.target, tuple(sentence.spans))
+
+
+def _hits(spec: ClaimSpec, head: Head, selection: Selection, run: Run) -> float:
+    rows = level_view(run, spec.level).matrix(head)[selection.sources]  # [source, position]
+    return float(source_hits(rows, selection.targets, spec.measure).sum())
+
+
+def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> SentenceScore:
+    """The claim's score on one head for one sentence (``value`` is ``None`` when no source
+    counted). Cheap to call repeatedly, e.g. while shrinking a failing sentence."""
+    selection = _selection(spec, sentence, run)
+    return SentenceScore.of(selection.n, selection.left_out, _hits(spec, head, selection, run))
+
+
+class ClaimAccumulator:
+    """Streams sentences for one claim over a set of concrete heads, then gives the results.
+
+    >>> acc = ClaimAccumulator(spec, heads)          # doctest: +SKIP
+    >>> for i, (sentence, run) in enumerate(zip(sentences, runs)):
+    ...     acc.add(i, sentence, run)
+    >>> acc.results(model="bert-base-uncased", fingerprint="sha256:...")
+    """
+
+    def __init__(self, spec: ClaimSpec, heads: Sequence[Head]) -> None:
+        if not heads:
+            raise ValueError(f"claim {spec.id!r} needs at least one head to evaluate")
+        self.spec = spec
+        self.heads = tuple(heads)
+        self._indices: list[int] = []
+        self._texts: list[str] = []
+        self._counts: list[int] = []
+        self._left_out: list[int] = []
+        self._hits: list[np.ndarray] = []  # per sentence: float64 [head]
+        self._baseline = {k: 0.0 for k in BASELINE_OFFSETS}
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def add(self, index: int, sentence: Sentence, run: Run) -> None:
+        """Score one sentence (``index`` is how results refer to it, e.g. in ``worst``)."""
+        selection = _selection(self.spec, sentence, run)
+        self._indices.append(int(index))
+        self._texts.append(sentence.text)
+        self._counts.append(selection.n)
+        self._left_out.append(selection.left_out)
+        self._hits.append(np.array([_hits(self.spec, head, selection, run)
+                                    for head in self.heads]))
+        if self.spec.baseline == "offset":
+            for k, hits in baseline_hits(selection.sources, selection.targets).items():
+                self._baseline[k] += hits
+
+    def outcomes(self) -> list[HeadOutcome]:
+        """One verdict per head, in the order of ``heads``."""
+        hits = (np.stack(self._hits) if self._hits
+                else np.zeros((0, len(self.heads))))  # [sentence, head]
+        return [judge(self.spec, np.array(self._counts, dtype=np.int64),
+                      np.array(self._left_out, dtype=np.int64), hits[:, h], self._texts,
+                      self._indices, self._baseline)
+                for h in range(len(self.heads))]
+
+    def results(self, *, model: str, fingerprint: str) -> list[ClaimResult]:
+        """``each``: one result per head; ``any``/``none``: one result naming the chosen head."""
+        outcomes = self.outcomes()
+        if self.spec.quantifier == "each":
+            return [self._result(head, outcome, outcome.passed, model, fingerprint)
+                    for head, outcome in zip(self.heads, outcomes)]
+        chosen = pick_head(self.spec.expect, outcomes)
+        some_passed = any(o.passed for o in outcomes)
+        passed = some_passed if self.spec.quantifier == "any" else not some_passed
+        return [self._result(self.heads[chosen], outcomes[chosen], passed, model, fingerprint)]
+
+    def _result(self, head: Head, outcome: HeadOutcome, passed: bool, model: str,
+                fingerprint: str) -> ClaimResult:
+        spec = self.spec
+        return ClaimResult(
+            file=spec.file, id=spec.id, head=str(head),
+            claim=spec.claim_text or str(spec.claim), measure=str(spec.measure),
+            level=spec.level, model=model, model_fingerprint=fingerprint,
+            expect=str(spec.expect), value=outcome.value, ci=outcome.ci, n=outcome.n,
+            left_out=outcome.left_out, passed=passed, sentences=outcome.sentences,
+            counterexamples=outcome.counterexamples, baseline=outcome.baseline,
+            warnings=outcome.warnings, worst=outcome.worst)

@@ -1,0 +1,70 @@
+"""Confidence intervals (SPEC §4). Pure, deterministic.
+
+- Shares (argmax, topk): the Wilson score interval.
+- Mass: a percentile bootstrap over sentences — resample whole sentences with replacement; the
+  statistic is the resample's total mass over its total source count. Sentences, not sources,
+  are resampled because sources of one sentence share context and are not independent.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+DEFAULT_CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+_CHUNK = 100
+
+
+def _check_level(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+
+
+def wilson(hits: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float] | None:
+    """Wilson score interval for ``hits`` successes out of ``n``; ``None`` when ``n == 0``."""
+    _check_level(confidence)
+    if n <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = hits / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    low = 0.0 if hits <= 0 else max(0.0, centre - half)  # exact at the ends, no 1e-17 residue
+    high = 1.0 if hits >= n else min(1.0, centre + half)
+    return low, high
+
+
+def bootstrap_ratio(hits: np.ndarray, counts: np.ndarray,
+                    confidence: float = DEFAULT_CONFIDENCE, *,
+                    resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """Percentile bootstrap of ``sum(hits) / sum(counts)`` over sentences.
+
+    hits: float ``[sentence]`` (mass summed over a sentence's sources); counts: int
+    ``[sentence]`` (its counted sources). Sentences with no counted source are ignored;
+    ``None`` when none is left. Same inputs, same interval (numpy Generator seeded with
+    ``seed``).
+    """
+    _check_level(confidence)
+    hits = np.asarray(hits, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    keep = counts > 0
+    hits, counts = hits[keep], counts[keep]
+    sentences = hits.shape[0]
+    if sentences == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    statistics = []
+    for start in range(0, resamples, _CHUNK):
+        size = min(_CHUNK, resamples - start)
+        picks = rng.integers(0, sentences, size=(size, sentences))  # [resample, draw]
+        statistics.append(hits[picks].sum(axis=1) / counts[picks].sum(axis=1))
+    values = np.concatenate(statistics)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)

@@ -1,0 +1,73 @@
+"""The three measures, per source row (SPEC §4), and the fixed-offset baseline. Pure numpy.
+
+Rows are attention over every real position (``[CLS]`` and ``[SEP]`` included), one per counted
+source; ``targets`` is the matching boolean ``[source, position]`` target matrix.
+
+- ``argmax``: hit iff the most-attended position is a target; ties go to the lowest position.
+- ``topk:K``: hit iff a target is among the K most-attended positions; ties rank lower positions
+  first (a stable sort on ``-row``).
+- ``mass``: the total attention on the targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from headprobe.claims.spec import Measure
+
+#: Offsets the baseline tries, in tie-break order: smaller |k| first, then the negative k.
+BASELINE_OFFSETS: tuple[int, ...] = (-1, 1, -2, 2, -3, 3)
+
+
+def ranked(rows: np.ndarray, k: int) -> np.ndarray:
+    """int ``[source, min(k, position)]``: the k most-attended positions of each row, ties lower
+    positions first."""
+    return np.argsort(-rows, axis=1, kind="stable")[:, :k]
+
+
+def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.ndarray:
+    """float64 ``[source]``: 1.0/0.0 per source for shares, the attention on targets for mass.
+
+    rows: float ``[source, position]``; targets: bool ``[source, position]``.
+    """
+    if rows.shape != targets.shape:
+        raise ValueError(f"rows {rows.shape} and targets {targets.shape} must have the same shape")
+    if rows.shape[0] == 0:
+        return np.zeros(0)
+    if measure.kind == "mass":
+        return np.where(targets, rows, 0.0).sum(axis=1, dtype=np.float64)
+    chosen = chosen_positions(rows, measure)
+    return np.take_along_axis(targets, chosen, axis=1).any(axis=1).astype(np.float64)
+
+
+def chosen_positions(rows: np.ndarray, measure: Measure) -> np.ndarray:
+    """int ``[source, k]``: the positions a source "looks at": its top K for ``topk:K``, else
+    its argmax (ties to the lowest position) as a single column."""
+    k = int(measure.k or 1) if measure.kind == "topk" else 1
+    return ranked(rows, k)
+
+
+def baseline_hits(sources: np.ndarray, targets: np.ndarray) -> dict[int, float]:
+    """Per offset k in `BASELINE_OFFSETS`, how many sources have ``i + k`` among their targets.
+
+    A predictor that puts all its attention on ``i + k`` scores the same for argmax, topk and
+    mass: 1 when ``i + k`` is a target, else 0. sources: int ``[source]`` (positions);
+    targets: bool ``[source, position]``.
+    """
+    size = targets.shape[1]
+    hits = {}
+    for k in BASELINE_OFFSETS:
+        shifted = sources + k
+        inside = (shifted >= 0) & (shifted < size)
+        rows = np.flatnonzero(inside)
+        hits[k] = float(targets[rows, shifted[inside]].sum())
+    return hits
+
+
+def best_baseline(hits: dict[int, float], n: int) -> tuple[int, float] | None:
+    """``(k, value)`` of the best offset: highest hits / n; ties to the smaller |k|, then the
+    negative k. ``None`` when nothing was counted."""
+    if n <= 0:
+        return None
+    best = max(BASELINE_OFFSETS, key=lambda k: (hits.get(k, 0.0), -BASELINE_OFFSETS.index(k)))
+    return best, hits.get(best, 0.0) / n

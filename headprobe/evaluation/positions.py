@@ -1,0 +1,266 @@
+"""Positions at a level, and the sources and targets of a claim among them (SPEC §3).
+
+Pure numpy. A `LevelView` is one `Run` seen at ``level: token`` (wordpieces) or ``level: word``
+(the tokenizer's words from `Run.word_groups`, each special token a word of its own). It is built
+once per (run, level) and cached, so many claims over the same run share it; word-level attention
+matrices are computed lazily per head and cached too.
+
+A `Selection` is what a claim picks out of one view: the counted source positions, a boolean
+target matrix ``[source, position]`` and how many sources were left out for having no target.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from headprobe.claims.spec import Source, Span, Target
+from headprobe.errors import ClaimFileError
+from headprobe.heads import Head
+from headprobe.runs import Run
+
+MASK_TOKEN = "[MASK]"
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+
+_STEPS = {"next": 1, "previous": -1, "self": 0}
+
+
+@dataclass(frozen=True, eq=False)
+class LevelView:
+    """A run at one level. Every per-position array has length ``size``.
+
+    It holds the run's attention array but not the `Run` itself, so the per-run cache entry
+    goes away with the run.
+
+    Attributes:
+      attentions: the run's float32 ``[layer, head, query, key]`` (token level).
+      level: ``"token"`` or ``"word"``.
+      labels: what a position is called in figures: the wordpiece, or the word's text.
+      groups: per position, the token positions it is made of (one each at token level).
+      special: bool ``[position]``: ``[CLS]``, ``[SEP]`` and other specials, never ``[MASK]``.
+      is_cls, is_sep, is_mask: bool ``[position]``.
+      word_texts: per position, the whole word it belongs to (for ``word:REGEX``).
+      chars: per position, its own characters (for ``punct``).
+      word_of: int ``[position]``: which word a position belongs to (for ``same-word``).
+      piece_offsets: per position, the character ranges of its pieces (for ``span:LABEL``).
+    """
+
+    attentions: np.ndarray
+    level: str
+    labels: tuple[str, ...]
+    groups: tuple[tuple[int, ...], ...]
+    special: np.ndarray
+    is_cls: np.ndarray
+    is_sep: np.ndarray
+    is_mask: np.ndarray
+    word_texts: tuple[str, ...]
+    chars: tuple[str, ...]
+    word_of: np.ndarray
+    piece_offsets: tuple[tuple[tuple[int, int], ...], ...]
+    _matrices: dict = field(default_factory=dict, repr=False)
+    _selections: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def matrix(self, head: Head) -> np.ndarray:
+        """float64 ``[query, key]`` attention of ``head`` at this level (cached per head).
+
+        At word level: ``W = mean_rows(G)ᵀ · A · G`` with ``G`` the ``[token, word]`` membership,
+        i.e. a word's row is the mean of its pieces' rows and attention to a word is the sum over
+        its pieces (Clark et al. 2019).
+        """
+        if head not in self._matrices:
+            attention = head_attention(self.attentions, head).astype(np.float64)
+            if self.level == "word":
+                membership = np.zeros((attention.shape[0], self.size))  # [token, word]
+                for word, pieces in enumerate(self.groups):
+                    membership[list(pieces), word] = 1.0
+                mean_rows = membership / membership.sum(axis=0, keepdims=True)
+                attention = mean_rows.T @ attention @ membership
+            self._matrices[head] = attention
+        return self._matrices[head]
+
+
+def head_attention(attentions: np.ndarray, head: Head) -> np.ndarray:
+    """``attentions[layer, head]`` ``[query, key]`` (0-based via `Head.index`), range-checked."""
+    layer, index = head.index
+    if not (0 <= layer < attentions.shape[0] and 0 <= index < attentions.shape[1]):
+        raise ClaimFileError(
+            f"head {head} is out of range: this model has layers 1..{attentions.shape[0]} and "
+            f"heads 1..{attentions.shape[1]} (counted from 1, as in L1H1)")
+    return attentions[layer, index]
+
+
+_VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, LevelView]]" = weakref.WeakKeyDictionary()
+
+
+def level_view(run: Run, level: str) -> LevelView:
+    """The cached `LevelView` of ``run`` at ``level`` (``"token"`` or ``"word"``)."""
+    views = _VIEWS.setdefault(run, {})
+    if level not in views:
+        if level not in ("token", "word"):
+            raise ClaimFileError(f"level must be 'token' or 'word', got {level!r}")
+        views[level] = _build_view(run, level)
+    return views[level]
+
+
+def _token_chars(run: Run, position: int) -> str:
+    start, end = run.offsets[position]
+    if end > start:
+        return run.text[start:end]
+    token = run.tokens[position]
+    return token[2:] if token.startswith("##") else token
+
+
+def _build_view(run: Run, level: str) -> LevelView:
+    tokens = list(run.tokens)
+    attentions = np.asarray(run.attentions)
+    if attentions.ndim != 4 or attentions.shape[2:] != (len(tokens), len(tokens)):
+        raise ValueError(
+            f"run attentions must be [layer, head, query, key] with {len(tokens)} query and key "
+            f"positions (one per token), got shape {attentions.shape}")
+    is_mask_token = np.array([t == MASK_TOKEN for t in tokens], dtype=bool)
+    special_token = np.asarray(run.special_mask, dtype=bool) & ~is_mask_token
+    word_text = [tokens[i] if special_token[i] else run.word_text(i) for i in range(len(tokens))]
+    token_groups = run.word_groups()
+    if level == "token":
+        groups = tuple((i,) for i in range(len(tokens)))
+        word_of = np.empty(len(tokens), dtype=np.int64)
+        for word, pieces in enumerate(token_groups):
+            word_of[pieces] = word
+        labels = tuple(tokens)
+        chars = tuple(tokens[i] if special_token[i] else _token_chars(run, i)
+                      for i in range(len(tokens)))
+    else:
+        groups = tuple(tuple(pieces) for pieces in token_groups)
+        word_of = np.arange(len(groups), dtype=np.int64)
+        labels = tuple(word_text[pieces[0]] for pieces in groups)
+        chars = labels
+    first = [pieces[0] for pieces in groups]
+
+    def any_piece(flags: np.ndarray) -> np.ndarray:
+        return np.array([bool(flags[list(pieces)].any()) for pieces in groups], dtype=bool)
+
+    return LevelView(
+        attentions=attentions, level=level, labels=labels, groups=groups,
+        special=any_piece(special_token),
+        is_cls=any_piece(np.array([t == CLS_TOKEN for t in tokens], dtype=bool)),
+        is_sep=any_piece(np.array([t == SEP_TOKEN for t in tokens], dtype=bool)),
+        is_mask=any_piece(is_mask_token),
+        word_texts=tuple(word_text[i] for i in first),
+        chars=chars,
+        word_of=word_of,
+        piece_offsets=tuple(tuple(run.offsets[i] for i in pieces) for pieces in groups),
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a claim picks out of one view.
+
+    Attributes:
+      sources: int ``[source]``: the counted source positions (each has at least one target).
+      targets: bool ``[source, position]``: the target set of each counted source.
+      left_out: sources dropped because their target set was empty.
+    """
+
+    sources: np.ndarray
+    targets: np.ndarray
+    left_out: int
+
+    @property
+    def n(self) -> int:
+        return int(self.sources.shape[0])
+
+
+def select(view: LevelView, source: Source, target: Target,
+           spans: tuple[Span, ...] = ()) -> Selection:
+    """Counted sources and their targets for one claim in one view (cached per view)."""
+    key = (source, target, spans)
+    if key not in view._selections:
+        candidates = np.flatnonzero(source_mask(view, source, spans))
+        rows = [target_mask(view, target, int(i), spans) for i in candidates]
+        targets = (np.array(rows, dtype=bool) if rows
+                   else np.zeros((0, view.size), dtype=bool))  # [candidate, position]
+        counted = targets.any(axis=1)
+        view._selections[key] = Selection(
+            sources=candidates[counted], targets=targets[counted],
+            left_out=int((~counted).sum()))
+    return view._selections[key]
+
+
+def source_mask(view: LevelView, source: Source, spans: tuple[Span, ...]) -> np.ndarray:
+    """bool ``[position]``: which positions are sources."""
+    kind = source.kind
+    if kind == "token":
+        return ~view.special
+    if kind in ("mask", "cls", "sep", "word", "span"):
+        return _shared_mask(view, kind, source.arg, spans)
+    raise ClaimFileError(f"unknown source kind {kind!r}")
+
+
+def target_mask(view: LevelView, target: Target, source: int,
+                spans: tuple[Span, ...]) -> np.ndarray:
+    """bool ``[position]``: the targets of the source at position ``source``."""
+    kind = target.kind
+    if kind in _STEPS or kind == "offset":
+        step = _STEPS[kind] if kind in _STEPS else int(target.offset or 0)
+        mask = np.zeros(view.size, dtype=bool)
+        if 0 <= source + step < view.size:
+            mask[source + step] = True
+        return mask
+    if kind == "punct":
+        return _punct_mask(view)
+    if kind == "same-word":
+        mask = (view.word_of == view.word_of[source]) & ~view.special
+        mask[source] = False
+        return mask
+    if kind in ("mask", "cls", "sep", "word", "span"):
+        return _shared_mask(view, kind, target.arg, spans)
+    raise ClaimFileError(f"unknown target kind {kind!r}")
+
+
+def _shared_mask(view: LevelView, kind: str, arg: str | None,
+                 spans: tuple[Span, ...]) -> np.ndarray:
+    """The kinds that mean the same as a source and as a target."""
+    if kind == "mask":
+        return view.is_mask.copy()
+    if kind == "cls":
+        return view.is_cls.copy()
+    if kind == "sep":
+        return view.is_sep.copy()
+    if kind == "word":
+        pattern = _compile(arg or "")
+        return np.array([not special and pattern.fullmatch(text) is not None
+                         for special, text in zip(view.special, view.word_texts)], dtype=bool)
+    ranges = [(s.start, s.end) for s in spans if s.label == arg]
+    return np.array([not special and any(_overlaps(piece, r) for piece in pieces for r in ranges)
+                     for special, pieces in zip(view.special, view.piece_offsets)], dtype=bool)
+
+
+def _overlaps(piece: tuple[int, int], span: tuple[int, int]) -> bool:
+    return piece[1] > piece[0] and piece[0] < span[1] and span[0] < piece[1]
+
+
+def _punct_mask(view: LevelView) -> np.ndarray:
+    return np.array([not special and bool(chars) and
+                     all(unicodedata.category(c).startswith("P") for c in chars)
+                     for special, chars in zip(view.special, view.chars)], dtype=bool)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(regex: str) -> re.Pattern[str]:
+    try:
+        return re.compile(regex, re.IGNORECASE)
+    except re.error as error:
+        raise ClaimFileError(
+            f"word:{regex} is not a valid regular expression ({error}); write a Python regex "
+            f"such as word:the|a") from None

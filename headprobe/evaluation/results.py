@@ -1,0 +1,97 @@
+"""Immutable, serialisable results (SPEC §5): what reporters read, never the evaluator's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    """One claim, one head, one sentence.
+
+    Attributes:
+      n: sources counted (each had at least one target).
+      left_out: sources dropped because they had no target in this sentence.
+      hits: the hit count (argmax, topk) or the summed attention on targets (mass).
+      value: ``hits / n``, or ``None`` when ``n == 0``.
+    """
+
+    n: int
+    left_out: int
+    hits: float
+    value: float | None
+
+    @classmethod
+    def of(cls, n: int, left_out: int, hits: float) -> "SentenceScore":
+        return cls(n=n, left_out=left_out, hits=float(hits), value=hits / n if n else None)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The best fixed-offset baseline: always attending to ``i + offset`` scores ``value``."""
+
+    offset: int
+    value: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offset": self.offset, "value": _round(self.value)}
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One test outcome: one claim on one head (``each``) or on a head set (``any``/``none``).
+
+    ``head`` is the concrete head (``each``), the best head (``any``) or the head that came
+    closest to passing / the one that passed (``none``). ``claim`` and ``expect`` are as written.
+    ``worst`` holds the indices (as given to `ClaimAccumulator.add`) of up to three sentences
+    furthest from meeting the expectation, worst first, for failure diagrams. ``sentences`` and
+    ``counterexamples`` are set for ``per: sentence``; ``baseline`` for ``baseline: offset``.
+    """
+
+    file: str
+    id: str
+    head: str
+    claim: str
+    measure: str
+    level: str
+    model: str
+    model_fingerprint: str
+    expect: str
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    left_out: int
+    passed: bool
+    figures: tuple[str, ...] = ()
+    sentences: int | None = None
+    counterexamples: tuple[str, ...] | None = None
+    baseline: Baseline | None = None
+    warnings: tuple[str, ...] = ()
+    worst: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The report.json entry: SPEC §5 keys in order, then the optional ones that apply."""
+        data: dict[str, Any] = {
+            "file": self.file, "id": self.id, "head": self.head, "claim": self.claim,
+            "measure": self.measure, "level": self.level, "model": self.model,
+            "model_fingerprint": self.model_fingerprint, "expect": self.expect,
+            "value": _round(self.value),
+            "ci": None if self.ci is None else [_round(self.ci[0]), _round(self.ci[1])],
+            "n": self.n, "left_out": self.left_out, "passed": self.passed,
+            "figures": list(self.figures),
+        }
+        if self.sentences is not None:
+            data["sentences"] = self.sentences
+        if self.counterexamples is not None:
+            data["counterexamples"] = list(self.counterexamples)
+        if self.baseline is not None:
+            data["baseline"] = self.baseline.to_json()
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), _DIGITS)

@@ -1,0 +1,134 @@
+"""From per-sentence numbers to a verdict: pooled value, interval, pass/fail, quantifiers.
+
+Pure functions over small arrays; no runs, no model. Decisions (see docs/measures.md):
+
+- ``per: pool`` passes iff the pooled value meets the expectation, and with ``confidence`` the
+  whole interval does too.
+- ``per: sentence`` passes iff every sentence with at least one counted source meets the
+  expectation on its own value; the pooled value and interval are reported but not checked.
+- ``baseline: offset`` additionally needs pooled value > baseline value + margin (strictly).
+- No counted source at all: no value, no interval, fail.
+- ``any`` / ``none`` pick one head to report: among passing heads the one with the best value in
+  the expectation's direction; when none passes, the one closest to passing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from headprobe.claims.spec import ClaimSpec, Expectation
+from headprobe.evaluation.intervals import DEFAULT_CONFIDENCE, bootstrap_ratio, wilson
+from headprobe.evaluation.measures import best_baseline
+from headprobe.evaluation.results import Baseline
+
+#: Fewer counted sources than this earns a health warning.
+FEW_SOURCES = 20
+#: How many of the worst sentences a result names for failure diagrams.
+WORST = 3
+
+
+@dataclass(frozen=True)
+class HeadOutcome:
+    """The verdict of one claim on one head."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    left_out: int
+    passed: bool
+    sentences: int | None
+    counterexamples: tuple[str, ...] | None
+    baseline: Baseline | None
+    warnings: tuple[str, ...]
+    worst: tuple[int, ...]
+
+
+def closeness(expect: Expectation, value: float | None) -> float:
+    """Higher is better in the expectation's direction: the value for ``>=``/``>``, minus it for
+    ``<=``/``<``, minus the distance to the middle for ``between``. ``None`` ranks last."""
+    if value is None:
+        return -math.inf
+    if expect.op in (">=", ">"):
+        return value
+    if expect.op in ("<=", "<"):
+        return -value
+    high = expect.high if expect.high is not None else 1.0
+    return -abs(value - (expect.low + high) / 2)
+
+
+def judge(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.ndarray,
+          texts: Sequence[str], indices: Sequence[int],
+          baseline_hits: dict[int, float]) -> HeadOutcome:
+    """The verdict for one head. counts, left_out, hits: ``[sentence]`` as accumulated;
+    ``baseline_hits``: per offset, hits summed over sentences."""
+    counts = np.asarray(counts, dtype=np.int64)
+    hits = np.asarray(hits, dtype=np.float64)
+    n, dropped = int(counts.sum()), int(np.asarray(left_out).sum())
+    value = float(hits.sum() / n) if n else None
+    ci = _interval(spec, hits, counts, n)
+    best = best_baseline(baseline_hits, n) if spec.baseline == "offset" else None
+    baseline = Baseline(*best) if best is not None else None
+    checked = np.flatnonzero(counts > 0)
+    per_sentence = {int(s): float(hits[s] / counts[s]) for s in checked}
+    if spec.per == "sentence":
+        failing = [s for s, v in per_sentence.items() if not spec.expect.holds(v)]
+        passed = n > 0 and not failing
+        order = sorted(failing, key=lambda s: (len(texts[s]), per_sentence[s], indices[s]))
+        counterexamples: tuple[str, ...] | None = tuple(texts[s] for s in order)
+        sentences: int | None = len(per_sentence)
+    else:
+        passed = value is not None and spec.expect.holds(value)
+        if passed and spec.confidence is not None and ci is not None:
+            passed = spec.expect.holds_interval(*ci)
+        counterexamples, sentences = None, None
+    if baseline is not None and value is not None:
+        passed = passed and value > baseline.value + spec.margin
+    worst = sorted(per_sentence, key=lambda s: (closeness(spec.expect, per_sentence[s]),
+                                                indices[s]))[:WORST]
+    return HeadOutcome(
+        value=value, ci=ci, n=n, left_out=dropped, passed=bool(passed), sentences=sentences,
+        counterexamples=counterexamples, baseline=baseline,
+        warnings=health_warnings(spec, n, dropped, len(texts)),
+        worst=tuple(int(indices[s]) for s in worst))
+
+
+def _interval(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,
+              n: int) -> tuple[float, float] | None:
+    level = spec.confidence if spec.confidence is not None else DEFAULT_CONFIDENCE
+    if spec.measure.is_share:
+        return wilson(float(hits.sum()), n, level)
+    return bootstrap_ratio(hits, counts, level)
+
+
+def health_warnings(spec: ClaimSpec, n: int, left_out: int, sentences: int) -> tuple[str, ...]:
+    """Human-readable warnings when a result is weaker than it looks."""
+    source, target = spec.claim.source, spec.claim.target
+    total = n + left_out
+    if n == 0:
+        if total:
+            return (f"no source was counted: all {total} '{source}' sources in {sentences} "
+                    f"sentence(s) were left out because none had a '{target}' target; the claim "
+                    f"has no value and fails — check the target or add sentences that have one",)
+        return (f"no source was counted: no position in {sentences} sentence(s) is a "
+                f"'{source}' source; the claim has no value and fails — check the source or "
+                f"add sentences that contain one",)
+    warnings = []
+    if n < FEW_SOURCES:
+        warnings.append(f"only {n} source(s) counted (fewer than {FEW_SOURCES}): the value rests "
+                        f"on little evidence — add sentences")
+    if left_out * 2 > total:
+        warnings.append(f"{left_out} of {total} '{source}' sources were left out (more than "
+                        f"half) because they had no '{target}' target in their sentence")
+    return tuple(warnings)
+
+
+def pick_head(expect: Expectation, outcomes: Sequence[HeadOutcome]) -> int:
+    """Index of the head to report for ``any``/``none``: the passing head with the best value in
+    the expectation's direction, or, when none passes, the one closest to passing. Ties go to
+    the earlier head."""
+    candidates = [i for i, o in enumerate(outcomes) if o.passed] or list(range(len(outcomes)))
+    return max(candidates, key=lambda i: (closeness(expect, outcomes[i].value), -i))
