@@ -41,6 +41,9 @@ class HypothesisFile(pytest.File):
                 continue
             heads = _expand_heads(spec, info.num_layers, info.num_heads)
             sentences = context.sentences_for(spec, hfile, info)
+            templates = tuple(hfile.sets[name].template for name in spec.over
+                              if hfile.sets[name].template is not None
+                              and hfile.sets[name].template.generate)
             if spec.quantifier == "each":
                 groups: list[tuple[str, tuple[Head, ...]]] = [(str(h), (h,)) for h in heads]
             else:
@@ -48,7 +51,8 @@ class HypothesisFile(pytest.File):
             for label, group in groups:
                 item = ClaimItem.from_parent(self, name=f"{spec.id}[{label}]", spec=spec,
                                              heads=group, model_spec=model_spec,
-                                             sentences=sentences, display_file=display)
+                                             sentences=sentences, display_file=display,
+                                             templates=templates)
                 if spec.skip is not None:
                     item.add_marker(pytest.mark.skip(reason=spec.skip))
                 if spec.xfail is not None:
@@ -75,13 +79,15 @@ def _expand_heads(spec: ClaimSpec, num_layers: int, num_heads: int) -> list[Head
 
 class ClaimItem(pytest.Item):
     def __init__(self, *, spec: ClaimSpec, heads: tuple[Head, ...], model_spec: str,
-                 sentences: Sequence[Sentence], display_file: str, **kwargs) -> None:
+                 sentences: Sequence[Sentence], display_file: str,
+                 templates: tuple = (), **kwargs) -> None:
         super().__init__(**kwargs)
         self.spec = spec
         self.heads = heads
         self.model_spec = model_spec
         self.sentences = tuple(sentences)
         self.display_file = display_file
+        self.templates = templates
         self.result = None
 
     def runtest(self) -> None:

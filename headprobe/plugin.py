@@ -76,3 +76,43 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     context = context_if_any(config)
     if context is not None:
         context.terminal_summary(terminalreporter)
+
+
+@pytest.fixture(scope="session")
+def headprobe_load(request: pytest.FixtureRequest):
+    """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per session."""
+    from headprobe.session import get_context
+
+    context = get_context(request.config)
+    return context.probe_model
+
+
+@pytest.fixture(scope="session")
+def headprobe_model(headprobe_load):
+    """The model named by ``--model`` (``headprobe check``) / ``--headprobe-model`` (pytest), else
+    ``[tool.headprobe] model`` in pyproject.toml, else bert-base-uncased; loaded once per session."""
+    return headprobe_load(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    from headprobe.session import context_if_any
+
+    context = context_if_any(item.config)
+    if context is not None:
+        context.current_nodeid = item.nodeid
+    try:
+        return (yield)
+    finally:
+        if context is not None:
+            context.current_nodeid = None
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left, right):
+    from headprobe.pyapi import Measured
+
+    if not isinstance(left, Measured) or left.decided is None:
+        return None
+    from headprobe.session import get_context
+
+    return get_context(config).explain_python_failure(left)

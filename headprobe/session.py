@@ -61,6 +61,7 @@ class CheckContext:
         self._errors = 0
         self._run_dir: Path | None = None
         self._sentence_cache: dict[tuple[str, str], list[Sentence]] = {}
+        self.current_nodeid: str | None = None
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -100,6 +101,39 @@ class CheckContext:
 
             self._models[spec] = headprobe.load(spec)
         return self._models[spec]
+
+    def probe_model(self, spec: str | None):
+        """A `ProbeModel` for ``spec`` (None: the configured default) that records its claims."""
+        from headprobe.pyapi import ProbeModel
+
+        spec = self.model_spec_for(spec)
+        try:
+            model = self.load_model(spec)
+        except HeadprobeError as error:
+            raise pytest.UsageError(str(error)) from None
+
+        def record(measured, claim_spec, result) -> None:
+            self.record_python(self.current_nodeid or claim_spec.id, result)
+
+        return ProbeModel(model, recorder=record)
+
+    def explain_python_failure(self, measured) -> list[str]:
+        """Lines for a failing ``assert measured >= x``, with the diagrams it drew."""
+        from headprobe.terminal import measured_line
+
+        result = measured.decided
+        file = os.path.relpath(result.file, self.config.rootpath) if os.path.isabs(
+            result.file) else result.file
+        result = self.with_figures(measured.probe.model, measured.spec, measured.sentences,
+                                   result, file)
+        for i, (nodeid, recorded) in enumerate(self._recorded):
+            if recorded.id == result.id and recorded.head == result.head and \
+                    recorded.expect == result.expect and not recorded.figures:
+                self._recorded[i] = (nodeid, dataclasses.replace(recorded, figures=result.figures))
+        lines = [f"claim {measured.spec.claim_text!r} failed on {result.head}",
+                 measured_line(result)]
+        lines += [f"figure: {os.path.relpath(self.run_dir() / f)}" for f in result.figures]
+        return lines
 
     # ---- sentences -----------------------------------------------------------------------------
     def sentences_for(self, spec: ClaimSpec, hfile: HypothesisFile,
@@ -168,9 +202,12 @@ class CheckContext:
         for accumulator, group in accumulators:
             results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
             for item in group:
-                result = _result_for_item(item, results)
+                result = dataclasses.replace(_result_for_item(item, results),
+                                             file=item.display_file)
                 if not result.passed:
-                    result = self._with_figures(model, item, result)
+                    result = self._shrunk(model, item, result)
+                    result = self.with_figures(model, item.spec, item.sentences, result,
+                                               item.display_file)
                 self._results[item.nodeid] = result
 
     def _runs(self, model, texts: Sequence[str], deepest: int | None):
@@ -187,6 +224,43 @@ class CheckContext:
                 progress.advance()
                 yield pair
 
+    @property
+    def cache_dir(self) -> Path:
+        from headprobe.paths import cache_root
+
+        return cache_root(self.config.getoption("headprobe_cache_dir", None)
+                          or self.settings.cache_dir)
+
+    def _shrunk(self, model, item: "ClaimItem", result: "ClaimResult") -> "ClaimResult":
+        """For ``per: sentence`` over generated sets: put hypothesis's simplest failing
+        sentence first among the counterexamples."""
+        from headprobe.evaluation import score_sentence
+        from headprobe.generate import shrink_counterexample
+        from headprobe.heads import parse_head
+
+        if item.spec.per != "sentence" or not item.templates:
+            return result
+        head = parse_head(result.head)
+        expect = item.spec.expect
+
+        def fails(sentence: Sentence) -> bool:
+            (run,) = model.run([sentence.text], hidden_states=False, mlm_logits=False,
+                               num_layers=head.layer)
+            score = score_sentence(item.spec, head, sentence, run)
+            return score.value is not None and not expect.holds(score.value)
+
+        found = []
+        for template in item.templates:
+            key = f"{item.display_file}::{item.spec.id}::{head}::{model.fingerprint}"
+            shrunk = shrink_counterexample(template, self.seed, fails, key=key,
+                                           database_dir=self.cache_dir / "hypothesis")
+            if shrunk is not None:
+                found.append(shrunk.text)
+        if not found:
+            return result
+        rest = [t for t in (result.counterexamples or ()) if t not in found]
+        return dataclasses.replace(result, counterexamples=tuple(found + rest))
+
     # ---- figures -------------------------------------------------------------------------------
     def run_dir(self) -> Path:
         if self._run_dir is None:
@@ -195,25 +269,27 @@ class CheckContext:
             self._run_dir = new_run_dir(self.report_dir)
         return self._run_dir
 
-    def _with_figures(self, model, item: "ClaimItem", result: "ClaimResult") -> "ClaimResult":
+    def with_figures(self, model, spec: ClaimSpec, sentences: Sequence[Sentence],
+                     result: "ClaimResult", display_file: str) -> "ClaimResult":
+        """``result`` with PNG diagrams of its worst sentences written into this run's folder."""
         from headprobe.evaluation import attention_view
         from headprobe.heads import parse_head
         from headprobe.report.figures import attention_figure, save_png
 
-        if self.config.getoption("headprobe_no_report", False) or not result.worst or result.head is None:
+        if self.config.getoption("headprobe_no_report", False) or not result.worst:
             return result
         head = parse_head(result.head)
-        chosen = [item.sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT]]
+        chosen = [sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT]]
         runs = model.run([s.text for s in chosen], hidden_states=False, mlm_logits=False,
                          num_layers=head.layer)
         paths = []
-        stem = _safe_name(f"{Path(item.display_file).stem}_{item.spec.id}_{head}")
+        stem = _safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
         for rank, (sentence, run) in enumerate(zip(chosen, runs), start=1):
-            view = attention_view(item.spec, head, sentence, run)
-            title = (f"{item.spec.claim_text}   [{head}]\n"
-                     f"{item.spec.measure} = {_fmt(view.value)} on this sentence; overall "
-                     f"{_fmt(result.value)} (n={result.n}), expected {item.spec.expect}\n"
-                     f"model: {model_spec_name(item.model_spec)}")
+            view = attention_view(spec, head, sentence, run)
+            title = (f"{spec.claim_text}   [{head}]\n"
+                     f"{spec.measure} = {_fmt(view.value)} on this sentence; overall "
+                     f"{_fmt(result.value)} (n={result.n}), expected {spec.expect}\n"
+                     f"model: {result.model}")
             figure = attention_figure(view.matrix, view.labels, expected=view.expected,
                                       actual=view.actual, title=title)
             relative = Path("figures") / f"{stem}_{rank}.png"
@@ -226,7 +302,7 @@ class CheckContext:
         from headprobe.terminal import failure_text
 
         return failure_text(item, result, self.run_dir() if result.figures else None,
-                            Path(self.config.invocation_params.dir))
+                            Path(self.config.invocation_params.dir), seed=self.seed)
 
     def terminal_summary(self, reporter) -> None:
         from headprobe.terminal import summary_lines
@@ -236,6 +312,12 @@ class CheckContext:
 
     # ---- report --------------------------------------------------------------------------------
     _written_report: Path | None = None
+
+    def record_python(self, nodeid: str, result: "ClaimResult") -> None:
+        """A claim decided in a Python test (`headprobe.pyapi`): it goes into the report."""
+        file = os.path.relpath(result.file, self.config.rootpath) if os.path.isabs(
+            result.file) else result.file
+        self._recorded.append((nodeid, dataclasses.replace(result, file=file)))
 
     def note_error(self) -> None:
         self._errors += 1

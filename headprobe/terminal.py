@@ -31,7 +31,7 @@ def measured_line(result: "ClaimResult") -> str:
 
 
 def failure_text(item: "ClaimItem", result: "ClaimResult", run_dir: Path | None,
-                 cwd: Path) -> str:
+                 cwd: Path, seed: int = 0) -> str:
     spec = item.spec
     lines = [f"claim {spec.claim_text!r} failed on {result.head} ({spec.quantifier}, "
              f"level {spec.level}, per {spec.per})",
@@ -53,6 +53,9 @@ def failure_text(item: "ClaimItem", result: "ClaimResult", run_dir: Path | None,
         lines += [f"    {_relative(run_dir / f, cwd)}" for f in result.figures]
     if spec.why:
         lines.append(f"  why: {spec.why}")
+    if getattr(item, "templates", ()):
+        lines.append(f"  reproduce: headprobe check {item.display_file} -k '{spec.id}' "
+                     f"--seed {seed}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,21 @@
+"""Where headprobe keeps caches: under the user cache directory, never inside a repository.
+
+``$HEADPROBE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``.
+Sub-folders: ``jax/`` (compiled programs), ``forward/`` (forward results), ``hypothesis/``
+(remembered counterexamples).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("HEADPROBE_CACHE_DIR")
+    if base:
+        return Path(base).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "headprobe"

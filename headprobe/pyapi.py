@@ -1,0 +1,190 @@
+"""Claims written in Python: ``headprobe_model.claim("L2H9: token -> next").over(S).argmax()``.
+
+The result of a measure is a `Measured`: it prints with its value, interval and n, and compares to
+numbers (``assert result >= 0.55``). A comparison records the claim and its outcome for the run's
+report.json; when an ``assert`` on it fails, the plugin's ``pytest_assertrepr_compare`` draws the
+same failure diagrams as YAML claims and lists their paths.
+
+    def test_next_token(headprobe_model):
+        result = headprobe_model.claim("L2H9: token -> next").over(SENTENCES).argmax()
+        assert result >= 0.55
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from headprobe.claims.spec import ClaimSpec, Expectation, Measure, Sentence
+from headprobe.errors import ClaimFileError, UsageError
+
+_OPS = {">=": "__ge__", ">": "__gt__", "<=": "__le__", "<": "__lt__"}
+
+
+class ProbeModel:
+    """A loaded model (`headprobe.load`) with the claim builder; what the fixture gives."""
+
+    def __init__(self, model, *, recorder=None) -> None:
+        self.model = model
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:  # num_layers, num_heads, run, tokenize, ...
+        return getattr(self.model, name)
+
+    def claim(self, text: str, *, level: str = "token", per: str = "pool",
+              quantifier: str = "each", baseline: str | None = None,
+              margin: float = 0.0) -> "ClaimQuery":
+        from headprobe.claims.language import parse_claim
+
+        _check_choice("level", level, ("token", "word"))
+        _check_choice("per", per, ("pool", "sentence"))
+        _check_choice("quantifier", quantifier, ("each", "any", "none"))
+        if baseline not in (None, "offset"):
+            raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
+        file, line, name = _caller()
+        spec = ClaimSpec(file=file, line=line, id=name, claim=parse_claim(text), over=("python",),
+                         expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
+                         quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
+                         margin=float(margin), claim_text=text)
+        return ClaimQuery(self, spec, ())
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimQuery:
+    probe: ProbeModel
+    spec: ClaimSpec
+    sentences: tuple[Sentence, ...]
+
+    def over(self, sentences: Iterable[str | Sentence]) -> "ClaimQuery":
+        """Sentences (annotated ``[text]{label}`` strings or `Sentence` objects) to measure on."""
+        from headprobe.claims.sentences import parse_annotated
+
+        parsed = tuple(s if isinstance(s, Sentence) else parse_annotated(str(s), "python")
+                       for s in ([sentences] if isinstance(sentences, (str, Sentence))
+                                 else sentences))
+        return dataclasses.replace(self, sentences=self.sentences + parsed)
+
+    def argmax(self) -> "Measured":
+        return self._measure(Measure("argmax"))
+
+    def mass(self) -> "Measured":
+        return self._measure(Measure("mass"))
+
+    def topk(self, k: int) -> "Measured":
+        if not isinstance(k, int) or k < 1:
+            raise UsageError(f"topk: expected a positive integer K, got {k!r}")
+        return self._measure(Measure("topk", k))
+
+    def _measure(self, measure: Measure) -> "Measured":
+        from headprobe.evaluation import ClaimAccumulator
+
+        if not self.sentences:
+            raise UsageError(f"claim {self.spec.claim_text!r} has no sentences: call "
+                             f".over([...]) before measuring")
+        model = self.probe.model
+        spec = dataclasses.replace(self.spec, measure=measure)
+        heads = []
+        for pattern in spec.claim.heads:
+            try:
+                heads.extend(h for h in pattern.expand(model.num_layers, model.num_heads)
+                             if h not in heads)
+            except ClaimFileError as error:
+                raise error.located(file=spec.file, line=spec.line, field="claim") from None
+        accumulator = ClaimAccumulator(spec, heads)
+        runs = model.run([s.text for s in self.sentences], hidden_states=False,
+                         mlm_logits=False, num_layers=max(h.layer for h in heads))
+        for index, (sentence, run) in enumerate(zip(self.sentences, runs)):
+            accumulator.add(index, sentence, run)
+        return Measured(self.probe, spec, self.sentences, accumulator)
+
+
+class Measured:
+    """A measured claim: compare it to a number to decide it (``>=``, ``>``, ``<=``, ``<``).
+
+    With several heads (``L3H*``) and quantifier ``each`` every head must meet the bound; ``any``
+    needs one; ``none`` needs none. ``.value``, ``.ci``, ``.n``, ``.left_out``, ``.head`` describe
+    the chosen head (the only one, or the best/offending one); ``.results`` holds all.
+    """
+
+    def __init__(self, probe: ProbeModel, spec: ClaimSpec, sentences: Sequence[Sentence],
+                 accumulator) -> None:
+        self.probe = probe
+        self.spec = spec
+        self.sentences = tuple(sentences)
+        self._accumulator = accumulator
+        self.decided = None  # the ClaimResult of the last comparison
+        self.results = self._accumulator_results(spec)
+        first = self.results[0]
+        self.value, self.ci, self.n, self.left_out = first.value, first.ci, first.n, first.left_out
+        self.head = first.head
+
+    def _accumulator_results(self, spec: ClaimSpec):
+        """Results under ``spec``'s expectation: the accumulator holds only per-sentence numbers,
+        so judging them against another bound costs no forward pass."""
+        model = self.probe.model
+        self._accumulator.spec = spec
+        return self._accumulator.results(model=getattr(model, "name", "?"),
+                                         fingerprint=getattr(model, "fingerprint", ""))
+
+    def _decide(self, op: str, bound: float) -> bool:
+        from headprobe.claims.language import parse_expectation
+
+        expect = parse_expectation(f"{op} {bound}")
+        spec = dataclasses.replace(self.spec, expect=expect)
+        results = self._accumulator_results(spec)
+        passed = all(r.passed for r in results)
+        failing = [r for r in results if not r.passed]
+        self.decided = failing[0] if failing else results[0]
+        if self.probe._recorder is not None:
+            for result in results:
+                self.probe._recorder(self, spec, result)
+        return passed
+
+    def __ge__(self, bound: float) -> bool:
+        return self._decide(">=", bound)
+
+    def __gt__(self, bound: float) -> bool:
+        return self._decide(">", bound)
+
+    def __le__(self, bound: float) -> bool:
+        return self._decide("<=", bound)
+
+    def __lt__(self, bound: float) -> bool:
+        return self._decide("<", bound)
+
+    def __float__(self) -> float:
+        if self.value is None:
+            raise ValueError(f"{self!r} has no value: no source was counted")
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        from headprobe.terminal import _num
+
+        ci = (f", 95% CI [{_num(self.ci[0])}, {_num(self.ci[1])}]" if self.ci else "")
+        return (f"<{self.spec.claim_text} on {self.head}: {self.spec.measure} = "
+                f"{_num(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
+
+
+def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        from headprobe.errors import did_you_mean
+
+        raise UsageError(f"{field}: expected one of {', '.join(choices)}, got {value!r}"
+                         f"{did_you_mean(value, choices)}")
+
+
+def _caller() -> tuple[str, int, str]:
+    """File, line and function of the test that wrote the claim (for reports and errors)."""
+    frame = inspect.currentframe()
+    try:
+        here = Path(__file__).resolve()
+        while frame is not None and Path(frame.f_code.co_filename).resolve() == here:
+            frame = frame.f_back
+        if frame is None:
+            return "<python>", 0, "claim"
+        return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+    finally:
+        del frame
