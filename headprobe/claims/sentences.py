@@ -28,7 +28,7 @@ from pathlib import Path
 from headprobe.claims.spec import Sentence, Span
 from headprobe.errors import ClaimFileError, did_you_mean
 
-__all__ = ["Location", "parse_annotated", "template_slot_names", "check_template",
+__all__ = ["Location", "parse_annotated", "template_slot_names", "check_template", "check_slot_values",
            "render_template", "expand_template", "read_sentence_file", "MAX_EXPANDED"]
 
 MAX_EXPANDED = 10_000
@@ -184,12 +184,13 @@ def check_template(template: str, slots: Slots) -> tuple[tuple[str, tuple[str, .
         if name not in names:
             raise ClaimFileError(f"slot {name!r} is never used in the template {template!r}; "
                                  f"add {{{name}}} to the template or remove the slot")
-    ordered = tuple((name, _check_values(name, given[name])) for name in names)
+    ordered = tuple((name, check_slot_values(name, given[name])) for name in names)
     render_template(template, {name: values[0] for name, values in ordered})
     return ordered
 
 
-def _check_values(name: str, values: Sequence[str]) -> tuple[str, ...]:
+def check_slot_values(name: str, values: Sequence[str]) -> tuple[str, ...]:
+    """The values of slot ``name``: a non-empty list of plain text (or ``[MASK]``)."""
     if isinstance(values, str) or not isinstance(values, Sequence) or not values:
         raise ClaimFileError(f"slot {name!r} needs a non-empty list of values, got {values!r}")
     for value in values:
@@ -251,8 +252,9 @@ def read_sentence_file(path: str | os.PathLike[str], origin_for_errors: Location
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise origin_for_errors.error(
-            f"sentence file {shown!r} does not exist (paths are relative to the folder of the "
-            f"hypothesis file); fix the path or create the file") from None
+            f"sentence file {shown!r} does not exist (looked for {str(path.absolute())!r}; paths "
+            f"are relative to the folder of the hypothesis file); fix the path or create the "
+            f"file") from None
     except IsADirectoryError:
         raise origin_for_errors.error(f"{shown!r} is a folder; expected a text file with one "
                                       f"sentence a line") from None

@@ -1,0 +1,476 @@
+"""Hypothesis files (SPEC §2): YAML in, a validated `HypothesisFile` out.
+
+The YAML is composed into nodes (``yaml.compose``) so that every error can say
+``file:line: field: what was wrong, the bad value, what is valid``. Nothing here needs the model:
+heads are checked against the model's size, and sentences against its tokenizer, at collection.
+
+Top-level keys: ``model``, ``level``, ``slots`` (named value lists for templates),
+``sentences`` (named sets) and ``hypotheses`` (the list of claims). See docs/hypothesis-files.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from headprobe.claims.language import (parse_claim, parse_expectation, parse_measure,
+                                       parse_source, parse_target)
+from headprobe.claims.sentences import (Location, check_slot_values, check_template,
+                                        expand_template, parse_annotated, read_sentence_file,
+                                        render_template, template_slot_names)
+from headprobe.claims.spec import (LEVELS, PERS, QUANTIFIERS, Claim, ClaimSpec, HypothesisFile,
+                                   Measure, Sentence, SentenceSet, Template)
+from headprobe.errors import ClaimFileError, did_you_mean
+from headprobe.heads import parse_head_patterns
+
+__all__ = ["load_hypothesis_file", "parse_hypothesis_text", "looks_like_hypothesis_file",
+           "TOP_LEVEL_KEYS", "SET_KEYS", "CLAIM_KEYS"]
+
+TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses")
+SET_KEYS = ("template", "slots", "generate")
+CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
+              "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin")
+BASELINES = ("offset",)
+_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+_BAD_ID = re.compile(r"\s|\[|\]|::")
+
+T = TypeVar("T")
+
+
+def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
+    """Read and validate one hypothesis file; raises `ClaimFileError` located at the bad spot."""
+    shown = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ClaimFileError("no such hypothesis file; check the path", file=shown) from None
+    except UnicodeDecodeError as error:
+        raise ClaimFileError(f"not UTF-8 text ({error})", file=shown) from None
+    except OSError as error:
+        raise ClaimFileError(f"cannot read the hypothesis file: {error.strerror}",
+                             file=shown) from None
+    return parse_hypothesis_text(text, shown, Path(path).parent)
+
+
+def parse_hypothesis_text(text: str, file: str, base_dir: str | os.PathLike[str] = ".",
+                          ) -> HypothesisFile:
+    """Validate the YAML ``text`` of a hypothesis file called ``file`` (used in errors);
+    sentence-file paths are relative to ``base_dir``."""
+    root = _compose(text, file)
+    return _Reader(file, Path(base_dir)).hypothesis_file(root)
+
+
+def looks_like_hypothesis_file(path: str | os.PathLike[str]) -> bool:
+    """Cheap test for the pytest plugin: a YAML mapping with a top-level ``hypotheses`` key.
+
+    A file that is not valid YAML but has a ``hypotheses:`` line counts (so that its error is
+    reported); unreadable files do not.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "hypotheses" not in text:
+        return False
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return re.search(r"^hypotheses\s*:", text, re.MULTILINE) is not None
+    return isinstance(root, MappingNode) and any(
+        isinstance(key, ScalarNode) and key.value == "hypotheses" for key, _ in root.value)
+
+
+def _compose(text: str, file: str) -> Node:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        context = f" {error.context}" if error.context else ""
+        raise ClaimFileError(f"not valid YAML: {error.problem}{context}",
+                             file=file, line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as error:
+        raise ClaimFileError(f"not valid YAML: {error}", file=file) from None
+    if root is None:
+        raise ClaimFileError("the file is empty; a hypothesis file is a mapping with "
+                             "'sentences:' and 'hypotheses:'", file=file, line=1)
+    return root
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+               type(None): "null (nothing)", list: "a list", dict: "a mapping"}
+
+
+@dataclass
+class _Reader:
+    """Walks the composed YAML of one file; every error names ``file:line: field``."""
+
+    file: str
+    base_dir: Path
+    file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _constructor: Any = field(default_factory=lambda: yaml.SafeLoader(""))
+
+    # --- node helpers ----------------------------------------------------------------------
+
+    def error(self, node: Node, fieldname: str | None, message: str) -> ClaimFileError:
+        return ClaimFileError(message, file=self.file, line=_line(node), field=fieldname)
+
+    def locate(self, error: ClaimFileError, node: Node, fieldname: str) -> ClaimFileError:
+        return error.located(file=self.file, line=_line(node), field=fieldname)
+
+    def value(self, node: Node) -> Any:
+        """The Python value of a node (scalars as YAML types them)."""
+        if isinstance(node, MappingNode):
+            return {}
+        if isinstance(node, SequenceNode):
+            return []
+        return self._constructor.construct_object(node, deep=True)
+
+    def describe(self, node: Node) -> str:
+        value = self.value(node)
+        kind = _TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
+        return kind if isinstance(node, (MappingNode, SequenceNode)) else f"{value!r} ({kind})"
+
+    def wrong_type(self, node: Node, fieldname: str, expected: str) -> ClaimFileError:
+        return self.error(node, fieldname, f"expected {expected}, got {self.describe(node)}")
+
+    def mapping(self, node: Node, fieldname: str | None, expected: str,
+                keys: tuple[str, ...] | None) -> dict[str, tuple[Node, Node]]:
+        """``{key: (key_node, value_node)}``; duplicate or (if ``keys``) unknown keys are errors."""
+        if not isinstance(node, MappingNode):
+            raise self.wrong_type(node, fieldname or "", expected)
+        try:
+            self._constructor.flatten_mapping(node)  # YAML merge keys ('<<: *defaults')
+        except yaml.MarkedYAMLError as error:
+            raise self.error(node, fieldname, f"bad merge key: {error.problem}") from None
+        entries: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            where = f"{fieldname}.{key}" if fieldname else str(key)
+            if not isinstance(key, str):
+                raise self.error(key_node, fieldname, f"keys must be names, got "
+                                                      f"{self.describe(key_node)}")
+            if key in entries:
+                raise self.error(key_node, where, f"{key!r} is given twice (first at line "
+                                                  f"{_line(entries[key][0])}); keep one")
+            if keys is not None and key not in keys:
+                raise self.error(key_node, where, f"unknown field {key!r}{did_you_mean(key, keys)}"
+                                                  f"; valid fields here: {', '.join(keys)}")
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def string(self, node: Node, fieldname: str, example: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not value.strip():
+            what = "an empty string" if isinstance(value, str) else self.describe(node)
+            raise self.error(node, fieldname, f"expected a string such as {example!r}, got {what}")
+        return value.strip()
+
+    def text(self, node: Node, fieldname: str) -> str:
+        """A scalar exactly as written (``no`` stays ``'no'``, ``1.50`` stays ``'1.50'``)."""
+        if not isinstance(node, ScalarNode) or self.value(node) is None:
+            raise self.wrong_type(node, fieldname, "text")
+        return str(node.value)
+
+    def choice(self, node: Node, fieldname: str, choices: tuple[str, ...]) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or value.strip() not in choices:
+            hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+            raise self.error(node, fieldname, f"expected one of {', '.join(choices)}, got "
+                                              f"{self.describe(node)}{hint}")
+        return value.strip()
+
+    def number(self, node: Node, fieldname: str) -> float:
+        value = self.value(node)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.wrong_type(node, fieldname, "a number")
+        return float(value)
+
+    def parsed(self, node: Node, fieldname: str, parse: Callable[[Any], T]) -> T:
+        try:
+            return parse(self.value(node))
+        except ClaimFileError as error:
+            raise self.locate(error, node, fieldname) from None
+
+    # --- the file --------------------------------------------------------------------------
+
+    def hypothesis_file(self, root: Node) -> HypothesisFile:
+        top = self.mapping(root, None, "a mapping with 'sentences:' and 'hypotheses:' at the top "
+                                       "of the file", TOP_LEVEL_KEYS)
+        model = self.optional(top, "model", lambda n: self.string(n, "model", "bert-base-uncased"))
+        level = self.optional(top, "level", lambda n: self.choice(n, "level", LEVELS)) or "token"
+        if "slots" in top:
+            self.file_slots = self.slot_lists(top["slots"][1], "slots", references=False)
+        sets: dict[str, SentenceSet] = {}
+        labels: dict[str, set[str]] = {}
+        if "sentences" in top:
+            for name, (key_node, node) in self.mapping(top["sentences"][1], "sentences",
+                                                       "a mapping of set names to sets",
+                                                       None).items():
+                sets[name] = self.sentence_set(name, key_node, node)
+                labels[name] = _labels(sets[name])
+        if "hypotheses" not in top:
+            raise self.error(root, "hypotheses", "missing: a hypothesis file needs a "
+                                                 "'hypotheses:' list of claims")
+        claims = self.claims(top["hypotheses"][1], level, sets, labels)
+        return HypothesisFile(path=self.file, model=model, level=level,  # type: ignore[arg-type]
+                              sets=sets, claims=claims)
+
+    def optional(self, entries: dict[str, tuple[Node, Node]], key: str,
+                 read: Callable[[Node], T]) -> T | None:
+        """``read`` the value of ``key``; absent or null means not given."""
+        if key not in entries or self.value(entries[key][1]) is None:
+            return None
+        return read(entries[key][1])
+
+    # --- slots and sentence sets -----------------------------------------------------------
+
+    def slot_lists(self, node: Node, fieldname: str,
+                   references: bool = True) -> dict[str, tuple[str, ...]]:
+        """``{name: [values]}``; with ``references`` (a template's ``slots``) a value may also
+        name a file-level list."""
+        lists: dict[str, tuple[str, ...]] = {}
+        for name, (key_node, value_node) in self.mapping(node, fieldname, "a mapping of slot "
+                                                         "names to lists of values", None).items():
+            where = f"{fieldname}.{name}"
+            if not _NAME.match(name):
+                raise self.error(key_node, where, f"slot name {name!r} may only contain letters, "
+                                                  f"digits, '_' and '-'")
+            if isinstance(value_node, ScalarNode) and references:
+                lists[name] = self.slot_reference(value_node, where)
+                continue
+            if not isinstance(value_node, SequenceNode):
+                raise self.wrong_type(value_node, where, "a list of values" + (
+                    " or the name of a list under 'slots:'" if references else ""))
+            values = tuple(self.text(item, where) for item in value_node.value)
+            try:
+                lists[name] = check_slot_values(name, values)
+            except ClaimFileError as error:
+                raise self.locate(error, value_node, where) from None
+        return lists
+
+    def slot_reference(self, node: Node, fieldname: str) -> tuple[str, ...]:
+        name = self.string(node, fieldname, "animals")
+        if name not in self.file_slots:
+            known = ", ".join(self.file_slots) or "none (add a top-level 'slots:' mapping)"
+            raise self.error(node, fieldname, f"no slot list called {name!r} under 'slots:'"
+                                              f"{did_you_mean(name, self.file_slots)}; lists "
+                                              f"defined: {known}")
+        return self.file_slots[name]
+
+    def sentence_set(self, name: str, key_node: Node, node: Node) -> SentenceSet:
+        where = f"sentences.{name}"
+        if not _NAME.match(name):
+            raise self.error(key_node, where, f"set name {name!r} may only contain letters, "
+                                              f"digits, '_' and '-'")
+        if isinstance(node, SequenceNode):
+            return SentenceSet(name, self.inline_sentences(node, where), line=_line(key_node))
+        if isinstance(node, MappingNode):
+            return self.template_set(name, key_node, node, where)
+        value = self.value(node)
+        if isinstance(value, str) and value.strip():
+            path = Path(os.path.normpath(self.base_dir / value.strip()))
+            sentences = read_sentence_file(path, Location(self.file, _line(node), where))
+            return SentenceSet(name, tuple(sentences), line=_line(key_node))
+        raise self.wrong_type(node, where, "a list of sentences, a path to a text file (one "
+                                           "sentence a line) or a mapping with 'template:'")
+
+    def inline_sentences(self, node: SequenceNode, where: str) -> tuple[Sentence, ...]:
+        if not node.value:
+            raise self.error(node, where, "the set has no sentences; add at least one")
+        sentences = []
+        for index, item in enumerate(node.value):
+            text = self.text(item, f"{where}[{index}]")
+            try:
+                sentences.append(parse_annotated(text, origin=f"{self.file}:{_line(item)}"))
+            except ClaimFileError as error:
+                raise self.locate(error, item, f"{where}[{index}]") from None
+        return tuple(sentences)
+
+    def template_set(self, name: str, key_node: Node, node: Node, where: str) -> SentenceSet:
+        entries = self.mapping(node, where, "a template mapping", SET_KEYS)
+        if "template" not in entries:
+            raise self.error(node, f"{where}.template", "missing: a set written as a mapping "
+                                                        "needs 'template:' (and 'slots:')")
+        template_node = entries["template"][1]
+        template = self.string(template_node, f"{where}.template", "The {animal} sat.")
+        try:
+            names = template_slot_names(template)
+        except ClaimFileError as error:
+            raise self.locate(error, template_node, f"{where}.template") from None
+        slots = (self.slot_lists(entries["slots"][1], f"{where}.slots")
+                 if "slots" in entries and self.value(entries["slots"][1]) is not None else {})
+        for slot in names:  # reuse a file-level list of the same name
+            if slot not in slots and slot in self.file_slots:
+                slots[slot] = self.file_slots[slot]
+        generate = self.optional(entries, "generate",
+                                 lambda n: self.positive_int(n, f"{where}.generate"))
+        origin = f"{self.file}:{_line(template_node)}"
+        try:
+            ordered = check_template(template, slots)
+            sentences = () if generate else tuple(expand_template(template, slots, origin))
+        except ClaimFileError as error:
+            raise self.locate(error, template_node, f"{where}.template") from None
+        return SentenceSet(name, sentences, Template(template, ordered, generate),
+                           line=_line(key_node))
+
+    def positive_int(self, node: Node, fieldname: str) -> int:
+        value = self.value(node)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.wrong_type(node, fieldname, "a positive whole number such as 50")
+        return value
+
+    # --- hypotheses ------------------------------------------------------------------------
+
+    def claims(self, node: Node, level: str, sets: dict[str, SentenceSet],
+               labels: dict[str, set[str]]) -> tuple[ClaimSpec, ...]:
+        if not isinstance(node, SequenceNode):
+            raise self.wrong_type(node, "hypotheses", "a list of hypotheses (each starting "
+                                                      "with '- id:')")
+        specs: list[ClaimSpec] = []
+        first_line: dict[str, int] = {}
+        for item in node.value:
+            spec = self.claim_spec(item, level, sets, labels)
+            if spec.id in first_line:
+                raise self.error(item, "id", f"duplicate id {spec.id!r}: also used by the "
+                                             f"hypothesis at line {first_line[spec.id]}; ids "
+                                             f"must be unique in a file")
+            first_line[spec.id] = spec.line
+            specs.append(spec)
+        return tuple(specs)
+
+    def claim_spec(self, node: Node, file_level: str, sets: dict[str, SentenceSet],
+                   labels: dict[str, set[str]]) -> ClaimSpec:
+        if not isinstance(node, MappingNode):
+            raise self.wrong_type(node, "hypotheses", "a hypothesis mapping with 'id:', 'claim:', "
+                                                      "'over:' and 'expect:'")
+        entries = self.mapping(node, None, "a hypothesis mapping", CLAIM_KEYS)
+        for required in ("id", "over", "expect"):
+            if required not in entries:
+                raise self.error(node, required, f"missing: every hypothesis needs {required!r}")
+        identifier = self.identifier(entries["id"][1])
+        claim, claim_text, claim_node, claim_field = self.claim(node, entries)
+        over = self.over(entries["over"][1], sets)
+        self.check_spans(claim, over, labels, claim_node, claim_field)
+        read = self.optional
+        baseline = read(entries, "baseline", lambda n: self.choice(n, "baseline", BASELINES))
+        margin = read(entries, "margin", lambda n: self.margin(n, baseline))
+        return ClaimSpec(
+            file=self.file, line=_line(node), id=identifier, claim=claim, over=over,
+            expect=self.parsed(entries["expect"][1], "expect", parse_expectation),
+            measure=read(entries, "measure",
+                         lambda n: self.parsed(n, "measure", parse_measure)) or Measure(),
+            level=read(entries, "level", lambda n: self.choice(n, "level", LEVELS)) or file_level,
+            quantifier=read(entries, "quantifier",
+                            lambda n: self.choice(n, "quantifier", QUANTIFIERS)) or "each",
+            per=read(entries, "per", lambda n: self.choice(n, "per", PERS)) or "pool",
+            confidence=read(entries, "confidence", self.confidence),
+            model=read(entries, "model", lambda n: self.string(n, "model", "bert-base-uncased")),
+            skip=read(entries, "skip", lambda n: self.string(n, "skip", "needs a GPU")),
+            xfail=read(entries, "xfail", lambda n: self.string(n, "xfail", "known to fail")),
+            baseline=baseline, margin=margin or 0.0,
+            why=read(entries, "why", lambda n: self.string(n, "why", "the reason")),
+            claim_text=claim_text)  # type: ignore[arg-type]
+
+    def identifier(self, node: Node) -> str:
+        identifier = self.string(node, "id", "next-token")
+        if _BAD_ID.search(identifier):
+            raise self.error(node, "id", f"id {identifier!r} may not contain spaces, '[', ']' or "
+                                         f"'::' (it becomes part of the test id FILE::ID[L3H10]); "
+                                         f"use letters, digits, '-' and '_'")
+        return identifier
+
+    def claim(self, node: Node, entries: dict[str, tuple[Node, Node]],
+              ) -> tuple[Claim, str, dict[str, Node], str | None]:
+        """The claim, its text, and the node to blame for a source/target problem."""
+        fields = [key for key in ("head", "from", "to") if key in entries]
+        if "claim" in entries and fields:
+            raise self.error(entries[fields[0]][0], fields[0], "give either 'claim:' or the "
+                             "fields 'head:', 'from:' and 'to:', not both")
+        if "claim" in entries:
+            claim_node = entries["claim"][1]
+            text = self.string(claim_node, "claim", "L2H5: token -> next")
+            claim = self.parsed(claim_node, "claim", lambda value: parse_claim(value.strip()))
+            return claim, text, {"source": claim_node, "target": claim_node}, "claim"
+        if not fields:
+            raise self.error(node, "claim", "missing: give 'claim: \"L2H5: token -> next\"' or "
+                                            "the fields 'head:', 'from:' and 'to:'")
+        for key in ("head", "from", "to"):
+            if key not in entries:
+                raise self.error(node, key, f"missing: the fields form needs 'head:', 'from:' "
+                                            f"and 'to:' (or write one 'claim:' instead)")
+        head = self.string(entries["head"][1], "head", "L4H11")
+        source = self.string(entries["from"][1], "from", "span:adv")
+        target = self.string(entries["to"][1], "to", "span:verb")
+        claim = Claim(heads=self.parsed(entries["head"][1], "head",
+                                        lambda v: parse_head_patterns(v.strip())),
+                      source=self.parsed(entries["from"][1], "from", parse_source),
+                      target=self.parsed(entries["to"][1], "to", parse_target))
+        return (claim, f"{head}: {source} -> {target}",
+                {"source": entries["from"][1], "target": entries["to"][1]}, None)
+
+    def over(self, node: Node, sets: dict[str, SentenceSet]) -> tuple[str, ...]:
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        if not items:
+            raise self.error(node, "over", "the list is empty; name at least one sentence set")
+        names: list[str] = []
+        for item in items:
+            name = self.string(item, "over", "everyday")
+            if name not in sets:
+                known = ", ".join(sets) or "none (add a 'sentences:' mapping)"
+                raise self.error(item, "over", f"no sentence set called {name!r}"
+                                               f"{did_you_mean(name, sets)}; sets in this file: "
+                                               f"{known}")
+            if name not in names:
+                names.append(name)
+        return tuple(names)
+
+    def check_spans(self, claim: Claim, over: tuple[str, ...], labels: dict[str, set[str]],
+                    nodes: dict[str, Node], claim_field: str | None) -> None:
+        known = set().union(*(labels[name] for name in over))
+        for role, part in (("source", claim.source), ("target", claim.target)):
+            if part.kind != "span" or part.arg in known:
+                continue
+            fieldname = claim_field or ("from" if role == "source" else "to")
+            listed = ", ".join(sorted(known)) if known else "none (mark spans as [text]{label})"
+            raise self.error(nodes[role], fieldname,
+                             f"unknown span label {part.arg!r}{did_you_mean(part.arg, known)} in "
+                             f"the {role}: the sentences of {', '.join(over)} have labels: "
+                             f"{listed}")
+
+    def confidence(self, node: Node) -> float:
+        value = self.number(node, "confidence")
+        if not 0 < value < 1:
+            raise self.error(node, "confidence", f"{value:g} is not strictly between 0 and 1; "
+                                                 f"write a level such as 0.95")
+        return value
+
+    def margin(self, node: Node, baseline: str | None) -> float:
+        if baseline is None:
+            raise self.error(node, "margin", "'margin' only applies with 'baseline: offset'; "
+                                             "add the baseline or remove the margin")
+        value = self.number(node, "margin")
+        if not 0 <= value <= 1:
+            raise self.error(node, "margin", f"{value:g} is outside [0, 1]; a margin is a "
+                                             f"difference of shares or masses, such as 0.1")
+        return value
+
+
+def _labels(sentence_set: SentenceSet) -> set[str]:
+    """Span labels used by a set (for a ``generate`` template, by its first combination)."""
+    sentences = list(sentence_set.sentences)
+    template = sentence_set.template
+    if template is not None and not sentences:
+        sentences = [render_template(template.template,
+                                     {name: values[0] for name, values in template.slots})]
+    return {span.label for sentence in sentences for span in sentence.spans}
