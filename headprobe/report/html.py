@@ -1,0 +1,320 @@
+"""index.html: the report.json of a run as one self-contained page (SPEC §5).
+
+The page needs no network: CSS and JavaScript are inline, figures are referenced by their paths
+relative to the page (the same paths report.json holds). Every text that comes from a report —
+sentences, ids, claims, labels, file names, models — passes through `html.escape`; figure paths are
+also URL-quoted, and a path that is absolute or has a scheme is not linked at all.
+
+The table can be sorted by clicking a header (numbers as numbers), filtered by a text box and by
+outcome. Failures are listed after the table with their counterexamples and figures inline. When
+the page has loaded, a small script counts the figures that loaded and marks those that did not.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+COLUMNS = ("file", "id", "claim", "head", "measure", "value", "interval", "n", "left out",
+           "result", "baseline")
+
+
+def render_index_html(report: Mapping[str, Any]) -> str:
+    """The whole page for a report.json dict."""
+    results = list(report.get("results") or [])
+    title = "headprobe report"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        _summary(report, results),
+        _controls(),
+        _table(results),
+        _details(results),
+        f"<script>{_JS}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces of the page.
+
+def _summary(report: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> str:
+    summary = report.get("summary") or {}
+    counts = " · ".join(
+        f'<span class="{_e(key)}">{_e(summary.get(key, 0))} {_e(key)}</span>'
+        for key in ("passed", "failed", "errors"))
+    extra = [f"{_e(k)}: {_e(v)}" for k, v in summary.items()
+             if k not in ("passed", "failed", "errors")]
+    models = sorted({str(r.get("model")) for r in results if r.get("model")})
+    lines = [
+        f'<p class="summary">{counts}{(" · " + " · ".join(extra)) if extra else ""}</p>',
+        f'<p class="meta">started {_e(report.get("started", "?"))} · headprobe '
+        f'{_e(report.get("headprobe_version", "?"))} · {len(results)} results'
+        + (f' · model {", ".join(_e(m) for m in models)}' if models else "") + "</p>",
+    ]
+    return "\n".join(lines)
+
+
+def _controls() -> str:
+    return (
+        '<div class="controls">'
+        '<label>Filter <input id="filter" type="search" placeholder="text in any column"></label> '
+        '<label>Show <select id="outcome">'
+        '<option value="all">all</option><option value="passed">passed</option>'
+        '<option value="failed">failed</option><option value="other">other</option>'
+        '</select></label> <span id="shown"></span></div>')
+
+
+def _table(results: Sequence[Mapping[str, Any]]) -> str:
+    head = "".join(f'<th data-col="{i}" title="click to sort">{_e(name)}</th>'
+                   for i, name in enumerate(COLUMNS))
+    rows = [_row(index, result) for index, result in enumerate(results)]
+    if not rows:
+        rows = [f'<tr class="empty"><td colspan="{len(COLUMNS)}">no results</td></tr>']
+    return (f'<table id="results"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _row(index: int, result: Mapping[str, Any]) -> str:
+    status = outcome(result)
+    ident = _e(result.get("id", ""))
+    link = f'<a href="#result-{index}">{ident}</a>' if _has_details(result) else ident
+    value, interval = result.get("value"), result.get("ci")
+    cells = [
+        _cell(result.get("file", "")),
+        f'<td data-sort="{ident}">{link}</td>',
+        _cell(result.get("claim", "")),
+        _cell(result.get("head", "")),
+        _cell(result.get("measure", "")),
+        _cell(format_number(value), sort=_sort_number(value)),
+        _cell(format_interval(interval),
+              sort=_sort_number(interval[0] if _is_pair(interval) else None)),
+        _cell(_int_text(result.get("n")), sort=_sort_number(result.get("n"))),
+        _cell(_int_text(result.get("left_out")), sort=_sort_number(result.get("left_out"))),
+        f'<td class="outcome {status}" data-sort="{status}">{_e(status)}</td>',
+        _cell(format_baseline(result.get("baseline"))),
+    ]
+    return f'<tr class="{status}" data-outcome="{status}">' + "".join(cells) + "</tr>"
+
+
+def _details(results: Sequence[Mapping[str, Any]]) -> str:
+    blocks = [_detail(index, result) for index, result in enumerate(results)
+              if _has_details(result)]
+    if not blocks:
+        return '<h2>Failures</h2>\n<p class="none">No failures.</p>'
+    return "<h2>Failures</h2>\n" + "\n".join(blocks)
+
+
+def _detail(index: int, result: Mapping[str, Any]) -> str:
+    name = f'{result.get("id", "")}[{result.get("head", "")}]'
+    lines = [f'<section class="detail {outcome(result)}" id="result-{index}">',
+             f'<h3>{_e(result.get("file", ""))} :: {_e(name)}</h3>',
+             "<dl>"]
+    for key, label in (("claim", "claim"), ("expect", "expected"), ("value", "value"),
+                       ("ci", "95% interval"), ("model", "model"), ("level", "level"),
+                       ("sentences", "sentences checked"), ("why", "why"), ("error", "error")):
+        if result.get(key) is not None:
+            shown = result[key]
+            if key == "value":
+                shown = format_number(shown)
+            elif key == "ci":
+                shown = format_interval(shown)
+            lines.append(f"<dt>{_e(label)}</dt><dd>{_e(shown)}</dd>")
+    if result.get("baseline"):
+        lines.append(f"<dt>baseline</dt><dd>{_e(format_baseline(result['baseline']))}</dd>")
+    lines.append("</dl>")
+    counterexamples = result.get("counterexamples") or []
+    if counterexamples:
+        lines.append('<h4>Counterexamples</h4><ol class="counterexamples">')
+        lines.extend(f"<li>{_counterexample(c)}</li>" for c in counterexamples)
+        lines.append("</ol>")
+    figures = result.get("figures") or []
+    if figures:
+        lines.append('<div class="figures">')
+        lines.extend(_figure(path, name) for path in figures)
+        lines.append("</div>")
+    lines.append("</section>")
+    return "\n".join(lines)
+
+
+def _counterexample(example: Any) -> str:
+    if isinstance(example, Mapping):
+        text = example.get("sentence", example.get("text", ""))
+        rest = ", ".join(f"{k} {format_number(v) if isinstance(v, float) else v}"
+                         for k, v in example.items() if k not in ("sentence", "text"))
+        return f'<q>{_e(text)}</q>' + (f' <span class="meta">({_e(rest)})</span>' if rest else "")
+    return f"<q>{_e(example)}</q>"
+
+
+def _figure(path: Any, name: str) -> str:
+    text = str(path)
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme or parsed.netloc or text.startswith(("/", "\\")):
+        return f'<p class="broken">figure not shown (not a relative path): {_e(text)}</p>'
+    src = urllib.parse.quote(text.replace("\\", "/"), safe="/")
+    return (f'<figure><a href="{_e(src)}"><img src="{_e(src)}" alt="{_e(name)}: {_e(text)}" '
+            f'loading="eager"></a><figcaption>{_e(text)}</figcaption></figure>')
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting (pure, shared with the tests).
+
+def outcome(result: Mapping[str, Any]) -> str:
+    """``passed``, ``failed``, or another outcome (``error``, ``skipped``, ``xfailed`` ...)."""
+    explicit = result.get("outcome")
+    if explicit:
+        return _css_word(str(explicit))
+    if result.get("passed") is True:
+        return "passed"
+    if result.get("passed") is False:
+        return "failed"
+    return "error"
+
+
+def format_number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, (int, float)):
+        return "" if isinstance(value, float) and not math.isfinite(value) else f"{value:.3f}"
+    return str(value)
+
+
+def format_interval(interval: Any) -> str:
+    if not _is_pair(interval):
+        return "" if interval is None else str(interval)
+    return f"[{format_number(interval[0])}, {format_number(interval[1])}]"
+
+
+def format_baseline(baseline: Any) -> str:
+    if not baseline:
+        return ""
+    if isinstance(baseline, Mapping):
+        offset = baseline.get("offset")
+        offset_text = f"{offset:+d}" if isinstance(offset, int) else str(offset)
+        return f"offset {offset_text}: {format_number(baseline.get('value'))}"
+    return str(baseline)
+
+
+def _has_details(result: Mapping[str, Any]) -> bool:
+    return (outcome(result) in ("failed", "error") or bool(result.get("figures"))
+            or bool(result.get("counterexamples")))
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def _int_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _sort_number(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value)) if math.isfinite(value) else None
+    return None
+
+
+def _cell(text: Any, sort: str | None = None) -> str:
+    attribute = f' data-sort="{_e(sort)}" data-numeric="1"' if sort is not None else ""
+    return f"<td{attribute}>{_e(text)}</td>"
+
+
+def _css_word(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum() or c == "-") or "other"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em;color:#1b1b1b}
+h1{margin:0 0 .2em}
+.summary{font-size:1.2em}.summary .passed{color:#1a7f37}.summary .failed{color:#c62828}
+.meta{color:#555}
+.controls{margin:1em 0}.controls input{width:20em}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
+th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
+td[data-numeric]{text-align:right;font-variant-numeric:tabular-nums}
+td.outcome.passed{color:#1a7f37;font-weight:bold}td.outcome.failed{color:#c62828;font-weight:bold}
+tr.hidden{display:none}
+section.detail{border-top:2px solid #c62828;margin-top:1.5em;padding-top:.5em}
+section.detail.passed{border-top-color:#1a7f37}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}
+.figures{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}
+figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:.8em;color:#555}
+.broken{color:#c62828}
+"""
+
+_JS = """
+(function(){
+  var table=document.getElementById('results');
+  var body=table.tBodies[0];
+  var filter=document.getElementById('filter');
+  var outcome=document.getElementById('outcome');
+  var shown=document.getElementById('shown');
+  function apply(){
+    var text=filter.value.toLowerCase(), want=outcome.value, count=0, total=0;
+    Array.prototype.forEach.call(body.rows,function(row){
+      if(row.classList.contains('empty')) return;
+      total++;
+      var o=row.getAttribute('data-outcome');
+      var okOutcome=want==='all'||o===want||(want==='other'&&o!=='passed'&&o!=='failed');
+      var okText=!text||row.textContent.toLowerCase().indexOf(text)>=0;
+      var show=okOutcome&&okText;
+      row.classList.toggle('hidden',!show);
+      if(show) count++;
+    });
+    shown.textContent=count+' of '+total+' shown';
+  }
+  function key(row,col){
+    var cell=row.cells[col];
+    var raw=cell.getAttribute('data-sort');
+    if(cell.hasAttribute('data-numeric')) return parseFloat(raw);
+    return (raw===null?cell.textContent:raw).toLowerCase();
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th){
+    th.addEventListener('click',function(){
+      var col=parseInt(th.getAttribute('data-col'),10);
+      var asc=!th.classList.contains('asc');
+      Array.prototype.forEach.call(table.tHead.rows[0].cells,function(h){
+        h.classList.remove('asc','desc');});
+      th.classList.add(asc?'asc':'desc');
+      var rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){
+        var x=key(a,col), y=key(b,col);
+        var xn=typeof x==='number'&&isNaN(x), yn=typeof y==='number'&&isNaN(y);
+        if(xn||yn) return xn===yn?0:(xn?1:-1);
+        return (x<y?-1:x>y?1:0)*(asc?1:-1);
+      });
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+  filter.addEventListener('input',apply);
+  outcome.addEventListener('change',apply);
+  apply();
+  window.addEventListener('load',function(){
+    var images=document.images, loaded=0;
+    Array.prototype.forEach.call(images,function(img){
+      if(img.complete&&img.naturalWidth>0){loaded++;return;}
+      img.classList.add('broken');
+      var note=document.createElement('p');
+      note.className='broken';
+      note.textContent='figure missing: '+img.getAttribute('src');
+      img.parentNode.parentNode.appendChild(note);
+    });
+    document.body.setAttribute('data-images-loaded',loaded+'/'+images.length);
+  });
+})();
+"""

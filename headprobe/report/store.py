@@ -1,0 +1,203 @@
+"""Where a run's report lives on disk (SPEC §5), written so that nothing is ever half-written.
+
+Layout of ``REPORT_DIR`` (default ``reports/``)::
+
+    reports/
+      20261123T100000Z/          one folder per run, named by its UTC start time
+        report.json
+        index.html
+        figures/*.png
+      20261123T100000Z-2/        a second run in the same second
+      latest -> 20261123T100000Z-2   a symlink (a copied folder where symlinks are not allowed)
+
+A run goes in three steps, so figures can be written while claims are still being evaluated:
+
+1. `new_run_dir` creates the run's folder (and ``figures/``) under a name no other run has;
+2. figures are saved into ``figures/`` (`figures.save_png` writes atomically);
+3. `finish_run` writes report.json and index.html (each to a temp name, then renamed) and only then
+   points ``latest`` at the new folder (a new symlink renamed over the old one).
+
+`write_report` does all three at once. Earlier runs stay beside the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from headprobe.errors import UsageError
+from headprobe.report.figures import write_bytes_atomic
+
+LATEST = "latest"
+FIGURES = "figures"
+REPORT_JSON = "report.json"
+INDEX_HTML = "index.html"
+
+
+def utc_timestamp(now: _dt.datetime | None = None) -> str:
+    """``2026-11-23T10:00:00Z``: the ``started`` field of report.json."""
+    moment = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_dir(report_dir: str | os.PathLike[str], now: _dt.datetime | None = None) -> Path:
+    """Create and return ``REPORT_DIR/<UTC timestamp>[-n]/`` with an empty ``figures/`` in it."""
+    root = Path(report_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the report folder {str(root)!r}: {error.strerror}; "
+                         f"pass a writable folder with --report-dir") from error
+    moment = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    stem = moment.strftime("%Y%m%dT%H%M%SZ")
+    for number in range(1, 10_000):
+        run_dir = root / (stem if number == 1 else f"{stem}-{number}")
+        try:
+            run_dir.mkdir()                        # atomic: fails if another run took the name
+        except FileExistsError:
+            continue
+        (run_dir / FIGURES).mkdir()
+        return run_dir
+    raise UsageError(f"too many runs named {stem} in {str(root)!r}; remove old runs")
+
+
+def figure_path(run_dir: str | os.PathLike[str], name: str) -> Path:
+    """Where a figure called ``name`` (a file name such as ``next-token_L2H5_1.png``) goes."""
+    return Path(run_dir) / FIGURES / safe_file_name(name)
+
+
+def relative_path(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the run folder, with ``/`` separators: what report.json stores."""
+    return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+
+
+def safe_file_name(name: str) -> str:
+    """A file name made of letters, digits and ``._-`` only (ids and heads come from users)."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    cleaned = cleaned.lstrip(".") or "figure"
+    return cleaned[:150]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values from numpy scalars/arrays, tuples, paths and dataclass-free dicts.
+
+    NaN and infinities become ``null`` (JSON has no such numbers).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return Path(value).as_posix()
+    if hasattr(value, "tolist"):                   # numpy scalars and arrays
+        return to_jsonable(value.tolist())
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    raise TypeError(f"report.json cannot hold a {type(value).__name__}: {value!r}")
+
+
+def finish_run(run_dir: str | os.PathLike[str], report: Mapping[str, Any], *,
+               point_latest: bool = True) -> Path:
+    """Write report.json and index.html into ``run_dir``, then point ``latest`` at it.
+
+    Returns the path of report.json. Each file is written to a temp name and renamed, and
+    ``latest`` moves only after both are complete.
+    """
+    from headprobe.report.html import render_index_html
+
+    folder = Path(run_dir)
+    data = to_jsonable(report)
+    write_bytes_atomic(folder / REPORT_JSON,
+                       (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(folder / INDEX_HTML, render_index_html(data).encode("utf-8"))
+    if point_latest:
+        point_latest_at(folder)
+    return folder / REPORT_JSON
+
+
+def write_report(report_dir: str | os.PathLike[str], report: Mapping[str, Any],
+                 figures: Mapping[str, bytes | str | os.PathLike[str]] | None = None, *,
+                 now: _dt.datetime | None = None) -> Path:
+    """Write a whole run at once: a new run folder, its figures, report.json, index.html, latest.
+
+    Args:
+      report: the report.json dict of SPEC §5 (``headprobe_version``, ``started``, ``results``,
+        ``summary``); figure paths in its results are relative to the run folder.
+      figures: ``{relative path: PNG bytes or a file to copy}``; keys such as
+        ``figures/next-token_L2H5_1.png``, relative to the run folder (no ``..``, not absolute).
+    Returns:
+      The run folder.
+    """
+    run_dir = new_run_dir(report_dir, now=now)
+    for name, content in (figures or {}).items():
+        target = run_dir / _inside_run(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, (bytes, bytearray)):
+            write_bytes_atomic(target, bytes(content))
+        else:
+            write_bytes_atomic(target, Path(content).read_bytes())
+    finish_run(run_dir, report)
+    return run_dir
+
+
+def _inside_run(name: str) -> PurePosixPath:
+    path = PurePosixPath(str(name).replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or not path.parts or ":" in str(path):
+        raise UsageError(
+            f"figure path {name!r} must be relative to the run folder and stay inside it, "
+            f"such as 'figures/next-token_L2H5_1.png'")
+    return path
+
+
+def point_latest_at(run_dir: str | os.PathLike[str]) -> Path:
+    """Make ``<report dir>/latest`` show ``run_dir``: a relative symlink renamed into place, or,
+    where symlinks cannot be made, a copy of the folder swapped in for the old one."""
+    folder = Path(run_dir)
+    latest = folder.parent / LATEST
+    temp = folder.parent / f".{LATEST}.{os.getpid()}.tmp"
+    _remove(temp)
+    try:
+        os.symlink(folder.name, temp, target_is_directory=True)
+    except (OSError, NotImplementedError):
+        return _copy_latest(folder, latest, temp)
+    if latest.is_dir() and not latest.is_symlink():
+        _remove(latest)                            # an earlier copy-based latest
+    os.replace(temp, latest)
+    return latest
+
+
+def _copy_latest(folder: Path, latest: Path, temp: Path) -> Path:
+    shutil.copytree(folder, temp)
+    old = latest.parent / f".{LATEST}.{os.getpid()}.old"
+    _remove(old)
+    if latest.is_symlink() or latest.exists():
+        os.replace(latest, old)
+    os.replace(temp, latest)
+    _remove(old)
+    return latest
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def read_report(report_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The report.json of the latest run under ``report_dir``."""
+    path = Path(report_dir) / LATEST / REPORT_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise UsageError(f"no report at {str(path)!r}: run 'headprobe check' first") from error
