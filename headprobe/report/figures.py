@@ -41,7 +41,7 @@ PANEL_GAP_COLOR = (214, 222, 232)
 TITLE_LINES = 3
 MAX_LABEL_CHARS = 12
 _TITLE_PX = 14
-_LEGEND_PX = 40
+_LEGEND_PX = 44
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,11 +169,12 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
         Line2D([], [], color=ACTUAL_COLOR, linestyle="--", linewidth=2.5,
                label="actual argmax (dashed)"),
     ]
-    figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 2 / height),
+    figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 16 / height),
                   ncol=2, frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
-    figure.text(1 - 6 / width, 6 / height,
-                "rows: attending token · columns: attended token · black 0, white 1",
-                ha="right", va="bottom", fontsize=7, color="#444444")
+    figure.text(10 / width, 4 / height,
+                "rows: attending token (query) · columns: attended token (key) · "
+                "grey: black 0, white 1",
+                ha="left", va="bottom", fontsize=7, color="#444444")
     return figure
 
 
