@@ -106,9 +106,9 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"report.json cannot hold a {type(value).__name__}: {value!r}")
 
 
-def finish_run(run_dir: str | os.PathLike[str], report: Mapping[str, Any], *,
-               point_latest: bool = True) -> Path:
-    """Write report.json and index.html into ``run_dir``, then point ``latest`` at it.
+def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[str],
+               report: Mapping[str, Any], *, point_latest: bool = True) -> Path:
+    """Write report.json and index.html into ``run_dir``, then point ``report_dir/latest`` at it.
 
     Returns the path of report.json. Each file is written to a temp name and renamed, and
     ``latest`` moves only after both are complete.
@@ -121,7 +121,7 @@ def finish_run(run_dir: str | os.PathLike[str], report: Mapping[str, Any], *,
                        (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     write_bytes_atomic(folder / INDEX_HTML, render_index_html(data).encode("utf-8"))
     if point_latest:
-        point_latest_at(folder)
+        point_latest_at(folder, report_dir)
     return folder / REPORT_JSON
 
 
@@ -146,7 +146,7 @@ def write_report(report_dir: str | os.PathLike[str], report: Mapping[str, Any],
             write_bytes_atomic(target, bytes(content))
         else:
             write_bytes_atomic(target, Path(content).read_bytes())
-    finish_run(run_dir, report)
+    finish_run(run_dir, report_dir, report)
     return run_dir
 
 
@@ -159,15 +159,18 @@ def _inside_run(name: str) -> PurePosixPath:
     return path
 
 
-def point_latest_at(run_dir: str | os.PathLike[str]) -> Path:
-    """Make ``<report dir>/latest`` show ``run_dir``: a relative symlink renamed into place, or,
-    where symlinks cannot be made, a copy of the folder swapped in for the old one."""
+def point_latest_at(run_dir: str | os.PathLike[str],
+                    report_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Make ``report_dir/latest`` (default: beside ``run_dir``) show ``run_dir``: a relative
+    symlink renamed into place, or, where symlinks cannot be made, a copy of the folder swapped in
+    for the old one."""
     folder = Path(run_dir)
-    latest = folder.parent / LATEST
-    temp = folder.parent / f".{LATEST}.{os.getpid()}.tmp"
+    root = folder.parent if report_dir is None else Path(report_dir)
+    latest = root / LATEST
+    temp = root / f".{LATEST}.{os.getpid()}.tmp"
     _remove(temp)
     try:
-        os.symlink(folder.name, temp, target_is_directory=True)
+        os.symlink(os.path.relpath(folder, root), temp, target_is_directory=True)
     except (OSError, NotImplementedError):
         return _copy_latest(folder, latest, temp)
     if latest.is_dir() and not latest.is_symlink():

@@ -98,14 +98,14 @@ def test_finish_run_converts_numpy_values_and_nan_to_json(tmp_path):
     report = sample_report(value=np.float32(0.25))
     report["results"][0]["n"] = np.int64(7)
     report["results"][0]["ci"] = np.array([float("nan"), 0.5])
-    store.finish_run(run_dir, report)
+    store.finish_run(run_dir, tmp_path, report)
     result = json.loads((run_dir / "report.json").read_text())["results"][0]
     assert (result["value"], result["n"], result["ci"]) == (0.25, 7, [None, 0.5])
 
 
 def test_finish_run_leaves_latest_alone_when_asked(tmp_path):
     run_dir = store.new_run_dir(tmp_path, now=NOW)
-    store.finish_run(run_dir, sample_report(), point_latest=False)
+    store.finish_run(run_dir, tmp_path, sample_report(), point_latest=False)
     assert (run_dir / "report.json").exists() and not (tmp_path / "latest").exists()
 
 
