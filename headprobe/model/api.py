@@ -1,0 +1,257 @@
+"""`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
+
+Batching keeps compilation rare: texts are sorted by length and cut into batches of
+``batch_size``; each batch is padded to a length bucket (`bucket_length`) and every batch of one
+call to the same number of rows (a power of two, at most ``batch_size``), so a call over thousands
+of sentences compiles once per length bucket. Padding never changes real-token outputs (padded
+keys are masked out of the softmax).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headprobe.errors import UsageError, did_you_mean
+from headprobe.model.checkpoint import (WeightFiles, find_weights, fingerprint, read_state,
+                                        transformer_folder)
+from headprobe.model.config import BertConfig, read_config
+from headprobe.model.resolve import DEFAULT_SPEC, resolve
+from headprobe.model.tokenize import Encoding, Tokenizer, load_tokenizer
+from headprobe.model.weights import convert, flax_to_state_dict
+from headprobe.runs import Run
+
+PRECISIONS = ("highest", "high", "default")
+LOAD_OPTIONS = ("compilation_cache", "precision")
+
+
+def bucket_length(length: int, max_length: int) -> int:
+    """The padded length for a batch whose longest text has ``length`` tokens.
+
+    Multiples of 16 up to 64, of 32 up to 128, then of 64; never more than ``max_length``.
+    """
+    step = 16 if length <= 64 else 32 if length <= 128 else 64
+    return min(-(-length // step) * step, max_length)
+
+
+def batch_rows(count: int, batch_size: int) -> int:
+    """Rows per batch for ``count`` texts: the power of two >= count, at most ``batch_size``."""
+    return min(batch_size, 1 << max(count - 1, 0).bit_length())
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Which texts go together (``indices`` into the input), padded to ``length`` x ``rows``."""
+
+    indices: tuple[int, ...]
+    length: int
+    rows: int
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int) -> list[Batch]:
+    """Sort by length, cut into batches, pick each batch's bucket. Pure."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    rows = batch_rows(len(order), batch_size)
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chunk = tuple(order[start:start + batch_size])
+        longest = max(lengths[i] for i in chunk)
+        batches.append(Batch(chunk, bucket_length(longest, max_length), rows))
+    return batches
+
+
+def compilation_cache_dir() -> Path:
+    """``$HEADPROBE_CACHE_DIR/jax``, else ``$XDG_CACHE_HOME/headprobe/jax``, else
+    ``~/.cache/headprobe/jax``."""
+    base = os.environ.get("HEADPROBE_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "headprobe")
+    return Path(base) / "jax"
+
+
+def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:
+    """Turn on JAX's persistent compilation cache (every compiled program is kept on disk).
+
+    JAX reads the setting when it first compiles, so call this before the first model run.
+    """
+    import jax
+
+    folder = Path(path) if path is not None else compilation_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return folder
+
+
+class Model:
+    """A loaded BERT: config, parameters on the JAX device, tokenizer. Build with `load`."""
+
+    def __init__(self, *, name: str, path: Path, config: BertConfig, params: Any,
+                 has_mlm_head: bool, tokenizer: Tokenizer, weights: WeightFiles,
+                 precision: str = "highest") -> None:
+        import jax
+
+        from headprobe.model.bert import forward
+
+        self.name = name
+        self.path = Path(path)
+        self.config = config
+        self.has_mlm_head = has_mlm_head
+        self.tokenizer = tokenizer
+        self.weights = weights
+        self.precision = precision
+        self.compile_count = 0
+        self._params = jax.device_put(params)
+
+        def traced(params: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
+                   num_layers: int, with_hidden: bool, with_logits: bool) -> Any:
+            self.compile_count += 1  # runs once per trace, i.e. per compiled shape
+            return forward(params, input_ids, attention_mask, token_type_ids, config=config,
+                           num_layers=num_layers, with_hidden=with_hidden,
+                           with_logits=with_logits, precision=precision)
+
+        self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
+                                                         "with_logits"))
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, layers={self.num_layers}, heads={self.num_heads}, "
+                f"mlm_head={self.has_mlm_head}, path={str(self.path)!r})")
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_hidden_layers
+
+    @property
+    def num_heads(self) -> int:
+        return self.config.num_attention_heads
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens (``[CLS]`` and ``[SEP]`` included) one text may have."""
+        return self.config.max_position_embeddings
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:...`` over the weight files and config.json (computed once per process)."""
+        return fingerprint(self.weights, self.path / "config.json")
+
+    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+        """Tokens, ids, word ids and offsets per text, without running the model."""
+        return self.tokenizer.encode(_as_texts(texts))
+
+    def run(self, texts: Sequence[str], *, hidden_states: bool = True, mlm_logits: bool = True,
+            num_layers: int | None = None, batch_size: int = 32) -> list[Run]:
+        """Run every text; one `Run` per text, in input order.
+
+        ``mlm_logits`` are given only when the model has the masked-LM head and all layers run.
+        ``num_layers`` runs only the first layers (attentions then cover those layers).
+        """
+        runs: list[Run | None] = [None] * len(texts)
+        for index, run in self.iter_runs(texts, hidden_states=hidden_states,
+                                         mlm_logits=mlm_logits, num_layers=num_layers,
+                                         batch_size=batch_size):
+            runs[index] = run
+        return runs  # type: ignore[return-value]
+
+    def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
+                  mlm_logits: bool = True, num_layers: int | None = None,
+                  batch_size: int = 32) -> Iterator[tuple[int, Run]]:
+        """Yield ``(index into texts, Run)`` batch by batch (shortest texts first), so that
+        thousands of texts can be processed in flat memory."""
+        depth = self._check_depth(num_layers)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        encodings = self.tokenize(texts)
+        self._check_lengths(encodings)
+        with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
+        for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length):
+            yield from self._run_batch(batch, encodings, depth, bool(hidden_states), with_logits)
+
+    def _check_depth(self, num_layers: int | None) -> int:
+        if num_layers is None:
+            return self.num_layers
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) \
+                or not 1 <= num_layers <= self.num_layers:
+            raise UsageError(f"num_layers: expected an integer in 1..{self.num_layers} for "
+                             f"{self.name}, got {num_layers!r}")
+        return num_layers
+
+    def _check_lengths(self, encodings: Sequence[Encoding]) -> None:
+        for encoding in encodings:
+            if len(encoding) > self.max_length:
+                shown = encoding.text if len(encoding.text) <= 80 else encoding.text[:77] + "..."
+                raise UsageError(
+                    f"text {shown!r} has {len(encoding)} tokens with [CLS] and [SEP]; "
+                    f"{self.name} takes at most {self.max_length}. Shorten or split it.")
+
+    def _run_batch(self, batch: Batch, encodings: Sequence[Encoding], depth: int,
+                   with_hidden: bool, with_logits: bool) -> Iterator[tuple[int, Run]]:
+        ids = np.full((batch.rows, batch.length), self.config.pad_token_id, dtype=np.int32)
+        mask = np.zeros((batch.rows, batch.length), dtype=np.int32)
+        for row, index in enumerate(batch.indices):
+            n = len(encodings[index])
+            ids[row, :n] = encodings[index].input_ids
+            mask[row, :n] = 1
+        out = self._forward(self._params, ids, mask, np.zeros_like(ids), num_layers=depth,
+                            with_hidden=with_hidden, with_logits=with_logits)
+        attentions = np.asarray(out.attentions)  # [batch, layer, head, query, key], no copy
+        hidden = np.asarray(out.hidden_states) if with_hidden else None
+        logits = np.asarray(out.logits) if with_logits else None
+        for row, index in enumerate(batch.indices):
+            e = encodings[index]
+            n = len(e)
+            yield index, Run(
+                text=e.text, tokens=e.tokens, input_ids=e.input_ids, word_ids=e.word_ids,
+                offsets=e.offsets,
+                attentions=np.ascontiguousarray(attentions[row, :, :, :n, :n]),
+                hidden_states=None if hidden is None else np.ascontiguousarray(hidden[row, :, :n]),
+                mlm_logits=None if logits is None else np.ascontiguousarray(logits[row, :n]))
+
+
+def _as_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise UsageError(f"texts: expected a list of strings, got one string {texts[:40]!r}; "
+                         "wrap it in a list: model.run([text]).")
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise UsageError(f"texts: expected strings, got {type(bad[0]).__name__} {bad[0]!r}")
+    return list(texts)
+
+
+def load(spec: str | None = None, **options: Any) -> Model:
+    """Load a BERT-family model (SPEC §7): a local folder, or a hub id with optional ``@revision``.
+
+    Options: ``compilation_cache`` (default True: `enable_compilation_cache`), ``precision``
+    (``"highest"`` default: float32 matmuls on every backend; ``"default"`` lets accelerators use
+    faster, less exact matmuls).
+    """
+    unknown = [k for k in options if k not in LOAD_OPTIONS]
+    if unknown:
+        raise UsageError(f"load: unknown option {unknown[0]!r}"
+                         f"{did_you_mean(unknown[0], LOAD_OPTIONS)}; valid: {', '.join(LOAD_OPTIONS)}")
+    precision = options.get("precision", "highest")
+    if precision not in PRECISIONS:
+        raise UsageError(f"load: precision: {precision!r} is not one of {', '.join(PRECISIONS)}"
+                         f"{did_you_mean(str(precision), PRECISIONS)}")
+    resolved = resolve(spec)
+    folder = transformer_folder(resolved.folder)
+    config = read_config(folder)
+    weights = find_weights(folder)
+    state = read_state(weights)
+    if weights.format == "flax":
+        state = flax_to_state_dict(state)
+    params, has_mlm_head = convert(state, config, source=str(weights.files[0]))
+    del state
+    tokenizer = load_tokenizer(folder)
+    if options.get("compilation_cache", True):
+        enable_compilation_cache()
+    return Model(name=DEFAULT_SPEC if spec is None else str(spec), path=folder, config=config,
+                 params=params, has_mlm_head=has_mlm_head, tokenizer=tokenizer, weights=weights,
+                 precision=precision)

@@ -1,0 +1,224 @@
+"""The BERT encoder in Flax (flax.linen), equal to Hugging Face's PyTorch ``BertModel`` in float32.
+
+Axis letters used in the einsums, named once: ``b`` batch, ``t``/``q`` query position, ``k`` key
+position, ``h`` hidden, ``n`` head, ``d`` head dim, ``c`` which of query/key/value, ``i``
+intermediate, ``v`` vocabulary.
+
+The parameter tree (what `headprobe.model.weights.convert` builds)::
+
+    embeddings: word [v, h], position [p, h], token_type [y, h], norm {scale [h], bias [h]}
+    layers_0 .. layers_{L-1}:
+      qkv {kernel [h, 3, n, d], bias [3, n, d]}, out_kernel [n, d, h], out_bias [h],
+      attention_norm {scale, bias}, intermediate_kernel [h, i], intermediate_bias [i],
+      output_kernel [i, h], output_bias [h], output_norm {scale, bias}
+    mlm (optional): transform_kernel [h, h], transform_bias [h], norm {scale, bias}, bias [v]
+      (the decoder is tied to embeddings.word)
+
+Query, key and value are one fused matmul (``qkv``). Softmax runs in float32 with padded keys
+masked out, so padding never changes the outputs at real positions. Matmuls use
+``precision="highest"`` by default so that accelerators do not silently drop to TF32/bf16.
+`forward` is pure and unjitted: jit it at the outermost call site (`headprobe.model.api`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from headprobe.errors import UsageError
+from headprobe.model.config import BertConfig
+
+Params = dict[str, Any]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_fast": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+}
+
+_init = nn.initializers.normal(stddev=0.02)
+
+
+class Outputs(NamedTuple):
+    """What `forward` returns (``None`` for what was not asked for).
+
+    attentions: float32 [batch, layer, head, query, key]
+    hidden_states: float32 [batch, layer + 1, token, hidden], embeddings first
+    logits: float32 [batch, token, vocab]
+    """
+
+    attentions: jax.Array
+    hidden_states: jax.Array | None
+    logits: jax.Array | None
+
+
+def _einsum(spec: str, *operands: jax.Array, precision: str) -> jax.Array:
+    return jnp.einsum(spec, *operands, precision=precision)
+
+
+class LayerNorm(nn.Module):
+    """Two-pass LayerNorm (mean, then variance of the centred values), as PyTorch computes it."""
+
+    epsilon: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:  # [..., h] -> [..., h]
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        centred = x - jnp.mean(x, axis=-1, keepdims=True)
+        variance = jnp.mean(centred * centred, axis=-1, keepdims=True)
+        return centred * jax.lax.rsqrt(variance + self.epsilon) * scale + bias
+
+
+class Embeddings(nn.Module):
+    config: BertConfig
+
+    def setup(self) -> None:
+        c = self.config
+        self.word = self.param("word", _init, (c.vocab_size, c.hidden_size))
+        self.position = self.param("position", _init, (c.max_position_embeddings, c.hidden_size))
+        self.token_type = self.param("token_type", _init, (c.type_vocab_size, c.hidden_size))
+        self.norm = LayerNorm(c.layer_norm_eps)
+
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+        """[b, t] int ids, [b, t] int types -> [b, t, h]."""
+        positions = jnp.arange(input_ids.shape[1])
+        x = (jnp.take(self.word, input_ids, axis=0) + jnp.take(self.token_type, token_type_ids, axis=0)
+             + jnp.take(self.position, positions, axis=0)[None])
+        return self.norm(x)
+
+
+class SelfAttention(nn.Module):
+    config: BertConfig
+    precision: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """x [b, t, h], mask [b, k] bool (True = real) -> (context [b, q, n, d], probs [b, n, q, k])."""
+        c, p = self.config, self.precision
+        n, d, h = c.num_attention_heads, c.head_dim, c.hidden_size
+        qkv_kernel = self.param("kernel", _init, (h, 3, n, d))
+        qkv_bias = self.param("bias", nn.initializers.zeros, (3, n, d))
+        qkv = _einsum("bth,hcnd->cbtnd", x, qkv_kernel, precision=p) + qkv_bias[:, None, None]
+        query, key, value = qkv[0], qkv[1], qkv[2]
+        scores = _einsum("bqnd,bknd->bnqk", query, key, precision=p) * (d ** -0.5)
+        scores = jnp.where(mask[:, None, None, :], scores.astype(jnp.float32),
+                           jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1)
+        context = _einsum("bnqk,bknd->bqnd", probs.astype(x.dtype), value, precision=p)
+        return context, probs
+
+
+class Layer(nn.Module):
+    """One post-LN transformer layer."""
+
+    config: BertConfig
+    precision: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """x [b, t, h], mask [b, t] -> (x [b, t, h], attention probs [b, n, q, k])."""
+        c, p = self.config, self.precision
+        h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
+        context, probs = SelfAttention(c, p, name="qkv")(x, mask)
+        out_kernel = self.param("out_kernel", _init, (n, d, h))
+        out_bias = self.param("out_bias", nn.initializers.zeros, (h,))
+        attended = _einsum("bqnd,ndh->bqh", context, out_kernel, precision=p) + out_bias
+        x = LayerNorm(c.layer_norm_eps, name="attention_norm")(attended + x)
+        inner_kernel = self.param("intermediate_kernel", _init, (h, i))
+        inner_bias = self.param("intermediate_bias", nn.initializers.zeros, (i,))
+        inner = ACTIVATIONS[c.hidden_act](
+            _einsum("bth,hi->bti", x, inner_kernel, precision=p) + inner_bias)
+        outer_kernel = self.param("output_kernel", _init, (i, h))
+        outer_bias = self.param("output_bias", nn.initializers.zeros, (h,))
+        outer = _einsum("bti,ih->bth", inner, outer_kernel, precision=p) + outer_bias
+        return LayerNorm(c.layer_norm_eps, name="output_norm")(outer + x), probs
+
+
+class MaskedLMHead(nn.Module):
+    """dense + activation + LayerNorm, then the decoder tied to the word embeddings, plus a bias."""
+
+    config: BertConfig
+    precision: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array, word_embeddings: jax.Array) -> jax.Array:
+        """x [b, t, h], word_embeddings [v, h] -> logits [b, t, v]."""
+        c, p = self.config, self.precision
+        kernel = self.param("transform_kernel", _init, (c.hidden_size, c.hidden_size))
+        bias = self.param("transform_bias", nn.initializers.zeros, (c.hidden_size,))
+        x = ACTIVATIONS[c.hidden_act](_einsum("bth,hg->btg", x, kernel, precision=p) + bias)
+        x = LayerNorm(c.layer_norm_eps, name="norm")(x)
+        decoder_bias = self.param("bias", nn.initializers.zeros, (c.vocab_size,))
+        return _einsum("bth,vh->btv", x, word_embeddings, precision=p) + decoder_bias
+
+
+class Bert(nn.Module):
+    """The encoder, optionally with the masked-LM head; runs the first ``num_layers`` layers."""
+
+    config: BertConfig
+    precision: str = "highest"
+
+    def setup(self) -> None:
+        c = self.config
+        self.embeddings = Embeddings(c)
+        self.layers = [Layer(c, self.precision) for _ in range(c.num_hidden_layers)]
+        self.mlm = MaskedLMHead(c, self.precision)
+
+    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array,
+                 *, num_layers: int, with_hidden: bool, with_logits: bool) -> Outputs:
+        mask = attention_mask.astype(bool)
+        x = self.embeddings(input_ids, token_type_ids)
+        hidden, attentions = [x], []
+        for layer in self.layers[:num_layers]:
+            x, probs = layer(x, mask)
+            hidden.append(x)
+            attentions.append(probs)
+        logits = self.mlm(x, self.embeddings.word) if with_logits else None
+        return Outputs(attentions=jnp.stack(attentions, axis=1),
+                       hidden_states=jnp.stack(hidden, axis=1) if with_hidden else None,
+                       logits=logits)
+
+    def init_all(self, input_ids: jax.Array) -> Outputs:
+        """Initialise every parameter (used for shapes: ``jax.eval_shape``)."""
+        return self(input_ids, jnp.ones_like(input_ids), jnp.zeros_like(input_ids),
+                    num_layers=self.config.num_hidden_layers, with_hidden=False, with_logits=True)
+
+
+def forward(params: Params, input_ids: jax.Array, attention_mask: jax.Array,
+            token_type_ids: jax.Array, *, config: BertConfig, num_layers: int | None = None,
+            with_hidden: bool = True, with_logits: bool = False,
+            precision: str = "highest") -> Outputs:
+    """One pure forward pass.
+
+    Args:
+      params: the tree described in the module docstring (``mlm`` needed only for logits).
+      input_ids, attention_mask, token_type_ids: int [batch, token]; mask 1 = real, 0 = padding.
+      num_layers: run only the first ``num_layers`` layers (default: all).
+    Returns:
+      `Outputs` with attentions float32 [batch, layer, head, query, key].
+    """
+    depth = config.num_hidden_layers if num_layers is None else num_layers
+    if not 1 <= depth <= config.num_hidden_layers:
+        raise UsageError(f"num_layers: expected 1..{config.num_hidden_layers}, got {depth!r}")
+    return Bert(config, precision).apply({"params": params}, input_ids, attention_mask,
+                                         token_type_ids, num_layers=depth,
+                                         with_hidden=with_hidden, with_logits=with_logits)
+
+
+def param_shapes(config: BertConfig, *, with_mlm_head: bool = True) -> Params:
+    """The parameter tree's shapes (``jax.ShapeDtypeStruct`` leaves), without allocating."""
+    ids = jnp.zeros((1, 2), jnp.int32)
+    shapes = jax.eval_shape(lambda: Bert(config).init(jax.random.PRNGKey(0), ids,
+                                                      method=Bert.init_all))["params"]
+    if not with_mlm_head:
+        shapes = {k: v for k, v in shapes.items() if k != "mlm"}
+    return shapes

@@ -1,0 +1,144 @@
+"""Reading a model folder's files: where the BERT is, its weights, its fingerprint. No maths.
+
+Weights come from ``model.safetensors`` (also sharded through ``model.safetensors.index.json``) or
+``flax_model.msgpack``. ``pytorch_model.bin`` is never unpickled: unpickling can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headprobe.errors import ModelFormatError
+
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+FLAX_MSGPACK = "flax_model.msgpack"
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5")
+
+
+@dataclass(frozen=True)
+class WeightFiles:
+    """The weight files of one folder, in read order, and their format."""
+
+    format: str  # "safetensors" | "flax"
+    files: tuple[Path, ...]
+
+
+def transformer_folder(folder: Path) -> Path:
+    """The folder holding the BERT's config.json: ``folder`` itself, or for a sentence-transformers
+    folder the path of its ``sentence_transformers.models.Transformer`` module (``modules.json``),
+    e.g. ``0_Transformer/``."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    modules = folder / "modules.json"
+    if modules.is_file():
+        try:
+            entries = json.loads(modules.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ModelFormatError(f"{modules}: cannot read it as JSON: {error}") from None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and str(entry.get("type", "")).endswith(".Transformer"):
+                candidate = folder / str(entry.get("path", ""))
+                if (candidate / "config.json").is_file():
+                    return candidate
+    if (folder / "0_Transformer" / "config.json").is_file():
+        return folder / "0_Transformer"
+    return folder
+
+
+def find_weights(folder: Path) -> WeightFiles:
+    """The weight files to read, preferring safetensors; a clear error for pickles only."""
+    folder = Path(folder)
+    index = folder / SAFETENSORS_INDEX
+    if (folder / SAFETENSORS).is_file():
+        return WeightFiles("safetensors", (folder / SAFETENSORS,))
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelFormatError(f"{index}: not a safetensors index ({error!r}); expected a "
+                                   "JSON object with a 'weight_map'.") from None
+        shards = tuple(folder / name for name in sorted(set(weight_map.values())))
+        absent = [s.name for s in shards if not s.is_file()]
+        if absent:
+            raise ModelFormatError(f"{index}: shard(s) {', '.join(absent)} listed but not in "
+                                   f"{folder}; download the missing shards.")
+        return WeightFiles("safetensors", shards)
+    if (folder / FLAX_MSGPACK).is_file():
+        return WeightFiles("flax", (folder / FLAX_MSGPACK,))
+    pickles = [name for name in PICKLES if (folder / name).is_file()]
+    if pickles:
+        raise ModelFormatError(
+            f"{folder}: only {', '.join(pickles)} found; headprobe reads {SAFETENSORS} or "
+            f"{FLAX_MSGPACK} and never unpickles pytorch_model.bin, because loading a pickle can "
+            "run arbitrary code. Convert it once where you trust the file: "
+            "`transformers.AutoModel.from_pretrained(dir).save_pretrained(dir, "
+            "safe_serialization=True)` (use BertForMaskedLM to keep the masked-LM head).")
+    raise ModelFormatError(
+        f"{folder}: no weights found; expected {SAFETENSORS}, {SAFETENSORS_INDEX} or "
+        f"{FLAX_MSGPACK} beside config.json.")
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    state: dict[str, np.ndarray] = {}
+    with safe_open(str(path), framework="numpy") as handle:
+        for name in handle.keys():
+            try:
+                state[name] = handle.get_tensor(name)
+            except (TypeError, ValueError):  # bfloat16 has no numpy dtype: go through JAX
+                state[name] = _read_one_via_flax(path, name)
+    return state
+
+
+def _read_one_via_flax(path: Path, name: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="flax") as handle:
+        return np.asarray(handle.get_tensor(name), dtype=np.float32)
+
+
+def read_state(weights: WeightFiles) -> dict[str, Any]:
+    """Flat name -> array (safetensors), or the nested tree of a Flax msgpack."""
+    try:
+        if weights.format == "flax":
+            from flax import serialization
+
+            return serialization.msgpack_restore(weights.files[0].read_bytes())
+        state: dict[str, np.ndarray] = {}
+        for path in weights.files:
+            state.update(_read_safetensors(path))
+        return state
+    except ModelFormatError:
+        raise
+    except Exception as error:  # corrupt or truncated file: say which one
+        raise ModelFormatError(f"{weights.files[0].parent}: cannot read {weights.format} "
+                               f"weights: {error}; re-download or re-save the model.") from None
+
+
+_FINGERPRINTS: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def fingerprint(weights: WeightFiles, config_path: Path) -> str:
+    """``"sha256:" + hexdigest`` over the weight files' bytes then config.json's bytes.
+
+    Cached per process by (path, size, mtime) of every file, so it is computed once.
+    """
+    paths = (*weights.files, Path(config_path))
+    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        for path in paths:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+        _FINGERPRINTS[key] = "sha256:" + digest.hexdigest()
+    return _FINGERPRINTS[key]
