@@ -108,7 +108,7 @@ def _line(node: Node) -> int:
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-               type(None): "null (nothing)", list: "a list", dict: "a mapping"}
+               list: "a list", dict: "a mapping"}
 
 
 @dataclass
@@ -138,6 +138,8 @@ class _Reader:
 
     def describe(self, node: Node) -> str:
         value = self.value(node)
+        if value is None:
+            return "nothing (null)"
         kind = _TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
         return kind if isinstance(node, (MappingNode, SequenceNode)) else f"{value!r} ({kind})"
 
@@ -149,25 +151,36 @@ class _Reader:
         """``{key: (key_node, value_node)}``; duplicate or (if ``keys``) unknown keys are errors."""
         if not isinstance(node, MappingNode):
             raise self.wrong_type(node, fieldname or "", expected)
+        self.check_duplicates(node, fieldname)
         try:
             self._constructor.flatten_mapping(node)  # YAML merge keys ('<<: *defaults')
         except yaml.MarkedYAMLError as error:
             raise self.error(node, fieldname, f"bad merge key: {error.problem}") from None
         entries: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
+        for key_node, value_node in node.value:  # merged keys first, so later ones win
             key = self.value(key_node)
             where = f"{fieldname}.{key}" if fieldname else str(key)
             if not isinstance(key, str):
                 raise self.error(key_node, fieldname, f"keys must be names, got "
                                                       f"{self.describe(key_node)}")
-            if key in entries:
-                raise self.error(key_node, where, f"{key!r} is given twice (first at line "
-                                                  f"{_line(entries[key][0])}); keep one")
             if keys is not None and key not in keys:
                 raise self.error(key_node, where, f"unknown field {key!r}{did_you_mean(key, keys)}"
                                                   f"; valid fields here: {', '.join(keys)}")
             entries[key] = (key_node, value_node)
         return entries
+
+    def check_duplicates(self, node: MappingNode, fieldname: str | None) -> None:
+        """PyYAML silently keeps the last of two equal keys; we say so instead."""
+        seen: dict[object, Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.value(key_node)
+            if key in seen:
+                where = f"{fieldname}.{key}" if fieldname else str(key)
+                raise self.error(key_node, where, f"{key!r} is given twice (first at line "
+                                                  f"{_line(seen[key])}); keep one")
+            seen[key] = key_node
 
     def string(self, node: Node, fieldname: str, example: str) -> str:
         value = self.value(node)
