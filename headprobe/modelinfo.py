@@ -32,10 +32,8 @@ class ModelInfo:
         """Every sentence fits the model and has no word the vocabulary cannot spell."""
         if not sentences:
             return
-        encoded = self.tokenizer([s.text for s in sentences], add_special_tokens=True,
-                                 return_offsets_mapping=True, truncation=False)
-        for sentence, ids, offsets in zip(sentences, encoded["input_ids"],
-                                          encoded["offset_mapping"]):
+        for sentence, encoding in zip(sentences, self.tokenizer.encode([s.text for s in sentences])):
+            ids, offsets = encoding.input_ids, encoding.offsets
             where = sentence.origin or f"set {set_name!r}"
             if len(ids) > self.max_length:
                 raise ClaimFileError(
@@ -43,7 +41,7 @@ class ModelInfo:
                     f"[CLS] and [SEP]; {self.spec} takes at most {self.max_length}. Shorten or "
                     f"split it.", file=file, line=line, field=f"sentences.{set_name}")
             unknown = [sentence.text[a:b] for tok, (a, b) in
-                       zip(self.tokenizer.convert_ids_to_tokens(ids), offsets)
+                       zip(encoding.tokens, offsets)
                        if tok == UNKNOWN and sentence.text[a:b] != UNKNOWN]
             if unknown:
                 raise ClaimFileError(
