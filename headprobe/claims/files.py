@@ -93,7 +93,7 @@ def _compose(text: str, file: str) -> Node:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         context = f" {error.context}" if error.context else ""
-        raise ClaimFileError(f"not valid YAML: {error.problem}{context}",
+        raise ClaimFileError(f"not valid YAML: {error.problem}{context}{_yaml_hint(text, error)}",
                              file=file, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as error:
         raise ClaimFileError(f"not valid YAML: {error}", file=file) from None
@@ -101,6 +101,17 @@ def _compose(text: str, file: str) -> Node:
         raise ClaimFileError("the file is empty; a hypothesis file is a mapping with "
                              "'sentences:' and 'hypotheses:'", file=file, line=1)
     return root
+
+
+def _yaml_hint(text: str, error: yaml.MarkedYAMLError) -> str:
+    """The usual cause of a YAML error in a hypothesis file, when we can see it."""
+    lines = text.splitlines()
+    for mark in (error.context_mark, error.problem_mark):
+        if mark is not None and mark.line < len(lines) and re.match(
+                r"\s*(-\s*)?expect\s*:\s*>", lines[mark.line]):
+            return "; quote the expectation, as in expect: \">= 0.8\" (a bare '>' starts a " \
+                   "YAML folded block)"
+    return ""
 
 
 def _line(node: Node) -> int:

@@ -613,3 +613,9 @@ def test_recognises_hypothesis_files_and_rejects_other_yaml(tmp_path):
 def test_malformed_file_with_a_hypotheses_line_is_recognised_so_its_error_shows(tmp_path):
     assert looks_like_hypothesis_file(write(tmp_path, "hypotheses:\n  - [oops\n"))
     assert not looks_like_hypothesis_file(write(tmp_path, "jobs: [oops\n", "other.yaml"))
+
+
+def test_unquoted_greater_than_expectation_says_to_quote_it(tmp_path):
+    text = MINIMAL.replace('expect: ">= 0.5"', "expect: >= 0.5")
+    error = error_of(tmp_path, text)
+    assert_located(error, tmp_path, 9, None, "not valid YAML", "quote the expectation")
