@@ -17,7 +17,7 @@ from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.measures import BASELINE_OFFSETS, baseline_hits, source_hits
 from headprobe.evaluation.positions import Selection, level_view, select
 from headprobe.evaluation.results import ClaimResult, SentenceScore
-from headprobe.evaluation.verdict import HeadOutcome, judge, pick_head
+from headprobe.evaluation.verdict import HeadOutcome, judge_heads, pick_head
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -27,16 +27,19 @@ def _selection(spec: ClaimSpec, sentence: Sentence, run: Run) -> Selection:
     return select(view, spec.claim.source, spec.claim.target, tuple(sentence.spans))
 
 
-def _hits(spec: ClaimSpec, head: Head, selection: Selection, run: Run) -> float:
-    rows = level_view(run, spec.level).matrix(head)[selection.sources]  # [source, position]
-    return float(source_hits(rows, selection.targets, spec.measure).sum())
+def _hits(spec: ClaimSpec, heads: tuple[Head, ...], selection: Selection,
+          run: Run) -> np.ndarray:
+    """float64 ``[head]``: hits summed over the sentence's counted sources, per head."""
+    rows = level_view(run, spec.level).rows(heads, selection.sources)  # [head, source, position]
+    return source_hits(rows, selection.targets, spec.measure).sum(axis=-1)
 
 
 def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> SentenceScore:
     """The claim's score on one head for one sentence (``value`` is ``None`` when no source
     counted). Cheap to call repeatedly, e.g. while shrinking a failing sentence."""
     selection = _selection(spec, sentence, run)
-    return SentenceScore.of(selection.n, selection.left_out, _hits(spec, head, selection, run))
+    hits = _hits(spec, (head,), selection, run)[0]
+    return SentenceScore.of(selection.n, selection.left_out, float(hits))
 
 
 class ClaimAccumulator:
@@ -70,8 +73,7 @@ class ClaimAccumulator:
         self._texts.append(sentence.text)
         self._counts.append(selection.n)
         self._left_out.append(selection.left_out)
-        self._hits.append(np.array([_hits(self.spec, head, selection, run)
-                                    for head in self.heads]))
+        self._hits.append(_hits(self.spec, self.heads, selection, run))
         if self.spec.baseline == "offset":
             for k, hits in baseline_hits(selection.sources, selection.targets).items():
                 self._baseline[k] += hits
@@ -80,10 +82,9 @@ class ClaimAccumulator:
         """One verdict per head, in the order of ``heads``."""
         hits = (np.stack(self._hits) if self._hits
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
-        return [judge(self.spec, np.array(self._counts, dtype=np.int64),
-                      np.array(self._left_out, dtype=np.int64), hits[:, h], self._texts,
-                      self._indices, self._baseline)
-                for h in range(len(self.heads))]
+        return judge_heads(self.spec, np.array(self._counts, dtype=np.int64),
+                           np.array(self._left_out, dtype=np.int64), hits, self._texts,
+                           self._indices, self._baseline)
 
     def results(self, *, model: str, fingerprint: str) -> list[ClaimResult]:
         """``each``: one result per head; ``any``/``none``: one result naming the chosen head."""

@@ -50,21 +50,37 @@ def bootstrap_ratio(hits: np.ndarray, counts: np.ndarray,
     ``None`` when none is left. Same inputs, same interval (numpy Generator seeded with
     ``seed``).
     """
+    hits = np.asarray(hits, dtype=np.float64)
+    return bootstrap_ratios(hits[:, None], counts, confidence, resamples=resamples,
+                            seed=seed)[0]
+
+
+def bootstrap_ratios(hits: np.ndarray, counts: np.ndarray,
+                     confidence: float = DEFAULT_CONFIDENCE, *,
+                     resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED) -> list[tuple[float, float] | None]:
+    """`bootstrap_ratio` for several columns at once (e.g. heads) with the same resamples.
+
+    hits: float ``[sentence, column]``; counts: ``[sentence]``. Each resample is a vector of
+    multiplicities over sentences, so every column costs one matrix product.
+    """
     _check_level(confidence)
     hits = np.asarray(hits, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
     keep = counts > 0
     hits, counts = hits[keep], counts[keep]
-    sentences = hits.shape[0]
+    sentences, columns = hits.shape
     if sentences == 0:
-        return None
+        return [None] * columns
     rng = np.random.default_rng(seed)
     statistics = []
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
         picks = rng.integers(0, sentences, size=(size, sentences))  # [resample, draw]
-        statistics.append(hits[picks].sum(axis=1) / counts[picks].sum(axis=1))
+        flat = (np.arange(size)[:, None] * sentences + picks).ravel()
+        weights = np.bincount(flat, minlength=size * sentences).reshape(size, sentences)
+        statistics.append((weights @ hits) / (weights @ counts)[:, None])  # [resample, column]
     values = np.concatenate(statistics)
     alpha = 1.0 - confidence
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    bounds = np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=0)  # [2, column]
+    return [(float(low), float(high)) for low, high in bounds.T]

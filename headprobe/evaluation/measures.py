@@ -20,30 +20,52 @@ BASELINE_OFFSETS: tuple[int, ...] = (-1, 1, -2, 2, -3, 3)
 
 
 def ranked(rows: np.ndarray, k: int) -> np.ndarray:
-    """int ``[source, min(k, position)]``: the k most-attended positions of each row, ties lower
-    positions first."""
-    return np.argsort(-rows, axis=1, kind="stable")[:, :k]
+    """int ``[..., source, min(k, position)]``: the k most-attended positions of each row, ties
+    lower positions first."""
+    return np.argsort(-rows, axis=-1, kind="stable")[..., :k]
 
 
 def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.ndarray:
-    """float64 ``[source]``: 1.0/0.0 per source for shares, the attention on targets for mass.
+    """float64 ``[..., source]``: 1.0/0.0 per source for shares, the attention on targets for mass.
 
-    rows: float ``[source, position]``; targets: bool ``[source, position]``.
+    rows: float ``[..., source, position]`` (e.g. ``[head, source, position]``);
+    targets: bool ``[source, position]``, shared by the leading axes.
     """
-    if rows.shape != targets.shape:
-        raise ValueError(f"rows {rows.shape} and targets {targets.shape} must have the same shape")
-    if rows.shape[0] == 0:
-        return np.zeros(0)
+    if rows.shape[-2:] != targets.shape:
+        raise ValueError(f"rows {rows.shape} must end in the targets' shape {targets.shape}")
     if measure.kind == "mass":
-        return np.where(targets, rows, 0.0).sum(axis=1, dtype=np.float64)
-    chosen = chosen_positions(rows, measure)
-    return np.take_along_axis(targets, chosen, axis=1).any(axis=1).astype(np.float64)
+        return np.where(targets, rows, 0.0).sum(axis=-1, dtype=np.float64)
+    if measure.kind == "topk":
+        return (in_top_k(rows, int(measure.k or 1)) & targets).any(axis=-1).astype(np.float64)
+    chosen = np.argmax(rows, axis=-1)[..., None]  # [..., source, 1]; ties: the lowest position
+    wanted = np.broadcast_to(targets, rows.shape)
+    return np.take_along_axis(wanted, chosen, axis=-1)[..., 0].astype(np.float64)
+
+
+def in_top_k(rows: np.ndarray, k: int) -> np.ndarray:
+    """bool ``[..., source, position]``: the k most-attended positions of each row, ties lower
+    positions first — the same set as ``ranked(rows, k)``, without a full sort.
+
+    With ``v`` the k-th largest value: every position above ``v`` is in; of the positions equal
+    to ``v``, the lowest ``k - (count above v)`` are in.
+    """
+    size = rows.shape[-1]
+    if k >= size:
+        return np.ones(rows.shape, dtype=bool)
+    kth = np.partition(rows, size - k, axis=-1)[..., size - k, None]  # [..., source, 1]
+    above = rows > kth
+    tied = rows == kth
+    slots = k - above.sum(axis=-1, keepdims=True)
+    earlier_ties = np.cumsum(tied, axis=-1) - tied
+    return above | (tied & (earlier_ties < slots))
 
 
 def chosen_positions(rows: np.ndarray, measure: Measure) -> np.ndarray:
-    """int ``[source, k]``: the positions a source "looks at": its top K for ``topk:K``, else
-    its argmax (ties to the lowest position) as a single column."""
+    """int ``[..., source, k]``: the positions a source "looks at": its top K for ``topk:K``,
+    else its argmax (ties to the lowest position) as a single column."""
     k = int(measure.k or 1) if measure.kind == "topk" else 1
+    if k == 1:
+        return np.argmax(rows, axis=-1)[..., None]
     return ranked(rows, k)
 
 

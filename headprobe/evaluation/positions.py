@@ -3,7 +3,7 @@
 Pure numpy. A `LevelView` is one `Run` seen at ``level: token`` (wordpieces) or ``level: word``
 (the tokenizer's words from `Run.word_groups`, each special token a word of its own). It is built
 once per (run, level) and cached, so many claims over the same run share it; word-level attention
-matrices are computed lazily per head and cached too.
+matrices are computed lazily, only for the heads asked for, and cached too.
 
 A `Selection` is what a claim picks out of one view: the counted source positions, a boolean
 target matrix ``[source, position]`` and how many sources were left out for having no target.
@@ -71,32 +71,43 @@ class LevelView:
         return len(self.labels)
 
     def matrix(self, head: Head) -> np.ndarray:
-        """float64 ``[query, key]`` attention of ``head`` at this level (cached per head).
+        """``[query, key]`` attention of ``head`` at this level."""
+        return self.rows((head,), np.arange(self.size))[0]
 
-        At word level: ``W = mean_rows(G)ᵀ · A · G`` with ``G`` the ``[token, word]`` membership,
-        i.e. a word's row is the mean of its pieces' rows and attention to a word is the sum over
-        its pieces (Clark et al. 2019).
+    def rows(self, heads: tuple[Head, ...], sources: np.ndarray) -> np.ndarray:
+        """``[head, source, position]``: the attention rows of ``sources`` per head (the run's
+        float32 at token level, float64 at word level).
+
+        At word level a word's row is the mean of its pieces' rows and attention to a word is
+        the sum over its pieces (Clark et al. 2019): ``W = mean_rows(G)ᵀ · A · G`` with ``G`` the
+        ``[token, word]`` membership; word matrices are computed once per head and cached.
         """
-        if head not in self._matrices:
-            attention = head_attention(self.attentions, head).astype(np.float64)
-            if self.level == "word":
-                membership = np.zeros((attention.shape[0], self.size))  # [token, word]
-                for word, pieces in enumerate(self.groups):
-                    membership[list(pieces), word] = 1.0
-                mean_rows = membership / membership.sum(axis=0, keepdims=True)
-                attention = mean_rows.T @ attention @ membership
-            self._matrices[head] = attention
-        return self._matrices[head]
+        if self.level == "token":
+            layers, indices = head_indices(self.attentions, heads)
+            return self.attentions[layers[:, None], indices[:, None], np.asarray(sources)[None, :]]
+        missing = [head for head in dict.fromkeys(heads) if head not in self._matrices]
+        if missing:
+            tokens = self.attentions[head_indices(self.attentions, tuple(missing))]  # [h, q, k]
+            membership = np.zeros((tokens.shape[-1], self.size))  # [token, word]
+            for word, pieces in enumerate(self.groups):
+                membership[list(pieces), word] = 1.0
+            mean_rows = membership / membership.sum(axis=0, keepdims=True)
+            words = mean_rows.T @ tokens.astype(np.float64) @ membership  # [h, word, word]
+            self._matrices.update(zip(missing, words))
+        return np.stack([self._matrices[head][sources] for head in heads])
 
 
-def head_attention(attentions: np.ndarray, head: Head) -> np.ndarray:
-    """``attentions[layer, head]`` ``[query, key]`` (0-based via `Head.index`), range-checked."""
-    layer, index = head.index
-    if not (0 <= layer < attentions.shape[0] and 0 <= index < attentions.shape[1]):
-        raise ClaimFileError(
-            f"head {head} is out of range: this model has layers 1..{attentions.shape[0]} and "
-            f"heads 1..{attentions.shape[1]} (counted from 1, as in L1H1)")
-    return attentions[layer, index]
+def head_indices(attentions: np.ndarray, heads: tuple[Head, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(layers, heads)`` index arrays into ``attentions[layer, head]`` (via
+    `Head.index`), range-checked against the run."""
+    for head in heads:
+        layer, index = head.index
+        if not (0 <= layer < attentions.shape[0] and 0 <= index < attentions.shape[1]):
+            raise ClaimFileError(
+                f"head {head} is out of range: this model has layers 1..{attentions.shape[0]} "
+                f"and heads 1..{attentions.shape[1]} (counted from 1, as in L1H1)")
+    pairs = np.array([head.index for head in heads], dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
 
 
 _VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, LevelView]]" = weakref.WeakKeyDictionary()
@@ -147,6 +158,8 @@ def _build_view(run: Run, level: str) -> LevelView:
     first = [pieces[0] for pieces in groups]
 
     def any_piece(flags: np.ndarray) -> np.ndarray:
+        if level == "token":
+            return flags
         return np.array([bool(flags[list(pieces)].any()) for pieces in groups], dtype=bool)
 
     return LevelView(

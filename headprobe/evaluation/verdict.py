@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Expectation
-from headprobe.evaluation.intervals import DEFAULT_CONFIDENCE, bootstrap_ratio, wilson
+from headprobe.evaluation.intervals import DEFAULT_CONFIDENCE, bootstrap_ratios, wilson
 from headprobe.evaluation.measures import best_baseline
 from headprobe.evaluation.results import Baseline
 
@@ -63,17 +63,34 @@ def closeness(expect: Expectation, value: float | None) -> float:
 def judge(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.ndarray,
           texts: Sequence[str], indices: Sequence[int],
           baseline_hits: dict[int, float]) -> HeadOutcome:
-    """The verdict for one head. counts, left_out, hits: ``[sentence]`` as accumulated;
-    ``baseline_hits``: per offset, hits summed over sentences."""
+    """The verdict for one head; see `judge_heads` (``hits`` is ``[sentence]`` here)."""
+    column = np.asarray(hits, dtype=np.float64)[:, None]
+    return judge_heads(spec, counts, left_out, column, texts, indices, baseline_hits)[0]
+
+
+def judge_heads(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.ndarray,
+                texts: Sequence[str], indices: Sequence[int],
+                baseline_hits: dict[int, float]) -> list[HeadOutcome]:
+    """One verdict per head. counts, left_out: ``[sentence]``; hits: ``[sentence, head]``;
+    texts and indices: per sentence; ``baseline_hits``: per offset, hits summed over sentences
+    (the same for every head: sources and targets do not depend on the head)."""
     counts = np.asarray(counts, dtype=np.int64)
-    hits = np.asarray(hits, dtype=np.float64)
+    hits = np.asarray(hits, dtype=np.float64).reshape(counts.shape[0], -1)
     n, dropped = int(counts.sum()), int(np.asarray(left_out).sum())
-    value = float(hits.sum() / n) if n else None
-    ci = _interval(spec, hits, counts, n)
     best = best_baseline(baseline_hits, n) if spec.baseline == "offset" else None
     baseline = Baseline(*best) if best is not None else None
-    checked = np.flatnonzero(counts > 0)
-    per_sentence = {int(s): float(hits[s] / counts[s]) for s in checked}
+    warnings = health_warnings(spec, n, dropped, len(texts))
+    intervals = _intervals(spec, hits, counts, n)
+    return [_outcome(spec, counts, hits[:, h], ci, texts, indices, baseline, warnings, dropped)
+            for h, ci in enumerate(intervals)]
+
+
+def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray,
+             ci: tuple[float, float] | None, texts: Sequence[str], indices: Sequence[int],
+             baseline: Baseline | None, warnings: tuple[str, ...], dropped: int) -> HeadOutcome:
+    n = int(counts.sum())
+    value = float(hits.sum() / n) if n else None
+    per_sentence = {int(s): float(hits[s] / counts[s]) for s in np.flatnonzero(counts > 0)}
     if spec.per == "sentence":
         failing = [s for s, v in per_sentence.items() if not spec.expect.holds(v)]
         passed = n > 0 and not failing
@@ -91,17 +108,17 @@ def judge(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.nd
                                                 indices[s]))[:WORST]
     return HeadOutcome(
         value=value, ci=ci, n=n, left_out=dropped, passed=bool(passed), sentences=sentences,
-        counterexamples=counterexamples, baseline=baseline,
-        warnings=health_warnings(spec, n, dropped, len(texts)),
+        counterexamples=counterexamples, baseline=baseline, warnings=warnings,
         worst=tuple(int(indices[s]) for s in worst))
 
 
-def _interval(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,
-              n: int) -> tuple[float, float] | None:
+def _intervals(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,
+               n: int) -> list[tuple[float, float] | None]:
+    """Per head: Wilson for shares, the sentence bootstrap (shared resamples) for mass."""
     level = spec.confidence if spec.confidence is not None else DEFAULT_CONFIDENCE
     if spec.measure.is_share:
-        return wilson(float(hits.sum()), n, level)
-    return bootstrap_ratio(hits, counts, level)
+        return [wilson(float(total), n, level) for total in hits.sum(axis=0)]
+    return bootstrap_ratios(hits, counts, level)
 
 
 def health_warnings(spec: ClaimSpec, n: int, left_out: int, sentences: int) -> tuple[str, ...]:

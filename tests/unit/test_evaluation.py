@@ -23,7 +23,8 @@ from headprobe.claims.spec import (Claim, ClaimSpec, Expectation, Measure, Sente
                                    Target)
 from headprobe.errors import ClaimFileError
 from headprobe.evaluation import ClaimAccumulator, attention_view, score_sentence
-from headprobe.evaluation.measures import baseline_hits, best_baseline, source_hits
+from headprobe.evaluation.measures import (baseline_hits, best_baseline, in_top_k, ranked,
+                                           source_hits)
 from headprobe.evaluation.positions import level_view, select
 from headprobe.heads import Head, HeadPattern
 from headprobe.runs import Run
@@ -177,6 +178,23 @@ def test_topk_ranks_tied_positions_lower_first():
     target_two = np.array([[0, 0, 1, 0, 0]], bool)
     assert source_hits(rows, target_two, Measure("topk", 2)).tolist() == [0.0]
     assert source_hits(rows, target_two, Measure("topk", 3)).tolist() == [1.0]
+
+
+def test_top_k_sets_agree_with_a_stable_sort_on_rows_with_many_ties():
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 4, size=(2, 11, 6)).astype(np.float32)  # [head, source, position]
+    for k in (1, 2, 3, 5, 6, 8):
+        expected = np.zeros(rows.shape, dtype=bool)
+        np.put_along_axis(expected, ranked(rows, k), True, axis=-1)
+        assert (in_top_k(rows, k) == expected).all(), k
+
+
+def test_measures_score_every_head_of_a_stacked_row_block():
+    rows = np.array([[[0.5, 0.3, 0.2]], [[0.2, 0.3, 0.5]]])  # [head, source, position]
+    targets = np.array([[False, False, True]])
+    assert source_hits(rows, targets, Measure("argmax")).tolist() == [[0.0], [1.0]]
+    assert source_hits(rows, targets, Measure("topk", 2)).tolist() == [[0.0], [1.0]]
+    assert source_hits(rows, targets, Measure("mass")) == pytest.approx(np.array([[0.2], [0.5]]))
 
 
 def test_mass_sums_attention_over_all_targets():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from headprobe.evaluation.intervals import bootstrap_ratio, wilson
+from headprobe.evaluation.intervals import bootstrap_ratio, bootstrap_ratios, wilson
 
 
 @pytest.mark.parametrize("hits, n, confidence, interval", [
@@ -59,3 +59,12 @@ def test_bootstrap_without_counted_sentences_has_no_interval():
 def test_confidence_outside_zero_one_is_rejected(confidence):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         wilson(1, 2, confidence)
+
+
+def test_bootstrap_of_several_columns_equals_one_column_at_a_time():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 6, size=9)
+    hits = rng.random((9, 4)) * counts[:, None]  # [sentence, head]
+    together = bootstrap_ratios(hits, counts, 0.9)
+    alone = [bootstrap_ratio(hits[:, h], counts, 0.9) for h in range(4)]
+    assert np.array(together) == pytest.approx(np.array(alone))
