@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +31,26 @@ class SentenceScore:
 
 
 @dataclass(frozen=True)
-class Baseline:
-    """The best fixed-offset baseline: always attending to ``i + offset`` scores ``value``."""
+class Baseline(Mapping):
+    """The best fixed-offset baseline: always attending to ``i + offset`` scores ``value``.
+
+    Also a read-only mapping, ``{"offset": k, "value": v}`` as in report.json, so
+    ``baseline["offset"]`` and ``baseline.offset`` both work.
+    """
 
     offset: int
     value: float
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("offset", "value"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("offset", "value"))
+
+    def __len__(self) -> int:
+        return 2
 
     def to_json(self) -> dict[str, Any]:
         return {"offset": self.offset, "value": _round(self.value)}
