@@ -121,29 +121,59 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
       A Figure of ``figure_size_pixels(rows, cols)`` pixels at `DPI`.
     """
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Rectangle
 
     row_labels = [shorten(label) for label in labels]
     column_labels = row_labels if col_labels is None else [shorten(label) for label in col_labels]
     rows, cols = len(row_labels), len(column_labels)
     if rows == 0 or cols == 0:
         raise UsageError("attention_figure: no tokens to draw; the labels are empty")
-    weights = _check_matrix(matrix, rows, cols, "attention_figure")
-    expected_cells = _check_cells(expected, rows, cols, "attention_figure: expected")
-    actual_cells = _check_cells(actual, rows, cols, "attention_figure: actual")
-
+    _check_matrix(matrix, rows, cols, "attention_figure")
     layout = _grid_layout(rows, cols)
     width, height = layout["width"], layout["height"]
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
     axes = figure.add_axes((layout["left"] / width, layout["bottom"] / height,
                             layout["grid_w"] / width, layout["grid_h"] / height))
-    grey = grey_levels(weights)
-    axes.imshow(np.stack([grey] * 3, axis=-1), interpolation="nearest", aspect="auto",
-                extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), resample=False)
-    _label_axes(axes, row_labels, column_labels, layout["font_px"])
+    axes.imshow(np.zeros((rows, cols, 3), dtype=np.uint8), interpolation="nearest",
+                aspect="auto", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), resample=False)
+    axes.set_xlim(-0.5, cols - 0.5)
+    axes.set_ylim(rows - 0.5, -0.5)
+    _label_axes(axes, row_labels, column_labels, layout["font_px"], layout["cell"])
+    figure.text(0.5, 1 - 8 / height, "", ha="center", va="top", fontsize=_TITLE_PX * 72 / DPI,
+                linespacing=1.3, gid="title")
+    figure.text(10 / width, 4 / height,
+                "rows: attending token (query) · columns: attended token (key) · "
+                "grey: black 0, white 1",
+                ha="left", va="bottom", fontsize=7, color="#444444")
+    return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title)
 
-    cell = layout["cell"]
+
+def redraw_attention_figure(figure: "Figure", matrix: np.ndarray, *,
+                            expected: Sequence[tuple[int, int]] = (),
+                            actual: Sequence[tuple[int, int]] = (),
+                            title: str = "") -> "Figure":
+    """Draw another matrix of the same size (another head, same sentence) into a figure made by
+    `attention_figure`, in place: labels stay, grid, outlines, legend and title change.
+
+    Much cheaper than a new figure when drawing every head of a sentence; save each figure
+    before redrawing it.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    axes = figure.axes[0]
+    image = axes.images[0]
+    rows, cols = image.get_array().shape[:2]
+    weights = _check_matrix(matrix, rows, cols, "attention_figure")
+    expected_cells = _check_cells(expected, rows, cols, "attention_figure: expected")
+    actual_cells = _check_cells(actual, rows, cols, "attention_figure: actual")
+    width, height = figure.bbox.width, figure.bbox.height
+    image.set_data(np.stack([grey_levels(weights)] * 3, axis=-1))
+    for patch in list(axes.patches):
+        patch.remove()
+    for legend in list(figure.legends):
+        legend.remove()
+
+    cell = _grid_layout(rows, cols)["cell"]
     line_px = max(2, cell // 10)
     half = (line_px / 2) / cell                    # keep the solid outline inside its own cell
     for query, key in expected_cells:
@@ -157,24 +187,20 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
                                  1 - 2 * inset, fill=False, edgecolor=ACTUAL_COLOR,
                                  linewidth=line_px * 72 / DPI, antialiased=False,
                                  linestyle=(0, (2, 1)), zorder=4))
-    axes.set_xlim(-0.5, cols - 0.5)
-    axes.set_ylim(rows - 0.5, -0.5)
 
     chars = int((width - 20) / (_TITLE_PX * 0.6))
-    figure.text(0.5, 1 - 8 / height, wrap_title(title, chars), ha="center", va="top",
-                fontsize=_TITLE_PX * 72 / DPI, linespacing=1.3)
-    handles = [
-        Line2D([], [], color=EXPECTED_COLOR, linestyle="-", linewidth=2.5,
-               label="expected target (solid)"),
-        Line2D([], [], color=ACTUAL_COLOR, linestyle="--", linewidth=2.5,
-               label="actual argmax (dashed)"),
-    ]
-    figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 16 / height),
-                  ncol=2, frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
-    figure.text(10 / width, 4 / height,
-                "rows: attending token (query) · columns: attended token (key) · "
-                "grey: black 0, white 1",
-                ha="left", va="bottom", fontsize=7, color="#444444")
+    (title_text,) = [t for t in figure.texts if t.get_gid() == "title"]
+    title_text.set_text(wrap_title(title, chars))
+    handles = []
+    if expected_cells:
+        handles.append(Line2D([], [], color=EXPECTED_COLOR, linestyle="-", linewidth=2.5,
+                              label="expected target (solid)"))
+    if actual_cells:
+        handles.append(Line2D([], [], color=ACTUAL_COLOR, linestyle="--", linewidth=2.5,
+                              label="actual argmax (dashed)"))
+    if handles:
+        figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 16 / height),
+                      ncol=2, frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
     return figure
 
 
@@ -199,16 +225,18 @@ def _grid_layout(rows: int, cols: int) -> dict[str, int]:
             "left": left, "bottom": bottom, "width": width, "height": height}
 
 
-def _label_axes(axes, row_labels: list[str], column_labels: list[str], font_px: int) -> None:
+def _label_axes(axes, row_labels: list[str], column_labels: list[str], font_px: int,
+                cell: int) -> None:
+    """Token labels as plain texts beside the grid (cheaper to draw than tick labels)."""
     size = font_px * 72 / DPI
-    axes.xaxis.tick_top()
-    axes.set_xticks(range(len(column_labels)))
-    axes.set_xticklabels(column_labels, rotation=90, fontsize=size)
-    axes.set_yticks(range(len(row_labels)))
-    axes.set_yticklabels(row_labels, fontsize=size)
-    axes.tick_params(length=2, pad=2)
-    for spine in axes.spines.values():
-        spine.set_visible(False)
+    gap = 4 / cell                                  # 4 px between a label and the grid
+    axes.set_axis_off()
+    for row, label in enumerate(row_labels):
+        axes.text(-0.5 - gap, row, label, ha="right", va="center", fontsize=size,
+                  clip_on=False)
+    for column, label in enumerate(column_labels):
+        axes.text(column, -0.5 - gap, label, ha="center", va="bottom", rotation=90,
+                  fontsize=size, clip_on=False)
 
 
 def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = "") -> "Figure":
@@ -292,7 +320,8 @@ def render_png(figure: "Figure") -> bytes:
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, facecolor=figure.get_facecolor())
+    figure.savefig(buffer, format="png", dpi=DPI, facecolor=figure.get_facecolor(),
+                   metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 

@@ -124,14 +124,22 @@ def test_expected_outline_is_at_the_cell_border_and_actual_inside_it():
 
 def test_labels_title_and_legend_are_drawn():
     figure = attention_figure(distinct_weights(3, 3), ["[CLS]", "hello", "[SEP]"],
+                              expected=[(1, 2)], actual=[(1, 1)],
                               title="L2H5: token -> next\nargmax 0.31, expected >= 0.8")
-    axes = figure.axes[0]
-    assert [t.get_text() for t in axes.get_yticklabels()] == ["[CLS]", "hello", "[SEP]"]
-    assert [t.get_text() for t in axes.get_xticklabels()] == ["[CLS]", "hello", "[SEP]"]
+    labels = figure.axes[0].texts
+    assert [t.get_text() for t in labels if t.get_rotation() == 0] == ["[CLS]", "hello", "[SEP]"]
+    assert [t.get_text() for t in labels if t.get_rotation() == 90] == ["[CLS]", "hello", "[SEP]"]
     texts = [t.get_text() for t in figure.texts]
     assert any("L2H5: token -> next" in t and "expected >= 0.8" in t for t in texts)
     legend_labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert legend_labels == ["expected target (solid)", "actual argmax (dashed)"]
+
+
+def test_legend_names_only_the_outlines_drawn():
+    only_actual = attention_figure(distinct_weights(3, 3), list("abc"), actual=[(0, 1)])
+    assert [t.get_text() for t in only_actual.legends[0].get_texts()] == [
+        "actual argmax (dashed)"]
+    assert attention_figure(distinct_weights(3, 3), list("abc")).legends == []
 
 
 def test_long_labels_and_titles_are_shortened():
@@ -189,3 +197,18 @@ def test_save_png_writes_a_valid_png_atomically_and_overwrites(tmp_path):
     save_png(attention_figure(np.zeros((4, 4)), list("abcd")), target)
     assert target.read_bytes() != first
     assert [p.name for p in target.parent.iterdir()] == [target.name]   # no temp files left
+
+
+def test_redrawing_a_figure_gives_the_same_png_as_a_new_figure():
+    labels = ["[CLS]", "a", "b", "c", "[SEP]"]
+    first, second = distinct_weights(5, 5), distinct_weights(5, 5).T.copy()
+    reused = attention_figure(first, labels, expected=[(1, 2)], actual=[(0, 4)], title="one")
+    figures.redraw_attention_figure(reused, second, actual=[(3, 3)], title="two")
+    fresh = attention_figure(second, labels, actual=[(3, 3)], title="two")
+    assert render_png(reused) == render_png(fresh)
+
+
+def test_redrawing_with_another_size_is_a_clear_error():
+    figure = attention_figure(distinct_weights(3, 3), list("abc"))
+    with pytest.raises(UsageError, match=r"\(3, 3\).*got shape \(4, 4\)"):
+        figures.redraw_attention_figure(figure, np.zeros((4, 4)))

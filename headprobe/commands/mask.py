@@ -1,0 +1,200 @@
+"""``headprobe mask [TEXT] [--top-k K] [--json] [--diagrams DIR]``: predict each ``[MASK]``.
+
+For every ``[MASK]`` the K most probable wordpieces are printed as the original mask.py prints
+them: the sentence with that mask replaced by the prediction, followed by its probability (the
+softmax over the vocabulary). ``--json`` prints, per text, one line
+``[{"position": i, "predictions": [{"token": "book", "score": 0.41}, ...]}, ...]`` (``position``
+is the wordpiece index, ``[CLS]`` = 0). Without TEXT it asks ``Text: `` on a terminal, and reads
+one text a line until end of input when standard input is not a terminal (blank lines skipped).
+Every text is checked (has a mask, fits the model) before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from headprobe.commands.show import add_model_option, load_model, write_diagrams
+from headprobe.errors import UsageError
+
+DEFAULT_TOP_K = 3
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "mask", help="predict the words hidden by [MASK]",
+        description="Print the top-K predictions for each [MASK] in TEXT, as the original "
+                    "mask.py does. Needs a checkpoint with the masked-LM head "
+                    "(a *ForMaskedLM checkpoint such as bert-base-uncased).",
+        epilog="Example: headprobe mask 'Then I picked up a [MASK] from the table.'")
+    parser.add_argument("text", metavar="TEXT", nargs="?",
+                        help="text with one or more [MASK]; if omitted, asked for (Text: ) or "
+                             "read line by line from standard input")
+    parser.add_argument("--top-k", "-k", type=int, default=DEFAULT_TOP_K, metavar="K",
+                        help=f"predictions per mask (default {DEFAULT_TOP_K})")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: one array of masks per text, one text a line")
+    parser.add_argument("--diagrams", metavar="DIR",
+                        help="also write Attention_Layer{L}_Head{H}.png per head and overview.png "
+                             "(one subfolder per text when there are several)")
+    add_model_option(parser)
+    return parser
+
+
+@dataclass(frozen=True)
+class Prediction:
+    token: str
+    score: float
+
+
+@dataclass(frozen=True)
+class MaskPredictions:
+    """The predictions for the mask at wordpiece ``position`` (``[CLS]`` = 0), best first."""
+
+    position: int
+    predictions: tuple[Prediction, ...]
+
+    def to_json(self) -> dict:
+        return {"position": self.position,
+                "predictions": [{"token": p.token, "score": round(p.score, 6)}
+                                for p in self.predictions]}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise UsageError(f"--top-k: expected a positive number of predictions, got {args.top_k}")
+    texts = [args.text] if args.text is not None else read_texts()
+    model = load_model(args.model)
+    require_mlm_head(model)
+    positions = [check_text(model, text, encoding) for text, encoding
+                 in zip(texts, model.tokenize(texts))]
+    top_k = min(args.top_k, model.tokenizer.vocab_size)
+    runs = model.run(texts, hidden_states=False, mlm_logits=True)
+    for number, (text, sentence_run, masks) in enumerate(zip(texts, runs, positions)):
+        ids = top_predictions(sentence_run.mlm_logits, masks, top_k)
+        found = [MaskPredictions(position, tuple(
+                    Prediction(token, score) for token, score in
+                    zip(model.tokenizer.decode_tokens([i for i, _ in best]), (s for _, s in best))))
+                 for position, best in zip(masks, ids)]
+        if args.json:
+            print(json.dumps([m.to_json() for m in found], ensure_ascii=False))
+        else:
+            if number:
+                print()
+            print("\n".join(format_predictions(text, model.tokenizer.mask_token, found)))
+        if args.diagrams:
+            folder = Path(args.diagrams) / (f"text{number + 1}" if len(texts) > 1 else "")
+            paths = write_diagrams(sentence_run, folder, model_name=model.name)
+            print(f"{len(paths)} diagrams written to {folder}", file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Input.
+
+def read_texts(stdin=None) -> list[str]:
+    """``Text: `` once on a terminal (like mask.py); else every non-blank line until EOF."""
+    stream = sys.stdin if stdin is None else stdin
+    if stream.isatty():
+        try:
+            texts = [input("Text: ")]
+        except EOFError:
+            texts = []
+    else:
+        texts = [line.rstrip("\r\n") for line in stream]
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UsageError("no text given: pass TEXT, type it at the 'Text: ' prompt, or pipe "
+                         "one text a line on standard input")
+    return texts
+
+
+def require_mlm_head(model) -> None:
+    if not model.has_mlm_head:
+        raise UsageError(
+            f"{model.name} has no masked-LM head (its checkpoint holds only the encoder), so it "
+            f"cannot predict [MASK]. Use a *ForMaskedLM checkpoint such as bert-base-uncased: "
+            f"headprobe mask --model bert-base-uncased ...")
+
+
+def check_text(model, text: str, encoding) -> list[int]:
+    """The wordpiece positions of the masks in ``text``; raises for no mask or too long."""
+    mask_token = model.tokenizer.mask_token
+    positions = [i for i, token in enumerate(encoding.tokens) if token == mask_token]
+    if not positions:
+        raise UsageError(f"Input must include mask token {mask_token}. Got {_shown(text)}")
+    if len(encoding.tokens) > model.max_length:
+        raise UsageError(
+            f"text {_shown(text)} is {len(encoding.tokens)} tokens long with [CLS] and [SEP]; "
+            f"{model.name} takes at most {model.max_length}. Shorten it.")
+    return positions
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions (pure).
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, computed in float64."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def top_predictions(logits: np.ndarray, positions: Sequence[int], k: int
+                    ) -> list[list[tuple[int, float]]]:
+    """For each position of ``logits`` ``[token, vocab]``: ``(token id, probability)`` of the k
+    most probable ids, best first (ties: the lower id first)."""
+    if logits is None:
+        raise UsageError("the model gave no masked-LM logits; it has no masked-LM head")
+    out = []
+    for position in positions:
+        probabilities = softmax(logits[position])
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        out.append([(int(i), float(probabilities[i])) for i in order])
+    return out
+
+
+def format_predictions(text: str, mask_token: str, found: Sequence[MaskPredictions]
+                       ) -> list[str]:
+    """mask.py's lines: the text with one mask replaced by each prediction, and its probability.
+
+    With several masks, each gets a heading and only its own mask is replaced.
+    """
+    starts = _occurrences(text, mask_token)
+    lines: list[str] = []
+    for number, masks in enumerate(found):
+        indent = ""
+        if len(found) > 1:
+            lines.append(f"{mask_token} {number + 1} of {len(found)} "
+                         f"(wordpiece {masks.position}):")
+            indent = "  "
+        for prediction in masks.predictions:
+            word = prediction.token    # as mask.py's tokenizer.decode([id]) shows a piece
+            if len(starts) == len(found):
+                start = starts[number]
+                sentence = text[:start] + word + text[start + len(mask_token):]
+            else:
+                sentence = text.replace(mask_token, word)
+            lines.append(f"{indent}{sentence}   ({prediction.score:.3f})")
+    return lines
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    starts, at = [], text.find(needle)
+    while at >= 0:
+        starts.append(at)
+        at = text.find(needle, at + len(needle))
+    return starts
+

@@ -1,0 +1,184 @@
+"""``headprobe show TEXT --head L3H10 [-o FILE]`` / ``--all [-o DIR]``: attention diagrams.
+
+One head gives one PNG (default ``Attention_Layer3_Head10.png`` in the current folder, the name
+the original attention-diagram projects use); ``--all`` writes ``Attention_Layer{L}_Head{H}.png``
+for every head (counted from 1) and ``overview.png`` with all heads in one image. ``--level word``
+draws words instead of wordpieces: a word's row is the mean of its pieces' rows, attention to a
+word the sum over its pieces (Clark et al. 2019). The paths written are printed, one a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from headprobe.errors import ClaimFileError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headprobe.heads import Head
+    from headprobe.runs import Run
+
+LEVELS = ("token", "word")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "show", help="draw attention diagrams for a sentence",
+        description="Draw a head's attention for one sentence as a grayscale grid (lighter = "
+                    "more attention; rows attend to columns). TEXT may contain [MASK].",
+        epilog="Examples: headprobe show 'The cat sat.' --head L3H10 ; "
+               "headprobe show 'The cat sat.' --all -o diagrams/")
+    parser.add_argument("text", metavar="TEXT", help="the sentence to draw")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--head", metavar="LxHy",
+                       help="one head, counted from 1, e.g. L3H10 (layer 3, head 10)")
+    which.add_argument("--all", action="store_true",
+                       help="every head, plus overview.png with all heads in one image")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="with --head: the PNG file (default Attention_Layer{L}_Head{H}.png); "
+                             "with --all: the folder (default: the current folder)")
+    parser.add_argument("--level", choices=LEVELS, default="token",
+                        help="token: wordpieces (default); word: the tokenizer's words")
+    add_model_option(parser)
+    return parser
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="SPEC",
+                        help="local folder or hub id[@revision] (default: [tool.headprobe] model "
+                             "in ./pyproject.toml, else bert-base-uncased)")
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    if args.all:
+        (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False)
+        paths = write_diagrams(sentence_run, Path(args.output or "."), model_name=model.name,
+                               level=args.level)
+    else:
+        head = parse_cli_head(args.head, model.num_layers, model.num_heads)
+        (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False,
+                                    num_layers=head.layer)
+        target = Path(args.output) if args.output else Path(diagram_name(head))
+        paths = [write_head_diagram(sentence_run, head, target, model_name=model.name,
+                                    level=args.level)]
+    for path in paths:
+        print(path)
+    sys.stdout.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Model and head from the command line.
+
+def default_model_spec(folder: str | os.PathLike[str] = ".") -> str | None:
+    """``[tool.headprobe] model`` of ``folder/pyproject.toml``; None means bert-base-uncased."""
+    from headprobe.settings import read_settings
+
+    return read_settings(Path(folder)).model
+
+
+def load_model(spec: str | None):
+    """`headprobe.load` with the CLI's default (pyproject.toml, else bert-base-uncased)."""
+    import headprobe
+
+    return headprobe.load(spec if spec else default_model_spec())
+
+
+def parse_cli_head(text: str, num_layers: int, num_heads: int) -> "Head":
+    """``L3H10`` checked against the model; errors are usage errors naming ``--head``."""
+    from headprobe.heads import HeadPattern, check_in_range, parse_head
+
+    try:
+        head = parse_head(text)
+        check_in_range(HeadPattern(head.layer, head.head), num_layers, num_heads)
+    except ClaimFileError as error:
+        raise UsageError(f"--head: {error.message}") from None
+    return head
+
+
+def diagram_name(head: "Head") -> str:
+    """``Attention_Layer3_Head10.png`` for L3H10 (counted from 1)."""
+    return f"Attention_Layer{head.layer}_Head{head.head}.png"
+
+
+# --------------------------------------------------------------------------------------------
+# Grids (pure).
+
+def word_grid(matrix: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """``[word, word]`` from ``[query, key]``: rows are the mean of a word's pieces' rows,
+    columns the sum over its pieces. Each row still sums to 1 when the token rows did."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = np.stack([matrix[list(group)].mean(axis=0) for group in groups])
+    return np.stack([rows[:, list(group)].sum(axis=1) for group in groups], axis=1)
+
+
+def sentence_grid(sentence_run: "Run", layer: int, head: int, level: str
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The ``[query, key]`` grid and its labels for a 0-based ``(layer, head)``."""
+    matrix = sentence_run.attentions[layer, head]
+    if level == "token":
+        return np.asarray(matrix), list(sentence_run.tokens)
+    groups = sentence_run.word_groups()
+    labels = [sentence_run.word_text(group[0]) for group in groups]
+    return word_grid(matrix, groups), labels
+
+
+def all_grids(sentence_run: "Run", level: str) -> tuple[np.ndarray, list[str]]:
+    """``[layer, head, query, key]`` at the level asked for, and its labels."""
+    if level == "token":
+        return np.asarray(sentence_run.attentions), list(sentence_run.tokens)
+    layers, heads = sentence_run.attentions.shape[:2]
+    grids = [[sentence_grid(sentence_run, l, h, level)[0] for h in range(heads)]
+             for l in range(layers)]
+    return np.asarray(grids), sentence_grid(sentence_run, 0, 0, level)[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the diagrams.
+
+def _title(head_name: str, sentence_run: "Run", model_name: str, level: str) -> str:
+    return f"{head_name}  ({level} level)\n{sentence_run.text}\nmodel: {model_name}"
+
+
+def write_head_diagram(sentence_run: "Run", head: "Head", path: Path, *, model_name: str,
+                       level: str = "token", figure=None) -> Path:
+    """One head's diagram at ``path``; the cells each row attends to most are outlined.
+
+    ``figure``: a figure of this sentence to redraw instead of building a new one (faster).
+    """
+    from headprobe.report.figures import attention_figure, redraw_attention_figure, save_png
+
+    matrix, labels = sentence_grid(sentence_run, *head.index, level)
+    actual = [(row, int(np.argmax(matrix[row]))) for row in range(len(labels))]
+    title = _title(str(head), sentence_run, model_name, level)
+    if figure is None:
+        figure = attention_figure(matrix, labels, actual=actual, title=title)
+    else:
+        redraw_attention_figure(figure, matrix, actual=actual, title=title)
+    return save_png(figure, path)
+
+
+def write_diagrams(sentence_run: "Run", folder: Path, *, model_name: str,
+                   level: str = "token") -> list[Path]:
+    """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``."""
+    from headprobe.heads import Head
+    from headprobe.report.figures import attention_figure, overview_figure, save_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    layers, heads = sentence_run.attentions.shape[:2]
+    grids, labels = all_grids(sentence_run, level)
+    figure = attention_figure(grids[0, 0], labels)          # redrawn for every head
+    paths = [write_head_diagram(sentence_run, Head(l, h), folder / diagram_name(Head(l, h)),
+                                model_name=model_name, level=level, figure=figure)
+             for l in range(1, layers + 1) for h in range(1, heads + 1)]
+    overview = overview_figure(grids, labels,
+                               title=f"{sentence_run.text}\nmodel: {model_name} ({level} level)")
+    paths.append(save_png(overview, folder / "overview.png"))
+    return paths
