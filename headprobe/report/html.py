@@ -108,9 +108,17 @@ def _row(index: int, result: Mapping[str, Any]) -> str:
 def _details(results: Sequence[Mapping[str, Any]]) -> str:
     blocks = [_detail(index, result) for index, result in enumerate(results)
               if _has_details(result)]
-    if not blocks:
-        return '<h2>Failures</h2>\n<p class="none">No failures.</p>'
-    return "<h2>Failures</h2>\n" + "\n".join(blocks)
+    warned = [(index, result) for index, result in enumerate(results)
+              if result.get("warnings") and not _has_details(result)]
+    parts = ["<h2>Failures</h2>"]
+    parts.append("\n".join(blocks) if blocks else '<p class="none">No failures.</p>')
+    if warned:
+        parts.append('<h2>Warnings</h2>\n<ul class="warnings">')
+        parts.extend(f'<li>{_e(r.get("file", ""))} :: {_e(r.get("id", ""))}'
+                     f'[{_e(r.get("head", ""))}]: {_e(w)}</li>'
+                     for _, r in warned for w in r["warnings"])
+        parts.append("</ul>")
+    return "\n".join(parts)
 
 
 def _detail(index: int, result: Mapping[str, Any]) -> str:
@@ -130,6 +138,8 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
             lines.append(f"<dt>{_e(label)}</dt><dd>{_e(shown)}</dd>")
     if result.get("baseline"):
         lines.append(f"<dt>baseline</dt><dd>{_e(format_baseline(result['baseline']))}</dd>")
+    for warning in result.get("warnings") or []:
+        lines.append(f'<dt>warning</dt><dd class="warning">{_e(warning)}</dd>')
     lines.append("</dl>")
     counterexamples = result.get("counterexamples") or []
     if counterexamples:
@@ -254,7 +264,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 .figures{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}
 figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.8em;color:#555}
-.broken{color:#c62828}
+.broken{color:#c62828}.warning{color:#8a5a00}
 """
 
 _JS = """

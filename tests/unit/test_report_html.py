@@ -226,3 +226,13 @@ def test_browser_test_is_not_skipped_on_ci(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="needed for the browser test on CI"):
         chromium_or_skip()
 
+
+
+def test_warnings_are_shown_for_failures_and_passes():
+    page = render_index_html(report(
+        result("weak", 0.9, True, warnings=["only 4 sources were counted <few>"]),
+        result("bad", 0.1, False, warnings=["most sources were left out"])))
+    assert "<h2>Warnings</h2>" in page
+    assert "weak[L2H5]: only 4 sources were counted &lt;few&gt;" in page
+    failures = page.split("<h2>Failures</h2>")[1].split("<h2>Warnings</h2>")[0]
+    assert "most sources were left out" in failures
