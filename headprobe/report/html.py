@@ -255,7 +255,7 @@ table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
-td[data-numeric]{text-align:right;font-variant-numeric:tabular-nums}
+td[data-numeric]{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.outcome.passed{color:#1a7f37;font-weight:bold}td.outcome.failed{color:#c62828;font-weight:bold}
 tr.hidden{display:none}
 section.detail{border-top:2px solid #c62828;margin-top:1.5em;padding-top:.5em}
