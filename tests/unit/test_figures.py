@@ -212,3 +212,9 @@ def test_redrawing_with_another_size_is_a_clear_error():
     figure = attention_figure(distinct_weights(3, 3), list("abc"))
     with pytest.raises(UsageError, match=r"\(3, 3\).*got shape \(4, 4\)"):
         figures.redraw_attention_figure(figure, np.zeros((4, 4)))
+
+
+def test_documented_sizes_stay_true():
+    # docs/figures.md quotes these; change both together.
+    assert figure_size_pixels(12) == (718, 824)
+    assert figure_size_pixels(60) == (1319, 1425)
