@@ -1,10 +1,14 @@
 """`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
 
 Batching keeps compilation rare: texts are sorted by length and cut into batches of
-``batch_size``; each batch is padded to a length bucket (`bucket_length`) and every batch of one
-call to the same number of rows (a power of two, at most ``batch_size``), so a call over thousands
-of sentences compiles once per length bucket. Padding never changes real-token outputs (padded
-keys are masked out of the softmax).
+``batch_size``; each batch is padded to a length bucket (`bucket_length`) and to a number of rows
+that depends only on the call and the bucket (`batch_rows`), so a call over thousands of
+sentences compiles once per length bucket.
+
+Padding never changes real-token outputs: padded keys are masked out of the softmax. Every batch
+is also padded to at least `MIN_BATCH_TOKENS` tokens (rows x length): below that XLA's CPU backend
+takes a different matmul path with different float32 rounding, so a sentence run alone would
+differ from the same sentence in a batch by ~1e-6. With the floor, it is bit-identical on CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from headprobe.runs import Run
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
+MIN_BATCH_TOKENS = 128
 
 
 def bucket_length(length: int, max_length: int) -> int:
@@ -39,9 +44,15 @@ def bucket_length(length: int, max_length: int) -> int:
     return min(-(-length // step) * step, max_length)
 
 
-def batch_rows(count: int, batch_size: int) -> int:
-    """Rows per batch for ``count`` texts: the power of two >= count, at most ``batch_size``."""
-    return min(batch_size, 1 << max(count - 1, 0).bit_length())
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def batch_rows(count: int, batch_size: int, length: int) -> int:
+    """Rows per batch of padded ``length`` in a call over ``count`` texts: the power of two
+    >= count, at most ``batch_size``, raised so that rows x length >= `MIN_BATCH_TOKENS`."""
+    rows = min(batch_size, _power_of_two_at_least(count))
+    return max(rows, _power_of_two_at_least(-(-MIN_BATCH_TOKENS // length)))
 
 
 @dataclass(frozen=True)
@@ -56,12 +67,11 @@ class Batch:
 def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int) -> list[Batch]:
     """Sort by length, cut into batches, pick each batch's bucket. Pure."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    rows = batch_rows(len(order), batch_size)
     batches = []
     for start in range(0, len(order), batch_size):
         chunk = tuple(order[start:start + batch_size])
-        longest = max(lengths[i] for i in chunk)
-        batches.append(Batch(chunk, bucket_length(longest, max_length), rows))
+        length = bucket_length(max(lengths[i] for i in chunk), max_length)
+        batches.append(Batch(chunk, length, batch_rows(len(order), batch_size, length)))
     return batches
 
 

