@@ -87,23 +87,11 @@ def find_weights(folder: Path) -> WeightFiles:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of one file (bfloat16 arrives as ml_dtypes' bfloat16; `convert` casts)."""
     from safetensors import safe_open
 
-    state: dict[str, np.ndarray] = {}
     with safe_open(str(path), framework="numpy") as handle:
-        for name in handle.keys():
-            try:
-                state[name] = handle.get_tensor(name)
-            except (TypeError, ValueError):  # bfloat16 has no numpy dtype: go through JAX
-                state[name] = _read_one_via_flax(path, name)
-    return state
-
-
-def _read_one_via_flax(path: Path, name: str) -> np.ndarray:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="flax") as handle:
-        return np.asarray(handle.get_tensor(name), dtype=np.float32)
+        return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
 def read_state(weights: WeightFiles) -> dict[str, Any]:

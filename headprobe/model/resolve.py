@@ -146,7 +146,8 @@ def _download(name: str, revision: str | None) -> tuple[Path | None, str]:
 
     try:
         folder = snapshot_download(name, revision=revision, cache_dir=hf_cache_dir(),
-                                   allow_patterns=DOWNLOAD_PATTERNS, etag_timeout=10)
+                                   allow_patterns=DOWNLOAD_PATTERNS, etag_timeout=10,
+                                   endpoint=os.environ.get("HF_ENDPOINT") or None)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [""])[0]
         return None, f"{type(error).__name__}: {first_line[:200]}"

@@ -151,3 +151,28 @@ def test_fingerprint_hashes_weights_then_config_and_follows_changes(tmp_path):
 
 def test_model_fingerprint_is_a_sha256_of_the_bundled_files(minilm):
     assert minilm.fingerprint.startswith("sha256:") and len(minilm.fingerprint) == 7 + 64
+
+
+def test_half_precision_safetensors_are_read_and_converted_to_float32(tmp_path):
+    import ml_dtypes
+    from safetensors.numpy import save_file
+
+    from headprobe.model.checkpoint import read_state
+
+    values = np.array([0.5, -2.0, 3.25], dtype=np.float32)
+    save_file({"a": values.astype(ml_dtypes.bfloat16), "b": values.astype(np.float16)},
+              str(tmp_path / "model.safetensors"))
+    state = read_state(find_weights(tmp_path))
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(np.asarray(state[name], dtype=np.float32), values)
+
+
+def test_failed_download_is_a_quick_model_not_found_error(empty_hf_home, monkeypatch):
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="download from the Hugging Face Hub: failed"):
+        resolve("nobody/no-such-bert")
+    assert time.monotonic() - started < 30
