@@ -13,8 +13,9 @@ database only speeds the search up and is never the source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from headprobe.claims.spec import Sentence, Template
@@ -33,8 +34,31 @@ def template_strategy(template: Template, origin: str = ""):
 
     names = [name for name, _ in template.slots]
     per_slot = [st.sampled_from(simplest_first(values)) for _, values in template.slots]
-    return st.tuples(*per_slot).map(
-        lambda chosen: render_template(template.template, dict(zip(names, chosen)), origin))
+
+    @st.composite  # not .map(): hypothesis then shows the sentence in "Falsifying example"
+    def sentences(draw) -> Sentence:
+        chosen = [draw(values) for values in per_slot]
+        return render_template(template.template, dict(zip(names, chosen)), origin)
+
+    return sentences()
+
+
+@contextlib.contextmanager
+def hypothesis_storage(directory: Path | None) -> Iterator[None]:
+    """Point hypothesis's own storage (its ``.hypothesis/`` folder: cached constants, the default
+    example database) at ``directory`` while drawing or shrinking, so that a run leaves nothing
+    in the user's working directory; restored afterwards."""
+    if directory is None:
+        yield
+        return
+    from hypothesis import configuration
+
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    configuration.set_hypothesis_home_dir(directory)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def _settings(max_examples: int, database=None, shrink: bool = False):
@@ -47,8 +71,11 @@ def _settings(max_examples: int, database=None, shrink: bool = False):
                     print_blob=False, verbosity=settings.default.verbosity)
 
 
-def draw_sentences(template: Template, seed: int, origin: str = "") -> list[Sentence]:
-    """Up to ``template.generate`` distinct sentences, the same ones for the same seed."""
+def draw_sentences(template: Template, seed: int, origin: str = "", *,
+                   storage_dir: Path | None = None) -> list[Sentence]:
+    """Up to ``template.generate`` distinct sentences, the same ones for the same seed.
+
+    ``storage_dir``: where hypothesis may keep its own files (see `hypothesis_storage`)."""
     from hypothesis import given
     from hypothesis import seed as hypothesis_seed
 
@@ -59,7 +86,9 @@ def draw_sentences(template: Template, seed: int, origin: str = "") -> list[Sent
         if len(drawn) < count:
             drawn.setdefault(sentence.text, sentence)
 
-    hypothesis_seed(seed)(_settings(count)(given(template_strategy(template, origin))(collect)))()
+    test = hypothesis_seed(seed)(_settings(count)(given(template_strategy(template, origin))(collect)))
+    with hypothesis_storage(storage_dir):
+        test()
     return list(drawn.values())
 
 
@@ -73,6 +102,7 @@ def shrink_counterexample(template: Template, seed: int, fails: Callable[[Senten
     """The simplest sentence of ``template`` for which ``fails`` is true, or None if none is met.
 
     ``key`` names this claim and head in the example database (so each remembers its own).
+    The database lives in ``database_dir``; hypothesis's other files go beside it.
     """
     from hypothesis import given
     from hypothesis import seed as hypothesis_seed
@@ -88,10 +118,12 @@ def shrink_counterexample(template: Template, seed: int, fails: Callable[[Senten
     check._hypothesis_internal_add_digest = hashlib.sha256(key.encode()).digest()  # type: ignore[attr-defined]
     database = DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None
     budget = max_examples or max(template.generate or 0, 100)
-    test = hypothesis_seed(seed)(_settings(budget, database, shrink=True)(
+    # The settings go outermost: ``@seed`` drops the database of settings applied inside it.
+    test = _settings(budget, database, shrink=True)(hypothesis_seed(seed)(
         given(template_strategy(template, origin))(check)))
     try:
-        test()
+        with hypothesis_storage(database_dir.parent if database_dir else None):
+            test()
     except _Counterexample:
         return failing[-1]  # hypothesis replays the shrunk example last
     return None

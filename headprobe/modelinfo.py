@@ -35,6 +35,7 @@ class ModelInfo:
         for sentence, encoding in zip(sentences, self.tokenizer.encode([s.text for s in sentences])):
             ids, offsets = encoding.input_ids, encoding.offsets
             where = sentence.origin or f"set {set_name!r}"
+            line = _own_line(sentence.origin, file) or line
             if len(ids) > self.max_length:
                 raise ClaimFileError(
                     f"sentence {sentence.text[:80]!r} ({where}) is {len(ids)} tokens long with "
@@ -49,6 +50,14 @@ class ModelInfo:
                     f"vocabulary of {self.spec} cannot spell (they become [UNK]): "
                     f"{', '.join(repr(u) for u in unknown)}. Replace them or drop the sentence.",
                     file=file, line=line, field=f"sentences.{set_name}")
+
+
+def _own_line(origin: str, file: str) -> int | None:
+    """The line of an inline sentence (origin ``FILE:LINE`` of this very file), else None."""
+    prefix = f"{file}:"
+    if origin.startswith(prefix) and origin[len(prefix):].isdigit():
+        return int(origin[len(prefix):])
+    return None
 
 
 def inspect_model(spec: str) -> ModelInfo:

@@ -101,11 +101,18 @@ def pytest_runtest_call(item: pytest.Item):
     context = context_if_any(item.config)
     if context is not None:
         context.current_nodeid = item.nodeid
+        # A @given test runs its body once per example: only its last example (for a failure,
+        # the shrunk one, which hypothesis replays last) goes into the report.
+        context.current_is_property = bool(getattr(getattr(item, "obj", None),
+                                                   "is_hypothesis_test", False))
+        if item.get_closest_marker("xfail") is not None:
+            context.expected_failures.add(item.nodeid)
     try:
         return (yield)
     finally:
         if context is not None:
             context.current_nodeid = None
+            context.current_is_property = False
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left, right):

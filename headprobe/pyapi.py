@@ -31,6 +31,9 @@ class ProbeModel:
         self.model = model
         self._recorder = recorder
 
+    def __repr__(self) -> str:
+        return f"ProbeModel({self.model!r})"
+
     def __getattr__(self, name: str) -> Any:  # num_layers, num_heads, run, tokenize, ...
         return getattr(self.model, name)
 

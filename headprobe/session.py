@@ -62,6 +62,8 @@ class CheckContext:
         self._run_dir: Path | None = None
         self._sentence_cache: dict[tuple[str, str], list[Sentence]] = {}
         self.current_nodeid: str | None = None
+        self.current_is_property = False
+        self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -146,7 +148,8 @@ class CheckContext:
                 if sentence_set.template is not None and sentence_set.template.generate:
                     from headprobe.generate import draw_sentences
 
-                    members = draw_sentences(sentence_set.template, seed=self.seed)
+                    members = draw_sentences(sentence_set.template, seed=self.seed,
+                                             storage_dir=self.cache_dir / "hypothesis")
                 else:
                     members = list(sentence_set.sentences)
                 info.check_sentences(members, file=hfile.path, set_name=name,
@@ -253,7 +256,7 @@ class CheckContext:
         for template in item.templates:
             key = f"{item.display_file}::{item.spec.id}::{head}::{model.fingerprint}"
             shrunk = shrink_counterexample(template, self.seed, fails, key=key,
-                                           database_dir=self.cache_dir / "hypothesis")
+                                           database_dir=self.cache_dir / "hypothesis" / "examples")
             if shrunk is not None:
                 found.append(shrunk.text)
         if not found:
@@ -307,7 +310,8 @@ class CheckContext:
     def terminal_summary(self, reporter) -> None:
         from headprobe.terminal import summary_lines
 
-        for line in summary_lines(self._recorded, self._written_report):
+        for line in summary_lines(self._recorded, self._written_report,
+                                  expected_failures=self.expected_failures):
             reporter.write_line(line)
 
     # ---- report --------------------------------------------------------------------------------
@@ -317,7 +321,15 @@ class CheckContext:
         """A claim decided in a Python test (`headprobe.pyapi`): it goes into the report."""
         file = os.path.relpath(result.file, self.config.rootpath) if os.path.isabs(
             result.file) else result.file
-        self._recorded.append((nodeid, dataclasses.replace(result, file=file)))
+        entry = (nodeid, dataclasses.replace(result, file=file))
+        if self.current_is_property:  # a later example of a @given test replaces an earlier one
+            same = (result.claim, result.head, result.expect)
+            for i, (recorded_id, recorded) in enumerate(self._recorded):
+                if recorded_id == nodeid and (recorded.claim, recorded.head,
+                                              recorded.expect) == same:
+                    self._recorded[i] = entry
+                    return
+        self._recorded.append(entry)
 
     def note_error(self) -> None:
         self._errors += 1

@@ -6,7 +6,7 @@ Pure formatting of `ClaimResult` objects; no pytest internals beyond the item's 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,9 +66,10 @@ def _relative(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def summary_lines(recorded: Sequence[tuple[str, "ClaimResult"]],
-                  report: Path | None) -> list[str]:
-    """One line per failure (and per weak claim), then where the report went."""
+def summary_lines(recorded: Sequence[tuple[str, "ClaimResult"]], report: Path | None,
+                  expected_failures: Collection[str] = ()) -> list[str]:
+    """One line per failure (``XFAIL`` for items marked ``xfail``) and per weak claim, then
+    where the report went."""
     lines: list[str] = []
     failures = [(nodeid, r) for nodeid, r in recorded if not r.passed]
     weak = [(nodeid, r) for nodeid, r in recorded if getattr(r, "warnings", None)]
@@ -76,7 +77,8 @@ def summary_lines(recorded: Sequence[tuple[str, "ClaimResult"]],
         lines.append("")
         lines.append("=" * 20 + " headprobe " + "=" * 20)
     for nodeid, result in failures:
-        lines.append(f"FAILED {nodeid}: {measured_line(result)}")
+        word = "XFAIL" if nodeid in expected_failures else "FAILED"
+        lines.append(f"{word} {nodeid}: {measured_line(result)}")
     for nodeid, result in weak:
         for warning in result.warnings:
             lines.append(f"WARNING {nodeid}: {warning}")

@@ -58,7 +58,9 @@ def to_pytest_args(argv: list[str]) -> list[str]:
 
                         raise UsageError(f"{name} expects a value")
                     value = argv[i]
-                out += [target, value]
+                # One argument, so that pytest never mistakes the value for a path to collect
+                # (a model folder given as a separate argument would move pytest's rootdir).
+                out.append(f"{target}={value}")
             else:
                 out.append(target)
         else:
