@@ -12,3 +12,22 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore::PendingDeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore::FutureWarning")
+
+
+# ---- headprobe check / Python API tests (tests/cli): a planted tiny checkpoint, made once ----
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def planted_model(tmp_path_factory):
+    """Folder of the tiny checkpoint of `tests/fixtures_models.py` (L1H1 uniform, or all on
+    "zebra" when the sentence has it); 16 positions, 2 layers, 3 heads."""
+    from fixtures_models import write_planted_checkpoint
+
+    return write_planted_checkpoint(tmp_path_factory.mktemp("planted-model"))
+
+
+@pytest.fixture(scope="session")
+def check_cache(tmp_path_factory):
+    """A headprobe cache dir shared by the check tests (JAX's compiled programs are reused)."""
+    return tmp_path_factory.mktemp("headprobe-cache")
