@@ -21,7 +21,7 @@ from pathlib import Path
 _NOISE = ("platform ", "rootdir:", "plugins:", "benchmark:", "cachedir:", "hypothesis profile")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckRun:
     rc: int
     stdout: str
@@ -46,7 +46,7 @@ class CheckRun:
         """report.json results by ``id[head]``."""
         return {f"{r['id']}[{r['head']}]": r for r in self.report(report_dir)["results"]}
 
-    def __str__(self) -> str:  # what a failing assert shows
+    def __repr__(self) -> str:  # what a failing `assert ..., run` shows
         shown = "\n".join(line for line in self.output.splitlines()
                           if not line.startswith(_NOISE))
         return f"exit code {self.rc}\n{shown}"
