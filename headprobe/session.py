@@ -112,7 +112,9 @@ class CheckContext:
         try:
             model = self.load_model(spec)
         except HeadprobeError as error:
-            raise pytest.UsageError(str(error)) from None
+            # A model that cannot be had ends the whole run as a usage error (exit 4), as it
+            # does for hypothesis files, instead of failing every test that uses the fixture.
+            pytest.exit(f"headprobe_model: {error}", returncode=int(error.exit_code))
 
         def record(measured, claim_spec, result) -> None:
             self.record_python(self.current_nodeid or claim_spec.id, result)
@@ -181,7 +183,7 @@ class CheckContext:
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
         from headprobe.evaluation import ClaimAccumulator
 
-        model = self.load_model(model_spec)
+        model = self._deferred_model(model_spec)  # weights load only if the cache misses
         # One accumulator per claim, over the heads of its selected items.
         groups: dict[tuple[str, str], list[ClaimItem]] = defaultdict(list)
         for item in items:
@@ -197,9 +199,9 @@ class CheckContext:
             for index, sentence in enumerate(group[0].sentences):
                 users[sentence.text].append((accumulator, index, sentence))
         texts = list(users)
-        deepest = max((h.layer for _, group in accumulators for item in group
-                       for h in item.heads), default=None)
-        for index, run in self._runs(model, texts, deepest):
+        heads = list(dict.fromkeys(h for _, group in accumulators for item in group
+                                   for h in item.heads))
+        for index, run in self._runs(model, texts, heads):
             for accumulator, sentence_index, sentence in users[texts[index]]:
                 accumulator.add(sentence_index, sentence, run)
         for accumulator, group in accumulators:
@@ -213,10 +215,28 @@ class CheckContext:
                                                item.display_file)
                 self._results[item.nodeid] = result
 
-    def _runs(self, model, texts: Sequence[str], deepest: int | None):
+    def _deferred_model(self, spec: str):
+        """The model for ``spec`` as a `DeferredModel`: its fingerprint and tokenizer come from
+        its files, and the weights (and JAX) load only when something needs the forward pass."""
+        from headprobe.cache import DeferredModel
+
+        info = self.model_info(spec)
+        if info is None or spec in self._models:
+            return self.load_model(spec)
+        memo = None if self.config.getoption("headprobe_no_cache", False) else self.cache_dir
+        return DeferredModel(lambda: self.load_model(spec), folder=info.folder,
+                             tokenizer=info.tokenizer, num_heads=info.num_heads, memo_root=memo)
+
+    def _runs(self, model, texts: Sequence[str], heads):
+        from headprobe.cache import ForwardCache, forward_runs
+
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
-        iterator = model.iter_runs(texts, hidden_states=False, mlm_logits=False,
-                                   num_layers=deepest)
+        cache = ForwardCache(self.cache_dir,
+                             enabled=not self.config.getoption("headprobe_no_cache", False))
+        iterator = forward_runs(texts, heads, fingerprint=model.fingerprint,
+                                encode=model.tokenize, num_heads=model.num_heads,
+                                load_model=lambda: model, cache=cache)
+        self.forward_cache = cache
         if not show_progress:
             yield from iterator
             return
