@@ -1,0 +1,300 @@
+"""The forward cache: the attention of the heads that claims need, per (model, sentence), on disk.
+
+An unchanged re-run of ``headprobe check`` reads every run from here and never loads the weights
+or JAX: the model's fingerprint comes from its files (`model_fingerprint`) and the tokens from its
+tokenizer, which collection has loaded anyway.
+
+What is stored. One entry per (model fingerprint, sentence text, dtype, format version) — that is
+the key, hashed with SHA-256 into the file name — holding the exact float32 attention matrices
+``[query, key]`` of a set of heads, and the list of those heads. A lookup asks for a set of heads and
+hits only when the entry holds all of them; a write after a miss keeps the heads the entry already
+had (so running claim A, then claim B, then both, ends with every head cached). Values are the
+forward pass's own bytes: a cached result equals the fresh run that wrote it bit for bit.
+
+A cached `Run` carries tokens, ids, word ids and offsets from the tokenizer and an ``attentions``
+array of the usual shape ``[layer, head, query, key]`` up to the deepest head asked for; the heads
+that were not asked for are NaN, so using one by mistake cannot pass silently.
+
+Layout. ``cache_root()/forward/ab/cdef....hpf`` (sharded by the key's first two hex digits). A file
+is ``MAGIC``, a 4-byte little-endian header length, a JSON header (the key's fields, the heads, the
+token count, a CRC-32 of the data) and the raw float32 data ``[stored head, query, key]``. Writes go
+to a temporary file in the same folder, then `os.replace` (atomic: readers see the old entry or
+the new one, never half of one). A corrupt, truncated or foreign entry (another key inside, a shape
+that does not match the sentence) is counted in `CacheStats.invalid`, ignored, and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headprobe.heads import Head
+from headprobe.runs import Run
+
+FORMAT_VERSION = 1
+DTYPE = "float32"
+MAGIC = b"HPFWD1\n"
+SUFFIX = ".hpf"
+_LENGTH = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class EntryKey:
+    """What an entry is for; its SHA-256 names the file and its fields are checked on read."""
+
+    fingerprint: str
+    text: str
+    dtype: str = DTYPE
+    version: int = FORMAT_VERSION
+
+    def fields(self) -> dict[str, Any]:
+        return {"version": self.version, "dtype": self.dtype, "fingerprint": self.fingerprint,
+                "text": self.text}
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps(self.fields(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class CacheStats:
+    """Counts for one `ForwardCache` (tests and the benchmark read them)."""
+
+    hits: int = 0
+    misses: int = 0
+    invalid: int = 0
+    writes: int = 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A decoded entry: 0-based ``(layer, head)`` pairs and float32 ``[stored head, q, k]``."""
+
+    heads: tuple[tuple[int, int], ...]
+    attentions: np.ndarray
+
+
+def encode_entry(key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray) -> bytes:
+    """The bytes of one entry file. ``attentions``: float32 ``[len(heads), token, token]``."""
+    data = np.ascontiguousarray(attentions, dtype="<f4")
+    if data.ndim != 3 or data.shape[0] != len(heads) or data.shape[1] != data.shape[2]:
+        raise ValueError(f"attentions must be [head, token, token] for {len(heads)} heads, "
+                         f"got shape {data.shape}")
+    raw = data.tobytes()
+    header = {**key.fields(), "heads": [list(h) for h in heads], "tokens": int(data.shape[1]),
+              "crc32": zlib.crc32(raw)}
+    head_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    return MAGIC + _LENGTH.pack(len(head_bytes)) + head_bytes + raw
+
+
+def decode_entry(blob: bytes, key: EntryKey, tokens: int) -> Entry | None:
+    """The entry in ``blob`` if it is whole, for ``key``, and ``tokens`` long; else None."""
+    start = len(MAGIC) + _LENGTH.size
+    if len(blob) < start or not blob.startswith(MAGIC):
+        return None
+    (length,) = _LENGTH.unpack_from(blob, len(MAGIC))
+    try:
+        header = json.loads(blob[start:start + length].decode("utf-8"))
+        heads = tuple((int(l), int(h)) for l, h in header["heads"])
+        if any(header.get(k) != v for k, v in key.fields().items()) \
+                or header["tokens"] != tokens:
+            return None
+        raw = blob[start + length:]
+        if len(raw) != len(heads) * tokens * tokens * 4 or zlib.crc32(raw) != header["crc32"]:
+            return None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    data = np.frombuffer(raw, dtype="<f4").reshape(len(heads), tokens, tokens)
+    return Entry(heads, data)
+
+
+class ForwardCache:
+    """Entries under ``root/forward``. ``enabled=False`` (``--no-cache``) reads and writes nothing."""
+
+    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True) -> None:
+        self.folder = Path(root) / "forward"
+        self.enabled = enabled
+        self.stats = CacheStats()
+
+    def path_for(self, key: EntryKey) -> Path:
+        digest = key.digest
+        return self.folder / digest[:2] / (digest[2:] + SUFFIX)
+
+    def _read(self, key: EntryKey, tokens: int, *, count: bool = True) -> Entry | None:
+        try:
+            blob = self.path_for(key).read_bytes()
+        except OSError:
+            return None
+        entry = decode_entry(blob, key, tokens)
+        if entry is None and count:
+            self.stats.invalid += 1
+        return entry
+
+    def get(self, key: EntryKey, heads: Sequence[tuple[int, int]],
+            tokens: int) -> np.ndarray | None:
+        """float32 ``[len(heads), tokens, tokens]`` if the entry holds every head, else None."""
+        if not self.enabled:
+            return None
+        entry = self._read(key, tokens)
+        if entry is None or not set(heads) <= set(entry.heads):
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        where = {h: i for i, h in enumerate(entry.heads)}
+        return entry.attentions[[where[h] for h in heads]]
+
+    def put(self, key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray) -> None:
+        """Store ``attentions`` [head, q, k] of ``heads``, keeping other heads a valid entry has."""
+        if not self.enabled:
+            return
+        heads = [tuple(h) for h in heads]
+        old = self._read(key, attentions.shape[-1], count=False)
+        if old is not None:
+            kept = [i for i, h in enumerate(old.heads) if h not in heads]
+            heads = [old.heads[i] for i in kept] + heads
+            attentions = np.concatenate([old.attentions[kept], attentions])
+        write_atomic(self.path_for(key), encode_entry(key, heads, attentions))
+        self.stats.writes += 1
+
+
+def write_atomic(path: Path, blob: bytes) -> None:
+    """Write ``blob`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(blob)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int]], *,
+               num_layers: int, num_heads: int) -> Run:
+    """A `Run` from a tokenizer encoding and the stored ``[head, q, k]`` of ``heads`` (0-based):
+    attentions ``[num_layers, num_heads, q, k]``, NaN where no head was stored."""
+    n = len(encoding)
+    attentions = np.full((num_layers, num_heads, n, n), np.nan, dtype=np.float32)
+    layers, indices = zip(*heads) if heads else ((), ())
+    attentions[list(layers), list(indices)] = stored
+    return Run(text=encoding.text, tokens=encoding.tokens, input_ids=encoding.input_ids,
+               word_ids=encoding.word_ids, offsets=encoding.offsets, attentions=attentions)
+
+
+def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: str,
+                 encode: Callable[[Sequence[str]], Sequence[Any]], num_heads: int,
+                 load_model: Callable[[], Any], cache: ForwardCache) -> Iterator[tuple[int, Run]]:
+    """``(index into texts, Run)`` for every text: cached runs first, then the model (loaded only
+    if some text misses) over the rest, whose needed heads are written to the cache.
+
+    Runs cover layers 1..deepest head. ``encode`` is the model's tokenizer (``Tokenizer.encode``).
+    """
+    if not texts:
+        return
+    pairs = sorted({h.index for h in heads})
+    depth = max(layer for layer, _ in pairs) + 1
+    missed: list[int] = []
+    if cache.enabled:
+        for index, encoding in enumerate(encode(texts)):
+            stored = cache.get(EntryKey(fingerprint, encoding.text), pairs, len(encoding))
+            if stored is None:
+                missed.append(index)
+            else:
+                yield index, cached_run(encoding, stored, pairs, num_layers=depth,
+                                        num_heads=num_heads)
+    else:
+        missed = list(range(len(texts)))
+    if not missed:
+        return
+    model = load_model()
+    layers, indices = np.array(pairs).T
+    for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
+                                         mlm_logits=False, num_layers=depth):
+        cache.put(EntryKey(fingerprint, run.text), pairs, run.attentions[layers, indices])
+        yield missed[position], run
+
+
+# ---- fingerprints without reading the weights twice ----------------------------------------------
+
+def model_fingerprint(folder: str | os.PathLike[str], *, memo_root: str | os.PathLike[str] | None
+                      = None) -> str:
+    """The model's ``sha256:...`` fingerprint (as `Model.fingerprint`) from its files alone.
+
+    With ``memo_root`` the digest is remembered in ``memo_root/forward/fingerprints/`` under the
+    files' (path, size, modification time), so a re-run hashes nothing; any change to a weight
+    file or config.json (size or mtime) hashes again.
+    """
+    from headprobe.model.checkpoint import find_weights, fingerprint
+
+    folder = Path(folder)
+    weights = find_weights(folder)
+    config = folder / "config.json"
+    if memo_root is None:
+        return fingerprint(weights, config)
+    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+             for p in (*weights.files, config)]
+    name = hashlib.sha256(json.dumps(stamp).encode("utf-8")).hexdigest()
+    memo = Path(memo_root) / "forward" / "fingerprints" / name
+    try:
+        remembered = memo.read_text(encoding="utf-8").strip()
+        if remembered.startswith("sha256:") and len(remembered) == 71:
+            return remembered
+    except OSError:
+        pass
+    digest = fingerprint(weights, config)
+    write_atomic(memo, digest.encode("utf-8"))
+    return digest
+
+
+@dataclass
+class DeferredModel:
+    """A model whose weights load on first use; ``fingerprint`` and ``tokenize`` need no weights.
+
+    Any other attribute (``run``, ``iter_runs``, ``name`` ...) loads the model through ``load``.
+    """
+
+    load: Callable[[], Any]
+    folder: Path
+    tokenizer: Any
+    num_heads: int
+    memo_root: Path | None = None
+    _model: Any = field(default=None, repr=False)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.folder, memo_root=self.memo_root)
+        return self._fingerprint
+
+    def tokenize(self, texts: Sequence[str]) -> list[Any]:
+        return self.tokenizer.encode(texts)
+
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.load()
+        return self._model
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.model(), name)
