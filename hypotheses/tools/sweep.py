@@ -8,8 +8,9 @@
 It uses headprobe's own code for everything that decides a claim (sentence files, the claim
 parser, `ClaimAccumulator`, `score_sentence`), so a figure printed here is the figure a hypothesis
 file with the same claim, sentences and level will get. For each probe (a claim with ``L*H*``)
-and every head it prints the ``argmax`` share with its 95% Wilson interval, the ``mass`` with its bootstrap interval, the
-``topk:2`` share, the lowest per-sentence ``argmax`` (what ``per: sentence`` needs), ``n`` and ``left_out``; for the
+and every head it prints the ``argmax`` share with its 95% Wilson interval, the ``mass`` with its
+bootstrap interval, the ``topk:2`` share, the lowest per-sentence ``argmax`` (what
+``per: sentence`` needs), ``n`` and ``left_out``; for the
 linguistic probes also the best fixed-offset baseline (``baseline: offset``). Heads are listed
 best first by ``argmax``; sink probes (``cls``, ``sep``) also list the heads that put the least
 mass there, for ``<=`` and ``none`` claims.
@@ -122,7 +123,8 @@ def measure_probe(probe: Probe, sentences: Sequence, runs: Sequence, heads: Sequ
                         for s, r in zip(sentences, runs)]
         values = [v for v in per_sentence if v is not None]
         figures.append(HeadFigures(str(head), share.value, share.ci, mass.value, mass.ci,
-                                   top2.value, min(values) if values else None, share.n, share.left_out))
+                                   top2.value, min(values) if values else None, share.n,
+                                   share.left_out))
     first = results["argmax"][0]
     baseline = first.baseline.to_json() if first.baseline is not None else None
     return figures, baseline
@@ -171,7 +173,8 @@ def format_probe(probe: Probe, figures: list[HeadFigures], baseline: dict | None
     if grid:
         lines.append("   argmax by layer (rows) and head (columns):")
         for start in range(0, len(figures), num_heads):
-            cells = " ".join(f"{100 * (f.argmax or 0):3.0f}" for f in figures[start:start + num_heads])
+            layer = figures[start:start + num_heads]
+            cells = " ".join(f"{100 * (f.argmax or 0):3.0f}" for f in layer)
             lines.append(f"   L{start // num_heads + 1}: {cells}")
     return "\n".join(lines)
 
