@@ -1,0 +1,302 @@
+"""The forward cache (headprobe/cache.py): hits, misses, merges, corrupt and foreign entries,
+atomic writes, --no-cache, fingerprints from files, and `headprobe check` re-runs that skip the
+model."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import headprobe
+from headprobe import cache as cache_module
+from headprobe.cache import (CacheStats, DeferredModel, EntryKey, ForwardCache, decode_entry,
+                             encode_entry, forward_runs, model_fingerprint)
+from headprobe.heads import Head
+from headprobe.model.checkpoint import find_weights, fingerprint
+
+# Distinct sizes: 3 stored heads, 7 tokens.
+HEADS = [(0, 2), (1, 0), (1, 1)]
+TOKENS = 7
+
+
+def _attentions(seed: int = 0, heads: int = 3, tokens: int = TOKENS) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.random((heads, tokens, tokens), dtype=np.float32)
+
+
+@pytest.fixture
+def store(tmp_path) -> ForwardCache:
+    return ForwardCache(tmp_path / "cache")
+
+
+KEY = EntryKey("sha256:" + "ab" * 32, "The cat sat on the mat.")
+
+
+def test_an_entry_round_trips_bit_for_bit_and_a_lookup_picks_heads_in_the_order_asked(store):
+    data = _attentions()
+    store.put(KEY, HEADS, data)
+    got = store.get(KEY, [(1, 1), (0, 2)], TOKENS)
+    assert got.dtype == np.float32 and got.shape == (2, TOKENS, TOKENS)
+    assert got.tobytes() == data[[2, 0]].tobytes()
+    assert store.stats == CacheStats(hits=1, misses=0, invalid=0, writes=1)
+
+
+def test_files_are_sharded_by_the_first_two_hex_digits_of_the_key(store):
+    store.put(KEY, HEADS, _attentions())
+    path = store.path_for(KEY)
+    assert path.parent.name == KEY.digest[:2] and path.name == KEY.digest[2:] + ".hpf"
+    assert path.parent.parent == store.folder and store.folder.name == "forward"
+
+
+def test_a_head_not_stored_is_a_miss_and_a_later_write_keeps_the_old_heads(store):
+    first = _attentions(0)
+    store.put(KEY, HEADS, first)
+    assert store.get(KEY, [(0, 2), (4, 5)], TOKENS) is None
+    extra = _attentions(1, heads=1)
+    store.put(KEY, [(4, 5)], extra)
+    both = store.get(KEY, [(4, 5), *HEADS], TOKENS)
+    assert both.tobytes() == np.concatenate([extra, first]).tobytes()
+    assert store.stats.misses == 1 and store.stats.hits == 1 and store.stats.writes == 2
+
+
+@pytest.mark.parametrize("other", [
+    EntryKey(KEY.fingerprint, KEY.text + " "),                # another sentence
+    EntryKey("sha256:" + "cd" * 32, KEY.text),                # another model
+    EntryKey(KEY.fingerprint, KEY.text, version=KEY.version + 1),
+])
+def test_other_keys_miss(store, other):
+    store.put(KEY, HEADS, _attentions())
+    assert store.get(other, HEADS, TOKENS) is None
+    assert store.stats.invalid == 0
+
+
+def _damage(path, how: str) -> None:
+    blob = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(blob[:-5])
+    elif how == "flipped":
+        path.write_bytes(blob[:-9] + bytes([blob[-9] ^ 0x40]) + blob[-8:])
+    elif how == "garbage":
+        path.write_bytes(b"not an entry at all")
+    elif how == "empty":
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "garbage", "empty"])
+def test_a_damaged_entry_is_ignored_then_rewritten(store, how):
+    data = _attentions()
+    store.put(KEY, HEADS, data)
+    _damage(store.path_for(KEY), how)
+    assert store.get(KEY, HEADS, TOKENS) is None
+    assert store.stats.invalid == 1
+    store.put(KEY, HEADS, data)  # what the next forward pass does
+    assert store.get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
+
+
+def test_a_foreign_entry_under_this_keys_name_is_ignored(store):
+    other = EntryKey(KEY.fingerprint, "A dog sat.")
+    store.put(other, HEADS, _attentions())
+    path = store.path_for(KEY)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(store.path_for(other).read_bytes())  # right format, wrong key inside
+    assert store.get(KEY, HEADS, TOKENS) is None and store.stats.invalid == 1
+
+
+def test_an_entry_of_the_wrong_token_count_is_ignored(store):
+    store.put(KEY, HEADS, _attentions(tokens=5))
+    assert store.get(KEY, HEADS, TOKENS) is None and store.stats.invalid == 1
+
+
+def test_decode_rejects_a_header_that_lies_about_the_heads():
+    blob = encode_entry(KEY, HEADS, _attentions())
+    start = len(cache_module.MAGIC) + 4
+    length = int.from_bytes(blob[len(cache_module.MAGIC):start], "little")
+    header = json.loads(blob[start:start + length])
+    header["heads"] = header["heads"][:2]
+    new_header = json.dumps(header).encode()
+    forged = (cache_module.MAGIC + len(new_header).to_bytes(4, "little") + new_header
+              + blob[start + length:])
+    assert decode_entry(forged, KEY, TOKENS) is None
+    assert decode_entry(blob, KEY, TOKENS) is not None
+
+
+def test_a_failed_write_leaves_the_old_entry_and_no_temporary_file(store, monkeypatch):
+    data = _attentions()
+    store.put(KEY, HEADS, data)
+
+    def broken_replace(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        store.put(KEY, [(5, 5)], _attentions(3, heads=1))
+    monkeypatch.undo()
+    assert sorted(p.name for p in store.path_for(KEY).parent.iterdir()) == \
+        [store.path_for(KEY).name]
+    assert store.get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
+
+
+def test_a_disabled_cache_reads_and_writes_nothing(tmp_path):
+    enabled = ForwardCache(tmp_path)
+    enabled.put(KEY, HEADS, _attentions())
+    disabled = ForwardCache(tmp_path / "other", enabled=False)
+    disabled.put(KEY, HEADS, _attentions())
+    assert not disabled.folder.exists()
+    assert ForwardCache(tmp_path, enabled=False).get(KEY, HEADS, TOKENS) is None
+
+
+# ---- forward_runs against a real (tiny, random) model -------------------------------------------
+
+TEXTS = ["The cat sat on the mat.", "A big red dog moved slowly across the road",
+         "Then I picked up a rug", "The zebra sat, and it was small."]
+WANTED = [Head(2, 3), Head(1, 1)]  # 1-based; the planted model has 2 layers of 3 heads
+
+
+@pytest.fixture(scope="module")
+def tiny(planted_model):
+    return headprobe.load(str(planted_model))
+
+
+class CountingLoader:
+    def __init__(self, model) -> None:
+        self.model, self.calls = model, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.model
+
+
+def _runs(model, store, loader, texts=TEXTS, heads=WANTED):
+    return dict(forward_runs(texts, heads, fingerprint=model.fingerprint,
+                             encode=model.tokenize, num_heads=model.num_heads,
+                             load_model=loader, cache=store))
+
+
+def test_a_second_pass_reads_every_run_from_the_cache_without_the_model(tiny, store):
+    first_loader, second_loader = CountingLoader(tiny), CountingLoader(tiny)
+    fresh = _runs(tiny, store, first_loader)
+    assert first_loader.calls == 1 and store.stats.writes == len(TEXTS)
+    cached = _runs(tiny, store, second_loader)
+    assert second_loader.calls == 0 and store.stats.hits == len(TEXTS)
+    for index in range(len(TEXTS)):
+        a, b = fresh[index], cached[index]
+        assert b.tokens == a.tokens and b.word_ids == a.word_ids and b.offsets == a.offsets
+        assert b.attentions.shape == a.attentions.shape == (2, 3, len(a.tokens), len(a.tokens))
+        for head in WANTED:
+            assert b.attentions[head.index].tobytes() == a.attentions[head.index].tobytes()
+        assert np.isnan(b.attentions[0, 1]).all()  # a head nobody asked for is not made up
+
+
+def test_only_the_texts_that_miss_go_through_the_model(tiny, store):
+    _runs(tiny, store, CountingLoader(tiny), texts=TEXTS[:2])
+    calls = []
+    original = tiny.iter_runs
+
+    def spy(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    tiny.iter_runs = spy
+    try:
+        runs = _runs(tiny, store, CountingLoader(tiny))
+    finally:
+        del tiny.iter_runs
+    assert calls == [TEXTS[2:]] and sorted(runs) == [0, 1, 2, 3]
+
+
+def test_asking_for_a_deeper_head_misses_then_hits(tiny, store):
+    _runs(tiny, store, CountingLoader(tiny), heads=[Head(1, 2)])
+    loader = CountingLoader(tiny)
+    runs = _runs(tiny, store, loader, heads=[Head(1, 2), Head(2, 1)])
+    assert loader.calls == 1 and runs[0].attentions.shape[0] == 2
+    loader = CountingLoader(tiny)
+    _runs(tiny, store, loader, heads=[Head(2, 1)])
+    assert loader.calls == 0
+
+
+def test_fingerprint_from_files_matches_the_model_and_is_remembered(tiny, tmp_path, monkeypatch):
+    assert model_fingerprint(tiny.path) == tiny.fingerprint
+    assert model_fingerprint(tiny.path, memo_root=tmp_path) == tiny.fingerprint
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed the weights again")
+
+    monkeypatch.setattr("headprobe.model.checkpoint.fingerprint", no_hashing)
+    assert model_fingerprint(tiny.path, memo_root=tmp_path) == tiny.fingerprint
+    config = tiny.path / "config.json"
+    stat = config.stat()
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # "edited"
+    with pytest.raises(AssertionError, match="hashed the weights again"):
+        model_fingerprint(tiny.path, memo_root=tmp_path)
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint is not no_hashing and find_weights(tiny.path).format == "safetensors"
+
+
+def test_a_deferred_model_loads_only_when_asked_to_run(tiny):
+    loader = CountingLoader(tiny)
+    deferred = DeferredModel(loader, folder=tiny.path, tokenizer=tiny.tokenizer, num_heads=3)
+    assert deferred.fingerprint == tiny.fingerprint
+    assert deferred.tokenize(["The cat."])[0].tokens == ["[CLS]", "the", "cat", ".", "[SEP]"]
+    assert loader.calls == 0 and not deferred.loaded
+    assert deferred.num_layers == 2 and loader.calls == 1 and deferred.loaded
+
+
+# ---- headprobe check: an unchanged re-run never loads the model ---------------------------------
+
+PASSING = """
+sentences:
+  plain:
+    - The cat sat on the mat.
+    - A dog sat.
+    - Then I picked up a red rug from the table.
+hypotheses:
+  - id: to-cls
+    claim: "L1H1: token -> cls"
+    over: plain
+    expect: ">= 0.9"
+  - id: layer-two
+    claim: "L2H*: token -> cls"
+    measure: mass
+    over: plain
+    expect: ">= 0.0"
+"""
+
+
+def _results(run) -> list[dict]:
+    return run.report()["results"]
+
+
+def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
+        tmp_path, planted_model, monkeypatch, capfd):
+    from checkrun import check_inprocess, write_project
+
+    project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
+    cache_dir = tmp_path / "cache"
+    loads = []
+    real_load = headprobe.load
+
+    def counting_load(spec=None, **options):
+        loads.append(spec)
+        return real_load(spec, **options)
+
+    monkeypatch.setattr(headprobe, "load", counting_load)
+    args = ("claims.yaml", "--model", str(planted_model))
+    cold = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
+                           capfd=capfd)
+    assert cold.rc == 0, cold
+    assert len(loads) == 1
+    entries = list((cache_dir / "forward").glob("??/*.hpf"))
+    assert len(entries) == 3
+    warm = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
+                           capfd=capfd)
+    assert warm.rc == 0, warm
+    assert len(loads) == 1  # the second run did not load the weights
+    assert _results(warm) == _results(cold)
+    bypass = check_inprocess(project, *args, "--no-cache", cache_dir=cache_dir,
+                             monkeypatch=monkeypatch, capfd=capfd)
+    assert bypass.rc == 0, bypass
+    assert len(loads) == 2 and _results(bypass) == _results(cold)
+    assert sorted((cache_dir / "forward").glob("??/*.hpf")) == sorted(entries)
