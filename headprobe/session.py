@@ -311,7 +311,8 @@ class CheckContext:
             view = attention_view(spec, head, sentence, run)
             title = (f"{spec.claim_text}   [{head}]\n"
                      f"{spec.measure} = {_fmt(view.value)} on this sentence; overall "
-                     f"{_fmt(result.value)} (n={result.n}), expected {spec.expect}\n"
+                     f"{_fmt(result.value)} (n={result.n}), expected {spec.expect}"
+                     f"{_baseline_note(result, spec)}\n"
                      f"model: {result.model}")
             figure = attention_figure(view.matrix, view.labels, expected=view.expected,
                                       actual=view.actual, title=title)
@@ -384,6 +385,15 @@ def _result_for_item(item: "ClaimItem", results: Sequence["ClaimResult"]) -> "Cl
         raise RuntimeError(f"no result for {head} among {[r.head for r in results]}")
     (result,) = results
     return result
+
+
+def _baseline_note(result: "ClaimResult", spec: ClaimSpec) -> str:
+    """``; must beat offset k=-1 (0.500) by 0.1`` when a baseline decided (part of) the verdict."""
+    if result.baseline is None:
+        return ""
+    margin = f" by {spec.margin:g}" if spec.margin else ""
+    return (f"; must beat offset k={result.baseline.offset:+d} "
+            f"({_fmt(result.baseline.value)}){margin}")
 
 
 def _safe_name(text: str) -> str:

@@ -145,8 +145,8 @@ def test_legend_names_only_the_outlines_drawn():
 def test_long_labels_and_titles_are_shortened():
     assert figures.shorten("supercalifragilistic") == "supercalifr…"
     assert figures.shorten("line\nbreak") == "line break"
-    title = figures.wrap_title("one\ntwo\nthree\nfour", 40)
-    assert title.splitlines() == ["one", "two", "three…"]
+    title = figures.wrap_title("one\ntwo\nthree\nfour\nfive", 40)
+    assert title.splitlines() == ["one", "two", "three", "four…"]
 
 
 def test_wrong_matrix_shape_is_a_clear_error():
@@ -216,5 +216,5 @@ def test_redrawing_with_another_size_is_a_clear_error():
 
 def test_documented_sizes_stay_true():
     # docs/figures.md quotes these; change both together.
-    assert figure_size_pixels(12) == (718, 824)
-    assert figure_size_pixels(60) == (1319, 1425)
+    assert figure_size_pixels(12) == (718, 843)
+    assert figure_size_pixels(60) == (1319, 1444)
