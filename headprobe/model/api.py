@@ -48,11 +48,13 @@ def _power_of_two_at_least(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def batch_rows(count: int, batch_size: int, length: int) -> int:
+def batch_rows(count: int, batch_size: int, length: int, multiple: int = 1) -> int:
     """Rows per batch of padded ``length`` in a call over ``count`` texts: the power of two
-    >= count, at most ``batch_size``, raised so that rows x length >= `MIN_BATCH_TOKENS`."""
+    >= count, at most ``batch_size``, raised so that rows x length >= `MIN_BATCH_TOKENS`, then
+    rounded up to a ``multiple`` (the number of devices a batch is split over)."""
     rows = min(batch_size, _power_of_two_at_least(count))
-    return max(rows, _power_of_two_at_least(-(-MIN_BATCH_TOKENS // length)))
+    rows = max(rows, _power_of_two_at_least(-(-MIN_BATCH_TOKENS // length)))
+    return -(-rows // multiple) * multiple
 
 
 @dataclass(frozen=True)
@@ -64,29 +66,40 @@ class Batch:
     rows: int
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int) -> list[Batch]:
-    """Sort by length, cut into batches, pick each batch's bucket. Pure."""
+def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int,
+                 multiple: int = 1) -> list[Batch]:
+    """Sort by length, cut into batches, pick each batch's bucket (rows a ``multiple``). Pure."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batches = []
     for start in range(0, len(order), batch_size):
         chunk = tuple(order[start:start + batch_size])
         length = bucket_length(max(lengths[i] for i in chunk), max_length)
-        batches.append(Batch(chunk, length, batch_rows(len(order), batch_size, length)))
+        batches.append(Batch(chunk, length,
+                             batch_rows(len(order), batch_size, length, multiple)))
     return batches
 
 
-def compilation_cache_dir() -> Path:
-    """``$HEADPROBE_CACHE_DIR/jax``, else ``$XDG_CACHE_HOME/headprobe/jax``, else
-    ``~/.cache/headprobe/jax``."""
-    base = os.environ.get("HEADPROBE_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "headprobe")
-    return Path(base) / "jax"
+NO_COMPILATION_CACHE_ENV = "HEADPROBE_NO_COMPILATION_CACHE"
+
+
+def compilation_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """``jax/`` under `headprobe.paths.cache_root` (``$HEADPROBE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``), or under ``root`` if given."""
+    from headprobe.paths import cache_root
+
+    return cache_root(root) / "jax"
+
+
+def compilation_cache_disabled() -> bool:
+    """True when ``$HEADPROBE_NO_COMPILATION_CACHE`` is set to 1/true/yes/on."""
+    return os.environ.get(NO_COMPILATION_CACHE_ENV, "").strip().lower() in {"1", "true", "yes",
+                                                                            "on"}
 
 
 def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:
-    """Turn on JAX's persistent compilation cache (every compiled program is kept on disk).
+    """Turn on JAX's persistent compilation cache (every compiled program is kept on disk), in
+    ``path`` or `compilation_cache_dir`. A second process then reads compiled programs back
+    instead of compiling them (tracing is not cached).
 
     JAX reads the setting when it first compiles, so call this before the first model run.
     """
@@ -118,7 +131,17 @@ class Model:
         self.weights = weights
         self.precision = precision
         self.compile_count = 0
-        self._params = jax.device_put(params)
+        devices = jax.local_devices()
+        self.num_devices = len(devices)
+        self._batch_sharding = None
+        if self.num_devices > 1:  # data parallel: split each batch's rows over the devices
+            from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+            mesh = Mesh(np.array(devices), ("batch",))
+            self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
+            self._params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+        else:
+            self._params = jax.device_put(params)
 
         def traced(params: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
                    num_layers: int, with_hidden: bool, with_logits: bool) -> Any:
@@ -181,7 +204,8 @@ class Model:
         encodings = self.tokenize(texts)
         self._check_lengths(encodings)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
-        for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length):
+        for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length,
+                                  multiple=self.num_devices):
             yield from self._run_batch(batch, encodings, depth, bool(hidden_states), with_logits)
 
     def _check_depth(self, num_layers: int | None) -> int:
@@ -209,7 +233,12 @@ class Model:
             n = len(encodings[index])
             ids[row, :n] = encodings[index].input_ids
             mask[row, :n] = 1
-        out = self._forward(self._params, ids, mask, np.zeros_like(ids), num_layers=depth,
+        types = np.zeros_like(ids)
+        if self._batch_sharding is not None:
+            import jax
+
+            ids, mask, types = jax.device_put((ids, mask, types), self._batch_sharding)
+        out = self._forward(self._params, ids, mask, types, num_layers=depth,
                             with_hidden=with_hidden, with_logits=with_logits)
         attentions = np.asarray(out.attentions)  # [batch, layer, head, query, key], no copy
         hidden = np.asarray(out.hidden_states) if with_hidden else None
@@ -238,7 +267,9 @@ def _as_texts(texts: Sequence[str]) -> list[str]:
 def load(spec: str | None = None, **options: Any) -> Model:
     """Load a BERT-family model (SPEC §7): a local folder, or a hub id with optional ``@revision``.
 
-    Options: ``compilation_cache`` (default True: `enable_compilation_cache`), ``precision``
+    Options: ``compilation_cache`` (default True: `enable_compilation_cache` in the user cache
+    dir, unless ``$HEADPROBE_NO_COMPILATION_CACHE`` is set; a path: that folder; False: off),
+    ``precision``
     (``"highest"`` default: float32 matmuls on every backend; ``"default"`` lets accelerators use
     faster, less exact matmuls).
     """
@@ -260,8 +291,11 @@ def load(spec: str | None = None, **options: Any) -> Model:
     params, has_mlm_head = convert(state, config, source=str(weights.files[0]))
     del state
     tokenizer = load_tokenizer(folder)
-    if options.get("compilation_cache", True):
+    compilation_cache = options.get("compilation_cache", True)
+    if compilation_cache is True and not compilation_cache_disabled():
         enable_compilation_cache()
+    elif compilation_cache not in (True, False, None):
+        enable_compilation_cache(compilation_cache)
     return Model(name=DEFAULT_SPEC if spec is None else str(spec), path=folder, config=config,
                  params=params, has_mlm_head=has_mlm_head, tokenizer=tokenizer, weights=weights,
                  precision=precision)
