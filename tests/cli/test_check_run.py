@@ -111,7 +111,8 @@ def _drawn(path: Path, seed: int) -> list[str]:
     from headprobe.generate import draw_sentences
 
     template = load_hypothesis_file(path).sets["animals"].template
-    return [s.text for s in draw_sentences(template, seed=seed)]
+    return [s.text for s in draw_sentences(template, seed=seed,
+                                           storage_dir=path.parent.parent / "hypothesis-files")]
 
 
 def _seed_that_needs_shrinking(path: Path) -> tuple[int, list[str]]:

@@ -109,12 +109,13 @@ def test_bad_use_is_a_headprobe_error(probe, call, message):
         call(probe)
 
 
-def test_from_template_draws_sentences_with_spans_and_validates_slots():
+def test_from_template_draws_sentences_with_spans_and_validates_slots(tmp_path, monkeypatch):
     from hypothesis import given, settings
 
     from headprobe.errors import UsageError
     from headprobe.strategies import from_template
 
+    monkeypatch.chdir(tmp_path)  # hypothesis keeps its own files in ./.hypothesis
     seen = []
 
     @settings(max_examples=15, database=None, deadline=None)

@@ -24,12 +24,13 @@ def test_same_seed_draws_the_same_sentences_and_another_seed_others(tmp_path):
     again = [s.text for s in draw_sentences(TEMPLATE, seed=5, storage_dir=tmp_path)]
     assert first == again
     assert 1 < len(first) <= 7 and len(set(first)) == len(first)
-    others = [[s.text for s in draw_sentences(TEMPLATE, seed=seed)] for seed in range(6, 10)]
+    others = [[s.text for s in draw_sentences(TEMPLATE, seed=seed, storage_dir=tmp_path)]
+              for seed in range(6, 10)]
     assert any(o != first for o in others)
 
 
-def test_drawn_sentences_keep_their_spans_and_slot_values():
-    for sentence in draw_sentences(TEMPLATE, seed=1, origin="h.yaml:4"):
+def test_drawn_sentences_keep_their_spans_and_slot_values(tmp_path):
+    for sentence in draw_sentences(TEMPLATE, seed=1, origin="h.yaml:4", storage_dir=tmp_path):
         (span,) = sentence.spans
         thing = dict(sentence.slot_values)["thing"]
         assert span.label == "place" and sentence.text[span.start:span.end] == thing
