@@ -72,7 +72,8 @@ def _expand_heads(spec: ClaimSpec, num_layers: int, num_heads: int) -> list[Head
         try:
             expanded = pattern.expand(num_layers, num_heads)
         except ClaimFileError as error:
-            raise error.located(file=spec.file, line=spec.line, field="claim") from None
+            raise error.located(file=spec.file, line=spec.claim_line or spec.line,
+                                field=spec.claim_field) from None
         heads.extend(h for h in expanded if h not in heads)
     return heads
 

@@ -404,7 +404,9 @@ class _Reader:
             xfail=read(entries, "xfail", lambda n: self.string(n, "xfail", "known to fail")),
             baseline=baseline, margin=margin or 0.0,
             why=read(entries, "why", lambda n: self.string(n, "why", "the reason")),
-            claim_text=claim_text)  # type: ignore[arg-type]
+            claim_text=claim_text,
+            claim_line=_line(entries["claim" if claim_field else "head"][1]),
+            claim_field=claim_field or "head")  # type: ignore[arg-type]
 
     def identifier(self, node: Node) -> str:
         identifier = self.string(node, "id", "next-token")

@@ -164,6 +164,8 @@ class ClaimSpec:
     margin: float = 0.0
     why: str | None = None
     claim_text: str = ""
+    claim_line: int | None = None  # where the claim (or its head: field) is written
+    claim_field: str = "claim"
 
 
 @dataclass(frozen=True)
