@@ -1,9 +1,11 @@
 """`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
 
-Batching keeps compilation rare: texts are sorted by length and cut into batches of
-``batch_size``; each batch is padded to a length bucket (`bucket_length`) and to a number of rows
-that depends only on the call and the bucket (`batch_rows`), so a call over thousands of
-sentences compiles once per length bucket.
+Batching keeps compilation rare and padding small: texts are sorted by length and cut into
+batches of ``batch_size`` counted from the longest, so the one partial batch holds the shortest
+texts; each batch is padded to a length bucket (`bucket_length`, multiples of 8 for short texts)
+and to a number of rows (`batch_rows`: ``batch_size`` for full batches, the next power of two for
+the partial one), so a call over thousands of sentences compiles once per length bucket, plus at
+most one shape for its partial batch.
 
 Padding never changes real-token outputs: padded keys are masked out of the softmax. Every batch
 is also padded to at least `MIN_BATCH_TOKENS` tokens (rows x length): below that XLA's CPU backend
@@ -38,9 +40,11 @@ MIN_BATCH_TOKENS = 128
 def bucket_length(length: int, max_length: int) -> int:
     """The padded length for a batch whose longest text has ``length`` tokens.
 
-    Multiples of 16 up to 64, of 32 up to 128, then of 64; never more than ``max_length``.
+    Multiples of 8 up to 64, of 16 up to 128, of 32 up to 256, then of 64; never more than
+    ``max_length``. (Every padded position costs a full token of compute; each bucket costs one
+    compile, which the persistent compilation cache keeps for the next process.)
     """
-    step = 16 if length <= 64 else 32 if length <= 128 else 64
+    step = 8 if length <= 64 else 16 if length <= 128 else 32 if length <= 256 else 64
     return min(-(-length // step) * step, max_length)
 
 
@@ -68,14 +72,18 @@ class Batch:
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int,
                  multiple: int = 1) -> list[Batch]:
-    """Sort by length, cut into batches, pick each batch's bucket (rows a ``multiple``). Pure."""
+    """Sort by length, cut into batches from the longest end (the partial batch, if any, holds
+    the shortest texts and comes first), pick each batch's bucket and rows (a ``multiple``).
+    Pure."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    first = len(order) % batch_size
+    starts = ([0] if first else []) + list(range(first, len(order), batch_size))
     batches = []
-    for start in range(0, len(order), batch_size):
-        chunk = tuple(order[start:start + batch_size])
+    for start in starts:
+        chunk = tuple(order[start:start + (first if start == 0 and first else batch_size)])
         length = bucket_length(max(lengths[i] for i in chunk), max_length)
         batches.append(Batch(chunk, length,
-                             batch_rows(len(order), batch_size, length, multiple)))
+                             batch_rows(len(chunk), batch_size, length, multiple)))
     return batches
 
 

@@ -57,7 +57,9 @@ def test_a_sentence_alone_and_inside_a_padded_batch_attend_the_same(minilm, sent
         batched = minilm.run([text, *sentences[40:60], longest], batch_size=16)[0]
         assert len(batched.tokens) < len(minilm.tokenize([longest])[0])  # it was padded
         np.testing.assert_allclose(alone.attentions, batched.attentions, atol=1e-6, rtol=0)
-        np.testing.assert_allclose(alone.hidden_states, batched.hidden_states, atol=1e-6, rtol=0)
+        # Hidden states are O(1) (attentions are in [0, 1]); a different batch shape may take a
+        # different matmul blocking on CPU, which moves them by float32 rounding (~2e-6).
+        np.testing.assert_allclose(alone.hidden_states, batched.hidden_states, atol=1e-5, rtol=0)
 
 
 def test_first_layers_only_match_the_full_run_and_skip_logits(tiny):
@@ -88,7 +90,7 @@ def test_many_lengths_compile_once_per_length_bucket(checkpoints):
     texts = [tiny_sentence(1 + i % 16, i) for i in range(150)]
     lengths = [len(e) for e in model.tokenize(texts)]
     buckets = {bucket_length(n, model.max_length) for n in lengths}
-    assert len(set(lengths)) == 16 and buckets == {16, 19}
+    assert len(set(lengths)) == 16 and buckets == {8, 16, 19}
     runs = model.run(texts, batch_size=8)
     assert len(runs) == 150
     assert 1 <= model.compile_count <= len(buckets)
@@ -117,16 +119,18 @@ def test_a_single_string_must_be_wrapped_in_a_list(tiny):
         tiny.run("the cat")
 
 
-@pytest.mark.parametrize("length, expected", [(1, 16), (16, 16), (17, 32), (64, 64), (65, 96),
-                                              (129, 192), (500, 512), (512, 512)])
+@pytest.mark.parametrize("length, expected", [(1, 8), (16, 16), (17, 24), (64, 64), (65, 80),
+                                              (129, 160), (300, 320), (500, 512), (512, 512)])
 def test_length_buckets_round_up_and_stop_at_max_length(length, expected):
     assert bucket_length(length, 512) == expected
 
 
-def test_batches_are_sorted_by_length_and_share_one_row_count():
+def test_batches_are_sorted_by_length_and_the_partial_batch_holds_the_shortest():
     lengths = [40, 3, 17, 5, 33]
-    assert plan_batches(lengths, 2, 512) == [Batch((1, 3), 16, 8), Batch((2, 4), 48, 4),
-                                             Batch((0,), 48, 4)]
+    assert plan_batches(lengths, 2, 512) == [Batch((1,), 8, 16), Batch((3, 2), 24, 8),
+                                             Batch((4, 0), 40, 4)]
+    full = plan_batches([20] * 70, 32, 512)
+    assert [(len(b.indices), b.rows) for b in full] == [(6, 8), (32, 32), (32, 32)]
     assert [batch_rows(n, 32, 128) for n in (1, 2, 3, 5, 33, 1000)] == [1, 2, 4, 8, 32, 32]
 
 
