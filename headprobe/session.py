@@ -303,8 +303,7 @@ class CheckContext:
             return result
         head = parse_head(result.head)
         chosen = [sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT]]
-        runs = model.run([s.text for s in chosen], hidden_states=False, mlm_logits=False,
-                         num_layers=head.layer)
+        runs = self._figure_runs(model, [s.text for s in chosen], head)
         paths = []
         stem = _safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
         for rank, (sentence, run) in enumerate(zip(chosen, runs), start=1):
@@ -320,6 +319,19 @@ class CheckContext:
             save_png(figure, self.run_dir() / relative)
             paths.append(relative.as_posix())
         return dataclasses.replace(result, figures=tuple(paths))
+
+    def _figure_runs(self, model, texts: list[str], head) -> list:
+        """Runs for figures of ``head``, from the forward cache when it has them."""
+        if not hasattr(model, "tokenize") or not hasattr(model, "fingerprint"):
+            return model.run(texts, hidden_states=False, mlm_logits=False, num_layers=head.layer)
+        from headprobe.cache import ForwardCache, forward_runs
+
+        cache = ForwardCache(self.cache_dir,
+                             enabled=not self.config.getoption("headprobe_no_cache", False))
+        runs = dict(forward_runs(texts, [head], fingerprint=model.fingerprint,
+                                 encode=model.tokenize, num_heads=model.num_heads,
+                                 load_model=lambda: model, cache=cache))
+        return [runs[i] for i in range(len(texts))]
 
     # ---- terminal ------------------------------------------------------------------------------
     def failure_text(self, item: "ClaimItem", result: "ClaimResult") -> str:

@@ -9,6 +9,7 @@ heads asked for (see `positions.level_view`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,7 +62,7 @@ class ClaimAccumulator:
         self._counts: list[int] = []
         self._left_out: list[int] = []
         self._hits: list[np.ndarray] = []  # per sentence: float64 [head]
-        self._baseline = {k: 0.0 for k in BASELINE_OFFSETS}
+        self._baseline: dict[int, list[float]] = {k: [] for k in BASELINE_OFFSETS}
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -76,15 +77,22 @@ class ClaimAccumulator:
         self._hits.append(_hits(self.spec, self.heads, selection, run))
         if self.spec.baseline == "offset":
             for k, hits in baseline_hits(selection.sources, selection.targets).items():
-                self._baseline[k] += hits
+                self._baseline[k].append(float(hits))
 
     def outcomes(self) -> list[HeadOutcome]:
-        """One verdict per head, in the order of ``heads``."""
-        hits = (np.stack(self._hits) if self._hits
+        """One verdict per head, in the order of ``heads``.
+
+        Sentences are taken in index order and sums are exact (`math.fsum`), so the verdict,
+        interval and bootstrap do not depend on the order the runs arrived in (a forward cache
+        returns them in input order, the model in length order)."""
+        order = sorted(range(len(self._indices)), key=self._indices.__getitem__)
+        hits = (np.stack([self._hits[i] for i in order]) if self._hits
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
-        return judge_heads(self.spec, np.array(self._counts, dtype=np.int64),
-                           np.array(self._left_out, dtype=np.int64), hits, self._texts,
-                           self._indices, self._baseline)
+        baseline = {k: math.fsum(values) for k, values in self._baseline.items()}
+        return judge_heads(self.spec, np.array([self._counts[i] for i in order], dtype=np.int64),
+                           np.array([self._left_out[i] for i in order], dtype=np.int64), hits,
+                           [self._texts[i] for i in order], [self._indices[i] for i in order],
+                           baseline)
 
     def results(self, *, model: str, fingerprint: str) -> list[ClaimResult]:
         """``each``: one result per head; ``any``/``none``: one result naming the chosen head."""
