@@ -100,8 +100,11 @@ class CheckContext:
     def load_model(self, spec: str):
         if spec not in self._models:
             import headprobe
+            from headprobe.model.api import compilation_cache_disabled
 
-            self._models[spec] = headprobe.load(spec)
+            # JAX's compiled programs live under the same cache dir as the forward cache.
+            jax_cache = False if compilation_cache_disabled() else self.cache_dir / "jax"
+            self._models[spec] = headprobe.load(spec, compilation_cache=jax_cache)
         return self._models[spec]
 
     def probe_model(self, spec: str | None):

@@ -262,6 +262,10 @@ hypotheses:
     measure: mass
     over: plain
     expect: ">= 0.0"
+  - id: fails-with-figures
+    claim: "L1H1: token -> next"
+    over: plain
+    expect: ">= 0.5"
 """
 
 
@@ -286,17 +290,45 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
     args = ("claims.yaml", "--model", str(planted_model))
     cold = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
                            capfd=capfd)
-    assert cold.rc == 0, cold
+    assert cold.rc == 1, cold  # one claim fails on purpose: its figures come from the cache too
     assert len(loads) == 1
     entries = list((cache_dir / "forward").glob("??/*.hpf"))
     assert len(entries) == 3
     warm = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
                            capfd=capfd)
-    assert warm.rc == 0, warm
+    assert warm.rc == 1, warm
     assert len(loads) == 1  # the second run did not load the weights
-    assert _results(warm) == _results(cold)
+    assert _results(warm) == _results(cold)  # intervals too: the bootstrap ignores run order
+    assert any(r["figures"] for r in _results(warm))
     bypass = check_inprocess(project, *args, "--no-cache", cache_dir=cache_dir,
                              monkeypatch=monkeypatch, capfd=capfd)
-    assert bypass.rc == 0, bypass
+    assert bypass.rc == 1, bypass
     assert len(loads) == 2 and _results(bypass) == _results(cold)
     assert sorted((cache_dir / "forward").glob("??/*.hpf")) == sorted(entries)
+
+
+def test_cached_runs_in_input_order_score_like_fresh_runs_in_length_order(tiny, store):
+    """The model yields runs shortest first, the cache in input order: the claim's value,
+    bootstrap interval and worst sentences must not depend on that."""
+    from headprobe.claims.files import parse_hypothesis_text
+    from headprobe.evaluation import ClaimAccumulator
+
+    text = PASSING.replace("over: plain", "over: more").replace(
+        "sentences:\n", "sentences:\n  more:\n" + "".join(f"    - {t}\n" for t in TEXTS))
+    hfile = parse_hypothesis_text(text, "claims.yaml")
+    spec = next(c for c in hfile.claims if c.id == "layer-two")
+    sentences = list(hfile.sets["more"].sentences)
+    heads = [Head(2, 1), Head(2, 2), Head(2, 3)]
+
+    def results(pairs):
+        accumulator = ClaimAccumulator(spec, heads)
+        for index, run in pairs:
+            accumulator.add(index, sentences[index], run)
+        return [r.to_json() for r in accumulator.results(model="m", fingerprint="f")]
+
+    fresh = list(forward_runs(TEXTS, heads, fingerprint=tiny.fingerprint, encode=tiny.tokenize,
+                              num_heads=3, load_model=lambda: tiny, cache=store))
+    cached = list(forward_runs(TEXTS, heads, fingerprint=tiny.fingerprint, encode=tiny.tokenize,
+                               num_heads=3, load_model=lambda: tiny, cache=store))
+    assert [i for i, _ in fresh] != [i for i, _ in cached] == [0, 1, 2, 3]
+    assert results(cached) == results(fresh)
