@@ -167,7 +167,8 @@ def test_report_json_has_exactly_the_spec_keys_and_types(first):
     for result in report["results"]:
         assert list(result)[:len(keys)] == keys, result
         assert set(result) - set(keys) <= {"sentences", "counterexamples", "baseline",
-                                           "warnings"}
+                                           "warnings", "outcome"}
+        assert result.get("outcome", "xfailed") == "xfailed"
         assert result["file"] == "hypotheses/planted.yaml"
         assert result["model_fingerprint"].startswith("sha256:")
         assert isinstance(result["value"], float) and isinstance(result["n"], int)

@@ -53,7 +53,8 @@ def write_checkpoint(folder: Path, *, seed: int = 0, **overrides) -> Path:
             if "LayerNorm" in name or name.endswith("bias"):
                 parameter.copy_(torch.randn_like(parameter) * 0.1 + (1.0 if "weight" in name else 0.0))
     model.save_pretrained(folder, safe_serialization=True)
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"),
+    # transformers 5 ignores vocab_file= here (every word would become [UNK]): pass the vocab.
+    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(words)},
                                                do_lower_case=True)
     tokenizer.save_pretrained(folder)
     return folder

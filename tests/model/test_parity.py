@@ -141,3 +141,13 @@ def test_flax_msgpack_checkpoint_loads_and_matches_hugging_face(checkpoints, tmp
     runs = model.run(TINY_TEXTS)
     assert_same_as_hugging_face(runs, hugging_face_outputs(source, TINY_TEXTS, masked_lm=True),
                                 logits=True)
+
+
+def test_tiny_checkpoint_tokenizer_spells_its_own_words(checkpoints):
+    """Guards the parity tests above: they must see real word ids, not a row of [UNK]s."""
+    import headprobe
+
+    model = headprobe.load(str(checkpoints("tiny")), compilation_cache=False)
+    (encoding,) = model.tokenize(["the big cat sat on a red mat ."])
+    assert encoding.tokens == ["[CLS]", "the", "big", "cat", "sat", "on", "a", "red", "mat", ".",
+                               "[SEP]"]
