@@ -81,10 +81,14 @@ def load_tokenizer(folder: Path) -> Tokenizer:
         raise ModelFormatError(
             f"{folder}: no tokenizer (tokenizer.json or vocab.txt) beside config.json; save the "
             "tokenizer with the model (tokenizer.save_pretrained(folder)).")
-    from transformers import AutoTokenizer
-
+    # Read tokenizer.json directly when there is one: AutoTokenizer would import torch (seconds
+    # of start-up) only to pick a class. A folder with just vocab.txt gets BERT's WordPiece.
     try:
-        hf = AutoTokenizer.from_pretrained(str(folder), use_fast=True, local_files_only=True)
+        if (folder / "tokenizer.json").is_file():
+            from transformers import PreTrainedTokenizerFast as TokenizerClass
+        else:
+            from transformers import BertTokenizerFast as TokenizerClass
+        hf = TokenizerClass.from_pretrained(str(folder), local_files_only=True)
     except Exception as error:
         raise ModelFormatError(f"{folder}: cannot load the tokenizer: {error}") from None
     if not getattr(hf, "is_fast", False):

@@ -176,3 +176,25 @@ def test_failed_download_is_a_quick_model_not_found_error(empty_hf_home, monkeyp
     with pytest.raises(ModelNotFoundError, match="download from the Hugging Face Hub: failed"):
         resolve("nobody/no-such-bert")
     assert time.monotonic() - started < 30
+
+
+def test_a_folder_with_only_vocab_txt_gets_bert_wordpiece(tmp_path):
+    from headprobe.model.tokenize import load_tokenizer
+
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\n##s\n.\n")
+    (encoding,) = load_tokenizer(tmp_path).encode(["The cats."])
+    assert encoding.tokens == ["[CLS]", "the", "cat", "##s", ".", "[SEP]"]
+    assert encoding.word_ids == (None, 0, 1, 1, 2, None)
+
+
+def test_loading_the_tokenizer_does_not_import_torch():
+    """AutoTokenizer imports torch (seconds of start-up); headprobe reads tokenizer.json directly."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from headprobe.modelinfo import inspect_model; "
+            "info = inspect_model('sentence-transformers/all-MiniLM-L6-v2'); "
+            "info.tokenizer.encode(['The cat sat.']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
