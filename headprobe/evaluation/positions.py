@@ -140,8 +140,13 @@ def _build_view(run: Run, level: str) -> LevelView:
             f"positions (one per token), got shape {attentions.shape}")
     is_mask_token = np.array([t == MASK_TOKEN for t in tokens], dtype=bool)
     special_token = np.asarray(run.special_mask, dtype=bool) & ~is_mask_token
-    word_text = [tokens[i] if special_token[i] else run.word_text(i) for i in range(len(tokens))]
     token_groups = run.word_groups()
+    word_text = list(tokens)  # per token: its whole word's text (specials: the token itself)
+    for pieces in token_groups:
+        if not special_token[pieces[0]]:
+            text = run.text[run.offsets[pieces[0]][0]:run.offsets[pieces[-1]][1]]
+            for i in pieces:
+                word_text[i] = text
     if level == "token":
         groups = tuple((i,) for i in range(len(tokens)))
         word_of = np.empty(len(tokens), dtype=np.int64)
@@ -157,10 +162,12 @@ def _build_view(run: Run, level: str) -> LevelView:
         chars = labels
     first = [pieces[0] for pieces in groups]
 
+    starts = np.array(first, dtype=np.int64)  # word groups are contiguous runs of pieces
+
     def any_piece(flags: np.ndarray) -> np.ndarray:
         if level == "token":
             return flags
-        return np.array([bool(flags[list(pieces)].any()) for pieces in groups], dtype=bool)
+        return np.logical_or.reduceat(flags, starts)
 
     return LevelView(
         attentions=attentions, level=level, labels=labels, groups=groups,
@@ -200,9 +207,7 @@ def select(view: LevelView, source: Source, target: Target,
     key = (source, target, spans)
     if key not in view._selections:
         candidates = np.flatnonzero(source_mask(view, source, spans))
-        rows = [target_mask(view, target, int(i), spans) for i in candidates]
-        targets = (np.array(rows, dtype=bool) if rows
-                   else np.zeros((0, view.size), dtype=bool))  # [candidate, position]
+        targets = target_masks(view, target, candidates, spans)  # [candidate, position]
         counted = targets.any(axis=1)
         view._selections[key] = Selection(
             sources=candidates[counted], targets=targets[counted],
@@ -220,25 +225,28 @@ def source_mask(view: LevelView, source: Source, spans: tuple[Span, ...]) -> np.
     raise ClaimFileError(f"unknown source kind {kind!r}")
 
 
-def target_mask(view: LevelView, target: Target, source: int,
-                spans: tuple[Span, ...]) -> np.ndarray:
-    """bool ``[position]``: the targets of the source at position ``source``."""
+def target_masks(view: LevelView, target: Target, sources: np.ndarray,
+                 spans: tuple[Span, ...]) -> np.ndarray:
+    """bool ``[source, position]``: the targets of every source in ``sources``."""
+    sources = np.asarray(sources, dtype=np.int64)
     kind = target.kind
     if kind in _STEPS or kind == "offset":
         step = _STEPS[kind] if kind in _STEPS else int(target.offset or 0)
-        mask = np.zeros(view.size, dtype=bool)
-        if 0 <= source + step < view.size:
-            mask[source + step] = True
-        return mask
-    if kind == "punct":
-        return _punct_mask(view)
+        masks = np.zeros((sources.size, view.size), dtype=bool)
+        keys = sources + step
+        inside = (keys >= 0) & (keys < view.size)
+        masks[np.flatnonzero(inside), keys[inside]] = True
+        return masks
     if kind == "same-word":
-        mask = (view.word_of == view.word_of[source]) & ~view.special
-        mask[source] = False
-        return mask
-    if kind in ("mask", "cls", "sep", "word", "span"):
-        return _shared_mask(view, kind, target.arg, spans)
-    raise ClaimFileError(f"unknown target kind {kind!r}")
+        masks = (view.word_of[sources][:, None] == view.word_of[None, :]) & ~view.special
+        masks[np.arange(sources.size), sources] = False
+        return masks
+    shared = _punct_mask(view) if kind == "punct" else (
+        _shared_mask(view, kind, target.arg, spans)
+        if kind in ("mask", "cls", "sep", "word", "span") else None)
+    if shared is None:
+        raise ClaimFileError(f"unknown target kind {kind!r}")
+    return np.broadcast_to(shared, (sources.size, view.size)).copy()
 
 
 def _shared_mask(view: LevelView, kind: str, arg: str | None,
