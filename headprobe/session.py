@@ -185,6 +185,7 @@ class CheckContext:
 
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
         from headprobe.evaluation import ClaimAccumulator
+        from headprobe.score_cache import scoring_key
 
         model = self._deferred_model(model_spec)  # weights load only if the cache misses
         # One accumulator per claim, over the heads of its selected items.
@@ -201,12 +202,17 @@ class CheckContext:
             accumulators.append((accumulator, group))
             for index, sentence in enumerate(group[0].sentences):
                 users[sentence.text].append((accumulator, index, sentence))
-        texts = list(users)
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
-        for index, run in self._runs(model, texts, heads):
-            for accumulator, sentence_index, sentence in users[texts[index]]:
-                accumulator.add(sentence_index, sentence, run)
+        pending, tokens = self._cached_scores(model, users)
+        for index, run in self._runs(model, pending, heads):
+            text = pending[index]
+            numbers = {}
+            for accumulator, sentence_index, sentence in users[text]:
+                scored = accumulator.score(sentence, run)
+                accumulator.record(sentence_index, sentence.text, scored)
+                numbers[scoring_key(accumulator.spec, accumulator.heads, sentence)] = scored
+            self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers)
         for accumulator, group in accumulators:
             results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
             for item in group:
@@ -217,6 +223,31 @@ class CheckContext:
                     result = self.with_figures(model, item.spec, item.sentences, result,
                                                item.display_file)
                 self._results[item.nodeid] = result
+
+    def _cached_scores(self, model, users) -> tuple[list[str], dict[str, str]]:
+        """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
+        return the texts that still need a run, and each text's tokenization digest."""
+        from headprobe.score_cache import ScoreCache, encoding_digest, scoring_key
+
+        texts = list(users)
+        self.score_cache = ScoreCache(
+            self.cache_dir, enabled=not self.config.getoption("headprobe_no_cache", False))
+        if not self.score_cache.enabled or not texts:
+            return texts, {}
+        pending, tokens = [], {}
+        for text, encoding in zip(texts, model.tokenize(texts)):
+            tokens[text] = encoding_digest(encoding)
+            pairs = users[text]
+            found = self.score_cache.get(
+                model.fingerprint, text, tokens[text],
+                [scoring_key(accumulator.spec, accumulator.heads, sentence)
+                 for accumulator, _, sentence in pairs])
+            if found is None:
+                pending.append(text)
+                continue
+            for (accumulator, sentence_index, sentence), numbers in zip(pairs, found):
+                accumulator.record(sentence_index, sentence.text, numbers)
+        return pending, tokens
 
     def _deferred_model(self, spec: str):
         """The model for ``spec`` as a `DeferredModel`: its fingerprint and tokenizer come from

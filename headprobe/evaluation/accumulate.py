@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +44,18 @@ def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
     return SentenceScore.of(selection.n, selection.left_out, float(hits))
 
 
+@dataclass(frozen=True, eq=False)
+class SentenceNumbers:
+    """What a `ClaimAccumulator` keeps of one sentence: counted and left-out sources, hits per
+    head (float64 ``[head]``) and, for ``baseline: offset``, hits per offset in the order of
+    `BASELINE_OFFSETS` (else ``None``). The score cache stores exactly these."""
+
+    n: int
+    left_out: int
+    hits: np.ndarray
+    baseline: tuple[float, ...] | None = None
+
+
 class ClaimAccumulator:
     """Streams sentences for one claim over a set of concrete heads, then gives the results.
 
@@ -69,15 +82,34 @@ class ClaimAccumulator:
 
     def add(self, index: int, sentence: Sentence, run: Run) -> None:
         """Score one sentence (``index`` is how results refer to it, e.g. in ``worst``)."""
+        self.record(index, sentence.text, self.score(sentence, run))
+
+    def score(self, sentence: Sentence, run: Run) -> SentenceNumbers:
+        """The numbers of one sentence (pure: records nothing)."""
         selection = _selection(self.spec, sentence, run)
-        self._indices.append(int(index))
-        self._texts.append(sentence.text)
-        self._counts.append(selection.n)
-        self._left_out.append(selection.left_out)
-        self._hits.append(_hits(self.spec, self.heads, selection, run))
+        hits = _hits(self.spec, self.heads, selection, run).astype(np.float64, copy=False)
+        baseline = None
         if self.spec.baseline == "offset":
-            for k, hits in baseline_hits(selection.sources, selection.targets).items():
-                self._baseline[k].append(float(hits))
+            by_offset = baseline_hits(selection.sources, selection.targets)
+            baseline = tuple(float(by_offset[k]) for k in BASELINE_OFFSETS)
+        return SentenceNumbers(int(selection.n), int(selection.left_out), hits, baseline)
+
+    def record(self, index: int, text: str, numbers: SentenceNumbers) -> None:
+        """Keep one sentence's numbers (from `score` or the score cache)."""
+        if numbers.hits.shape != (len(self.heads),):
+            raise ValueError(f"claim {self.spec.id!r}: {len(self.heads)} heads, got hits of "
+                             f"shape {numbers.hits.shape}")
+        self._indices.append(int(index))
+        self._texts.append(text)
+        self._counts.append(numbers.n)
+        self._left_out.append(numbers.left_out)
+        self._hits.append(numbers.hits)
+        if self.spec.baseline == "offset":
+            if numbers.baseline is None or len(numbers.baseline) != len(BASELINE_OFFSETS):
+                raise ValueError(f"claim {self.spec.id!r} has baseline: offset but the numbers "
+                                 f"have no hits per offset")
+            for k, hits in zip(BASELINE_OFFSETS, numbers.baseline):
+                self._baseline[k].append(hits)
 
     def outcomes(self) -> list[HeadOutcome]:
         """One verdict per head, in the order of ``heads``.

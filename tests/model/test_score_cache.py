@@ -1,0 +1,173 @@
+"""The score cache (headprobe/score_cache.py): `headprobe check` re-runs that neither score nor
+run the model, bit-for-bit numbers, keys that change with the claim, damaged files, --no-cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import headprobe
+from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
+from headprobe.score_cache import ScoreCache, decode_numbers, encode_numbers
+
+# Distinct sizes: 3 sentences, 2 claims on L1H1 (one with a baseline), 3 heads on layer 2.
+CLAIMS = """
+sentences:
+  plain:
+    - The cat sat on the mat.
+    - A dog sat.
+    - Then I picked up a red rug from the table.
+hypotheses:
+  - id: to-cls
+    claim: "L1H1: token -> TARGET"
+    over: plain
+    expect: ">= 0.2"
+    baseline: offset
+  - id: layer-two
+    claim: "L2H*: token -> cls"
+    measure: mass
+    over: plain
+    expect: ">= 0.0"
+"""
+
+
+class Counter:
+    """Counts calls of ``ClaimAccumulator.score`` and of the model's forward pass."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.scores = self.forwards = 0
+        real_score, real_load = ClaimAccumulator.score, headprobe.load
+
+        def score(accumulator, sentence, run):
+            self.scores += 1
+            return real_score(accumulator, sentence, run)
+
+        def load(spec=None, **options):
+            model = real_load(spec, **options)
+            real_iter = model.iter_runs
+
+            def iter_runs(texts, **kwargs):
+                self.forwards += len(texts)
+                return real_iter(texts, **kwargs)
+
+            model.iter_runs = iter_runs
+            return model
+
+        monkeypatch.setattr(ClaimAccumulator, "score", score)
+        monkeypatch.setattr(headprobe, "load", load)
+
+
+@pytest.fixture
+def check(tmp_path, planted_model, monkeypatch, capfd):
+    from checkrun import check_inprocess, write_project
+
+    def run(target: str = "cls", *extra: str):
+        project = write_project(tmp_path / "project",
+                                {"claims.yaml": CLAIMS.replace("TARGET", target)})
+        return check_inprocess(project, "claims.yaml", "--model", str(planted_model), *extra,
+                               cache_dir=tmp_path / "cache", monkeypatch=monkeypatch,
+                               capfd=capfd)
+
+    return run
+
+
+def _files(tmp_path) -> list:
+    return sorted((tmp_path / "cache" / "scores").glob("??/*.hps"))
+
+
+def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_same(
+        check, tmp_path, monkeypatch):
+    counter = Counter(monkeypatch)
+    cold = check()
+    assert cold.rc == 0, cold
+    assert counter.scores == 2 * 3 and counter.forwards == 3
+    assert len(_files(tmp_path)) == 3  # one file per sentence, holding both claims
+    warm = check()
+    assert warm.rc == 0, warm
+    assert counter.scores == 2 * 3 and counter.forwards == 3  # nothing new
+    assert warm.report()["results"] == cold.report()["results"]
+
+
+def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
+        check, tmp_path, monkeypatch):
+    counter = Counter(monkeypatch)
+    assert check("cls").rc == 0
+    changed = check("next")  # other target: a new scoring key for to-cls only
+    # Every sentence misses on to-cls, so each is run once more (from the forward cache) and
+    # both claims are scored on it.
+    assert counter.scores == 2 * 3 + 2 * 3 and counter.forwards == 3
+    fresh = check("next", "--no-cache")
+    assert changed.report()["results"] == fresh.report()["results"]
+    scored = counter.scores
+    assert check("cls").rc == 0 and check("next").rc == changed.rc
+    assert counter.scores == scored  # both versions of the claim are cached side by side
+    assert len(_files(tmp_path)) == 3
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"version": 1}'])
+def test_a_damaged_file_is_ignored_and_rewritten(check, tmp_path, monkeypatch, damage):
+    counter = Counter(monkeypatch)
+    cold = check()
+    broken = _files(tmp_path)[1]
+    broken.write_bytes(damage)
+    again = check()
+    assert counter.scores == 2 * 3 + 2  # only the damaged sentence, for its 2 claims
+    assert again.report()["results"] == cold.report()["results"]
+    assert broken.read_bytes() != damage
+    check()
+    assert counter.scores == 2 * 3 + 2
+
+
+def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
+    counter = Counter(monkeypatch)
+    check("cls", "--no-cache")
+    assert not (tmp_path / "cache" / "scores").exists()
+    cold = check()
+    files = {p: p.read_bytes() for p in _files(tmp_path)}
+    bypass = check("cls", "--no-cache")
+    assert counter.scores == 3 * 2 * 3  # the cached numbers were not read
+    assert {p: p.read_bytes() for p in _files(tmp_path)} == files
+    assert bypass.report()["results"] == cold.report()["results"]
+
+
+# ---- the store on its own -------------------------------------------------------------------
+
+FINGERPRINT = "sha256:" + "ab" * 32
+TEXT = "The cat sat on the mat."
+
+
+def _numbers(seed: int, heads: int = 4, baseline: bool = True) -> SentenceNumbers:
+    rng = np.random.default_rng(seed)
+    return SentenceNumbers(5, 2, rng.random(heads) * 3.0,
+                           tuple(rng.random(6).tolist()) if baseline else None)
+
+
+def test_numbers_round_trip_bit_for_bit():
+    numbers = _numbers(0)
+    back = decode_numbers(encode_numbers(numbers))
+    assert back.hits.dtype == np.float64 and back.hits.tobytes() == numbers.hits.tobytes()
+    assert back.baseline == numbers.baseline and (back.n, back.left_out) == (5, 2)
+    assert decode_numbers(encode_numbers(_numbers(1, baseline=False))).baseline is None
+    assert decode_numbers({"n": "5", "left_out": 2, "hits": [], "baseline": None}) is None
+
+
+def test_a_lookup_hits_only_with_every_key_and_the_same_tokens(tmp_path):
+    store = ScoreCache(tmp_path)
+    store.put(FINGERPRINT, TEXT, "tokens-a", {"k1": _numbers(0), "k2": _numbers(1)})
+    store.put(FINGERPRINT, TEXT, "tokens-a", {"k3": _numbers(2)})  # merges, keeps k1 and k2
+    got = store.get(FINGERPRINT, TEXT, "tokens-a", ["k3", "k1"])
+    assert got[1].hits.tobytes() == _numbers(0).hits.tobytes()
+    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1", "k4"]) is None
+    assert store.get(FINGERPRINT, TEXT + " ", "tokens-a", ["k1"]) is None
+    assert store.get("sha256:" + "cd" * 32, TEXT, "tokens-a", ["k1"]) is None
+    assert store.stats.invalid == 0
+    assert store.get(FINGERPRINT, TEXT, "tokens-b", ["k1"]) is None  # retokenized: foreign
+    assert store.stats.invalid == 1 and store.stats.hits == 1 and store.stats.writes == 2
+
+
+def test_a_disabled_store_reads_and_writes_nothing(tmp_path):
+    ScoreCache(tmp_path).put(FINGERPRINT, TEXT, "t", {"k": _numbers(0)})
+    disabled = ScoreCache(tmp_path, enabled=False)
+    assert disabled.get(FINGERPRINT, TEXT, "t", ["k"]) is None
+    ScoreCache(tmp_path / "other", enabled=False).put(FINGERPRINT, TEXT, "t", {"k": _numbers(0)})
+    assert not (tmp_path / "other").exists()
