@@ -13,7 +13,6 @@ import dataclasses
 import datetime as _dt
 import os
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from headprobe._version import __version__
 from headprobe.claims.spec import ClaimSpec, HypothesisFile, Sentence
-from headprobe.errors import ClaimFileError, HeadprobeError, UsageError
+from headprobe.errors import HeadprobeError
 from headprobe.settings import Settings, read_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,6 +63,8 @@ class CheckContext:
         self.current_nodeid: str | None = None
         self.current_is_property = False
         self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
+        self.score_cache = None  # set by the first evaluation (headprobe.score_cache)
+        self.forward_cache = None  # set by the first forward pass (headprobe.cache)
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -230,8 +231,7 @@ class CheckContext:
         from headprobe.score_cache import ScoreCache, encoding_digest, scoring_key
 
         texts = list(users)
-        self.score_cache = ScoreCache(
-            self.cache_dir, enabled=not self.config.getoption("headprobe_no_cache", False))
+        self.score_cache = ScoreCache(self.cache_dir, enabled=self.cache_enabled)
         if not self.score_cache.enabled or not texts:
             return texts, {}
         pending, tokens = [], {}
@@ -257,7 +257,7 @@ class CheckContext:
         info = self.model_info(spec)
         if info is None or spec in self._models:
             return self.load_model(spec)
-        memo = None if self.config.getoption("headprobe_no_cache", False) else self.cache_dir
+        memo = self.cache_dir if self.cache_enabled else None
         return DeferredModel(lambda: self.load_model(spec), folder=info.folder,
                              tokenizer=info.tokenizer, num_heads=info.num_heads, memo_root=memo)
 
@@ -265,8 +265,7 @@ class CheckContext:
         from headprobe.cache import ForwardCache, forward_runs
 
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
-        cache = ForwardCache(self.cache_dir,
-                             enabled=not self.config.getoption("headprobe_no_cache", False))
+        cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         iterator = forward_runs(texts, heads, fingerprint=model.fingerprint,
                                 encode=model.tokenize, num_heads=model.num_heads,
                                 load_model=lambda: model, cache=cache)
@@ -280,6 +279,11 @@ class CheckContext:
             for pair in iterator:
                 progress.advance()
                 yield pair
+
+    @property
+    def cache_enabled(self) -> bool:
+        """False with ``--no-cache``: neither the forward nor the score cache is read or written."""
+        return not self.config.getoption("headprobe_no_cache", False)
 
     @property
     def cache_dir(self) -> Path:
@@ -360,8 +364,7 @@ class CheckContext:
             return model.run(texts, hidden_states=False, mlm_logits=False, num_layers=head.layer)
         from headprobe.cache import ForwardCache, forward_runs
 
-        cache = ForwardCache(self.cache_dir,
-                             enabled=not self.config.getoption("headprobe_no_cache", False))
+        cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         runs = dict(forward_runs(texts, [head], fingerprint=model.fingerprint,
                                  encode=model.tokenize, num_heads=model.num_heads,
                                  load_model=lambda: model, cache=cache))

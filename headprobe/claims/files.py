@@ -433,8 +433,8 @@ class _Reader:
                                             "the fields 'head:', 'from:' and 'to:'")
         for key in ("head", "from", "to"):
             if key not in entries:
-                raise self.error(node, key, f"missing: the fields form needs 'head:', 'from:' "
-                                            f"and 'to:' (or write one 'claim:' instead)")
+                raise self.error(node, key, "missing: the fields form needs 'head:', 'from:' "
+                                            "and 'to:' (or write one 'claim:' instead)")
         head = self.string(entries["head"][1], "head", "L4H11")
         source = self.string(entries["from"][1], "from", "span:adv")
         target = self.string(entries["to"][1], "to", "span:verb")
