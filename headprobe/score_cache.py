@@ -58,12 +58,20 @@ def scoring_digest() -> str:
 
 def scoring_key(spec: ClaimSpec, heads: Sequence[Head], sentence: Sentence) -> str:
     """The canonical text of what a claim's numbers on ``sentence`` depend on, besides its run."""
+    spans = [[s.label, s.start, s.end] for s in sentence.spans]
+    return _claim_part(spec, tuple(heads)) + json.dumps(spans, ensure_ascii=False,
+                                                        separators=(",", ":")) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _claim_part(spec: ClaimSpec, heads: tuple[Head, ...]) -> str:
+    """`scoring_key` up to its last field (the sentence's spans), once per claim."""
     fields = {"level": spec.level, "source": asdict(spec.claim.source),
               "target": asdict(spec.claim.target), "measure": asdict(spec.measure),
-              "spans": [[s.label, s.start, s.end] for s in sentence.spans],
               "heads": [[h.layer, h.head] for h in heads],
               "baseline": spec.baseline == "offset"}
-    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text[:-1] + ',"spans":'
 
 
 def encoding_digest(encoding: Any) -> str:
