@@ -119,25 +119,23 @@ class Measured:
         self.sentences = tuple(sentences)
         self._accumulator = accumulator
         self.decided = None  # the ClaimResult of the last comparison
-        self.results = self._accumulator_results(spec)
+        self.results = self._judged()
         first = self.results[0]
         self.value, self.ci, self.n, self.left_out = first.value, first.ci, first.n, first.left_out
         self.head = first.head
 
-    def _accumulator_results(self, spec: ClaimSpec):
-        """Results under ``spec``'s expectation: the accumulator holds only per-sentence numbers,
-        so judging them against another bound costs no forward pass."""
+    def _judged(self, expect: Expectation | None = None):
+        """Results of the measured numbers, judged against ``expect`` (no new forward pass)."""
         model = self.probe.model
-        self._accumulator.spec = spec
-        return self._accumulator.results(model=getattr(model, "name", "?"),
-                                         fingerprint=getattr(model, "fingerprint", ""))
+        return self._accumulator.results(model=model.name, fingerprint=model.fingerprint,
+                                         expect=expect)
 
     def _decide(self, op: str, bound: float) -> bool:
         from headprobe.claims.language import parse_expectation
 
         expect = parse_expectation(f"{op} {bound}")
         spec = dataclasses.replace(self.spec, expect=expect)
-        results = self._accumulator_results(spec)
+        results = self._judged(expect)
         passed = all(r.passed for r in results)
         failing = [r for r in results if not r.passed]
         self.decided = failing[0] if failing else results[0]
@@ -164,11 +162,12 @@ class Measured:
         return float(self.value)
 
     def __repr__(self) -> str:
-        from headprobe.terminal import _num
+        from headprobe.terminal import format_value
 
-        ci = (f", 95% CI [{_num(self.ci[0])}, {_num(self.ci[1])}]" if self.ci else "")
+        ci = (f", 95% CI [{format_value(self.ci[0])}, {format_value(self.ci[1])}]"
+              if self.ci else "")
         return (f"<{self.spec.claim_text} on {self.head}: {self.spec.measure} = "
-                f"{_num(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
+                f"{format_value(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
 
 
 def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:

@@ -9,13 +9,14 @@ heads asked for (see `positions.level_view`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.claims.spec import ClaimSpec, Expectation, Sentence
 from headprobe.evaluation.measures import BASELINE_OFFSETS, baseline_hits, source_hits
 from headprobe.evaluation.positions import Selection, level_view, select
 from headprobe.evaluation.results import ClaimResult, SentenceScore
@@ -111,8 +112,9 @@ class ClaimAccumulator:
             for k, hits in zip(BASELINE_OFFSETS, numbers.baseline):
                 self._baseline[k].append(hits)
 
-    def outcomes(self) -> list[HeadOutcome]:
-        """One verdict per head, in the order of ``heads``.
+    def outcomes(self, spec: ClaimSpec | None = None) -> list[HeadOutcome]:
+        """One verdict per head, in the order of ``heads`` (judged under ``spec``, by default the
+        accumulator's own).
 
         Sentences are taken in index order and sums are exact (`math.fsum`), so the verdict,
         interval and bootstrap do not depend on the order the runs arrived in (a forward cache
@@ -121,30 +123,34 @@ class ClaimAccumulator:
         hits = (np.stack([self._hits[i] for i in order]) if self._hits
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
         baseline = {k: math.fsum(values) for k, values in self._baseline.items()}
-        return judge_heads(self.spec, np.array([self._counts[i] for i in order], dtype=np.int64),
+        return judge_heads(spec or self.spec, np.array([self._counts[i] for i in order], dtype=np.int64),
                            np.array([self._left_out[i] for i in order], dtype=np.int64), hits,
                            [self._texts[i] for i in order], [self._indices[i] for i in order],
                            baseline)
 
-    def results(self, *, model: str, fingerprint: str) -> list[ClaimResult]:
-        """``each``: one result per head; ``any``/``none``: one result naming the chosen head."""
-        outcomes = self.outcomes()
-        if self.spec.quantifier == "each":
-            return [self._result(head, outcome, outcome.passed, model, fingerprint)
-                    for head, outcome in zip(self.heads, outcomes)]
-        chosen = pick_head(self.spec.expect, outcomes)
-        some_passed = any(o.passed for o in outcomes)
-        passed = some_passed if self.spec.quantifier == "any" else not some_passed
-        return [self._result(self.heads[chosen], outcomes[chosen], passed, model, fingerprint)]
+    def results(self, *, model: str, fingerprint: str,
+                expect: Expectation | None = None) -> list[ClaimResult]:
+        """``each``: one result per head; ``any``/``none``: one result naming the chosen head.
 
-    def _result(self, head: Head, outcome: HeadOutcome, passed: bool, model: str,
-                fingerprint: str) -> ClaimResult:
-        spec = self.spec
-        return ClaimResult(
-            file=spec.file, id=spec.id, head=str(head),
-            claim=spec.claim_text or str(spec.claim), measure=str(spec.measure),
-            level=spec.level, model=model, model_fingerprint=fingerprint,
-            expect=str(spec.expect), value=outcome.value, ci=outcome.ci, n=outcome.n,
-            left_out=outcome.left_out, passed=passed, sentences=outcome.sentences,
-            counterexamples=outcome.counterexamples, baseline=outcome.baseline,
-            warnings=outcome.warnings, worst=outcome.worst)
+        ``expect`` judges the same numbers against another expectation (no new scoring)."""
+        spec = self.spec if expect is None else dataclasses.replace(self.spec, expect=expect)
+        outcomes = self.outcomes(spec)
+        if spec.quantifier == "each":
+            return [_result(spec, head, outcome, outcome.passed, model, fingerprint)
+                    for head, outcome in zip(self.heads, outcomes)]
+        chosen = pick_head(spec.expect, outcomes)
+        some_passed = any(o.passed for o in outcomes)
+        passed = some_passed if spec.quantifier == "any" else not some_passed
+        return [_result(spec, self.heads[chosen], outcomes[chosen], passed, model, fingerprint)]
+
+
+def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, model: str,
+            fingerprint: str) -> ClaimResult:
+    return ClaimResult(
+        file=spec.file, id=spec.id, head=str(head),
+        claim=spec.claim_text or str(spec.claim), measure=str(spec.measure),
+        level=spec.level, model=model, model_fingerprint=fingerprint,
+        expect=str(spec.expect), value=outcome.value, ci=outcome.ci, n=outcome.n,
+        left_out=outcome.left_out, passed=passed, sentences=outcome.sentences,
+        counterexamples=outcome.counterexamples, baseline=outcome.baseline,
+        warnings=outcome.warnings, worst=outcome.worst)
