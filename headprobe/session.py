@@ -24,6 +24,7 @@ from headprobe._version import __version__
 from headprobe.claims.spec import ClaimSpec, HypothesisFile, Sentence
 from headprobe.errors import HeadprobeError
 from headprobe.settings import Settings, read_settings
+from headprobe.terminal import format_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from headprobe.collect import ClaimItem
@@ -347,8 +348,9 @@ class CheckContext:
         for rank, (sentence, run) in enumerate(zip(chosen, runs), start=1):
             view = attention_view(spec, head, sentence, run)
             title = (f"{spec.claim_text}   [{head}]\n"
-                     f"{spec.measure} = {_fmt(view.value)} on this sentence; overall "
-                     f"{_fmt(result.value)} (n={result.n}), expected {spec.expect}"
+                     f"{spec.measure} = {format_value(view.value)} on this sentence; "
+                     f"overall "
+                     f"{format_value(result.value)} (n={result.n}), expected {spec.expect}"
                      f"{_baseline_note(result, spec)}\n"
                      f"model: {result.model}")
             figure = attention_figure(view.matrix, view.labels, expected=view.expected,
@@ -454,19 +456,11 @@ def _baseline_note(result: "ClaimResult", spec: ClaimSpec) -> str:
         return ""
     margin = f" by {spec.margin:g}" if spec.margin else ""
     return (f"; must beat offset k={result.baseline.offset:+d} "
-            f"({_fmt(result.baseline.value)}){margin}")
+            f"({format_value(result.baseline.value)}){margin}")
 
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120]
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def model_spec_name(spec: str) -> str:
-    return spec
 
 
 def _settings_root(config: pytest.Config) -> Path:

@@ -15,18 +15,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from headprobe.evaluation import ClaimResult
 
 
-def _num(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """A measured figure as shown everywhere: three decimals, or ``n/a`` without a value."""
     return "n/a" if value is None else f"{value:.3f}"
 
 
 def measured_line(result: "ClaimResult") -> str:
     """``argmax = 0.412, 95% CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``."""
-    ci = f", CI [{_num(result.ci[0])}, {_num(result.ci[1])}]" if result.ci else ""
-    text = (f"{result.measure} = {_num(result.value)}{ci}, expected {result.expect} "
+    ci = (f", CI [{format_value(result.ci[0])}, {format_value(result.ci[1])}]"
+          if result.ci else "")
+    text = (f"{result.measure} = {format_value(result.value)}{ci}, expected {result.expect} "
             f"(n={result.n}, left out {result.left_out})")
     if result.baseline:
         text += (f"; best offset baseline k={result.baseline['offset']:+d}: "
-                 f"{_num(result.baseline['value'])}")
+                 f"{format_value(result.baseline['value'])}")
     return text
 
 
