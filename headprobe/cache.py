@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from headprobe.atomic import write_atomic
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -166,22 +166,6 @@ class ForwardCache:
             attentions = np.concatenate([old.attentions[kept], attentions])
         write_atomic(self.path_for(key), encode_entry(key, heads, attentions))
         self.stats.writes += 1
-
-
-def write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(blob)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
 
 
 def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int]], *,

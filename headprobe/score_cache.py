@@ -17,7 +17,7 @@ The scoring-code digest hashes the source of the modules that compute the number
 the scoring invalidates every entry instead of serving stale numbers.
 
 Layout. ``cache_root()/scores/ab/cdef....hps``: a JSON object. Writes are atomic
-(`headprobe.cache.write_atomic`). A corrupt or foreign file (another key inside, other tokens)
+(`headprobe.atomic.write_atomic`). A corrupt or foreign file (another key inside, other tokens)
 is counted in `CacheStats.invalid`, ignored, and rewritten.
 """
 
@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.cache import CacheStats, write_atomic
+from headprobe.atomic import write_atomic
+from headprobe.cache import CacheStats
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.heads import Head
