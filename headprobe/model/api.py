@@ -15,11 +15,14 @@ differ from the same sentence in a batch by ~1e-6. With the floor, it is bit-ide
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from headprobe.errors import UsageError, did_you_mean
 from headprobe.model.checkpoint import (WeightFiles, find_weights, fingerprint, read_state,
                                         transformer_folder)
 from headprobe.model.config import BertConfig, read_config
+from headprobe.model.programs import ProgramStore, jax_cache_hits, program_key
 from headprobe.model.resolve import DEFAULT_SPEC, resolve
 from headprobe.model.tokenize import Encoding, Tokenizer, load_tokenizer
 from headprobe.model.weights import convert, flax_to_state_dict
@@ -34,6 +38,7 @@ from headprobe.runs import Run
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
+PROGRAMS_FOLDER = "programs"  # compiled executables (`headprobe.model.programs`), in the JAX cache dir
 MIN_BATCH_TOKENS = 128
 
 
@@ -126,7 +131,7 @@ class Model:
 
     def __init__(self, *, name: str, path: Path, config: BertConfig, params: Any,
                  has_mlm_head: bool, tokenizer: Tokenizer, weights: WeightFiles,
-                 precision: str = "highest") -> None:
+                 precision: str = "highest", programs: ProgramStore | None = None) -> None:
         import jax
 
         from headprobe.model.bert import forward
@@ -138,7 +143,8 @@ class Model:
         self.tokenizer = tokenizer
         self.weights = weights
         self.precision = precision
-        self.compile_count = 0
+        self.compile_count = 0  # programs traced and compiled by this process
+        self.program_seconds = 0.0  # wall time spent getting programs (compiling or loading)
         devices = jax.local_devices()
         self.num_devices = len(devices)
         self._batch_sharding = None
@@ -160,10 +166,20 @@ class Model:
 
         self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
                                                          "with_logits"))
+        # One program per (rows, length, depth, outputs); kept on disk when there is a store.
+        # Sharded programs (several devices) are left to jax.jit and JAX's own cache.
+        self._store = programs if self.num_devices == 1 else None
+        self._programs: dict[tuple[int, int, int, bool, bool], Any] = {}
+        self._loaded_keys: dict[tuple[int, int, int, bool, bool], str] = {}  # shape -> store key
 
     def __repr__(self) -> str:
         return (f"Model({self.name!r}, layers={self.num_layers}, heads={self.num_heads}, "
                 f"mlm_head={self.has_mlm_head}, path={str(self.path)!r})")
+
+    @property
+    def loaded_count(self) -> int:
+        """Programs this process loaded from the program store instead of compiling them."""
+        return 0 if self._store is None else self._store.loaded
 
     @property
     def num_layers(self) -> int:
@@ -212,9 +228,17 @@ class Model:
         encodings = self.tokenize(texts)
         self._check_lengths(encodings)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
+        # One batch of lookahead: the next batch computes on the device (XLA's own threads)
+        # while the caller works through the runs of this one.
+        in_flight: _InFlight | None = None
         for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length,
                                   multiple=self.num_devices):
-            yield from self._run_batch(batch, encodings, depth, bool(hidden_states), with_logits)
+            dispatched = self._dispatch(batch, encodings, depth, bool(hidden_states), with_logits)
+            if in_flight is not None:
+                yield from self._collect(in_flight, encodings)
+            in_flight = dispatched
+        if in_flight is not None:
+            yield from self._collect(in_flight, encodings)
 
     def _check_depth(self, num_layers: int | None) -> int:
         if num_layers is None:
@@ -233,8 +257,9 @@ class Model:
                     f"text {shown!r} has {len(encoding)} tokens with [CLS] and [SEP]; "
                     f"{self.name} takes at most {self.max_length}. Shorten or split it.")
 
-    def _run_batch(self, batch: Batch, encodings: Sequence[Encoding], depth: int,
-                   with_hidden: bool, with_logits: bool) -> Iterator[tuple[int, Run]]:
+    def _dispatch(self, batch: Batch, encodings: Sequence[Encoding], depth: int,
+                  with_hidden: bool, with_logits: bool) -> _InFlight:
+        """Start one batch on the device and return without waiting for it."""
         ids = np.full((batch.rows, batch.length), self.config.pad_token_id, dtype=np.int32)
         mask = np.zeros((batch.rows, batch.length), dtype=np.int32)
         for row, index in enumerate(batch.indices):
@@ -246,12 +271,27 @@ class Model:
             import jax
 
             ids, mask, types = jax.device_put((ids, mask, types), self._batch_sharding)
-        out = self._forward(self._params, ids, mask, types, num_layers=depth,
-                            with_hidden=with_hidden, with_logits=with_logits)
-        attentions = np.asarray(out.attentions)  # [batch, layer, head, query, key], no copy
-        hidden = np.asarray(out.hidden_states) if with_hidden else None
-        logits = np.asarray(out.logits) if with_logits else None
-        for row, index in enumerate(batch.indices):
+        shape = (batch.rows, batch.length, depth, with_hidden, with_logits)
+        inputs = (ids, mask, types)
+        program = self._program(*shape)
+        return _InFlight(batch, shape, inputs, program(self._params, *inputs),
+                         self._loaded_keys.get(shape))
+
+    def _collect(self, flight: _InFlight,
+                 encodings: Sequence[Encoding]) -> Iterator[tuple[int, Run]]:
+        """Wait for a dispatched batch and yield its runs. A program loaded from the store that
+        fails when it runs is discarded, compiled afresh, and the batch run again."""
+        try:
+            attentions, hidden, logits = _to_numpy(flight.out)
+        except Exception:  # noqa: BLE001 - re-raised unless a stored program is to blame
+            if flight.stored_key is None:
+                raise
+            if self._loaded_keys.get(flight.shape) == flight.stored_key:  # not yet replaced
+                self._store.discard(self._loaded_keys.pop(flight.shape))
+                del self._programs[flight.shape]
+            out = self._program(*flight.shape)(self._params, *flight.inputs)
+            attentions, hidden, logits = _to_numpy(out)
+        for row, index in enumerate(flight.batch.indices):
             e = encodings[index]
             n = len(e)
             yield index, Run(
@@ -260,6 +300,65 @@ class Model:
                 attentions=np.ascontiguousarray(attentions[row, :, :, :n, :n]),
                 hidden_states=None if hidden is None else np.ascontiguousarray(hidden[row, :, :n]),
                 mlm_logits=None if logits is None else np.ascontiguousarray(logits[row, :n]))
+
+    def _program(self, rows: int, length: int, depth: int, with_hidden: bool,
+                 with_logits: bool) -> Callable[..., Any]:
+        """The forward program for one batch shape: from this process, from the program store,
+        or traced and compiled now (then stored). A stored program that fails when it runs is
+        discarded by `_collect` and compiled afresh."""
+        shape = (rows, length, depth, with_hidden, with_logits)
+        program = self._programs.get(shape)
+        if program is not None:
+            return program
+        start = time.perf_counter()
+        statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits}
+        if self._store is None:
+            program = functools.partial(self._forward, **statics)
+        else:
+            import jax
+
+            from headprobe.model.bert import Outputs
+
+            batch = jax.ShapeDtypeStruct((rows, length), np.int32)
+            args = (self._params, batch, batch, batch)
+            in_tree = jax.tree.structure((args, {}))
+            out_tree = jax.tree.structure(Outputs(0, 0 if with_hidden else None,
+                                                  0 if with_logits else None))
+            key = program_key({
+                "config": dataclasses.asdict(self.config), "precision": self.precision,
+                "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
+                           for path, leaf in jax.tree_util.tree_leaves_with_path(self._params)],
+                "rows": rows, "length": length, **statics})
+            program = self._store.load(key, in_tree, out_tree)
+            if program is not None:
+                self._loaded_keys[shape] = key
+            else:
+                served_before = jax_cache_hits()
+                program = self._forward.lower(*args, **statics).compile()
+                if jax_cache_hits() == served_before:  # only a fresh compile serializes whole
+                    self._store.save(key, program, in_tree, out_tree)
+        self.program_seconds += time.perf_counter() - start
+        self._programs[shape] = program
+        return program
+
+
+class _InFlight(NamedTuple):
+    """A batch dispatched to the device: its plan, program shape, inputs, (future) outputs, and
+    the store key of its program when that was loaded from the program store."""
+
+    batch: Batch
+    shape: tuple[int, int, int, bool, bool]
+    inputs: tuple[Any, Any, Any]
+    out: Any
+    stored_key: str | None
+
+
+def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(attentions [batch, layer, head, query, key], hidden states or None, logits or None) as
+    numpy views of the device arrays (no copy on CPU); waits for the computation."""
+    return (np.asarray(out.attentions),
+            None if out.hidden_states is None else np.asarray(out.hidden_states),
+            None if out.logits is None else np.asarray(out.logits))
 
 
 def _as_texts(texts: Sequence[str]) -> list[str]:
@@ -275,11 +374,11 @@ def _as_texts(texts: Sequence[str]) -> list[str]:
 def load(spec: str | None = None, **options: Any) -> Model:
     """Load a BERT-family model (SPEC §7): a local folder, or a hub id with optional ``@revision``.
 
-    Options: ``compilation_cache`` (default True: `enable_compilation_cache` in the user cache
-    dir, unless ``$HEADPROBE_NO_COMPILATION_CACHE`` is set; a path: that folder; False: off),
-    ``precision``
-    (``"highest"`` default: float32 matmuls on every backend; ``"default"`` lets accelerators use
-    faster, less exact matmuls).
+    Options: ``compilation_cache``: keep compiled programs between processes (see
+    `_program_store`): True (default) in `compilation_cache_dir` unless
+    ``$HEADPROBE_NO_COMPILATION_CACHE`` is set; a path: in that folder; False: not at all.
+    ``precision``: ``"highest"`` (default: float32 matmuls on every backend); ``"default"`` lets
+    accelerators use faster, less exact matmuls.
     """
     unknown = [k for k in options if k not in LOAD_OPTIONS]
     if unknown:
@@ -299,11 +398,26 @@ def load(spec: str | None = None, **options: Any) -> Model:
     params, has_mlm_head = convert(state, config, source=str(weights.files[0]))
     del state
     tokenizer = load_tokenizer(folder)
-    compilation_cache = options.get("compilation_cache", True)
-    if compilation_cache is True and not compilation_cache_disabled():
-        enable_compilation_cache()
-    elif compilation_cache not in (True, False, None):
-        enable_compilation_cache(compilation_cache)
     return Model(name=DEFAULT_SPEC if spec is None else str(spec), path=folder, config=config,
                  params=params, has_mlm_head=has_mlm_head, tokenizer=tokenizer, weights=weights,
-                 precision=precision)
+                 precision=precision,
+                 programs=_program_store(options.get("compilation_cache", True)))
+
+
+def _program_store(option: Any) -> ProgramStore | None:
+    """Where compiled programs are kept between processes (`load`'s ``compilation_cache``).
+
+    On one device: headprobe's program store (``FOLDER/programs``), which skips tracing and
+    compiling; JAX's persistent cache is then left off, because an executable JAX read back from
+    its cache cannot be serialized again. On several devices (sharded programs, which the store
+    does not keep): JAX's persistent cache in ``FOLDER``, which skips XLA's compile only.
+    """
+    if option is False or option is None or (option is True and compilation_cache_disabled()):
+        return None
+    import jax
+
+    folder = compilation_cache_dir() if option is True else Path(option)
+    if len(jax.local_devices()) > 1:
+        enable_compilation_cache(folder)
+        return None
+    return ProgramStore(folder / PROGRAMS_FOLDER)

@@ -1,6 +1,6 @@
-"""Compilation: at most one compile per shape bucket in a process, and a second process reads
-every compiled program from JAX's persistent cache (under headprobe's cache dir) instead of
-compiling it again."""
+"""Compilation: at most one compile per shape bucket in a process, and a second process loads
+every compiled program from headprobe's program store (in the JAX cache dir) instead of tracing
+and compiling it again; without the store, JAX's persistent cache still skips XLA's compile."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from headprobe.model.api import (NO_COMPILATION_CACHE_ENV, bucket_length, compil
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "red", "big", "rug", "table", "and", "it"]
 
 CHILD = textwrap.dedent("""
-    import json, sys, jax, headprobe
+    import json, os, sys, jax, headprobe
     events = {"hits": 0, "misses": 0, "backend_s": 0.0}
     def on_event(name, **kw):
         if name == "/jax/compilation_cache/cache_hits": events["hits"] += 1
@@ -28,9 +28,15 @@ CHILD = textwrap.dedent("""
         if name == "/jax/core/compile/backend_compile_duration": events["backend_s"] += seconds
     jax.monitoring.register_event_listener(on_event)
     jax.monitoring.register_event_duration_secs_listener(on_duration)
+    if os.environ.get("HP_TEST_STORE_JAX_CACHE_HITS"):  # undo the guard, to plant a bad program
+        import headprobe.model.api as api
+        api.jax_cache_hits = lambda: 0
     model = headprobe.load(sys.argv[1])
-    model.run(sys.argv[2:], batch_size=4)
-    print(json.dumps({**events, "compiles": model.compile_count}))
+    runs = model.run(sys.argv[2:], batch_size=4)
+    digest = __import__("hashlib").sha256(b"".join(r.attentions.tobytes() + r.hidden_states.tobytes()
+                                                   for r in runs)).hexdigest()
+    print(json.dumps({**events, "compiles": model.compile_count, "loaded": model.loaded_count,
+                      "digest": digest}))
 """)
 
 
@@ -38,8 +44,9 @@ def _texts(count: int) -> list[str]:
     return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + i % 13)) for i in range(count)]
 
 
-def _child(planted_model, cache_dir, texts) -> dict:
-    env = {**os.environ, "HEADPROBE_CACHE_DIR": str(cache_dir), "JAX_PLATFORMS": "cpu"}
+def _child(planted_model, cache_dir, texts, **env_extra) -> dict:
+    env = {**os.environ, "HEADPROBE_CACHE_DIR": str(cache_dir), "JAX_PLATFORMS": "cpu",
+           **env_extra}
     env.pop(NO_COMPILATION_CACHE_ENV, None)
     done = subprocess.run([sys.executable, "-c", CHILD, str(planted_model), *texts], env=env,
                           capture_output=True, text=True, timeout=300)
@@ -47,14 +54,78 @@ def _child(planted_model, cache_dir, texts) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_second_process_reads_every_compiled_program_from_the_cache(planted_model, tmp_path):
+def _programs(cache_dir) -> list:
+    return sorted((cache_dir / "jax" / "programs").glob("??/*.hpx"))
+
+
+def test_a_second_process_loads_every_program_and_neither_traces_nor_compiles(planted_model,
+                                                                              tmp_path):
     texts = _texts(20)
     first = _child(planted_model, tmp_path, texts)
-    assert first["misses"] >= first["compiles"] >= 1 and first["hits"] == 0
-    assert any((tmp_path / "jax").iterdir())
+    assert first["compiles"] >= 1 and first["loaded"] == 0
+    assert len(_programs(tmp_path)) == first["compiles"]
     second = _child(planted_model, tmp_path, texts)
-    assert second["compiles"] == first["compiles"]  # traced again: tracing is not cached
+    assert second["compiles"] == 0 and second["loaded"] == first["compiles"]
+    assert second["backend_s"] == 0.0  # nothing went through XLA's compiler
+    assert second["digest"] == first["digest"]  # the loaded programs compute the same bytes
+
+
+def test_a_damaged_program_file_is_recompiled_and_replaced(planted_model, tmp_path):
+    texts = _texts(20)
+    first = _child(planted_model, tmp_path, texts)
+    damaged = _programs(tmp_path)[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated
+    second = _child(planted_model, tmp_path, texts)
+    assert second["compiles"] == 1 and second["loaded"] == first["compiles"] - 1
+    assert second["digest"] == first["digest"]
+    third = _child(planted_model, tmp_path, texts)  # the rewritten file loads and runs
+    assert third["compiles"] == 0 and third["loaded"] == first["compiles"]
+    assert third["digest"] == first["digest"]
+
+
+def test_programs_that_jax_read_from_its_own_cache_are_not_stored(planted_model, tmp_path):
+    # A user who turned on JAX's persistent cache themselves: executables JAX reads back from it
+    # serialize without their code, so storing them would break the next process.
+    texts, jax_cache = _texts(20), {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "users-jax"),
+                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    first = _child(planted_model, tmp_path, texts, **jax_cache)
+    for program in _programs(tmp_path):
+        program.unlink()
+    second = _child(planted_model, tmp_path, texts, **jax_cache)
+    assert second["hits"] >= 1 and _programs(tmp_path) == []
+    third = _child(planted_model, tmp_path, texts, **jax_cache)
+    assert third["digest"] == first["digest"]
+
+
+def test_a_stored_program_that_fails_to_run_is_discarded_and_compiled_again(planted_model,
+                                                                               tmp_path):
+    texts, jax_cache = _texts(20), {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "users-jax"),
+                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    first = _child(planted_model, tmp_path, texts, **jax_cache)
+    for program in _programs(tmp_path):
+        program.unlink()
+    # Store what JAX read from its cache: files that load but fail when run.
+    _child(planted_model, tmp_path, texts, HP_TEST_STORE_JAX_CACHE_HITS="1", **jax_cache)
+    assert len(_programs(tmp_path)) == first["compiles"]
+    third = _child(planted_model, tmp_path, texts)
+    assert third["compiles"] == first["compiles"] and third["loaded"] == 0
+    assert third["digest"] == first["digest"]
+    fourth = _child(planted_model, tmp_path, texts)  # the bad files were replaced by good ones
+    assert fourth["compiles"] == 0 and fourth["loaded"] == first["compiles"]
+    assert fourth["digest"] == first["digest"]
+
+
+def test_on_several_devices_jax_persistent_cache_skips_xla_compiles(planted_model, tmp_path):
+    texts, devices = _texts(20), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    first = _child(planted_model, tmp_path, texts, **devices)
+    assert first["loaded"] == 0 and _programs(tmp_path) == []  # sharded: not in the store
+    assert any(p.name.endswith("-cache") for p in (tmp_path / "jax").iterdir())
+    second = _child(planted_model, tmp_path, texts, **devices)
+    assert second["compiles"] == first["compiles"]  # traced again: JAX does not cache tracing
     assert second["misses"] == 0 and second["hits"] >= second["compiles"]
+    assert second["digest"] == first["digest"]
 
 
 def test_one_compile_per_bucket_however_many_batches(planted_model):

@@ -93,10 +93,11 @@ def test_many_lengths_compile_once_per_length_bucket(checkpoints):
     assert len(set(lengths)) == 16 and buckets == {8, 16, 19}
     runs = model.run(texts, batch_size=8)
     assert len(runs) == 150
-    assert 1 <= model.compile_count <= len(buckets)
-    compiled = model.compile_count
+    # compiled here, or loaded from the program store when an earlier process compiled them
+    assert 1 <= model.compile_count + model.loaded_count <= len(buckets)
+    programs = model.compile_count + model.loaded_count
     model.run(texts[:20], batch_size=8)  # the same buckets and row counts: nothing new to compile
-    assert model.compile_count == compiled
+    assert model.compile_count + model.loaded_count == programs
 
 
 def test_text_longer_than_the_model_takes_is_a_usage_error(tiny):

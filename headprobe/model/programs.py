@@ -1,0 +1,189 @@
+"""Compiled forward programs kept on disk, so that a second process neither traces nor compiles.
+
+JAX's persistent compilation cache (``jax/`` in headprobe's cache dir) skips XLA's compile in a
+second process, but JAX still traces the Flax model and lowers it for every shape before it can
+look a program up: about 0.3 s per (batch rows, length) shape here, most of what a warm start
+spends before its first batch. This store keeps the compiled executable itself
+(`jax.experimental.serialize_executable`), one file per shape, and loads it back in ~0.05 s.
+
+Key. SHA-256 over everything the executable depends on: the JAX and jaxlib versions, the backend
+(platform, version, device kind and count, and on CPU the processor's feature flags, since XLA
+compiles for the host's instruction set), a digest of the model code (`bert.py`, `config.py`),
+the config, the precision, the parameter tree's shapes and dtypes, and the call's shape and
+static arguments (rows, length, depth, which outputs). The weights' values are arguments, not
+part of the program, so models of the same shape share programs.
+
+Layout. ``FOLDER/ab/cdef….hpx``: ``MAGIC``, a 4-byte little-endian header length, a JSON header
+holding the key, then JAX's serialized executable. Writes are atomic (temporary file + rename). A
+file that is truncated, corrupt, foreign (another key inside) or cannot be loaded by this JAX is
+ignored, counted in ``invalid``, and replaced by a fresh compile.
+
+Trust. Like JAX's own compilation cache, the files are executable code (JAX serializes them with
+pickle): they live in the user's cache dir, are written only by headprobe, and should not be
+shared with people you would not run code from.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import platform
+import struct
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from headprobe.atomic import write_atomic
+
+MAGIC = b"HPX1"
+FORMAT_VERSION = 1
+SUFFIX = ".hpx"
+CODE_FILES = ("bert.py", "config.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in CODE_FILES:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_features() -> str:
+    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; '' where unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return hashlib.sha256(" ".join(sorted(line.split(":", 1)[1].split())).encode()
+                                  ).hexdigest()[:16]
+    return platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """What, besides the call itself, a compiled program depends on."""
+    import jax
+    import jaxlib
+
+    devices = jax.local_devices()
+    backend = devices[0].client
+    return {"format": FORMAT_VERSION, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "platform": backend.platform, "platform_version": backend.platform_version,
+            "device_kind": devices[0].device_kind, "devices": len(devices),
+            "cpu": _cpu_features() if backend.platform == "cpu" else "", "code": _code_digest()}
+
+
+_JAX_CACHE_HITS = [0]
+
+
+def _count_jax_cache_hit(name: str, **_: Any) -> None:
+    if name == "/jax/compilation_cache/cache_hits":
+        _JAX_CACHE_HITS[0] += 1
+
+
+@functools.lru_cache(maxsize=1)
+def _listen_for_jax_cache_hits() -> None:
+    import jax
+
+    jax.monitoring.register_event_listener(_count_jax_cache_hit)
+
+
+def jax_cache_hits() -> int:
+    """How many programs JAX's persistent compilation cache has served in this process.
+
+    An executable that JAX read back from its cache serializes without its code (running it after
+    `deserialize_and_load` fails with "Function ... not found"), so the store keeps only
+    programs compiled afresh: compare this count before and after a compile."""
+    _listen_for_jax_cache_hits()
+    return _JAX_CACHE_HITS[0]
+
+
+def program_key(fields: Mapping[str, Any]) -> str:
+    """SHA-256 hex of `environment` plus ``fields`` (JSON-serialisable)."""
+    blob = json.dumps({**environment(), **fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def encode_program(key: str, executable: bytes) -> bytes:
+    header = json.dumps({"key": key}).encode()
+    return MAGIC + struct.pack("<I", len(header)) + header + executable
+
+
+def decode_program(blob: bytes, key: str) -> bytes | None:
+    """The executable bytes if ``blob`` is a well-formed entry for ``key``, else None."""
+    if len(blob) < 8 or blob[:4] != MAGIC:
+        return None
+    (size,) = struct.unpack("<I", blob[4:8])
+    try:
+        header = json.loads(blob[8:8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("key") != key:
+        return None
+    return blob[8 + size:] or None
+
+
+class ProgramStore:
+    """Serialized executables in ``folder`` (see the module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.loaded = 0
+        self.written = 0
+        self.invalid = 0
+
+    def path_for(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key[2:]}{SUFFIX}"
+
+    def load(self, key: str, in_tree: Any, out_tree: Any) -> Callable[..., Any] | None:
+        """The compiled program stored under ``key``, or None (missing or unusable)."""
+        path = self.path_for(key)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        executable = decode_program(blob, key)
+        if executable is None:
+            self.invalid += 1
+            return None
+        try:
+            from jax.experimental.serialize_executable import deserialize_and_load
+
+            program = deserialize_and_load(executable, in_tree, out_tree)
+        except Exception:  # noqa: BLE001 - a stale or damaged file is recompiled, never fatal
+            self.invalid += 1
+            return None
+        self.loaded += 1
+        return program
+
+    def discard(self, key: str) -> None:
+        """Forget a stored program that loaded but failed to run (counted in ``invalid``)."""
+        self.invalid += 1
+        self.loaded -= 1
+        try:
+            self.path_for(key).unlink()
+        except OSError:
+            pass
+
+    def save(self, key: str, compiled: Any, in_tree: Any, out_tree: Any) -> bool:
+        """Store ``compiled`` (a `jax.stages.Compiled`) under ``key``; False when this backend
+        cannot serialize it or its trees are not the ones `load` will be given."""
+        try:
+            from jax.experimental.serialize_executable import serialize
+
+            executable, got_in, got_out = serialize(compiled)
+        except Exception:  # noqa: BLE001 - e.g. a backend without executable serialization
+            return False
+        if got_in != in_tree or got_out != out_tree:
+            return False
+        try:
+            write_atomic(self.path_for(key), encode_program(key, executable))
+        except OSError:
+            return False
+        self.written += 1
+        return True
