@@ -6,6 +6,7 @@ model uses the same encodings to build its batches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,43 +36,53 @@ class Encoding:
 
 
 class Tokenizer:
-    """The fast (Rust) tokenizer of a model folder."""
+    """The model's fast (Rust) tokenizer: a `tokenizers.Tokenizer` with truncation and padding
+    off, and the names of its mask and unknown tokens."""
 
-    def __init__(self, hf_tokenizer: Any) -> None:
-        self.hf = hf_tokenizer
+    def __init__(self, backend: Any, *, mask_token: str = "[MASK]",
+                 unk_token: str = "[UNK]") -> None:
+        backend.no_truncation()
+        backend.no_padding()
+        self.backend = backend
+        self.mask_token = mask_token
+        self.unk_token = unk_token
 
     @property
-    def mask_token(self) -> str:
-        return self.hf.mask_token
-
-    @property
-    def unk_token_id(self) -> int:
-        return self.hf.unk_token_id
+    def unk_token_id(self) -> int | None:
+        return self.backend.token_to_id(self.unk_token)
 
     @property
     def vocab_size(self) -> int:
-        return len(self.hf)
+        return self.backend.get_vocab_size(with_added_tokens=True)
 
     def encode(self, texts: Sequence[str]) -> list[Encoding]:
         """Tokenize every text (no truncation, no padding); order kept."""
         texts = [str(t) for t in texts]
         if not texts:
             return []
-        batch = self.hf(texts, add_special_tokens=True, truncation=False, padding=False,
-                        return_offsets_mapping=True, return_attention_mask=False,
-                        return_token_type_ids=False, verbose=False)
-        out = []
-        for i, text in enumerate(texts):
-            out.append(Encoding(
-                text=text, tokens=list(batch.tokens(i)),
-                input_ids=np.asarray(batch["input_ids"][i], dtype=np.int32),
-                word_ids=tuple(batch.word_ids(i)),
-                offsets=tuple((int(a), int(b)) for a, b in batch["offset_mapping"][i])))
-        return out
+        return [Encoding(text=text, tokens=list(e.tokens),
+                         input_ids=np.asarray(e.ids, dtype=np.int32),
+                         word_ids=tuple(e.word_ids), offsets=tuple(e.offsets))
+                for text, e in zip(texts, self.backend.encode_batch(texts,
+                                                                    add_special_tokens=True))]
 
     def decode_tokens(self, ids: Sequence[int]) -> list[str]:
         """Token strings for ids (e.g. the top predictions at a ``[MASK]``)."""
-        return list(self.hf.convert_ids_to_tokens([int(i) for i in ids]))
+        return [self.backend.id_to_token(int(i)) for i in ids]
+
+
+def _special_token(folder: Path, name: str, default: str) -> str:
+    """``name`` (e.g. ``mask_token``) from special_tokens_map.json, else tokenizer_config.json."""
+    for file in ("special_tokens_map.json", "tokenizer_config.json"):
+        try:
+            value = json.loads((folder / file).read_text(encoding="utf-8")).get(name)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str) and value:
+            return value
+    return default
 
 
 def load_tokenizer(folder: Path) -> Tokenizer:
@@ -81,17 +92,27 @@ def load_tokenizer(folder: Path) -> Tokenizer:
         raise ModelFormatError(
             f"{folder}: no tokenizer (tokenizer.json or vocab.txt) beside config.json; save the "
             "tokenizer with the model (tokenizer.save_pretrained(folder)).")
-    # Read tokenizer.json directly when there is one: AutoTokenizer would import torch (seconds
-    # of start-up) only to pick a class. A folder with just vocab.txt gets BERT's WordPiece.
+    # tokenizer.json is read by the `tokenizers` library itself, as transformers'
+    # PreTrainedTokenizerFast would (importing transformers costs ~1 s of start-up, and
+    # AutoTokenizer would import torch). A folder with just vocab.txt gets BERT's WordPiece,
+    # built by transformers from vocab.txt and tokenizer_config.json.
     try:
         if (folder / "tokenizer.json").is_file():
-            from transformers import PreTrainedTokenizerFast as TokenizerClass
+            from tokenizers import Tokenizer as RustTokenizer
+
+            backend = RustTokenizer.from_file(str(folder / "tokenizer.json"))
         else:
-            from transformers import BertTokenizerFast as TokenizerClass
-        hf = TokenizerClass.from_pretrained(str(folder), local_files_only=True)
+            from transformers import BertTokenizerFast
+
+            hf = BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+            if not getattr(hf, "is_fast", False):
+                raise ModelFormatError(
+                    f"{folder}: only a slow tokenizer could be built; headprobe needs a fast "
+                    "tokenizer for word ids and offsets (tokenizer.json).")
+            backend = hf.backend_tokenizer
+    except ModelFormatError:
+        raise
     except Exception as error:
         raise ModelFormatError(f"{folder}: cannot load the tokenizer: {error}") from None
-    if not getattr(hf, "is_fast", False):
-        raise ModelFormatError(f"{folder}: only a slow tokenizer could be built; headprobe needs "
-                               "a fast tokenizer for word ids and offsets (tokenizer.json).")
-    return Tokenizer(hf)
+    return Tokenizer(backend, mask_token=_special_token(folder, "mask_token", "[MASK]"),
+                     unk_token=_special_token(folder, "unk_token", "[UNK]"))

@@ -187,14 +187,43 @@ def test_a_folder_with_only_vocab_txt_gets_bert_wordpiece(tmp_path):
     assert encoding.word_ids == (None, 0, 1, 1, 2, None)
 
 
-def test_loading_the_tokenizer_does_not_import_torch():
-    """AutoTokenizer imports torch (seconds of start-up); headprobe reads tokenizer.json directly."""
+def test_loading_the_tokenizer_imports_neither_torch_nor_transformers():
+    """AutoTokenizer imports torch and transformers costs ~1 s of start-up: headprobe reads
+    tokenizer.json with the `tokenizers` library itself."""
     import subprocess
     import sys
 
     code = ("import sys; from headprobe.modelinfo import inspect_model; "
             "info = inspect_model('sentence-transformers/all-MiniLM-L6-v2'); "
-            "info.tokenizer.encode(['The cat sat.']); print('torch' in sys.modules)")
+            "info.tokenizer.encode(['The cat sat.']); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
+
+
+def test_the_tokenizer_matches_transformers_fast_tokenizer():
+    from transformers import PreTrainedTokenizerFast
+
+    from headprobe.model.checkpoint import transformer_folder
+    from headprobe.model.tokenize import load_tokenizer
+
+    minilm = transformer_folder(minilm_folder())
+
+    texts = ["The cat sat on the mat.", "Héllo, naïve café-goers!", "  spaces   inside  ",
+             "UNBELIEVABLY long antidisestablishmentarianism, isn't it?", "数字 and emoji 🙂",
+             "[MASK] is a [MASK] token", "a" * 300, "", "x " * 200]
+    ours = load_tokenizer(minilm).encode(texts)
+    reference = PreTrainedTokenizerFast.from_pretrained(str(minilm), local_files_only=True)
+    batch = reference(texts, add_special_tokens=True, truncation=False, padding=False,
+                      return_offsets_mapping=True)
+    for i, encoding in enumerate(ours):
+        assert encoding.tokens == batch.tokens(i)
+        assert encoding.input_ids.tolist() == list(batch["input_ids"][i])
+        assert encoding.word_ids == tuple(batch.word_ids(i))
+        assert encoding.offsets == tuple(tuple(o) for o in batch["offset_mapping"][i])
+    tokenizer = load_tokenizer(minilm)
+    assert (tokenizer.mask_token, tokenizer.unk_token_id, tokenizer.vocab_size) == (
+        reference.mask_token, reference.unk_token_id, len(reference))
+    assert tokenizer.decode_tokens([101, 2000, 103]) == reference.convert_ids_to_tokens(
+        [101, 2000, 103])
