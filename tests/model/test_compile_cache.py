@@ -83,12 +83,17 @@ def test_a_damaged_program_file_is_recompiled_and_replaced(planted_model, tmp_pa
     assert third["digest"] == first["digest"]
 
 
+def _users_jax_cache(tmp_path) -> dict:
+    """The environment of a user who turned JAX's persistent cache on themselves."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "users-jax"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+
+
 def test_programs_that_jax_read_from_its_own_cache_are_not_stored(planted_model, tmp_path):
     # A user who turned on JAX's persistent cache themselves: executables JAX reads back from it
     # serialize without their code, so storing them would break the next process.
-    texts, jax_cache = _texts(20), {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "users-jax"),
-                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    texts, jax_cache = _texts(20), _users_jax_cache(tmp_path)
     first = _child(planted_model, tmp_path, texts, **jax_cache)
     for program in _programs(tmp_path):
         program.unlink()
@@ -100,9 +105,7 @@ def test_programs_that_jax_read_from_its_own_cache_are_not_stored(planted_model,
 
 def test_a_stored_program_that_fails_to_run_is_discarded_and_compiled_again(planted_model,
                                                                                tmp_path):
-    texts, jax_cache = _texts(20), {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "users-jax"),
-                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    texts, jax_cache = _texts(20), _users_jax_cache(tmp_path)
     first = _child(planted_model, tmp_path, texts, **jax_cache)
     for program in _programs(tmp_path):
         program.unlink()
