@@ -247,23 +247,15 @@ def child_compile(folder: str, cache: str, count: int) -> None:
 
     import headprobe
 
-    events = {"hits": 0, "misses": 0}
     seconds = {"trace": 0.0, "lower": 0.0, "backend": 0.0}
     names = {"/jax/core/compile/jaxpr_trace_duration": "trace",
              "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
              "/jax/core/compile/backend_compile_duration": "backend"}
 
-    def on_event(name, **_):
-        if name.endswith("/cache_hits"):
-            events["hits"] += 1
-        elif name.endswith("/cache_misses"):
-            events["misses"] += 1
-
     def on_duration(name, value, **_):
         if name in names:
             seconds[names[name]] += value
 
-    jax.monitoring.register_event_listener(on_event)
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     model = headprobe.load(folder, compilation_cache=cache)
     texts = make_sentences(count)
@@ -273,14 +265,15 @@ def child_compile(folder: str, cache: str, count: int) -> None:
     start = time.perf_counter()
     headprobe_forward(model, texts)
     second = time.perf_counter() - start
-    print(json.dumps({**events, **seconds, "compiles": model.compile_count,
+    print(json.dumps({**seconds, "compiles": model.compile_count,
                       "loaded": model.loaded_count, "program_s": model.program_seconds,
                       "first_minus_second": first - second}))
 
 
 def child_bare(folder: str, sentences: str, depth: int) -> None:
     """(in a fresh process) what a user's script would do instead of `headprobe check`: load the
-    model and stream the forward over the sentences to ``depth``; prints its seconds."""
+    model and stream the forward over the sentences to ``depth``. The parent times the process;
+    this prints how many programs it compiled and loaded."""
     import headprobe
 
     texts = [line for line in Path(sentences).read_text(encoding="utf-8").splitlines()
@@ -338,8 +331,9 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
         env = {**os.environ, "HEADPROBE_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
         command = [shutil.which("headprobe") or "headprobe", "check", "claims.yaml", "-q",
                    "-p", "no:cacheprovider"]
-        out: dict = {}
-        for name, extra in (("prime", ["--no-cache"]), ("cold", []), ("warm", [])):
+
+        def timed_check(name: str, *extra: str) -> dict:
+            """One `headprobe check` process: its wall time, evaluation time and exit code."""
             start = time.perf_counter()
             done = subprocess.run([*command, *extra, "--junitxml", f"{name}.xml"], cwd=work,
                                   env=env, capture_output=True, text=True)
@@ -347,8 +341,11 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
             if done.returncode not in (0, 1):
                 raise RuntimeError(f"headprobe check failed ({done.returncode}):\n"
                                    f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-            out[name] = {"wall_s": wall, "eval_s": _junit_seconds(work / f"{name}.xml"),
-                         "rc": done.returncode}
+            return {"wall_s": wall, "eval_s": _junit_seconds(work / f"{name}.xml"),
+                    "rc": done.returncode}
+
+        out: dict = {name: timed_check(name, *extra) for name, extra
+                     in (("prime", ["--no-cache"]), ("cold", []), ("warm", []))}
         out["entries"] = len(list((work / "cache" / "forward").glob("??/*.hpf")))
         reports = sorted(p for p in (work / "reports").iterdir() if p.is_dir()
                          and not p.is_symlink())
@@ -366,10 +363,7 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
             if attempt == 0:
                 shutil.rmtree(work / "cache" / "forward")
                 shutil.rmtree(work / "cache" / "scores")
-                start = time.perf_counter()
-                subprocess.run([*command, "--junitxml", "cold2.xml"], cwd=work, env=env,
-                               capture_output=True, text=True)
-                check.append(time.perf_counter() - start)
+                check.append(timed_check("cold2")["wall_s"])
         out["bare_process_s"], out["check_process_s"] = min(bare), min(check)
         model = headprobe.load(str(folder), compilation_cache=False)
         headprobe_forward(model, texts, num_layers=4)  # compile

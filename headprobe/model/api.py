@@ -165,8 +165,9 @@ class Model:
 
         self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
                                                          "with_logits"))
-        # One program per (rows, length, depth, outputs); kept on disk when there is a store.
-        # Sharded programs (several devices) are left to jax.jit and JAX's own cache.
+        # One program per (rows, length, depth, outputs), compiled ahead of its first call and
+        # kept on disk when there is a store. The store does not keep sharded programs (several
+        # devices); `load` turns on JAX's persistent cache for those instead.
         self._store = programs if self.num_devices == 1 else None
         self._programs: dict[tuple[int, int, int, bool, bool], Any] = {}
         self._loaded_keys: dict[tuple[int, int, int, bool, bool], str] = {}  # shape -> store key

@@ -53,7 +53,8 @@ def _code_digest() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _cpu_features() -> str:
-    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; '' where unknown."""
+    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; where /proc/cpuinfo
+    has none, the processor or machine name."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
