@@ -87,19 +87,22 @@ def test_pronoun_to_antecedent_beats_the_offset_baseline(headprobe_model):
     assert result >= 0.5
 
 
+# One template, two properties: every drawn sentence has the verb span "v" and one [MASK].
+SAT_ON_THE_MASK = from_template("The {animal} [sat]{v} on the [MASK] {where}.",
+                                animal=["cat", "old dog", "tired fisherman", "child"],
+                                where=["by the door", "in the garden", "near the fire",
+                                       "all afternoon"])
+
+
 @settings(max_examples=20, deadline=None)
-@given(from_template("The {animal} [sat]{v} on the [MASK] {where}.",
-                     animal=["cat", "old dog", "tired fisherman", "child"],
-                     where=["by the door", "in the garden", "near the fire", "all afternoon"]))
+@given(SAT_ON_THE_MASK)
 def test_mask_looks_at_itself_in_layer_1(headprobe_model, sentence):
     # 150 of 150 template sentences in sinks.yaml; here any drawn sentence must hold
     assert headprobe_model.claim("L1H3,L1H6: mask -> self").over([sentence]).argmax() >= 0.99
 
 
 @settings(max_examples=20, deadline=None)
-@given(from_template("The {animal} [sat]{v} on the [MASK] {where}.",
-                     animal=["cat", "old dog", "tired fisherman", "child"],
-                     where=["by the door", "in the garden", "near the fire", "all afternoon"]))
+@given(SAT_ON_THE_MASK)
 def test_the_verb_looks_back_at_its_subject(headprobe_model, sentence):
     # L1H3 is a previous-token head, so "sat" looks at the last piece of the subject
     assert headprobe_model.claim("L1H3: span:v -> previous").over([sentence]).argmax() >= 0.99
