@@ -1,16 +1,40 @@
-"""Atomic file writes, shared by every on-disk cache: readers see the old file or the new one."""
+"""Atomic file writes, shared by every on-disk cache: readers see the old file or the new one.
+
+A cold `headprobe check` writes two cache files per sentence, so a write costs as few system
+calls as it can: each folder is created once per process, and the temporary file gets a name
+unique to this process and thread (``.tmp-PID-THREAD-N``) opened with ``O_EXCL`` instead of
+`tempfile.mkstemp`'s random names.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import threading
 from pathlib import Path
+
+_made: set[Path] = set()  # folders this process has created (or found) already
+_counter = itertools.count()
 
 
 def write_atomic(path: Path, blob: bytes) -> None:
     """Write ``blob`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    folder = path.parent
+    if folder not in _made:
+        folder.mkdir(parents=True, exist_ok=True)
+        _made.add(folder)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_counter)}{path.suffix}"
+        try:
+            handle = os.open(temporary, flags, 0o600)  # as mkstemp: the owner's only
+            break
+        except FileExistsError:  # left over by a crashed process that had our pid: next name
+            continue
+        except FileNotFoundError:  # the folder went away (deleted cache): make it again
+            _made.discard(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            _made.add(folder)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(blob)
@@ -21,3 +45,4 @@ def write_atomic(path: Path, blob: bytes) -> None:
         except OSError:
             pass
         raise
+

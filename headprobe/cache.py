@@ -126,6 +126,8 @@ class ForwardCache:
         self.folder = Path(root) / "forward"
         self.enabled = enabled
         self.stats = CacheStats()
+        # Keys whose file this process found missing: `put` then has nothing to merge with.
+        self._absent: set[EntryKey] = set()
 
     def path_for(self, key: EntryKey) -> Path:
         digest = key.digest
@@ -135,6 +137,7 @@ class ForwardCache:
         try:
             blob = self.path_for(key).read_bytes()
         except OSError:
+            self._absent.add(key)
             return None
         entry = decode_entry(blob, key, tokens)
         if entry is None and count:
@@ -159,7 +162,10 @@ class ForwardCache:
         if not self.enabled:
             return
         heads = [tuple(h) for h in heads]
-        old = self._read(key, attentions.shape[-1], count=False)
+        # A file found missing a moment ago is not read again (a cold run writes thousands); if
+        # another process wrote it since, its extra heads are dropped and cached again later.
+        old = None if key in self._absent else self._read(key, attentions.shape[-1], count=False)
+        self._absent.discard(key)
         if old is not None:
             kept = [i for i, h in enumerate(old.heads) if h not in heads]
             heads = [old.heads[i] for i in kept] + heads

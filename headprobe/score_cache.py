@@ -113,6 +113,8 @@ class ScoreCache:
         self.folder = Path(root) / "scores"
         self.enabled = enabled
         self.stats = CacheStats()
+        # (fingerprint, text) whose file this process found missing: nothing to merge on `put`.
+        self._absent: set[tuple[str, str]] = set()
 
     def _fields(self, fingerprint: str, text: str) -> dict[str, Any]:
         return {"version": FORMAT_VERSION, "scoring": scoring_digest(),
@@ -129,6 +131,7 @@ class ScoreCache:
         try:
             blob = self.path_for(fingerprint, text).read_bytes()
         except OSError:
+            self._absent.add((fingerprint, text))
             return None
         try:
             stored = json.loads(blob.decode("utf-8"))
@@ -162,7 +165,10 @@ class ScoreCache:
         """Store ``numbers`` by scoring key, keeping the other keys a valid file already has."""
         if not self.enabled:
             return
-        entries = dict(self._read(fingerprint, text, tokens, count=False) or {})
+        # As in `ForwardCache.put`: a file found missing a moment ago is not read again.
+        absent = (fingerprint, text) in self._absent
+        entries = {} if absent else dict(self._read(fingerprint, text, tokens, count=False) or {})
+        self._absent.discard((fingerprint, text))
         entries.update({key: encode_numbers(value) for key, value in numbers.items()})
         stored = {**self._fields(fingerprint, text), "tokens": tokens, "entries": entries}
         blob = json.dumps(stored, sort_keys=True, ensure_ascii=False).encode("utf-8")

@@ -139,6 +139,26 @@ def test_a_failed_write_leaves_the_old_entry_and_no_temporary_file(store, monkey
     assert store.get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
 
 
+def test_writes_after_a_miss_in_the_same_process_still_merge_their_heads(store):
+    assert store.get(KEY, HEADS, TOKENS) is None  # no file yet: the first put need not read one
+    first = _attentions(0)
+    store.put(KEY, HEADS, first)
+    extra = _attentions(1, heads=1)
+    store.put(KEY, [(4, 5)], extra)  # the file exists now: this put keeps the three heads
+    assert store.get(KEY, [*HEADS, (4, 5)], TOKENS).tobytes() == \
+        np.concatenate([first, extra]).tobytes()
+
+
+def test_a_cache_folder_deleted_while_running_is_made_again_on_the_next_write(store):
+    import shutil
+
+    store.put(KEY, HEADS, _attentions())
+    shutil.rmtree(store.folder)
+    store.put(KEY, HEADS, _attentions(2))
+    assert store.get(KEY, HEADS, TOKENS).tobytes() == _attentions(2).tobytes()
+    assert [p.name for p in store.path_for(KEY).parent.iterdir()] == [store.path_for(KEY).name]
+
+
 def test_a_disabled_cache_reads_and_writes_nothing(tmp_path):
     enabled = ForwardCache(tmp_path)
     enabled.put(KEY, HEADS, _attentions())

@@ -165,6 +165,16 @@ def test_a_lookup_hits_only_with_every_key_and_the_same_tokens(tmp_path):
     assert store.stats.invalid == 1 and store.stats.hits == 1 and store.stats.writes == 2
 
 
+def test_writes_after_a_missed_lookup_in_the_same_process_still_merge(tmp_path):
+    store = ScoreCache(tmp_path)
+    assert store.get(FINGERPRINT, TEXT, "t", ["k1"]) is None  # no file: the first put skips reading
+    store.put(FINGERPRINT, TEXT, "t", {"k1": _numbers(0)})
+    store.put(FINGERPRINT, TEXT, "t", {"k2": _numbers(1)})  # the file exists now: k1 is kept
+    got = store.get(FINGERPRINT, TEXT, "t", ["k1", "k2"])
+    assert [g.hits.tobytes() for g in got] == [_numbers(0).hits.tobytes(),
+                                               _numbers(1).hits.tobytes()]
+
+
 def test_a_disabled_store_reads_and_writes_nothing(tmp_path):
     ScoreCache(tmp_path).put(FINGERPRINT, TEXT, "t", {"k": _numbers(0)})
     disabled = ScoreCache(tmp_path, enabled=False)
