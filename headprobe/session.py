@@ -195,7 +195,8 @@ class CheckContext:
         for item in items:
             groups[(str(item.path), item.spec.id)].append(item)
         accumulators = []
-        users: dict[str, list[tuple[Any, int, Sentence]]] = defaultdict(list)
+        # Per text: (accumulator, sentence index, sentence, scoring key) of every claim using it.
+        users: dict[str, list[tuple[Any, int, Sentence, str]]] = defaultdict(list)
         for group in groups.values():
             heads = []
             for item in group:
@@ -203,17 +204,18 @@ class CheckContext:
             accumulator = ClaimAccumulator(group[0].spec, heads)
             accumulators.append((accumulator, group))
             for index, sentence in enumerate(group[0].sentences):
-                users[sentence.text].append((accumulator, index, sentence))
+                key = scoring_key(accumulator.spec, accumulator.heads, sentence)
+                users[sentence.text].append((accumulator, index, sentence, key))
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
         pending, tokens = self._cached_scores(model, users)
         for index, run in self._runs(model, pending, heads):
             text = pending[index]
             numbers = {}
-            for accumulator, sentence_index, sentence in users[text]:
+            for accumulator, sentence_index, sentence, key in users[text]:
                 scored = accumulator.score(sentence, run)
                 accumulator.record(sentence_index, sentence.text, scored)
-                numbers[scoring_key(accumulator.spec, accumulator.heads, sentence)] = scored
+                numbers[key] = scored
             self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers)
         for accumulator, group in accumulators:
             results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
@@ -229,7 +231,7 @@ class CheckContext:
     def _cached_scores(self, model, users) -> tuple[list[str], dict[str, str]]:
         """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
         return the texts that still need a run, and each text's tokenization digest."""
-        from headprobe.score_cache import ScoreCache, encoding_digest, scoring_key
+        from headprobe.score_cache import ScoreCache, encoding_digest
 
         texts = list(users)
         self.score_cache = ScoreCache(self.cache_dir, enabled=self.cache_enabled)
@@ -239,14 +241,12 @@ class CheckContext:
         for text, encoding in zip(texts, model.tokenize(texts)):
             tokens[text] = encoding_digest(encoding)
             pairs = users[text]
-            found = self.score_cache.get(
-                model.fingerprint, text, tokens[text],
-                [scoring_key(accumulator.spec, accumulator.heads, sentence)
-                 for accumulator, _, sentence in pairs])
+            found = self.score_cache.get(model.fingerprint, text, tokens[text],
+                                         [key for *_, key in pairs])
             if found is None:
                 pending.append(text)
                 continue
-            for (accumulator, sentence_index, sentence), numbers in zip(pairs, found):
+            for (accumulator, sentence_index, sentence, _), numbers in zip(pairs, found):
                 accumulator.record(sentence_index, sentence.text, numbers)
         return pending, tokens
 
