@@ -319,6 +319,13 @@ def _junit_seconds(path: Path) -> float:
     return sum(float(case.get("time", 0)) for case in ET.parse(path).iter("testcase"))
 
 
+def _headprobe_script() -> str:
+    """The `headprobe` script of this Python (a virtual environment's bin/), not a wrapper
+    earlier on PATH: a pyenv shim alone adds ~0.1 s of bash to every process."""
+    beside = Path(sys.executable).with_name("headprobe")
+    return str(beside) if beside.exists() else shutil.which("headprobe") or "headprobe"
+
+
 def bench_check(folder: Path, texts: list[str]) -> dict:
     """`headprobe check` of CHECK_CLAIMS: cold (empty forward cache) then warm."""
     import headprobe
@@ -329,8 +336,7 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
         (work / "sentences.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
         (work / "claims.yaml").write_text(CHECK_CLAIMS.format(model=MINILM), encoding="utf-8")
         env = {**os.environ, "HEADPROBE_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
-        command = [shutil.which("headprobe") or "headprobe", "check", "claims.yaml", "-q",
-                   "-p", "no:cacheprovider"]
+        command = [_headprobe_script(), "check", "claims.yaml", "-q", "-p", "no:cacheprovider"]
 
         def timed_check(name: str, *extra: str) -> dict:
             """One `headprobe check` process: its wall time, evaluation time and exit code."""

@@ -25,7 +25,8 @@ def write_atomic(path: Path, blob: bytes) -> None:
         _made.add(folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        temporary = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_counter)}{path.suffix}"
+        name = f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_counter)}{path.suffix}"
+        temporary = folder / name
         try:
             handle = os.open(temporary, flags, 0o600)  # as mkstemp: the owner's only
             break
