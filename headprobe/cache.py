@@ -17,7 +17,8 @@ that were not asked for are NaN, so using one by mistake cannot pass silently.
 
 Layout. ``cache_root()/forward/ab/cdef....hpf`` (sharded by the key's first two hex digits). A file
 is ``MAGIC``, a 4-byte little-endian header length, a JSON header (the key's fields, the heads, the
-token count, a CRC-32 of the data) and the raw float32 data ``[stored head, query, key]``. Writes go
+token count, a CRC-32 of the data and, from `headprobe check`, the claims' numbers for the
+sentence: `headprobe.score_cache`) and the raw float32 data ``[stored head, query, key]``. Writes go
 to a temporary file in the same folder, then `os.replace` (atomic: readers see the old entry or
 the new one, never half of one). A corrupt, truncated or foreign entry (another key inside, a shape
 that does not match the sentence) is counted in `CacheStats.invalid`, ignored, and rewritten.
@@ -79,14 +80,23 @@ class CacheStats:
 
 @dataclass(frozen=True)
 class Entry:
-    """A decoded entry: 0-based ``(layer, head)`` pairs and float32 ``[stored head, q, k]``."""
+    """A decoded entry: 0-based ``(layer, head)`` pairs, float32 ``[stored head, q, k]``, and the
+    score cache's numbers for the sentence (`headprobe.score_cache`), or None."""
 
     heads: tuple[tuple[int, int], ...]
     attentions: np.ndarray
+    scores: Any = None
 
 
-def encode_entry(key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray) -> bytes:
-    """The bytes of one entry file. ``attentions``: float32 ``[len(heads), token, token]``."""
+#: What `ForwardCache.put` does with the entry's scores: given the old ones (None if none), the
+#: new ones.
+ScoresUpdate = Callable[[Any], Any]
+
+
+def encode_entry(key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray,
+                 scores: Any = None) -> bytes:
+    """The bytes of one entry file. ``attentions``: float32 ``[len(heads), token, token]``;
+    ``scores``: a JSON value kept in the header (the score cache's), or None."""
     data = np.ascontiguousarray(attentions, dtype="<f4")
     if data.ndim != 3 or data.shape[0] != len(heads) or data.shape[1] != data.shape[2]:
         raise ValueError(f"attentions must be [head, token, token] for {len(heads)} heads, "
@@ -94,29 +104,46 @@ def encode_entry(key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np
     raw = data.tobytes()
     header = {**key.fields(), "heads": [list(h) for h in heads], "tokens": int(data.shape[1]),
               "crc32": zlib.crc32(raw)}
+    if scores is not None:
+        header["scores"] = scores
     head_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
     return MAGIC + _LENGTH.pack(len(head_bytes)) + head_bytes + raw
 
 
-def decode_entry(blob: bytes, key: EntryKey, tokens: int) -> Entry | None:
-    """The entry in ``blob`` if it is whole, for ``key``, and ``tokens`` long; else None."""
+def decode_header(blob: bytes, key: EntryKey) -> tuple[dict[str, Any], int] | None:
+    """The JSON header in ``blob`` and where the data starts, if the header is whole and for
+    ``key``; else None. (The data is not checked: see `decode_entry`.)"""
     start = len(MAGIC) + _LENGTH.size
     if len(blob) < start or not blob.startswith(MAGIC):
         return None
     (length,) = _LENGTH.unpack_from(blob, len(MAGIC))
     try:
         header = json.loads(blob[start:start + length].decode("utf-8"))
-        heads = tuple((int(l), int(h)) for l, h in header["heads"])
-        if any(header.get(k) != v for k, v in key.fields().items()) \
-                or header["tokens"] != tokens:
+        if not isinstance(header, dict) or any(header.get(k) != v
+                                               for k, v in key.fields().items()):
             return None
-        raw = blob[start + length:]
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return header, start + length
+
+
+def decode_entry(blob: bytes, key: EntryKey, tokens: int) -> Entry | None:
+    """The entry in ``blob`` if it is whole, for ``key``, and ``tokens`` long; else None."""
+    decoded = decode_header(blob, key)
+    if decoded is None:
+        return None
+    header, start = decoded
+    try:
+        heads = tuple((int(l), int(h)) for l, h in header["heads"])
+        if header["tokens"] != tokens:
+            return None
+        raw = blob[start:]
         if len(raw) != len(heads) * tokens * tokens * 4 or zlib.crc32(raw) != header["crc32"]:
             return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError):
         return None
     data = np.frombuffer(raw, dtype="<f4").reshape(len(heads), tokens, tokens)
-    return Entry(heads, data)
+    return Entry(heads, data, header.get("scores"))
 
 
 class ForwardCache:
@@ -157,8 +184,23 @@ class ForwardCache:
         where = {h: i for i, h in enumerate(entry.heads)}
         return entry.attentions[[where[h] for h in heads]]
 
-    def put(self, key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray) -> None:
-        """Store ``attentions`` [head, q, k] of ``heads``, keeping other heads a valid entry has."""
+    def header(self, key: EntryKey) -> tuple[bool, dict[str, Any] | None]:
+        """``(the file exists, its header if whole and for key)``, without checking the data:
+        what the score cache reads."""
+        if not self.enabled:
+            return False, None
+        try:
+            blob = self.path_for(key).read_bytes()
+        except OSError:
+            self._absent.add(key)
+            return False, None
+        decoded = decode_header(blob, key)
+        return True, None if decoded is None else decoded[0]
+
+    def put(self, key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray,
+            scores: ScoresUpdate | None = None) -> None:
+        """Store ``attentions`` [head, q, k] of ``heads``, keeping other heads a valid entry has;
+        ``scores(old scores)`` gives the entry's new scores (by default the old ones are kept)."""
         if not self.enabled:
             return
         heads = [tuple(h) for h in heads]
@@ -170,8 +212,21 @@ class ForwardCache:
             kept = [i for i, h in enumerate(old.heads) if h not in heads]
             heads = [old.heads[i] for i in kept] + heads
             attentions = np.concatenate([old.attentions[kept], attentions])
-        write_atomic(self.path_for(key), encode_entry(key, heads, attentions))
+        old_scores = None if old is None else old.scores
+        new_scores = old_scores if scores is None else scores(old_scores)
+        write_atomic(self.path_for(key), encode_entry(key, heads, attentions, new_scores))
         self.stats.writes += 1
+
+
+def head_pairs(heads: Sequence[Head]) -> list[tuple[int, int]]:
+    """The 0-based ``(layer, head)`` pairs an entry stores for ``heads``, sorted, each once."""
+    return sorted({h.index for h in heads})
+
+
+def stored_attentions(run: Run, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """float32 ``[pair, query, key]``: a copy of the run's attention of the heads in ``pairs``."""
+    layers, indices = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    return run.attentions[layers, indices]
 
 
 def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int]], *,
@@ -188,15 +243,17 @@ def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int
 
 def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: str,
                  encode: Callable[[Sequence[str]], Sequence[Any]], num_heads: int,
-                 load_model: Callable[[], Any], cache: ForwardCache) -> Iterator[tuple[int, Run]]:
+                 load_model: Callable[[], Any], cache: ForwardCache,
+                 write: bool = True) -> Iterator[tuple[int, Run]]:
     """``(index into texts, Run)`` for every text: cached runs first, then the model (loaded only
-    if some text misses) over the rest, whose needed heads are written to the cache.
+    if some text misses) over the rest, whose needed heads are written to the cache (unless
+    ``write=False``: `headprobe check` writes each entry itself, once, with its scores).
 
     Runs cover layers 1..deepest head. ``encode`` is the model's tokenizer (``Tokenizer.encode``).
     """
     if not texts:
         return
-    pairs = sorted({h.index for h in heads})
+    pairs = head_pairs(heads)
     depth = max(layer for layer, _ in pairs) + 1
     missed: list[int] = []
     if cache.enabled:
@@ -212,10 +269,10 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     if not missed:
         return
     model = load_model()
-    layers, indices = np.array(pairs).T
     for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
                                          mlm_logits=False, num_layers=depth):
-        cache.put(EntryKey(fingerprint, run.text), pairs, run.attentions[layers, indices])
+        if write:
+            cache.put(EntryKey(fingerprint, run.text), pairs, stored_attentions(run, pairs))
         yield missed[position], run
 
 

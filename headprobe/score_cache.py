@@ -1,24 +1,26 @@
-"""The score cache: each claim's per-sentence numbers, per (model, sentence), on disk.
+"""The score cache: each claim's per-sentence numbers, kept in the forward cache's entries.
 
-The forward cache (`headprobe.cache`) spares a re-run the model; this one spares it the scoring
+The forward cache (`headprobe.cache`) spares a re-run the model; the scores spare it the scoring
 too. An unchanged re-run of ``headprobe check`` finds every (claim, sentence) pair here and
-neither runs the model nor reads a forward-cache entry for that sentence.
+neither runs the model nor decodes the sentence's attention.
 
-What is stored. One file per (model fingerprint, sentence text, scoring-code digest, format
-version) — hashed with SHA-256 into the file name — holding the digest of the sentence's
-tokenization and, per *scoring key*, the `SentenceNumbers` a `ClaimAccumulator` keeps: counted
-and left-out sources, hits per head and hits per baseline offset. The scoring key is everything
-the numbers depend on besides the run: level, source, target, measure, the sentence's spans, the
-ordered heads and whether baseline offsets are needed. Floats are stored as ``float.hex`` so a
-cached number equals the fresh one bit for bit. A write keeps the entries of other keys already
-in the file (claim A, then claim B, then both: everything cached).
+What is stored. In the header of the sentence's forward-cache entry (one file per model
+fingerprint and sentence text), a ``scores`` object: a format version, the digest of the scoring
+code, the digest of the sentence's tokenization and, per *scoring key*, the `SentenceNumbers` a
+`ClaimAccumulator` keeps: counted and left-out sources, hits per head and hits per baseline
+offset. The scoring key is everything the numbers depend on besides the run: level, source,
+target, measure, the sentence's spans, the ordered heads and whether baseline offsets are needed.
+Floats are stored as ``float.hex`` so a cached number equals the fresh one bit for bit. A write
+keeps the entries of other keys already there (claim A, then claim B, then both: everything
+cached).
+
+One file per sentence, not two: a cold run creates a file per sentence, and on the file systems
+measured creating a file costs ~0.5 ms, as much as scoring four claims.
 
 The scoring-code digest hashes the source of the modules that compute the numbers, so editing
-the scoring invalidates every entry instead of serving stale numbers.
-
-Layout. ``cache_root()/scores/ab/cdef....hps``: a JSON object. Writes are atomic
-(`headprobe.atomic.write_atomic`). A corrupt or foreign file (another key inside, other tokens)
-is counted in `CacheStats.invalid`, ignored, and rewritten.
+the scoring invalidates every entry's scores instead of serving stale numbers (the attention
+stays valid). Scores whose digest, tokenization or shape is not ours count as invalid, are
+ignored, and are rewritten with the entry.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,14 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.atomic import write_atomic
-from headprobe.cache import CacheStats
+from headprobe.cache import CacheStats, EntryKey, ForwardCache, ScoresUpdate
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.heads import Head
 
-FORMAT_VERSION = 1
-SUFFIX = ".hps"
+FORMAT_VERSION = 2  # 1: one JSON file per sentence under scores/
 # The modules whose code decides a sentence's numbers (relative to the headprobe package).
 _SCORING_MODULES = ("evaluation/accumulate.py", "evaluation/positions.py",
                     "evaluation/measures.py", "runs.py", "score_cache.py")
@@ -107,49 +106,35 @@ def decode_numbers(entry: Any) -> SentenceNumbers | None:
 
 
 class ScoreCache:
-    """Files under ``root/scores``. ``enabled=False`` (``--no-cache``) reads and writes nothing."""
+    """The scores kept in the forward cache's entries (`ForwardCache`). ``enabled`` follows it:
+    with ``--no-cache`` nothing is read or written."""
 
-    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True) -> None:
-        self.folder = Path(root) / "scores"
-        self.enabled = enabled
+    def __init__(self, forward: ForwardCache) -> None:
+        self.forward = forward
         self.stats = CacheStats()
-        # (fingerprint, text) whose file this process found missing: nothing to merge on `put`.
-        self._absent: set[tuple[str, str]] = set()
 
-    def _fields(self, fingerprint: str, text: str) -> dict[str, Any]:
-        return {"version": FORMAT_VERSION, "scoring": scoring_digest(),
-                "fingerprint": fingerprint, "text": text}
+    @property
+    def enabled(self) -> bool:
+        return self.forward.enabled
 
-    def path_for(self, fingerprint: str, text: str) -> Path:
-        payload = json.dumps(self._fields(fingerprint, text), sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
-        return self.folder / digest[:2] / (digest[2:] + SUFFIX)
-
-    def _read(self, fingerprint: str, text: str, tokens: str, *,
-              count: bool = True) -> dict[str, Any] | None:
-        """The file's entries (scoring key -> stored numbers) if it is whole and ours."""
-        try:
-            blob = self.path_for(fingerprint, text).read_bytes()
-        except OSError:
-            self._absent.add((fingerprint, text))
-            return None
-        try:
-            stored = json.loads(blob.decode("utf-8"))
-            if any(stored.get(k) != v for k, v in self._fields(fingerprint, text).items()) \
-                    or stored.get("tokens") != tokens or not isinstance(stored["entries"], dict):
-                raise ValueError("foreign entry")
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-            if count:
-                self.stats.invalid += 1
-            return None
-        return stored["entries"]
+    def _valid(self, scores: Any, tokens: str) -> bool:
+        return (isinstance(scores, dict) and scores.get("version") == FORMAT_VERSION
+                and scores.get("scoring") == scoring_digest() and scores.get("tokens") == tokens
+                and isinstance(scores.get("entries"), dict))
 
     def get(self, fingerprint: str, text: str, tokens: str,
             keys: Sequence[str]) -> list[SentenceNumbers] | None:
-        """The numbers of every key, in order, if the file holds them all; else None."""
+        """The numbers of every key, in order, if the sentence's entry holds them all; else None.
+        A damaged entry, or scores from other scoring code or another tokenization, count as
+        ``invalid``."""
         if not self.enabled:
             return None
-        entries = self._read(fingerprint, text, tokens)
+        exists, header = self.forward.header(EntryKey(fingerprint, text))
+        scores = None if header is None else header.get("scores")
+        if exists and (header is None or (scores is not None and not self._valid(scores, tokens))):
+            self.stats.invalid += 1
+            scores = None
+        entries = None if scores is None else scores["entries"]
         found = []
         for key in keys:
             numbers = decode_numbers(entries[key]) if entries and key in entries else None
@@ -160,17 +145,26 @@ class ScoreCache:
         self.stats.hits += 1
         return found
 
+    def update(self, tokens: str, numbers: Mapping[str, SentenceNumbers]) -> ScoresUpdate:
+        """For `ForwardCache.put`: the entry's scores with ``numbers`` written in by scoring key,
+        keeping the other keys of valid old scores."""
+        encoded = {key: encode_numbers(value) for key, value in numbers.items()}
+
+        def updated(old: Any) -> dict[str, Any]:
+            entries = dict(old["entries"]) if self._valid(old, tokens) else {}
+            entries.update(encoded)
+            return {"version": FORMAT_VERSION, "scoring": scoring_digest(), "tokens": tokens,
+                    "entries": entries}
+
+        return updated
+
     def put(self, fingerprint: str, text: str, tokens: str,
-            numbers: Mapping[str, SentenceNumbers]) -> None:
-        """Store ``numbers`` by scoring key, keeping the other keys a valid file already has."""
+            numbers: Mapping[str, SentenceNumbers], heads: Sequence[tuple[int, int]],
+            attentions: np.ndarray) -> None:
+        """Write the sentence's entry once: ``attentions`` [head, q, k] of ``heads`` (0-based
+        pairs) with ``numbers`` by scoring key, keeping what a valid entry already holds."""
         if not self.enabled:
             return
-        # As in `ForwardCache.put`: a file found missing a moment ago is not read again.
-        absent = (fingerprint, text) in self._absent
-        entries = {} if absent else dict(self._read(fingerprint, text, tokens, count=False) or {})
-        self._absent.discard((fingerprint, text))
-        entries.update({key: encode_numbers(value) for key, value in numbers.items()})
-        stored = {**self._fields(fingerprint, text), "tokens": tokens, "entries": entries}
-        blob = json.dumps(stored, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        write_atomic(self.path_for(fingerprint, text), blob)
+        self.forward.put(EntryKey(fingerprint, text), heads, attentions,
+                         scores=self.update(tokens, numbers))
         self.stats.writes += 1

@@ -65,7 +65,7 @@ class CheckContext:
         self.current_is_property = False
         self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
         self.score_cache = None  # set by the first evaluation (headprobe.score_cache)
-        self.forward_cache = None  # set by the first forward pass (headprobe.cache)
+        self.forward_cache = None  # set with it (headprobe.cache; the scores live in its entries)
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -186,6 +186,7 @@ class CheckContext:
             self._evaluate_model(spec, items)
 
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
+        from headprobe.cache import head_pairs, stored_attentions
         from headprobe.evaluation import ClaimAccumulator
         from headprobe.score_cache import scoring_key
 
@@ -209,6 +210,9 @@ class CheckContext:
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
         pending, tokens = self._cached_scores(model, users)
+        pairs = head_pairs(heads)
+        # Each sentence's cache entry (its heads' attention and its claims' numbers) is written
+        # once, after scoring: one file per sentence.
         for index, run in self._runs(model, pending, heads):
             text = pending[index]
             numbers = {}
@@ -216,7 +220,9 @@ class CheckContext:
                 scored = accumulator.score(sentence, run)
                 accumulator.record(sentence_index, sentence.text, scored)
                 numbers[key] = scored
-            self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers)
+            if self.score_cache.enabled:
+                self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers,
+                                     pairs, stored_attentions(run, pairs))
         for accumulator, group in accumulators:
             results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
             for item in group:
@@ -231,10 +237,12 @@ class CheckContext:
     def _cached_scores(self, model, users) -> tuple[list[str], dict[str, str]]:
         """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
         return the texts that still need a run, and each text's tokenization digest."""
+        from headprobe.cache import ForwardCache
         from headprobe.score_cache import ScoreCache, encoding_digest
 
         texts = list(users)
-        self.score_cache = ScoreCache(self.cache_dir, enabled=self.cache_enabled)
+        self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
+        self.score_cache = ScoreCache(self.forward_cache)
         if not self.score_cache.enabled or not texts:
             return texts, {}
         pending, tokens = [], {}
@@ -263,14 +271,15 @@ class CheckContext:
                              tokenizer=info.tokenizer, num_heads=info.num_heads, memo_root=memo)
 
     def _runs(self, model, texts: Sequence[str], heads):
-        from headprobe.cache import ForwardCache, forward_runs
+        """The runs of ``texts`` through the forward cache (set by `_cached_scores`), which they
+        do not write: `_evaluate_model` writes each entry with its scores."""
+        from headprobe.cache import forward_runs
 
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
-        cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         iterator = forward_runs(texts, heads, fingerprint=model.fingerprint,
                                 encode=model.tokenize, num_heads=model.num_heads,
-                                load_model=lambda: model, cache=cache)
-        self.forward_cache = cache
+                                load_model=lambda: model, cache=self.forward_cache,
+                                write=False)
         if not show_progress:
             yield from iterator
             return

@@ -1,5 +1,6 @@
 """The score cache (headprobe/score_cache.py): `headprobe check` re-runs that neither score nor
-run the model, bit-for-bit numbers, keys that change with the claim, damaged files, --no-cache."""
+run the model, bit-for-bit numbers, keys that change with the claim, damaged files, --no-cache,
+and one cache file per sentence holding both its attention and its numbers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 import headprobe
 from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
+from headprobe.cache import EntryKey, ForwardCache
 from headprobe.score_cache import ScoreCache, decode_numbers, encode_numbers
 
 # Distinct sizes: 3 sentences, 2 claims on L1H1 (one with a baseline), 3 heads on layer 2.
@@ -72,7 +74,7 @@ def check(tmp_path, planted_model, monkeypatch, capfd):
 
 
 def _files(tmp_path) -> list:
-    return sorted((tmp_path / "cache" / "scores").glob("??/*.hps"))
+    return sorted((tmp_path / "cache" / "forward").glob("??/*.hpf"))
 
 
 def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_same(
@@ -81,7 +83,8 @@ def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_sa
     cold = check()
     assert cold.rc == 0, cold
     assert counter.scores == 2 * 3 and counter.forwards == 3
-    assert len(_files(tmp_path)) == 3  # one file per sentence, holding both claims
+    assert len(_files(tmp_path)) == 3  # one file per sentence: its heads and both claims
+    assert not (tmp_path / "cache" / "scores").exists()  # no second file per sentence
     warm = check()
     assert warm.rc == 0, warm
     assert counter.scores == 2 * 3 and counter.forwards == 3  # nothing new
@@ -121,7 +124,7 @@ def test_a_damaged_file_is_ignored_and_rewritten(check, tmp_path, monkeypatch, d
 def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
     counter = Counter(monkeypatch)
     check("cls", "--no-cache")
-    assert not (tmp_path / "cache" / "scores").exists()
+    assert not (tmp_path / "cache" / "forward").exists()
     cold = check()
     files = {p: p.read_bytes() for p in _files(tmp_path)}
     bypass = check("cls", "--no-cache")
@@ -151,10 +154,21 @@ def test_numbers_round_trip_bit_for_bit():
     assert decode_numbers({"n": "5", "left_out": 2, "hits": [], "baseline": None}) is None
 
 
+def _store(tmp_path, enabled: bool = True) -> ScoreCache:
+    return ScoreCache(ForwardCache(tmp_path, enabled=enabled))
+
+
+ATTENTIONS = np.random.default_rng(7).random((1, 9, 9), dtype=np.float32)  # 1 head, 9 tokens
+
+
+def _put(store: ScoreCache, numbers: dict, tokens: str = "tokens-a", text: str = TEXT) -> None:
+    store.put(FINGERPRINT, text, tokens, numbers, [(0, 0)], ATTENTIONS)
+
+
 def test_a_lookup_hits_only_with_every_key_and_the_same_tokens(tmp_path):
-    store = ScoreCache(tmp_path)
-    store.put(FINGERPRINT, TEXT, "tokens-a", {"k1": _numbers(0), "k2": _numbers(1)})
-    store.put(FINGERPRINT, TEXT, "tokens-a", {"k3": _numbers(2)})  # merges, keeps k1 and k2
+    store = _store(tmp_path)
+    _put(store, {"k1": _numbers(0), "k2": _numbers(1)})
+    _put(store, {"k3": _numbers(2)})  # merges, keeps k1 and k2
     got = store.get(FINGERPRINT, TEXT, "tokens-a", ["k3", "k1"])
     assert got[1].hits.tobytes() == _numbers(0).hits.tobytes()
     assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1", "k4"]) is None
@@ -166,18 +180,46 @@ def test_a_lookup_hits_only_with_every_key_and_the_same_tokens(tmp_path):
 
 
 def test_writes_after_a_missed_lookup_in_the_same_process_still_merge(tmp_path):
-    store = ScoreCache(tmp_path)
+    store = _store(tmp_path)
     assert store.get(FINGERPRINT, TEXT, "t", ["k1"]) is None  # no file: the first put skips reading
-    store.put(FINGERPRINT, TEXT, "t", {"k1": _numbers(0)})
-    store.put(FINGERPRINT, TEXT, "t", {"k2": _numbers(1)})  # the file exists now: k1 is kept
+    _put(store, {"k1": _numbers(0)}, tokens="t")
+    _put(store, {"k2": _numbers(1)}, tokens="t")  # the file exists now: k1 is kept
     got = store.get(FINGERPRINT, TEXT, "t", ["k1", "k2"])
     assert [g.hits.tobytes() for g in got] == [_numbers(0).hits.tobytes(),
                                                _numbers(1).hits.tobytes()]
 
 
+def test_numbers_and_attention_share_one_entry_and_each_write_keeps_the_other(tmp_path):
+    store = _store(tmp_path)
+    _put(store, {"k1": _numbers(0)})
+    forward = store.forward
+    key = EntryKey(FINGERPRINT, TEXT)
+    other = np.random.default_rng(8).random((1, 9, 9), dtype=np.float32)
+    forward.put(key, [(2, 3)], other)  # a figure's run: another head, scores untouched
+    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"])[0].n == _numbers(0).n
+    assert forward.get(key, [(0, 0), (2, 3)], 9).tobytes() == \
+        np.concatenate([ATTENTIONS, other]).tobytes()
+    assert len(list(forward.folder.glob("??/*.hpf"))) == 1
+
+
+def test_scores_from_other_scoring_code_are_invalid_but_the_attention_stays(tmp_path, monkeypatch):
+    from headprobe import score_cache
+
+    store = _store(tmp_path)
+    _put(store, {"k1": _numbers(0)})
+    monkeypatch.setattr(score_cache, "scoring_digest", lambda: "0" * 64)  # the code was edited
+    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"]) is None
+    assert store.stats.invalid == 1
+    assert store.forward.get(EntryKey(FINGERPRINT, TEXT), [(0, 0)], 9).tobytes() == \
+        ATTENTIONS.tobytes()
+    _put(store, {"k2": _numbers(1)})  # rewritten under the new digest, without the stale k1
+    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"]) is None
+    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k2"]) is not None
+
+
 def test_a_disabled_store_reads_and_writes_nothing(tmp_path):
-    ScoreCache(tmp_path).put(FINGERPRINT, TEXT, "t", {"k": _numbers(0)})
-    disabled = ScoreCache(tmp_path, enabled=False)
-    assert disabled.get(FINGERPRINT, TEXT, "t", ["k"]) is None
-    ScoreCache(tmp_path / "other", enabled=False).put(FINGERPRINT, TEXT, "t", {"k": _numbers(0)})
+    _put(_store(tmp_path), {"k": _numbers(0)})
+    disabled = _store(tmp_path, enabled=False)
+    assert disabled.get(FINGERPRINT, TEXT, "tokens-a", ["k"]) is None
+    _put(_store(tmp_path / "other", enabled=False), {"k": _numbers(0)})
     assert not (tmp_path / "other").exists()
