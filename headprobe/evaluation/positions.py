@@ -32,43 +32,84 @@ _STEPS = {"next": 1, "previous": -1, "self": 0}
 
 
 @dataclass(frozen=True, eq=False)
+class _Text:
+    """What a view's text-derived fields are computed from (the run's, not the run itself)."""
+
+    text: str
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    token_groups: tuple[tuple[int, ...], ...]  # token positions per word
+    special_token: np.ndarray  # bool [token]
+
+
+@dataclass(frozen=True, eq=False)
 class LevelView:
     """A run at one level. Every per-position array has length ``size``.
 
     It holds the run's attention array but not the `Run` itself, so the per-run cache entry
-    goes away with the run.
+    goes away with the run. The fields made from the text (``labels``, ``word_texts``, ``chars``,
+    ``piece_offsets``) are computed on first use: most claims need none of them.
 
     Attributes:
       attentions: the run's float32 ``[layer, head, query, key]`` (token level).
       level: ``"token"`` or ``"word"``.
-      labels: what a position is called in figures: the wordpiece, or the word's text.
       groups: per position, the token positions it is made of (one each at token level).
       special: bool ``[position]``: ``[CLS]``, ``[SEP]`` and other specials, never ``[MASK]``.
       is_cls, is_sep, is_mask: bool ``[position]``.
+      word_of: int ``[position]``: which word a position belongs to (for ``same-word``).
+      labels: what a position is called in figures: the wordpiece, or the word's text.
       word_texts: per position, the whole word it belongs to (for ``word:REGEX``).
       chars: per position, its own characters (for ``punct``).
-      word_of: int ``[position]``: which word a position belongs to (for ``same-word``).
       piece_offsets: per position, the character ranges of its pieces (for ``span:LABEL``).
     """
 
     attentions: np.ndarray
     level: str
-    labels: tuple[str, ...]
     groups: tuple[tuple[int, ...], ...]
     special: np.ndarray
     is_cls: np.ndarray
     is_sep: np.ndarray
     is_mask: np.ndarray
-    word_texts: tuple[str, ...]
-    chars: tuple[str, ...]
     word_of: np.ndarray
-    piece_offsets: tuple[tuple[tuple[int, int], ...], ...]
+    _text: _Text = field(repr=False)
     _matrices: dict = field(default_factory=dict, repr=False)
     _selections: dict = field(default_factory=dict, repr=False)
 
+    @functools.cached_property
+    def _token_word_texts(self) -> tuple[str, ...]:
+        """Per token: its whole word's text (specials: the token itself)."""
+        t = self._text
+        word_text = list(t.tokens)
+        for pieces in t.token_groups:
+            if not t.special_token[pieces[0]]:
+                text = t.text[t.offsets[pieces[0]][0]:t.offsets[pieces[-1]][1]]
+                for i in pieces:
+                    word_text[i] = text
+        return tuple(word_text)
+
+    @functools.cached_property
+    def word_texts(self) -> tuple[str, ...]:
+        return tuple(self._token_word_texts[pieces[0]] for pieces in self.groups)
+
+    @functools.cached_property
+    def labels(self) -> tuple[str, ...]:
+        return self._text.tokens if self.level == "token" else self.word_texts
+
+    @functools.cached_property
+    def chars(self) -> tuple[str, ...]:
+        if self.level == "word":
+            return self.labels
+        t = self._text
+        return tuple(t.tokens[i] if t.special_token[i] else _token_chars(t, i)
+                     for i in range(len(t.tokens)))
+
+    @functools.cached_property
+    def piece_offsets(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        return tuple(tuple(self._text.offsets[i] for i in pieces) for pieces in self.groups)
+
     @property
     def size(self) -> int:
-        return len(self.labels)
+        return len(self.groups)
 
     def matrix(self, head: Head) -> np.ndarray:
         """``[query, key]`` attention of ``head`` at this level."""
@@ -84,7 +125,10 @@ class LevelView:
         """
         if self.level == "token":
             layers, indices = head_indices(self.attentions, heads)
-            return self.attentions[layers[:, None], indices[:, None], np.asarray(sources)[None, :]]
+            sources = np.asarray(sources, dtype=np.int64)
+            if len(heads) == 1:  # the common case: a [query, key] view, then its rows
+                return self.attentions[layers[0], indices[0]][sources][None]
+            return self.attentions[layers, indices][:, sources]
         missing = [head for head in dict.fromkeys(heads) if head not in self._matrices]
         if missing:
             tokens = self.attentions[head_indices(self.attentions, tuple(missing))]  # [h, q, k]
@@ -123,16 +167,16 @@ def level_view(run: Run, level: str) -> LevelView:
     return views[level]
 
 
-def _token_chars(run: Run, position: int) -> str:
-    start, end = run.offsets[position]
+def _token_chars(text: _Text, position: int) -> str:
+    start, end = text.offsets[position]
     if end > start:
-        return run.text[start:end]
-    token = run.tokens[position]
+        return text.text[start:end]
+    token = text.tokens[position]
     return token[2:] if token.startswith("##") else token
 
 
 def _build_view(run: Run, level: str) -> LevelView:
-    tokens = list(run.tokens)
+    tokens = tuple(run.tokens)
     attentions = np.asarray(run.attentions)
     if attentions.ndim != 4 or attentions.shape[2:] != (len(tokens), len(tokens)):
         raise ValueError(
@@ -140,29 +184,17 @@ def _build_view(run: Run, level: str) -> LevelView:
             f"positions (one per token), got shape {attentions.shape}")
     is_mask_token = np.array([t == MASK_TOKEN for t in tokens], dtype=bool)
     special_token = np.asarray(run.special_mask, dtype=bool) & ~is_mask_token
-    token_groups = run.word_groups()
-    word_text = list(tokens)  # per token: its whole word's text (specials: the token itself)
-    for pieces in token_groups:
-        if not special_token[pieces[0]]:
-            text = run.text[run.offsets[pieces[0]][0]:run.offsets[pieces[-1]][1]]
-            for i in pieces:
-                word_text[i] = text
+    token_groups = tuple(tuple(pieces) for pieces in run.word_groups())
     if level == "token":
         groups = tuple((i,) for i in range(len(tokens)))
         word_of = np.empty(len(tokens), dtype=np.int64)
         for word, pieces in enumerate(token_groups):
-            word_of[pieces] = word
-        labels = tuple(tokens)
-        chars = tuple(tokens[i] if special_token[i] else _token_chars(run, i)
-                      for i in range(len(tokens)))
+            word_of[list(pieces)] = word
     else:
-        groups = tuple(tuple(pieces) for pieces in token_groups)
+        groups = token_groups
         word_of = np.arange(len(groups), dtype=np.int64)
-        labels = tuple(word_text[pieces[0]] for pieces in groups)
-        chars = labels
-    first = [pieces[0] for pieces in groups]
 
-    starts = np.array(first, dtype=np.int64)  # word groups are contiguous runs of pieces
+    starts = np.array([pieces[0] for pieces in groups], dtype=np.int64)  # groups are contiguous
 
     def any_piece(flags: np.ndarray) -> np.ndarray:
         if level == "token":
@@ -170,15 +202,13 @@ def _build_view(run: Run, level: str) -> LevelView:
         return np.logical_or.reduceat(flags, starts)
 
     return LevelView(
-        attentions=attentions, level=level, labels=labels, groups=groups,
+        attentions=attentions, level=level, groups=groups,
         special=any_piece(special_token),
         is_cls=any_piece(np.array([t == CLS_TOKEN for t in tokens], dtype=bool)),
         is_sep=any_piece(np.array([t == SEP_TOKEN for t in tokens], dtype=bool)),
         is_mask=any_piece(is_mask_token),
-        word_texts=tuple(word_text[i] for i in first),
-        chars=chars,
         word_of=word_of,
-        piece_offsets=tuple(tuple(run.offsets[i] for i in pieces) for pieces in groups),
+        _text=_Text(run.text, tokens, tuple(run.offsets), token_groups, special_token),
     )
 
 
