@@ -269,8 +269,10 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     if not missed:
         return
     model = load_model()
+    # copy=False: the runs are views into their batch's output, used and dropped by the caller
+    # (the entry written to the cache is a copy of the stored heads).
     for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
-                                         mlm_logits=False, num_layers=depth):
+                                         mlm_logits=False, num_layers=depth, copy=False):
         if write:
             cache.put(EntryKey(fingerprint, run.text), pairs, stored_attentions(run, pairs))
         yield missed[position], run

@@ -219,9 +219,13 @@ class Model:
 
     def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
                   mlm_logits: bool = True, num_layers: int | None = None,
-                  batch_size: int = 32) -> Iterator[tuple[int, Run]]:
+                  batch_size: int = 32, copy: bool = True) -> Iterator[tuple[int, Run]]:
         """Yield ``(index into texts, Run)`` batch by batch (shortest texts first), so that
-        thousands of texts can be processed in flat memory."""
+        thousands of texts can be processed in flat memory.
+
+        ``copy=False`` leaves each run's arrays as views into its batch's output (no copy; a
+        run kept alive keeps its whole padded batch alive): for callers that use a run and drop
+        it, as `headprobe check` does."""
         depth = self._check_depth(num_layers)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
@@ -235,10 +239,10 @@ class Model:
                                   multiple=self.num_devices):
             dispatched = self._dispatch(batch, encodings, depth, bool(hidden_states), with_logits)
             if in_flight is not None:
-                yield from self._collect(in_flight, encodings)
+                yield from self._collect(in_flight, encodings, copy)
             in_flight = dispatched
         if in_flight is not None:
-            yield from self._collect(in_flight, encodings)
+            yield from self._collect(in_flight, encodings, copy)
 
     def _check_depth(self, num_layers: int | None) -> int:
         if num_layers is None:
@@ -277,8 +281,8 @@ class Model:
         return _InFlight(batch, shape, inputs, program(self._params, *inputs),
                          self._loaded_keys.get(shape))
 
-    def _collect(self, flight: _InFlight,
-                 encodings: Sequence[Encoding]) -> Iterator[tuple[int, Run]]:
+    def _collect(self, flight: _InFlight, encodings: Sequence[Encoding],
+                 copy: bool = True) -> Iterator[tuple[int, Run]]:
         """Wait for a dispatched batch and yield its runs. A program loaded from the store that
         fails when it runs is discarded, compiled afresh, and the batch run again."""
         try:
@@ -291,15 +295,15 @@ class Model:
                 del self._programs[flight.shape]
             out = self._program(*flight.shape)(self._params, *flight.inputs)
             attentions, hidden, logits = _to_numpy(out)
+        own = np.ascontiguousarray if copy else (lambda view: view)
         for row, index in enumerate(flight.batch.indices):
             e = encodings[index]
             n = len(e)
             yield index, Run(
                 text=e.text, tokens=e.tokens, input_ids=e.input_ids, word_ids=e.word_ids,
-                offsets=e.offsets,
-                attentions=np.ascontiguousarray(attentions[row, :, :, :n, :n]),
-                hidden_states=None if hidden is None else np.ascontiguousarray(hidden[row, :, :n]),
-                mlm_logits=None if logits is None else np.ascontiguousarray(logits[row, :n]))
+                offsets=e.offsets, attentions=own(attentions[row, :, :, :n, :n]),
+                hidden_states=None if hidden is None else own(hidden[row, :, :n]),
+                mlm_logits=None if logits is None else own(logits[row, :n]))
 
     def _program(self, rows: int, length: int, depth: int, with_hidden: bool,
                  with_logits: bool) -> Callable[..., Any]:

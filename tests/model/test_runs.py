@@ -84,6 +84,17 @@ def test_iter_runs_yields_every_index_once_shortest_first(tiny):
     assert indices[0] == 1  # the shortest text comes first
 
 
+def test_runs_without_a_copy_are_views_with_the_same_values(tiny):
+    texts = [tiny_sentence(words, seed) for seed, words in enumerate((3, 9, 5, 12))]
+    copied = dict(tiny.iter_runs(texts, hidden_states=True, mlm_logits=False))
+    viewed = dict(tiny.iter_runs(texts, hidden_states=True, mlm_logits=False, copy=False))
+    for index, run in viewed.items():
+        assert not run.attentions.flags.owndata  # a slice of the batch's array
+        assert copied[index].attentions.flags.owndata and copied[index].attentions.flags.c_contiguous
+        assert np.array_equal(run.attentions, copied[index].attentions)
+        assert np.array_equal(run.hidden_states, copied[index].hidden_states)
+
+
 def test_many_lengths_compile_once_per_length_bucket(checkpoints):
     pytest.importorskip("torch")
     model = headprobe.load(str(checkpoints("tiny-gelu", hidden_act="gelu")))
