@@ -37,9 +37,8 @@ def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.n
         return np.where(targets, rows, 0.0).sum(axis=-1, dtype=np.float64)
     if measure.kind == "topk":
         return (in_top_k(rows, int(measure.k or 1)) & targets).any(axis=-1).astype(np.float64)
-    chosen = np.argmax(rows, axis=-1)[..., None]  # [..., source, 1]; ties: the lowest position
-    wanted = np.broadcast_to(targets, rows.shape)
-    return np.take_along_axis(wanted, chosen, axis=-1)[..., 0].astype(np.float64)
+    chosen = np.argmax(rows, axis=-1)  # [..., source]; ties: the lowest position
+    return targets[np.arange(targets.shape[0]), chosen].astype(np.float64)
 
 
 def in_top_k(rows: np.ndarray, k: int) -> np.ndarray:

@@ -72,7 +72,8 @@ class LevelView:
     is_mask: np.ndarray
     word_of: np.ndarray
     _text: _Text = field(repr=False)
-    _matrices: dict = field(default_factory=dict, repr=False)
+    _matrices: dict = field(default_factory=dict, repr=False)  # head -> [word, word]
+    _stacks: dict = field(default_factory=dict, repr=False)  # heads -> [head, word, word]
     _selections: dict = field(default_factory=dict, repr=False)
 
     @functools.cached_property
@@ -123,35 +124,50 @@ class LevelView:
         the sum over its pieces (Clark et al. 2019): ``W = mean_rows(G)ᵀ · A · G`` with ``G`` the
         ``[token, word]`` membership; word matrices are computed once per head and cached.
         """
+        heads = tuple(heads)
         if self.level == "token":
             layers, indices = head_indices(self.attentions, heads)
             sources = np.asarray(sources, dtype=np.int64)
             if len(heads) == 1:  # the common case: a [query, key] view, then its rows
                 return self.attentions[layers[0], indices[0]][sources][None]
             return self.attentions[layers, indices][:, sources]
+        stacked = self._stacks.get(heads)  # [h, word, word] when computed for these heads
+        if stacked is not None:
+            return stacked[:, sources]
         missing = [head for head in dict.fromkeys(heads) if head not in self._matrices]
         if missing:
             tokens = self.attentions[head_indices(self.attentions, tuple(missing))]  # [h, q, k]
+            owner = np.repeat(np.arange(self.size), [len(pieces) for pieces in self.groups])
             membership = np.zeros((tokens.shape[-1], self.size))  # [token, word]
-            for word, pieces in enumerate(self.groups):
-                membership[list(pieces), word] = 1.0
+            membership[np.arange(owner.size), owner] = 1.0  # groups are contiguous, in order
             mean_rows = membership / membership.sum(axis=0, keepdims=True)
             words = mean_rows.T @ tokens.astype(np.float64) @ membership  # [h, word, word]
             self._matrices.update(zip(missing, words))
+            if tuple(missing) == heads:
+                self._stacks[heads] = words
+                return words[:, sources]
         return np.stack([self._matrices[head][sources] for head in heads])
 
 
 def head_indices(attentions: np.ndarray, heads: tuple[Head, ...]) -> tuple[np.ndarray, np.ndarray]:
     """0-based ``(layers, heads)`` index arrays into ``attentions[layer, head]`` (via
     `Head.index`), range-checked against the run."""
+    return _head_indices(attentions.shape[0], attentions.shape[1], tuple(heads))
+
+
+@functools.lru_cache(maxsize=1024)
+def _head_indices(num_layers: int, num_heads: int,
+                  heads: tuple[Head, ...]) -> tuple[np.ndarray, np.ndarray]:
     for head in heads:
         layer, index = head.index
-        if not (0 <= layer < attentions.shape[0] and 0 <= index < attentions.shape[1]):
+        if not (0 <= layer < num_layers and 0 <= index < num_heads):
             raise ClaimFileError(
-                f"head {head} is out of range: this model has layers 1..{attentions.shape[0]} "
-                f"and heads 1..{attentions.shape[1]} (counted from 1, as in L1H1)")
+                f"head {head} is out of range: this model has layers 1..{num_layers} "
+                f"and heads 1..{num_heads} (counted from 1, as in L1H1)")
     pairs = np.array([head.index for head in heads], dtype=np.int64).reshape(-1, 2)
-    return pairs[:, 0], pairs[:, 1]
+    layers, indices = pairs[:, 0].copy(), pairs[:, 1].copy()
+    layers.flags.writeable = indices.flags.writeable = False  # shared by every caller
+    return layers, indices
 
 
 _VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, LevelView]]" = weakref.WeakKeyDictionary()
@@ -187,14 +203,14 @@ def _build_view(run: Run, level: str) -> LevelView:
     token_groups = tuple(tuple(pieces) for pieces in run.word_groups())
     if level == "token":
         groups = tuple((i,) for i in range(len(tokens)))
-        word_of = np.empty(len(tokens), dtype=np.int64)
-        for word, pieces in enumerate(token_groups):
-            word_of[list(pieces)] = word
+        # word groups are contiguous runs of pieces, in order
+        word_of = np.repeat(np.arange(len(token_groups), dtype=np.int64),
+                            [len(pieces) for pieces in token_groups])
+        starts = np.arange(len(tokens), dtype=np.int64)
     else:
         groups = token_groups
         word_of = np.arange(len(groups), dtype=np.int64)
-
-    starts = np.array([pieces[0] for pieces in groups], dtype=np.int64)  # groups are contiguous
+        starts = np.array([pieces[0] for pieces in groups], dtype=np.int64)
 
     def any_piece(flags: np.ndarray) -> np.ndarray:
         if level == "token":
