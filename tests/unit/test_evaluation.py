@@ -173,6 +173,16 @@ def test_argmax_ties_go_to_the_lowest_position():
     assert (hit_low.tolist(), hit_high.tolist()) == ([1.0], [0.0])
 
 
+def test_argmax_hits_per_head_match_a_row_by_row_loop():
+    rng = np.random.default_rng(11)
+    rows = rng.integers(0, 3, size=(3, 7, 9)).astype(np.float32)  # [head, source, position]
+    targets = rng.random((7, 9)) < 0.3  # [source, position], shared by the heads
+    expected = [[float(targets[s, int(np.argmax(rows[h, s]))]) for s in range(7)]
+                for h in range(3)]
+    assert source_hits(rows, targets, Measure("argmax")).tolist() == expected
+    assert source_hits(rows[:, :0], targets[:0], Measure("argmax")).shape == (3, 0)
+
+
 def test_topk_ranks_tied_positions_lower_first():
     rows = np.array([[0.3, 0.2, 0.2, 0.2, 0.1]])
     target_two = np.array([[0, 0, 1, 0, 0]], bool)
