@@ -1,9 +1,9 @@
 """Atomic file writes, shared by every on-disk cache: readers see the old file or the new one.
 
 A cold `headprobe check` writes a cache file per sentence, so a write costs as few system calls
-and as little Python as it can: each folder is created once per process, and the temporary file gets a name
-unique to this process and thread (``.tmp-PID-THREAD-N``) opened with ``O_EXCL`` instead of
-`tempfile.mkstemp`'s random names, and the bytes go out with `os.write` (no file object).
+and as little Python as it can: each folder is created once per process, the temporary file gets
+a name unique to this process and thread (``.tmp-PID-THREAD-N``) opened with ``O_EXCL`` instead
+of `tempfile.mkstemp`'s random names, and the bytes go out with `os.write` (no file object).
 """
 
 from __future__ import annotations
@@ -50,4 +50,3 @@ def write_atomic(path: Path, blob: bytes) -> None:
         except OSError:
             pass
         raise
-

@@ -160,11 +160,17 @@ class ForwardCache:
         digest = key.digest
         return self.folder / digest[:2] / (digest[2:] + SUFFIX)
 
-    def _read(self, key: EntryKey, tokens: int, *, count: bool = True) -> Entry | None:
+    def _bytes(self, key: EntryKey) -> bytes | None:
+        """The file's bytes, or None (remembered in ``_absent``) when there is no file."""
         try:
-            blob = self.path_for(key).read_bytes()
+            return self.path_for(key).read_bytes()
         except OSError:
             self._absent.add(key)
+            return None
+
+    def _read(self, key: EntryKey, tokens: int, *, count: bool = True) -> Entry | None:
+        blob = self._bytes(key)
+        if blob is None:
             return None
         entry = decode_entry(blob, key, tokens)
         if entry is None and count:
@@ -187,12 +193,8 @@ class ForwardCache:
     def header(self, key: EntryKey) -> tuple[bool, dict[str, Any] | None]:
         """``(the file exists, its header if whole and for key)``, without checking the data:
         what the score cache reads."""
-        if not self.enabled:
-            return False, None
-        try:
-            blob = self.path_for(key).read_bytes()
-        except OSError:
-            self._absent.add(key)
+        blob = self._bytes(key) if self.enabled else None
+        if blob is None:
             return False, None
         decoded = decode_header(blob, key)
         return True, None if decoded is None else decoded[0]

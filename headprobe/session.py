@@ -65,8 +65,8 @@ class CheckContext:
         self.current_nodeid: str | None = None
         self.current_is_property = False
         self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
-        self.score_cache = None  # set by the first evaluation (headprobe.score_cache)
-        self.forward_cache = None  # set with it (headprobe.cache; the scores live in its entries)
+        self.forward_cache = None  # set by each evaluation (headprobe.cache)
+        self.score_cache = None  # with it: the scores in its entries (headprobe.score_cache)
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -192,9 +192,9 @@ class CheckContext:
             self._evaluate_model(spec, items)
 
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
-        from headprobe.cache import head_pairs, stored_attentions
+        from headprobe.cache import ForwardCache, head_pairs, stored_attentions
         from headprobe.evaluation import ClaimAccumulator
-        from headprobe.score_cache import scoring_key
+        from headprobe.score_cache import ScoreCache, scoring_key
 
         model = self._deferred_model(model_spec)  # weights load only if the cache misses
         # One accumulator per claim, over the heads of its selected items.
@@ -215,6 +215,8 @@ class CheckContext:
                 users[sentence.text].append((accumulator, index, sentence, key))
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
+        self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
+        self.score_cache = ScoreCache(self.forward_cache)  # the scores live in its entries
         pending, tokens = self._cached_scores(model, users)
         pairs = head_pairs(heads)
         # Each sentence's cache entry (its heads' attention and its claims' numbers) is written
@@ -243,12 +245,9 @@ class CheckContext:
     def _cached_scores(self, model, users) -> tuple[list[str], dict[str, str]]:
         """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
         return the texts that still need a run, and each text's tokenization digest."""
-        from headprobe.cache import ForwardCache
-        from headprobe.score_cache import ScoreCache, encoding_digest
+        from headprobe.score_cache import encoding_digest
 
         texts = list(users)
-        self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
-        self.score_cache = ScoreCache(self.forward_cache)
         if not self.score_cache.enabled or not texts:
             return texts, {}
         pending, tokens = [], {}
@@ -277,8 +276,8 @@ class CheckContext:
                              tokenizer=info.tokenizer, num_heads=info.num_heads, memo_root=memo)
 
     def _runs(self, model, texts: Sequence[str], heads):
-        """The runs of ``texts`` through the forward cache (set by `_cached_scores`), which they
-        do not write: `_evaluate_model` writes each entry with its scores."""
+        """The runs of ``texts`` through the forward cache, which they do not write:
+        `_evaluate_model` writes each entry with its scores."""
         from headprobe.cache import forward_runs
 
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0

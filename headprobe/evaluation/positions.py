@@ -39,6 +39,7 @@ class _Text:
     tokens: tuple[str, ...]
     offsets: tuple[tuple[int, int], ...]
     token_groups: tuple[tuple[int, ...], ...]  # token positions per word
+    token_word: np.ndarray  # int [token]: the word each token belongs to
     special_token: np.ndarray  # bool [token]
 
 
@@ -137,9 +138,9 @@ class LevelView:
         missing = [head for head in dict.fromkeys(heads) if head not in self._matrices]
         if missing:
             tokens = self.attentions[head_indices(self.attentions, tuple(missing))]  # [h, q, k]
-            owner = np.repeat(np.arange(self.size), [len(pieces) for pieces in self.groups])
+            owner = self._text.token_word
             membership = np.zeros((tokens.shape[-1], self.size))  # [token, word]
-            membership[np.arange(owner.size), owner] = 1.0  # groups are contiguous, in order
+            membership[np.arange(owner.size), owner] = 1.0
             mean_rows = membership / membership.sum(axis=0, keepdims=True)
             words = mean_rows.T @ tokens.astype(np.float64) @ membership  # [h, word, word]
             self._matrices.update(zip(missing, words))
@@ -201,11 +202,12 @@ def _build_view(run: Run, level: str) -> LevelView:
     is_mask_token = np.array([t == MASK_TOKEN for t in tokens], dtype=bool)
     special_token = np.asarray(run.special_mask, dtype=bool) & ~is_mask_token
     token_groups = tuple(tuple(pieces) for pieces in run.word_groups())
+    # word groups are contiguous runs of pieces, in order
+    token_word = np.repeat(np.arange(len(token_groups), dtype=np.int64),
+                           [len(pieces) for pieces in token_groups])
     if level == "token":
         groups = tuple((i,) for i in range(len(tokens)))
-        # word groups are contiguous runs of pieces, in order
-        word_of = np.repeat(np.arange(len(token_groups), dtype=np.int64),
-                            [len(pieces) for pieces in token_groups])
+        word_of = token_word
         starts = np.arange(len(tokens), dtype=np.int64)
     else:
         groups = token_groups
@@ -224,7 +226,8 @@ def _build_view(run: Run, level: str) -> LevelView:
         is_sep=any_piece(np.array([t == SEP_TOKEN for t in tokens], dtype=bool)),
         is_mask=any_piece(is_mask_token),
         word_of=word_of,
-        _text=_Text(run.text, tokens, tuple(run.offsets), token_groups, special_token),
+        _text=_Text(run.text, tokens, tuple(run.offsets), token_groups, token_word,
+                    special_token),
     )
 
 
