@@ -65,11 +65,11 @@ def inspect_model(spec: str) -> ModelInfo:
     from headprobe.model.checkpoint import transformer_folder
     from headprobe.model.config import read_config
     from headprobe.model.resolve import resolve
-    from headprobe.model.tokenize import load_tokenizer
+    from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
 
     folder = transformer_folder(resolve(spec).folder)
     config = read_config(folder)
     return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
                      num_heads=config.num_attention_heads,
                      max_length=config.max_position_embeddings,
-                     tokenizer=load_tokenizer(folder))
+                     tokenizer=RememberingTokenizer(load_tokenizer(folder)))

@@ -55,6 +55,7 @@ class CheckContext:
         self.settings: Settings = read_settings(_settings_root(config))
         self.started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._infos: dict[str, ModelInfo | None] = {}
+        self._fingerprints: dict[str, Any] = {}  # spec -> BackgroundFingerprint
         self._model_errors: dict[str, HeadprobeError] = {}
         self._models: dict[str, Any] = {}
         self._results: dict[str, ClaimResult] = {}
@@ -94,6 +95,12 @@ class CheckContext:
             except HeadprobeError as error:
                 self._infos[spec] = None
                 self._model_errors[spec] = error
+            else:
+                from headprobe.cache import BackgroundFingerprint
+
+                # Hashed while collection goes on; the cache lookups need it first.
+                self._fingerprints[spec] = BackgroundFingerprint(
+                    self._infos[spec].folder, memo_root=self._fingerprint_memo)
         return self._infos[spec]
 
     def raise_model_errors(self) -> None:
@@ -271,9 +278,15 @@ class CheckContext:
         info = self.model_info(spec)
         if info is None or spec in self._models:
             return self.load_model(spec)
-        memo = self.cache_dir if self.cache_enabled else None
         return DeferredModel(lambda: self.load_model(spec), folder=info.folder,
-                             tokenizer=info.tokenizer, num_heads=info.num_heads, memo_root=memo)
+                             tokenizer=info.tokenizer, num_heads=info.num_heads,
+                             memo_root=self._fingerprint_memo,
+                             background=self._fingerprints.get(spec))
+
+    @property
+    def _fingerprint_memo(self) -> Path | None:
+        """Where model fingerprints are remembered (`model_fingerprint`); None: not at all."""
+        return self.cache_dir if self.cache_enabled else None
 
     def _runs(self, model, texts: Sequence[str], heads):
         """The runs of ``texts`` through the forward cache, which they do not write:

@@ -219,17 +219,27 @@ class Model:
 
     def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
                   mlm_logits: bool = True, num_layers: int | None = None,
-                  batch_size: int = 32, copy: bool = True) -> Iterator[tuple[int, Run]]:
+                  batch_size: int = 32, copy: bool = True,
+                  encodings: Sequence[Encoding] | None = None) -> Iterator[tuple[int, Run]]:
         """Yield ``(index into texts, Run)`` batch by batch (shortest texts first), so that
         thousands of texts can be processed in flat memory.
 
         ``copy=False`` leaves each run's arrays as views into its batch's output (no copy; a
         run kept alive keeps its whole padded batch alive): for callers that use a run and drop
-        it, as `headprobe check` does."""
+        it, as `headprobe check` does. ``encodings``: the texts' `tokenize` results, when the
+        caller has them already (one per text, same order)."""
         depth = self._check_depth(num_layers)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        encodings = self.tokenize(texts)
+        if encodings is None:
+            encodings = self.tokenize(texts)
+        else:
+            encodings = list(encodings)
+            texts = _as_texts(texts)
+            if len(encodings) != len(texts) or any(
+                    getattr(e, "text", None) != t for e, t in zip(encodings, texts)):
+                raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
+                                 "text in the same order")
         self._check_lengths(encodings)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
         # One batch of lookahead: the next batch computes on the device (XLA's own threads)

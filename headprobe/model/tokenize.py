@@ -71,6 +71,30 @@ class Tokenizer:
         return [self.backend.id_to_token(int(i)) for i in ids]
 
 
+class RememberingTokenizer:
+    """A `Tokenizer` that keeps every text's `Encoding`, for a `headprobe check` session that
+    tokenizes the same sentences at collection (lengths, unknown words), for the cache lookups
+    and for the forward pass: each text is tokenized once. It holds one `Encoding` per distinct
+    text seen, as many as the session's sentences; callers must not modify what it returns."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._seen: dict[str, Encoding] = {}
+
+    def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        """As `Tokenizer.encode`, each distinct text tokenized once per instance."""
+        texts = [str(t) for t in texts]
+        new = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if new:
+            self._seen.update(zip(new, self.tokenizer.encode(new)))
+        return [self._seen[t] for t in texts]
+
+    def __getattr__(self, name: str) -> Any:  # mask_token, vocab_size, decode_tokens ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.tokenizer, name)
+
+
 def _special_token(folder: Path, name: str, default: str) -> str:
     """``name`` (e.g. ``mask_token``) from special_tokens_map.json, else tokenizer_config.json."""
     for file in ("special_tokens_map.json", "tokenizer_config.json"):

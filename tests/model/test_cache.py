@@ -12,8 +12,8 @@ import pytest
 
 import headprobe
 from headprobe import cache as cache_module
-from headprobe.cache import (CacheStats, DeferredModel, EntryKey, ForwardCache, decode_entry,
-                             encode_entry, forward_runs, model_fingerprint)
+from headprobe.cache import (BackgroundFingerprint, CacheStats, DeferredModel, EntryKey, ForwardCache,
+                             decode_entry, encode_entry, forward_runs, model_fingerprint)
 from headprobe.heads import Head
 from headprobe.model.checkpoint import find_weights, fingerprint
 
@@ -253,6 +253,23 @@ def test_fingerprint_from_files_matches_the_model_and_is_remembered(tiny, tmp_pa
         model_fingerprint(tiny.path, memo_root=tmp_path)
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert fingerprint is not no_hashing and find_weights(tiny.path).format == "safetensors"
+
+
+def test_a_background_fingerprint_equals_the_model_s_and_is_remembered(tiny, tmp_path):
+    assert BackgroundFingerprint(tiny.path, memo_root=tmp_path).result() == tiny.fingerprint
+    assert list((tmp_path / "forward" / "fingerprints").iterdir())
+    deferred = DeferredModel(CountingLoader(tiny), folder=tiny.path, tokenizer=tiny.tokenizer,
+                             num_heads=3, background=BackgroundFingerprint(tiny.path))
+    assert deferred.fingerprint == tiny.fingerprint
+
+
+def test_a_background_fingerprint_raises_what_computing_it_raised(tmp_path):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")  # no weight files beside it
+    background = BackgroundFingerprint(tmp_path)
+    with pytest.raises(headprobe.errors.ModelFormatError):
+        model_fingerprint(tmp_path)
+    with pytest.raises(headprobe.errors.ModelFormatError):
+        background.result()
 
 
 def test_a_deferred_model_loads_only_when_asked_to_run(tiny):

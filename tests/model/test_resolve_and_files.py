@@ -227,3 +227,28 @@ def test_the_tokenizer_matches_transformers_fast_tokenizer():
         reference.mask_token, reference.unk_token_id, len(reference))
     assert tokenizer.decode_tokens([101, 2000, 103]) == reference.convert_ids_to_tokens(
         [101, 2000, 103])
+
+
+def test_a_remembering_tokenizer_tokenizes_each_text_once_with_the_same_result():
+    from headprobe.model.checkpoint import transformer_folder
+    from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
+
+    plain = load_tokenizer(transformer_folder(minilm_folder()))
+    asked: list[list[str]] = []
+    original = plain.encode
+
+    def counting(texts):
+        asked.append(list(texts))
+        return original(texts)
+
+    remembering = RememberingTokenizer(plain)
+    plain.encode = counting
+    texts = ["The cat sat.", "A dog.", "The cat sat."]
+    first = remembering.encode(texts)
+    second = remembering.encode(["A dog.", "New words here."])
+    assert asked == [["The cat sat.", "A dog."], ["New words here."]]
+    assert first[0] is first[2] and second[0] is first[1]
+    for encoding, expected in zip(first + second, original(texts + ["A dog.", "New words here."])):
+        assert encoding.tokens == expected.tokens and encoding.offsets == expected.offsets
+        assert encoding.input_ids.tolist() == expected.input_ids.tolist()
+    assert remembering.mask_token == "[MASK]" and remembering.vocab_size == plain.vocab_size

@@ -95,6 +95,31 @@ def test_runs_without_a_copy_are_views_with_the_same_values(tiny):
         assert np.array_equal(run.hidden_states, copied[index].hidden_states)
 
 
+def test_runs_from_given_encodings_equal_runs_that_tokenize_and_skip_the_tokenizer(tiny,
+                                                                                  monkeypatch):
+    texts = [tiny_sentence(words, seed) for seed, words in enumerate((4, 11, 6))]
+    fresh = dict(tiny.iter_runs(texts, hidden_states=False, mlm_logits=False))
+    encodings = tiny.tokenize(texts)
+
+    def no_tokenizing(texts):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(tiny, "tokenize", no_tokenizing)
+    given = dict(tiny.iter_runs(texts, hidden_states=False, mlm_logits=False,
+                                encodings=encodings))
+    for index, run in given.items():
+        assert run.tokens == fresh[index].tokens
+        assert np.array_equal(run.attentions, fresh[index].attentions)
+
+
+def test_encodings_that_do_not_match_the_texts_are_a_usage_error(tiny):
+    texts = ["the cat sat", "a dog"]
+    encodings = tiny.tokenize(texts)
+    for wrong in (encodings[:1], encodings[::-1]):
+        with pytest.raises(UsageError, match=r"encodings: expected model\.tokenize\(texts\)"):
+            list(tiny.iter_runs(texts, encodings=wrong))
+
+
 def test_many_lengths_compile_once_per_length_bucket(checkpoints):
     pytest.importorskip("torch")
     model = headprobe.load(str(checkpoints("tiny-gelu", hidden_act="gelu")))
