@@ -74,6 +74,8 @@ def parse_annotated(text: str, origin: str = "") -> Sentence:
     text = text.strip()
     if not text:
         raise ClaimFileError("the sentence is empty; write some text, or remove the entry")
+    if "[" not in text and "]" not in text and "\\" not in text:  # plain text: nothing to parse
+        return Sentence(text=text, spans=(), origin=origin)
     out: list[str] = []
     spans: list[Span] = []
     opened: int | None = None  # column of the '[' of the open span

@@ -95,9 +95,20 @@ def _installed_distributions() -> tuple[tuple[str, importlib.metadata.Distributi
 
 
 def find_bundle(hub_id: str) -> tuple[Path, str] | None:
-    """(model folder, distribution name) of an installed package bundling ``hub_id``, or None."""
+    """(model folder, distribution name) of an installed package bundling ``hub_id``, or None.
+
+    The distributions `KNOWN_BUNDLES` names are looked up first, by name (reading the metadata
+    of every installed distribution costs ~0.1 s); then every installed one."""
     key = hub_id.lower()
     known = {_normalize(n) for n in KNOWN_BUNDLES.get(key, ())}
+    for name in KNOWN_BUNDLES.get(key, ()):
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found = _bundled_folder(distribution)
+        if found is not None:
+            return found
     short = _normalize(hub_id.rsplit("/", 1)[-1])
     for name, distribution in _installed_distributions():
         if name not in known:
@@ -108,10 +119,18 @@ def find_bundle(hub_id: str) -> tuple[Path, str] | None:
             text = f"{metadata['Summary'] or ''}\n{body}"
             if key not in text.lower():
                 continue
-        for package_dir in _package_dirs(distribution):
-            folder = _model_folder_in(package_dir)
-            if folder is not None:
-                return folder, distribution.metadata["Name"]
+        found = _bundled_folder(distribution)
+        if found is not None:
+            return found
+    return None
+
+
+def _bundled_folder(distribution: importlib.metadata.Distribution) -> tuple[Path, str] | None:
+    """(model folder, distribution name) inside the packages ``distribution`` installs."""
+    for package_dir in _package_dirs(distribution):
+        folder = _model_folder_in(package_dir)
+        if folder is not None:
+            return folder, distribution.metadata["Name"]
     return None
 
 

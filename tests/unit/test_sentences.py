@@ -27,6 +27,8 @@ def test_spans_are_removed_and_offsets_index_the_clean_text():
 
 def test_plain_text_has_no_spans():
     assert parse_annotated("Nothing to see.") == Sentence("Nothing to see.")
+    assert parse_annotated("  Nothing {to} see.  ", origin="f.txt:4") == Sentence(
+        "Nothing {to} see.", (), "f.txt:4")
 
 
 def test_mask_without_label_stays_literal():
