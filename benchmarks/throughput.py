@@ -329,6 +329,7 @@ def _headprobe_script() -> str:
 def bench_check(folder: Path, texts: list[str]) -> dict:
     """`headprobe check` of CHECK_CLAIMS: cold (empty forward cache) then warm."""
     import headprobe
+    from headprobe.cache import ForwardCache
 
     work = Path(tempfile.mkdtemp(prefix="hp-check-"))
     try:
@@ -352,7 +353,7 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
 
         out: dict = {name: timed_check(name, *extra) for name, extra
                      in (("prime", ["--no-cache"]), ("cold", []), ("warm", []))}
-        out["entries"] = len(list((work / "cache" / "forward").glob("??/*.hpf")))
+        out["entries"] = len(ForwardCache(work / "cache"))
         reports = sorted(p for p in (work / "reports").iterdir() if p.is_dir()
                          and not p.is_symlink())
         cold_results = json.loads((reports[-2] / "report.json").read_text())["results"]

@@ -15,13 +15,21 @@ A cached `Run` carries tokens, ids, word ids and offsets from the tokenizer and 
 array of the usual shape ``[layer, head, query, key]`` up to the deepest head asked for; the heads
 that were not asked for are NaN, so using one by mistake cannot pass silently.
 
-Layout. ``cache_root()/forward/ab/cdef....hpf`` (sharded by the key's first two hex digits). A file
-is ``MAGIC``, a 4-byte little-endian header length, a JSON header (the key's fields, the heads, the
+Layout. ``cache_root()/forward/packs/*.hpk``: entries are written in packs, many entries a file
+(creating a file per sentence was most of what a cold run's cache writes cost). An entry is
+``MAGIC``, a 4-byte little-endian header length, a JSON header (the key's fields, the heads, the
 token count, a CRC-32 of the data and, from `headprobe check`, the claims' numbers for the
-sentence: `headprobe.score_cache`) and the raw float32 data ``[stored head, query, key]``. Writes go
-to a temporary file in the same folder, then `os.replace` (atomic: readers see the old entry or
-the new one, never half of one). A corrupt, truncated or foreign entry (another key inside, a shape
-that does not match the sentence) is counted in `CacheStats.invalid`, ignored, and rewritten.
+sentence: `headprobe.score_cache`) and the raw float32 data ``[stored head, query, key]``. A pack
+is ``PACK_MAGIC``, its entries, a JSON index (each entry's key digest, offset and length) and a
+footer saying where the index is. `ForwardCache.put` keeps new entries in memory and writes a pack
+once they reach ``pack_bytes`` (and on `ForwardCache.flush`); a pack is written to a temporary
+file in the same folder, then `os.replace`d (atomic: readers see a whole pack or none). When a key
+is in several packs the newest pack's entry is read (every version of an entry is correct for its
+key; a newer one may hold more heads or scores). Packs only grow the cache; when more than
+``MAX_PACKS`` packs or more superseded bytes than live ones have piled up, opening the cache
+rewrites the live entries into new packs and deletes the old ones. A corrupt, truncated or foreign
+entry (another key inside, a shape that does not match the sentence) or pack is counted in
+`CacheStats.invalid`, ignored, and its entries written again by the next run that needs them.
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import itertools
 import struct
 import threading
+import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,14 +51,20 @@ from typing import Any
 import numpy as np
 
 from headprobe.atomic import write_atomic
+from headprobe.errors import CacheWarning
 from headprobe.heads import Head
 from headprobe.runs import Run
 
 FORMAT_VERSION = 1
 DTYPE = "float32"
 MAGIC = b"HPFWD1\n"
-SUFFIX = ".hpf"
 _LENGTH = struct.Struct("<I")
+PACK_MAGIC = b"HPPACK1\n"
+PACK_SUFFIX = ".hpk"
+_FOOTER = struct.Struct("<QQ8s")  # index offset, index length, PACK_MAGIC
+PACK_BYTES = 16 << 20  # entries waiting in memory are written as a pack at this size
+MAX_PACKS = 64  # opening a cache with more packs than this compacts it
+_pack_numbers = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -148,26 +165,120 @@ def decode_entry(blob: bytes, key: EntryKey, tokens: int) -> Entry | None:
 
 
 class ForwardCache:
-    """Entries under ``root/forward``. ``enabled=False`` (``--no-cache``) reads and writes nothing."""
+    """Entries under ``root/forward/packs``. ``enabled=False`` (``--no-cache``) reads and writes
+    nothing. Entries `put` here are in memory until ``pack_bytes`` of them are waiting or
+    `flush` is called (`close`, or the end of a ``with`` block, flushes too); lookups in the same
+    cache see them at once. Packs other processes write after this cache read its index are not
+    seen (their keys miss, and are computed and written again)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True,
+                 pack_bytes: int = PACK_BYTES) -> None:
         self.folder = Path(root) / "forward"
+        self.packs = self.folder / "packs"
         self.enabled = enabled
+        self.pack_bytes = pack_bytes
         self.stats = CacheStats()
-        # Keys whose file this process found missing: `put` then has nothing to merge with.
-        self._absent: set[EntryKey] = set()
+        self._index: dict[str, tuple[str, int, int]] | None = None  # digest -> (pack, offset, length)
+        self._pending: dict[str, bytes] = {}  # digest -> entry not yet in a pack
+        self._pending_bytes = 0
+        self._writable = True  # False once a pack could not be written
 
-    def path_for(self, key: EntryKey) -> Path:
-        digest = key.digest
-        return self.folder / digest[:2] / (digest[2:] + SUFFIX)
+    def __enter__(self) -> ForwardCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """How many keys have an entry (in packs or waiting to be written)."""
+        if not self.enabled:
+            return 0
+        return len(self._load().keys() | self._pending.keys())
+
+    # ---- reading -------------------------------------------------------------------------------
+    def _load(self) -> dict[str, tuple[str, int, int]]:
+        """The index of every pack on disk (read once; compacted first if need be)."""
+        if self._index is None:
+            self._index, sizes = self._read_packs()
+            live = sum(length for _, _, length in self._index.values())
+            dead = sum(sizes.values()) - live
+            if len(sizes) > MAX_PACKS or (dead > live and dead > self.pack_bytes):
+                try:
+                    self._compact(sorted(sizes))
+                except OSError:  # e.g. a full disk: the packs stay as they are, all readable
+                    pass
+        return self._index
+
+    def _read_packs(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int]]:
+        """(index, bytes of entries per pack) over the packs on disk, newest pack winning."""
+        index: dict[str, tuple[str, int, int]] = {}
+        sizes: dict[str, int] = {}
+        try:
+            names = sorted(p.name for p in os.scandir(self.packs) if p.name.endswith(PACK_SUFFIX)
+                           and not p.name.startswith("."))
+        except OSError:  # no packs yet
+            return index, sizes
+        for name in names:
+            entries = self._pack_index(name)
+            if entries is None:
+                self.stats.invalid += 1
+                self._drop_pack(name)
+                continue
+            sizes[name] = sum(length for _, _, length in entries)
+            for digest, offset, length in entries:
+                index[digest] = (name, offset, length)
+        return index, sizes
+
+    def _pack_index(self, name: str) -> list[tuple[str, int, int]] | None:
+        """A pack's ``(digest, offset, length)`` entries, or None if it is damaged or foreign."""
+        try:
+            with open(self.packs / name, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size < len(PACK_MAGIC) + _FOOTER.size:
+                    return None
+                handle.seek(size - _FOOTER.size)
+                offset, length, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
+                if magic != PACK_MAGIC or offset + length != size - _FOOTER.size:
+                    return None
+                handle.seek(0)
+                if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
+                    return None
+                handle.seek(offset)
+                entries = json.loads(handle.read(length).decode("utf-8"))["entries"]
+            parsed = [(str(d), int(o), int(n)) for d, o, n in entries]
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, struct.error):
+            return None
+        if any(o < len(PACK_MAGIC) or n <= 0 or o + n > offset for _, o, n in parsed):
+            return None
+        return parsed
+
+    def _drop_pack(self, name: str) -> None:
+        """Delete a damaged or compacted pack."""
+        try:
+            os.unlink(self.packs / name)
+        except OSError:
+            pass
 
     def _bytes(self, key: EntryKey) -> bytes | None:
-        """The file's bytes, or None (remembered in ``_absent``) when there is no file."""
-        try:
-            return self.path_for(key).read_bytes()
-        except OSError:
-            self._absent.add(key)
+        """The entry's bytes, or None when there is no entry (or its pack went away)."""
+        return self._bytes_of(key.digest)
+
+    def _bytes_of(self, digest: str) -> bytes | None:
+        pending = self._pending.get(digest)
+        if pending is not None:
+            return pending
+        where = self._load().get(digest)
+        if where is None:
             return None
+        name, offset, length = where
+        try:
+            with open(self.packs / name, "rb") as handle:
+                handle.seek(offset)
+                blob = handle.read(length)
+        except OSError:  # deleted by another process's compaction: a miss
+            self._index.pop(digest, None)  # type: ignore[union-attr]
+            return None
+        return blob
 
     def _read(self, key: EntryKey, tokens: int, *, count: bool = True) -> Entry | None:
         blob = self._bytes(key)
@@ -192,7 +303,7 @@ class ForwardCache:
         return entry.attentions[[where[h] for h in heads]]
 
     def header(self, key: EntryKey) -> tuple[bool, dict[str, Any] | None]:
-        """``(the file exists, its header if whole and for key)``, without checking the data:
+        """``(there is an entry, its header if whole and for key)``, without checking the data:
         what the score cache reads."""
         blob = self._bytes(key) if self.enabled else None
         if blob is None:
@@ -200,6 +311,7 @@ class ForwardCache:
         decoded = decode_header(blob, key)
         return True, None if decoded is None else decoded[0]
 
+    # ---- writing -------------------------------------------------------------------------------
     def put(self, key: EntryKey, heads: Sequence[tuple[int, int]], attentions: np.ndarray,
             scores: ScoresUpdate | None = None) -> None:
         """Store ``attentions`` [head, q, k] of ``heads``, keeping other heads a valid entry has;
@@ -207,18 +319,97 @@ class ForwardCache:
         if not self.enabled:
             return
         heads = [tuple(h) for h in heads]
-        # A file found missing a moment ago is not read again (a cold run writes thousands); if
-        # another process wrote it since, its extra heads are dropped and cached again later.
-        old = None if key in self._absent else self._read(key, attentions.shape[-1], count=False)
-        self._absent.discard(key)
+        old = self._read(key, attentions.shape[-1], count=False)
         if old is not None:
             kept = [i for i, h in enumerate(old.heads) if h not in heads]
             heads = [old.heads[i] for i in kept] + heads
             attentions = np.concatenate([old.attentions[kept], attentions])
         old_scores = None if old is None else old.scores
         new_scores = old_scores if scores is None else scores(old_scores)
-        write_atomic(self.path_for(key), encode_entry(key, heads, attentions, new_scores))
+        blob = encode_entry(key, heads, attentions, new_scores)
+        digest = key.digest
+        self._pending_bytes += len(blob) - len(self._pending.get(digest, b""))
+        self._pending[digest] = blob
         self.stats.writes += 1
+        if self._pending_bytes >= self.pack_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the entries waiting in memory as one pack. If that fails (a full disk, a folder
+        that cannot be written) a `CacheWarning` says so once and the cache stops writing: the
+        run goes on, uncached."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
+        if not self._writable:
+            return
+        try:
+            name = self._write_pack(list(pending.items()))
+        except OSError as error:
+            self._writable = False
+            warnings.warn(CacheWarning(
+                f"cannot write the forward cache in {self.packs} ({error.strerror or error}); "
+                f"this run goes on without caching its results. Free some space, fix the "
+                f"folder, or pass --cache-dir DIR (or --no-cache)."), stacklevel=2)
+            return
+        index = self._load()
+        offset = len(PACK_MAGIC)
+        for digest, blob in pending.items():
+            index[digest] = (name, offset, len(blob))
+            offset += len(blob)
+
+    def _write_pack(self, entries: list[tuple[str, bytes]]) -> str:
+        """Write ``(digest, entry bytes)`` as a new pack (atomically); return its name."""
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_pack_numbers)}{PACK_SUFFIX}"
+        offset, listed = len(PACK_MAGIC), []
+        for digest, blob in entries:
+            listed.append([digest, offset, len(blob)])
+            offset += len(blob)
+        index = json.dumps({"entries": listed}, separators=(",", ":")).encode("utf-8")
+        write_atomic(self.packs / name, b"".join(
+            [PACK_MAGIC, *(blob for _, blob in entries), index,
+             _FOOTER.pack(offset, len(index), PACK_MAGIC)]))
+        return name
+
+    def _compact(self, names: list[str]) -> None:
+        """Rewrite the live entries of ``names`` into new packs, then delete those packs.
+
+        Packs written meanwhile by other processes are not touched; a process still reading a
+        deleted pack sees misses."""
+        assert self._index is not None
+        chunk: list[tuple[str, bytes]] = []
+        size = 0
+        moved: dict[str, tuple[str, int, int]] = {}
+
+        def write_chunk() -> None:
+            name = self._write_pack(chunk)
+            offset = len(PACK_MAGIC)
+            for digest, blob in chunk:
+                moved[digest] = (name, offset, len(blob))
+                offset += len(blob)
+
+        old = set(names)
+        for digest in [d for d, (name, _, _) in self._index.items() if name in old]:
+            blob = self._bytes_of(digest)
+            if blob is None:
+                continue
+            chunk.append((digest, blob))
+            size += len(blob)
+            if size >= self.pack_bytes:
+                write_chunk()
+                chunk, size = [], 0
+        if chunk:
+            write_chunk()
+        for digest in [d for d, (name, _, _) in self._index.items() if name in old]:
+            del self._index[digest]
+        self._index.update(moved)
+        for name in names:
+            self._drop_pack(name)
+
+    def close(self) -> None:
+        """Write what waits in memory (the cache stays usable)."""
+        if self.enabled:
+            self.flush()
 
 
 def head_pairs(heads: Sequence[Head]) -> list[tuple[int, int]]:
@@ -250,7 +441,8 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
                  write: bool = True) -> Iterator[tuple[int, Run]]:
     """``(index into texts, Run)`` for every text: cached runs first, then the model (loaded only
     if some text misses) over the rest, whose needed heads are written to the cache (unless
-    ``write=False``: `headprobe check` writes each entry itself, once, with its scores).
+    ``write=False``: `headprobe check` writes each entry itself, once, with its scores); what
+    it wrote is flushed to a pack when the iteration ends.
 
     Runs cover layers 1..deepest head. ``encode`` is the model's tokenizer (``Tokenizer.encode``).
     """
@@ -275,12 +467,16 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     model = load_model()
     # copy=False: the runs are views into their batch's output, used and dropped by the caller
     # (the entry written to the cache is a copy of the stored heads).
-    for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
-                                         mlm_logits=False, num_layers=depth, copy=False,
-                                         encodings=[encodings[i] for i in missed]):
+    try:
+        for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
+                                             mlm_logits=False, num_layers=depth, copy=False,
+                                             encodings=[encodings[i] for i in missed]):
+            if write:
+                cache.put(EntryKey(fingerprint, run.text), pairs, stored_attentions(run, pairs))
+            yield missed[position], run
+    finally:
         if write:
-            cache.put(EntryKey(fingerprint, run.text), pairs, stored_attentions(run, pairs))
-        yield missed[position], run
+            cache.flush()
 
 
 # ---- fingerprints without reading the weights twice ----------------------------------------------
@@ -311,7 +507,10 @@ def model_fingerprint(folder: str | os.PathLike[str], *, memo_root: str | os.Pat
     except OSError:
         pass
     digest = fingerprint(weights, config)
-    write_atomic(memo, digest.encode("utf-8"))
+    try:
+        write_atomic(memo, digest.encode("utf-8"))
+    except OSError:  # only a memo: the next run hashes again
+        pass
     return digest
 
 

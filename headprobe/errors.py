@@ -23,6 +23,11 @@ class ExitCode(enum.IntEnum):
     NO_TESTS_COLLECTED = 5
 
 
+class CacheWarning(UserWarning):
+    """A cache could not be written (a full disk, a read-only folder): the run goes on without
+    caching what it computed."""
+
+
 class HeadprobeError(Exception):
     """Base class: bad input a user can fix. ``exit_code`` says how the CLI ends."""
 

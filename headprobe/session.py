@@ -66,7 +66,7 @@ class CheckContext:
         self.current_nodeid: str | None = None
         self.current_is_property = False
         self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
-        self.forward_cache = None  # set by each evaluation (headprobe.cache)
+        self.forward_cache = None  # one per session, made on first use (`_forward_cache`)
         self.score_cache = None  # with it: the scores in its entries (headprobe.score_cache)
 
     # ---- settings ----------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class CheckContext:
             self._evaluate_model(spec, items)
 
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
-        from headprobe.cache import ForwardCache, head_pairs, stored_attentions
+        from headprobe.cache import head_pairs, stored_attentions
         from headprobe.evaluation import ClaimAccumulator
         from headprobe.score_cache import ScoreCache, scoring_key
 
@@ -222,22 +222,25 @@ class CheckContext:
                 users[sentence.text].append((accumulator, index, sentence, key))
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
-        self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
+        self.forward_cache = self._forward_cache()
         self.score_cache = ScoreCache(self.forward_cache)  # the scores live in its entries
         pending, tokens = self._cached_scores(model, users)
         pairs = head_pairs(heads)
-        # Each sentence's cache entry (its heads' attention and its claims' numbers) is written
-        # once, after scoring: one file per sentence.
-        for index, run in self._runs(model, pending, heads):
-            text = pending[index]
-            numbers = {}
-            for accumulator, sentence_index, sentence, key in users[text]:
-                scored = accumulator.score(sentence, run)
-                accumulator.record(sentence_index, sentence.text, scored)
-                numbers[key] = scored
-            if self.score_cache.enabled:
-                self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers,
-                                     pairs, stored_attentions(run, pairs))
+        # Each sentence's cache entry (its heads' attention and its claims' numbers) is put
+        # once, after scoring; entries go to disk a pack at a time.
+        try:
+            for index, run in self._runs(model, pending, heads):
+                text = pending[index]
+                numbers = {}
+                for accumulator, sentence_index, sentence, key in users[text]:
+                    scored = accumulator.score(sentence, run)
+                    accumulator.record(sentence_index, sentence.text, scored)
+                    numbers[key] = scored
+                if self.score_cache.enabled:
+                    self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers,
+                                         pairs, stored_attentions(run, pairs))
+        finally:
+            self.forward_cache.flush()
         for accumulator, group in accumulators:
             results = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
             for item in group:
@@ -391,13 +394,25 @@ class CheckContext:
         """Runs for figures of ``head``, from the forward cache when it has them."""
         if not hasattr(model, "tokenize") or not hasattr(model, "fingerprint"):
             return model.run(texts, hidden_states=False, mlm_logits=False, num_layers=head.layer)
-        from headprobe.cache import ForwardCache, forward_runs
+        from headprobe.cache import forward_runs
 
-        cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         runs = dict(forward_runs(texts, [head], fingerprint=model.fingerprint,
                                  encode=model.tokenize, num_heads=model.num_heads,
-                                 load_model=lambda: model, cache=cache))
+                                 load_model=lambda: model, cache=self._forward_cache()))
         return [runs[i] for i in range(len(texts))]
+
+    def _forward_cache(self):
+        """The session's one `ForwardCache` (its pack index is read once per session)."""
+        if self.forward_cache is None:
+            from headprobe.cache import ForwardCache
+
+            self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
+        return self.forward_cache
+
+    def close_caches(self) -> None:
+        """Write what the forward cache still holds in memory and close its packs."""
+        if self.forward_cache is not None:
+            self.forward_cache.close()
 
     # ---- terminal ------------------------------------------------------------------------------
     def failure_text(self, item: "ClaimItem", result: "ClaimResult") -> str:
@@ -441,6 +456,7 @@ class CheckContext:
         self._errors += 1
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.close_caches()
         if self.config.getoption("headprobe_no_report", False):
             return
         if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):

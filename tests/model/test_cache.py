@@ -35,31 +35,71 @@ def store(tmp_path) -> ForwardCache:
 KEY = EntryKey("sha256:" + "ab" * 32, "The cat sat on the mat.")
 
 
+def reopened(store: ForwardCache) -> ForwardCache:
+    """What the next process sees: ``store`` flushed, and a new cache over the same folder."""
+    store.close()
+    return ForwardCache(store.folder.parent)
+
+
+def _packs(store: ForwardCache) -> list[str]:
+    return sorted(p.name for p in store.packs.iterdir()) if store.packs.exists() else []
+
+
 def test_an_entry_round_trips_bit_for_bit_and_a_lookup_picks_heads_in_the_order_asked(store):
     data = _attentions()
     store.put(KEY, HEADS, data)
-    got = store.get(KEY, [(1, 1), (0, 2)], TOKENS)
+    got = store.get(KEY, [(1, 1), (0, 2)], TOKENS)  # from memory, before any pack is written
     assert got.dtype == np.float32 and got.shape == (2, TOKENS, TOKENS)
     assert got.tobytes() == data[[2, 0]].tobytes()
     assert store.stats == CacheStats(hits=1, misses=0, invalid=0, writes=1)
+    again = reopened(store)
+    assert again.get(KEY, [(1, 1), (0, 2)], TOKENS).tobytes() == data[[2, 0]].tobytes()
+    assert again.stats == CacheStats(hits=1, misses=0, invalid=0, writes=0)
 
 
-def test_files_are_sharded_by_the_first_two_hex_digits_of_the_key(store):
-    store.put(KEY, HEADS, _attentions())
-    path = store.path_for(KEY)
-    assert path.parent.name == KEY.digest[:2] and path.name == KEY.digest[2:] + ".hpf"
-    assert path.parent.parent == store.folder and store.folder.name == "forward"
+def test_entries_wait_in_memory_and_are_written_many_to_a_pack(store):
+    others = [EntryKey(KEY.fingerprint, f"Sentence number {i}.") for i in range(5)]
+    for i, key in enumerate(others):
+        store.put(key, HEADS, _attentions(i))
+    assert _packs(store) == [] and len(store) == 5
+    store.flush()
+    (name,) = _packs(store)
+    assert name.endswith(".hpk") and store.packs == store.folder / "packs"
+    blob = (store.packs / name).read_bytes()
+    assert blob.startswith(cache_module.PACK_MAGIC) and blob.endswith(cache_module.PACK_MAGIC)
+    again = reopened(store)
+    assert len(again) == 5
+    for i, key in enumerate(others):
+        assert again.get(key, HEADS, TOKENS).tobytes() == _attentions(i).tobytes()
+
+
+def test_a_pack_is_written_once_pack_bytes_of_entries_wait(tmp_path):
+    keys = [EntryKey(KEY.fingerprint, f"Sentence {i}.") for i in range(5)]
+    entry_bytes = len(encode_entry(keys[0], HEADS, _attentions()))  # the same for each key
+    store = ForwardCache(tmp_path, pack_bytes=2 * entry_bytes)
+    for key in keys[:2]:
+        store.put(key, HEADS, _attentions())
+    assert len(_packs(store)) == 1  # two entries reached pack_bytes
+    for key in keys[2:]:
+        store.put(key, HEADS, _attentions())
+    assert len(_packs(store)) == 2
+    store.close()  # the fifth entry
+    assert len(_packs(store)) == 3 and len(ForwardCache(tmp_path)) == 5
 
 
 def test_a_head_not_stored_is_a_miss_and_a_later_write_keeps_the_old_heads(store):
     first = _attentions(0)
     store.put(KEY, HEADS, first)
+    store = reopened(store)
     assert store.get(KEY, [(0, 2), (4, 5)], TOKENS) is None
     extra = _attentions(1, heads=1)
     store.put(KEY, [(4, 5)], extra)
     both = store.get(KEY, [(4, 5), *HEADS], TOKENS)
     assert both.tobytes() == np.concatenate([extra, first]).tobytes()
-    assert store.stats.misses == 1 and store.stats.hits == 1 and store.stats.writes == 2
+    assert store.stats.misses == 1 and store.stats.hits == 1 and store.stats.writes == 1
+    again = reopened(store)  # two packs hold the key: the newer one is read
+    assert len(_packs(again)) == 2
+    assert again.get(KEY, [(4, 5), *HEADS], TOKENS).tobytes() == both.tobytes()
 
 
 @pytest.mark.parametrize("other", [
@@ -70,6 +110,7 @@ def test_a_head_not_stored_is_a_miss_and_a_later_write_keeps_the_old_heads(store
 def test_other_keys_miss(store, other):
     store.put(KEY, HEADS, _attentions())
     assert store.get(other, HEADS, TOKENS) is None
+    assert reopened(store).get(other, HEADS, TOKENS) is None
     assert store.stats.invalid == 0
 
 
@@ -77,37 +118,61 @@ def _damage(path, how: str) -> None:
     blob = path.read_bytes()
     if how == "truncated":
         path.write_bytes(blob[:-5])
-    elif how == "flipped":
-        path.write_bytes(blob[:-9] + bytes([blob[-9] ^ 0x40]) + blob[-8:])
+    elif how == "flipped data":  # a byte of the entry's float32 data: its CRC no longer matches
+        at = len(cache_module.PACK_MAGIC) + len(encode_entry(KEY, HEADS, _attentions())) - 9
+        path.write_bytes(blob[:at] + bytes([blob[at] ^ 0x40]) + blob[at + 1:])
+    elif how == "flipped footer":
+        path.write_bytes(blob[:-20] + bytes([blob[-20] ^ 0x40]) + blob[-19:])
     elif how == "garbage":
-        path.write_bytes(b"not an entry at all")
+        path.write_bytes(b"not a pack at all")
     elif how == "empty":
         path.write_bytes(b"")
 
 
-@pytest.mark.parametrize("how", ["truncated", "flipped", "garbage", "empty"])
-def test_a_damaged_entry_is_ignored_then_rewritten(store, how):
+@pytest.mark.parametrize("how", ["truncated", "flipped data", "flipped footer", "garbage",
+                                 "empty"])
+def test_a_damaged_entry_or_pack_is_ignored_then_rewritten(store, how):
     data = _attentions()
     store.put(KEY, HEADS, data)
-    _damage(store.path_for(KEY), how)
+    store.close()
+    (name,) = _packs(store)
+    _damage(store.packs / name, how)
+    store = ForwardCache(store.folder.parent)
     assert store.get(KEY, HEADS, TOKENS) is None
     assert store.stats.invalid == 1
     store.put(KEY, HEADS, data)  # what the next forward pass does
-    assert store.get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
+    assert reopened(store).get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
 
 
-def test_a_foreign_entry_under_this_keys_name_is_ignored(store):
+def test_a_foreign_entry_under_this_keys_digest_is_ignored(store):
     other = EntryKey(KEY.fingerprint, "A dog sat.")
-    store.put(other, HEADS, _attentions())
-    path = store.path_for(KEY)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(store.path_for(other).read_bytes())  # right format, wrong key inside
+    # right format, wrong key inside
+    store._write_pack([(KEY.digest, encode_entry(other, HEADS, _attentions()))])
+    store = ForwardCache(store.folder.parent)
+    assert store.get(KEY, HEADS, TOKENS) is None and store.stats.invalid == 1
+
+
+def test_a_pack_whose_index_points_outside_its_entries_is_ignored(store):
+    store.put(KEY, HEADS, _attentions())
+    store.close()
+    (name,) = _packs(store)
+    blob = (store.packs / name).read_bytes()
+    offset, length, _ = cache_module._FOOTER.unpack(blob[-cache_module._FOOTER.size:])
+    index = json.loads(blob[offset:offset + length])
+    index["entries"][0][2] += 10_000  # longer than the pack
+    forged = json.dumps(index).encode()
+    (store.packs / name).write_bytes(
+        blob[:offset] + forged + cache_module._FOOTER.pack(offset, len(forged),
+                                                           cache_module.PACK_MAGIC))
+    store = ForwardCache(store.folder.parent)
     assert store.get(KEY, HEADS, TOKENS) is None and store.stats.invalid == 1
 
 
 def test_an_entry_of_the_wrong_token_count_is_ignored(store):
     store.put(KEY, HEADS, _attentions(tokens=5))
     assert store.get(KEY, HEADS, TOKENS) is None and store.stats.invalid == 1
+    again = reopened(store)
+    assert again.get(KEY, HEADS, TOKENS) is None and again.stats.invalid == 1
 
 
 def test_decode_rejects_a_header_that_lies_about_the_heads():
@@ -123,29 +188,35 @@ def test_decode_rejects_a_header_that_lies_about_the_heads():
     assert decode_entry(blob, KEY, TOKENS) is not None
 
 
-def test_a_failed_write_leaves_the_old_entry_and_no_temporary_file(store, monkeypatch):
+def test_a_failed_write_leaves_the_old_packs_and_no_temporary_file(store, monkeypatch):
     data = _attentions()
     store.put(KEY, HEADS, data)
+    store.flush()
+    before = _packs(store)
 
     def broken_replace(source, target):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        store.put(KEY, [(5, 5)], _attentions(3, heads=1))
+    store.put(KEY, [(5, 5)], _attentions(3, heads=1))
+    with pytest.warns(headprobe.errors.CacheWarning, match="disk full"):
+        store.flush()
     monkeypatch.undo()
-    assert sorted(p.name for p in store.path_for(KEY).parent.iterdir()) == \
-        [store.path_for(KEY).name]
-    assert store.get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
+    assert _packs(store) == before
+    assert ForwardCache(store.folder.parent).get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
 
 
 def test_writes_after_a_miss_in_the_same_process_still_merge_their_heads(store):
-    assert store.get(KEY, HEADS, TOKENS) is None  # no file yet: the first put need not read one
+    assert store.get(KEY, HEADS, TOKENS) is None  # no entry yet
     first = _attentions(0)
     store.put(KEY, HEADS, first)
     extra = _attentions(1, heads=1)
-    store.put(KEY, [(4, 5)], extra)  # the file exists now: this put keeps the three heads
+    store.put(KEY, [(4, 5)], extra)  # the entry exists now: this put keeps the three heads
     assert store.get(KEY, [*HEADS, (4, 5)], TOKENS).tobytes() == \
+        np.concatenate([first, extra]).tobytes()
+    again = reopened(store)
+    assert len(_packs(again)) == 1  # one pack: the newer entry replaced the one in memory
+    assert again.get(KEY, [*HEADS, (4, 5)], TOKENS).tobytes() == \
         np.concatenate([first, extra]).tobytes()
 
 
@@ -153,17 +224,75 @@ def test_a_cache_folder_deleted_while_running_is_made_again_on_the_next_write(st
     import shutil
 
     store.put(KEY, HEADS, _attentions())
+    store.flush()
     shutil.rmtree(store.folder)
     store.put(KEY, HEADS, _attentions(2))
-    assert store.get(KEY, HEADS, TOKENS).tobytes() == _attentions(2).tobytes()
-    assert [p.name for p in store.path_for(KEY).parent.iterdir()] == [store.path_for(KEY).name]
+    again = reopened(store)
+    assert again.get(KEY, HEADS, TOKENS).tobytes() == _attentions(2).tobytes()
+    assert len(_packs(again)) == 1
+
+
+def test_packs_from_several_processes_are_all_read(tmp_path):
+    first, second = ForwardCache(tmp_path), ForwardCache(tmp_path)
+    other = EntryKey(KEY.fingerprint, "A dog sat.")
+    assert len(first) == 0 and len(second) == 0  # both have read the (empty) index
+    first.put(KEY, HEADS, _attentions(0))
+    second.put(other, HEADS, _attentions(1))
+    first.close()
+    second.close()
+    third = ForwardCache(tmp_path)
+    assert third.get(KEY, HEADS, TOKENS).tobytes() == _attentions(0).tobytes()
+    assert third.get(other, HEADS, TOKENS).tobytes() == _attentions(1).tobytes()
+
+
+def test_many_packs_are_compacted_when_the_cache_is_opened(tmp_path, monkeypatch):
+    keys = [EntryKey(KEY.fingerprint, f"Sentence {i}.") for i in range(6)]
+    for i, key in enumerate(keys):  # six runs, a pack each
+        store = ForwardCache(tmp_path)
+        store.put(key, HEADS, _attentions(i))
+        store.close()
+    assert len(_packs(store)) == 6
+    monkeypatch.setattr(cache_module, "MAX_PACKS", 3)
+    again = ForwardCache(tmp_path)
+    assert len(again) == 6 and len(_packs(again)) == 1  # opening it compacted the six
+    for i, key in enumerate(keys):
+        assert again.get(key, HEADS, TOKENS).tobytes() == _attentions(i).tobytes()
+    assert again.stats.invalid == 0
+    assert len(ForwardCache(tmp_path)) == 6
+
+
+def test_superseded_entries_are_dropped_when_they_outweigh_the_live_ones(tmp_path):
+    entry_bytes = len(encode_entry(KEY, HEADS, _attentions()))
+    for version in range(4):  # the same key written four times: three superseded copies
+        store = ForwardCache(tmp_path, pack_bytes=entry_bytes)
+        store.get(KEY, HEADS, TOKENS)  # reads (and, once they outweigh it, compacts) the index
+        store.put(KEY, HEADS, _attentions(version))
+        store.close()
+    assert len(_packs(store)) < 4
+    total = sum((store.packs / n).stat().st_size for n in _packs(store))
+    assert total < 3 * entry_bytes
+    assert ForwardCache(tmp_path).get(KEY, HEADS, TOKENS).tobytes() == _attentions(3).tobytes()
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(tmp_path):
+    (tmp_path / "forward").write_text("a file where the cache's folder should be")
+    store = ForwardCache(tmp_path)
+    store.put(KEY, HEADS, _attentions())
+    with pytest.warns(headprobe.errors.CacheWarning, match=r"cannot write the forward cache in "
+                      r".*forward.packs \(Not a directory\).*--no-cache"):
+        store.flush()
+    store.put(KEY, HEADS, _attentions())
+    store.close()  # no second warning (pytest's filterwarnings=error would raise it)
+    assert store.get(KEY, HEADS, TOKENS) is None
 
 
 def test_a_disabled_cache_reads_and_writes_nothing(tmp_path):
     enabled = ForwardCache(tmp_path)
     enabled.put(KEY, HEADS, _attentions())
+    enabled.close()
     disabled = ForwardCache(tmp_path / "other", enabled=False)
     disabled.put(KEY, HEADS, _attentions())
+    disabled.close()
     assert not disabled.folder.exists()
     assert ForwardCache(tmp_path, enabled=False).get(KEY, HEADS, TOKENS) is None
 
@@ -329,8 +458,8 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
                            capfd=capfd)
     assert cold.rc == 1, cold  # one claim fails on purpose: its figures come from the cache too
     assert len(loads) == 1
-    entries = list((cache_dir / "forward").glob("??/*.hpf"))
-    assert len(entries) == 3
+    packs = sorted((cache_dir / "forward" / "packs").iterdir())
+    assert len(ForwardCache(cache_dir)) == 3 and len(packs) == 1
     warm = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
                            capfd=capfd)
     assert warm.rc == 1, warm
@@ -341,7 +470,25 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
                              monkeypatch=monkeypatch, capfd=capfd)
     assert bypass.rc == 1, bypass
     assert len(loads) == 2 and _results(bypass) == _results(cold)
-    assert sorted((cache_dir / "forward").glob("??/*.hpf")) == sorted(entries)
+    assert sorted((cache_dir / "forward" / "packs").iterdir()) == packs  # nothing written
+
+
+def test_check_with_a_cache_folder_it_cannot_write_reports_the_right_results_and_warns(
+        planted_model, tmp_path, monkeypatch, capfd):
+    from checkrun import check_inprocess, write_project
+
+    project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
+    args = ("claims.yaml", "--model", str(planted_model))
+    good = check_inprocess(project, *args, cache_dir=tmp_path / "cache", monkeypatch=monkeypatch,
+                           capfd=capfd)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "forward").write_text("not a folder")
+    bad = check_inprocess(project, *args, cache_dir=broken, monkeypatch=monkeypatch,
+                          capfd=capfd)
+    assert bad.rc == good.rc == 1  # the claim that fails on purpose, and only it
+    assert _results(bad) == _results(good)
+    assert bad.output.count("CacheWarning: cannot write the forward cache") == 1
 
 
 def test_cached_runs_in_input_order_score_like_fresh_runs_in_length_order(tiny, store):

@@ -9,6 +9,7 @@ import pytest
 
 import headprobe
 from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
+from headprobe import cache as cache_module
 from headprobe.cache import EntryKey, ForwardCache
 from headprobe.score_cache import ScoreCache, decode_numbers, encode_numbers
 
@@ -73,8 +74,28 @@ def check(tmp_path, planted_model, monkeypatch, capfd):
     return run
 
 
-def _files(tmp_path) -> list:
-    return sorted((tmp_path / "cache" / "forward").glob("??/*.hpf"))
+def _entries(tmp_path) -> int:
+    """How many sentences have a forward-cache entry."""
+    return len(ForwardCache(tmp_path / "cache"))
+
+
+def _packs(tmp_path) -> dict:
+    """Every pack file's bytes, by path."""
+    folder = tmp_path / "cache" / "forward" / "packs"
+    return {p: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def _damage_header(tmp_path, damage: bytes) -> None:
+    """Overwrite the JSON header of one entry inside its pack with ``damage`` (padded with
+    spaces, or NUL bytes for an empty damage, to the header's length)."""
+    cache = ForwardCache(tmp_path / "cache")
+    name, offset, _ = sorted(cache._load().values())[1]
+    path = cache.packs / name
+    blob = bytearray(path.read_bytes())
+    start = offset + len(cache_module.MAGIC) + 4
+    length = int.from_bytes(blob[offset + len(cache_module.MAGIC):start], "little")
+    blob[start:start + length] = damage.ljust(length, b" " if damage else b"\0")
+    path.write_bytes(bytes(blob))
 
 
 def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_same(
@@ -83,7 +104,7 @@ def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_sa
     cold = check()
     assert cold.rc == 0, cold
     assert counter.scores == 2 * 3 and counter.forwards == 3
-    assert len(_files(tmp_path)) == 3  # one file per sentence: its heads and both claims
+    assert _entries(tmp_path) == 3  # one entry per sentence: its heads and both claims
     assert not (tmp_path / "cache" / "scores").exists()  # no second file per sentence
     warm = check()
     assert warm.rc == 0, warm
@@ -104,19 +125,18 @@ def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
     scored = counter.scores
     assert check("cls").rc == 0 and check("next").rc == changed.rc
     assert counter.scores == scored  # both versions of the claim are cached side by side
-    assert len(_files(tmp_path)) == 3
+    assert _entries(tmp_path) == 3
 
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b'{"version": 1}'])
-def test_a_damaged_file_is_ignored_and_rewritten(check, tmp_path, monkeypatch, damage):
+def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, damage):
     counter = Counter(monkeypatch)
     cold = check()
-    broken = _files(tmp_path)[1]
-    broken.write_bytes(damage)
+    _damage_header(tmp_path, damage)
     again = check()
     assert counter.scores == 2 * 3 + 2  # only the damaged sentence, for its 2 claims
     assert again.report()["results"] == cold.report()["results"]
-    assert broken.read_bytes() != damage
+    assert len(_packs(tmp_path)) == 2  # the rewritten entry, in a pack of its own
     check()
     assert counter.scores == 2 * 3 + 2
 
@@ -126,10 +146,10 @@ def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
     check("cls", "--no-cache")
     assert not (tmp_path / "cache" / "forward").exists()
     cold = check()
-    files = {p: p.read_bytes() for p in _files(tmp_path)}
+    files = _packs(tmp_path)
     bypass = check("cls", "--no-cache")
     assert counter.scores == 3 * 2 * 3  # the cached numbers were not read
-    assert {p: p.read_bytes() for p in _files(tmp_path)} == files
+    assert _packs(tmp_path) == files
     assert bypass.report()["results"] == cold.report()["results"]
 
 
@@ -199,7 +219,7 @@ def test_numbers_and_attention_share_one_entry_and_each_write_keeps_the_other(tm
     assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"])[0].n == _numbers(0).n
     assert forward.get(key, [(0, 0), (2, 3)], 9).tobytes() == \
         np.concatenate([ATTENTIONS, other]).tobytes()
-    assert len(list(forward.folder.glob("??/*.hpf"))) == 1
+    assert len(forward) == 1
 
 
 def test_scores_from_other_scoring_code_are_invalid_but_the_attention_stays(tmp_path, monkeypatch):
