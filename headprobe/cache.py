@@ -26,8 +26,9 @@ once they reach ``pack_bytes`` (and on `ForwardCache.flush`); a pack is written 
 file in the same folder, then `os.replace`d (atomic: readers see a whole pack or none). When a key
 is in several packs the newest pack's entry is read (every version of an entry is correct for its
 key; a newer one may hold more heads or scores). Packs only grow the cache; when more than
-``MAX_PACKS`` packs or more superseded bytes than live ones have piled up, opening the cache
-rewrites the live entries into new packs and deletes the old ones. A corrupt, truncated or foreign
+``MAX_PACKS`` packs (and twice as many as the live entries fill) or more superseded bytes than
+live ones have piled up, opening the cache rewrites the live entries into new packs and deletes
+the old ones. A corrupt, truncated or foreign
 entry (another key inside, a shape that does not match the sentence) or pack is counted in
 `CacheStats.invalid`, ignored, and its entries written again by the next run that needs them.
 """
@@ -202,7 +203,9 @@ class ForwardCache:
             self._index, sizes = self._read_packs()
             live = sum(length for _, _, length in self._index.values())
             dead = sum(sizes.values()) - live
-            if len(sizes) > MAX_PACKS or (dead > live and dead > self.pack_bytes):
+            fewest = live // self.pack_bytes + 1  # packs the live entries fill
+            if (len(sizes) > MAX_PACKS and len(sizes) > 2 * fewest) or (
+                    dead > live and dead > self.pack_bytes):
                 try:
                     self._compact(sorted(sizes))
                 except OSError:  # e.g. a full disk: the packs stay as they are, all readable

@@ -261,6 +261,18 @@ def test_many_packs_are_compacted_when_the_cache_is_opened(tmp_path, monkeypatch
     assert len(ForwardCache(tmp_path)) == 6
 
 
+def test_packs_the_live_entries_fill_are_not_compacted_again_and_again(tmp_path, monkeypatch):
+    keys = [EntryKey(KEY.fingerprint, f"Sentence {i}.") for i in range(6)]
+    store = ForwardCache(tmp_path, pack_bytes=len(encode_entry(keys[0], HEADS, _attentions())))
+    for key in keys:  # each entry fills a pack
+        store.put(key, HEADS, _attentions())
+    store.close()
+    before = _packs(store)
+    monkeypatch.setattr(cache_module, "MAX_PACKS", 3)
+    again = ForwardCache(tmp_path, pack_bytes=store.pack_bytes)
+    assert len(again) == 6 and _packs(again) == before  # compacting would not make fewer packs
+
+
 def test_superseded_entries_are_dropped_when_they_outweigh_the_live_ones(tmp_path):
     entry_bytes = len(encode_entry(KEY, HEADS, _attentions()))
     for version in range(4):  # the same key written four times: three superseded copies
