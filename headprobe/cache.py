@@ -222,7 +222,10 @@ class ForwardCache:
         except OSError:  # no packs yet
             return index, sizes
         for name in names:
-            entries = self._pack_index(name)
+            try:
+                entries = self._pack_index(name)
+            except OSError:  # gone (another process compacted it) or unreadable now: skip it
+                continue
             if entries is None:
                 self.stats.invalid += 1
                 self._drop_pack(name)
@@ -233,23 +236,28 @@ class ForwardCache:
         return index, sizes
 
     def _pack_index(self, name: str) -> list[tuple[str, int, int]] | None:
-        """A pack's ``(digest, offset, length)`` entries, or None if it is damaged or foreign."""
+        """A pack's ``(digest, offset, length)`` entries, or None if it is damaged or foreign;
+        OSError if it cannot be read."""
+        with open(self.packs / name, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size < len(PACK_MAGIC) + _FOOTER.size:
+                return None
+            handle.seek(size - _FOOTER.size)
+            footer = handle.read(_FOOTER.size)
+            if len(footer) != _FOOTER.size:
+                return None
+            offset, length, magic = _FOOTER.unpack(footer)
+            if magic != PACK_MAGIC or offset + length != size - _FOOTER.size:
+                return None
+            handle.seek(0)
+            if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
+                return None
+            handle.seek(offset)
+            raw = handle.read(length)
         try:
-            with open(self.packs / name, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                if size < len(PACK_MAGIC) + _FOOTER.size:
-                    return None
-                handle.seek(size - _FOOTER.size)
-                offset, length, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
-                if magic != PACK_MAGIC or offset + length != size - _FOOTER.size:
-                    return None
-                handle.seek(0)
-                if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
-                    return None
-                handle.seek(offset)
-                entries = json.loads(handle.read(length).decode("utf-8"))["entries"]
+            entries = json.loads(raw.decode("utf-8"))["entries"]
             parsed = [(str(d), int(o), int(n)) for d, o, n in entries]
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, struct.error):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
         if any(o < len(PACK_MAGIC) or n <= 0 or o + n > offset for _, o, n in parsed):
             return None

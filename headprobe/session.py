@@ -222,8 +222,7 @@ class CheckContext:
                 users[sentence.text].append((accumulator, index, sentence, key))
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
-        self.forward_cache = self._forward_cache()
-        self.score_cache = ScoreCache(self.forward_cache)  # the scores live in its entries
+        self.score_cache = ScoreCache(self._forward_cache())  # the scores live in its entries
         pending, tokens = self._cached_scores(model, users)
         pairs = head_pairs(heads)
         # Each sentence's cache entry (its heads' attention and its claims' numbers) is put
@@ -410,7 +409,7 @@ class CheckContext:
         return self.forward_cache
 
     def close_caches(self) -> None:
-        """Write what the forward cache still holds in memory and close its packs."""
+        """Write what the forward cache still holds in memory (at the end of the session)."""
         if self.forward_cache is not None:
             self.forward_cache.close()
 

@@ -144,6 +144,16 @@ def test_a_damaged_entry_or_pack_is_ignored_then_rewritten(store, how):
     assert reopened(store).get(KEY, HEADS, TOKENS).tobytes() == data.tobytes()
 
 
+def test_a_pack_that_cannot_be_read_is_skipped_not_deleted(store):
+    store.put(KEY, HEADS, _attentions())
+    store.close()
+    unreadable = store.packs / "00000000000000000000-1-0.hpk"
+    unreadable.mkdir()  # open() fails on it, as on a pack another process just deleted
+    again = ForwardCache(store.folder.parent)
+    assert again.get(KEY, HEADS, TOKENS).tobytes() == _attentions().tobytes()
+    assert again.stats.invalid == 0 and unreadable.is_dir()
+
+
 def test_a_foreign_entry_under_this_keys_digest_is_ignored(store):
     other = EntryKey(KEY.fingerprint, "A dog sat.")
     # right format, wrong key inside
