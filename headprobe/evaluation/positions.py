@@ -138,11 +138,14 @@ class LevelView:
         missing = [head for head in dict.fromkeys(heads) if head not in self._matrices]
         if missing:
             tokens = self.attentions[head_indices(self.attentions, tuple(missing))]  # [h, q, k]
-            owner = self._text.token_word
-            membership = np.zeros((tokens.shape[-1], self.size))  # [token, word]
-            membership[np.arange(owner.size), owner] = 1.0
-            mean_rows = membership / membership.sum(axis=0, keepdims=True)
-            words = mean_rows.T @ tokens.astype(np.float64) @ membership  # [h, word, word]
+            if self.size == tokens.shape[-1]:  # every word one piece: W = A, exactly
+                words = tokens.astype(np.float64)
+            else:
+                owner = self._text.token_word
+                membership = np.zeros((tokens.shape[-1], self.size))  # [token, word]
+                membership[np.arange(owner.size), owner] = 1.0
+                mean_rows = membership / membership.sum(axis=0, keepdims=True)
+                words = mean_rows.T @ tokens.astype(np.float64) @ membership  # [h, word, word]
             self._matrices.update(zip(missing, words))
             if tuple(missing) == heads:
                 self._stacks[heads] = words

@@ -239,6 +239,23 @@ def test_word_rows_are_piece_means_and_word_columns_are_piece_sums():
     assert matrix.sum(axis=1) == pytest.approx(np.ones(6))
 
 
+def test_when_every_word_is_one_piece_word_matrices_are_the_token_matrices_exactly():
+    rng = np.random.default_rng(3)
+    attentions = rng.random((2, 3, 6, 6), dtype=np.float32)
+    attentions /= attentions.sum(axis=-1, keepdims=True)
+    run = make_run(text="real cat, [MASK]", tokens=["[CLS]", "real", "cat", ",", "[MASK]", "[SEP]"],
+                   input_ids=np.arange(6, dtype=np.int32), word_ids=(None, 0, 1, 2, 3, None),
+                   offsets=((0, 0), (0, 4), (5, 8), (8, 9), (10, 16), (0, 0)),
+                   attentions=attentions)
+    words = level_view(run, "word").rows((L1H2, L2H1), np.arange(6))
+    assert words.dtype == np.float64
+    assert words.tobytes() == attentions[[0, 1], [1, 0]].astype(np.float64).tobytes()
+    # the general formula gives the same numbers, bit for bit
+    membership = np.eye(6)
+    general = membership.T @ attentions[[0, 1], [1, 0]].astype(np.float64) @ membership
+    assert words.tobytes() == general.tobytes()
+
+
 @pytest.mark.parametrize("measure, value", [
     (Measure("argmax"), 0.75),           # "unreal" looks mostly at itself (0.425)
     (Measure("mass"), (0.375 + 3 * 0.7) / 4),
