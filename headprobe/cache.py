@@ -355,7 +355,7 @@ class ForwardCache:
         if not self._writable:
             return
         try:
-            name = self._write_pack(list(pending.items()))
+            placed = self._write_pack(list(pending.items()))
         except OSError as error:
             self._writable = False
             warnings.warn(CacheWarning(
@@ -363,24 +363,23 @@ class ForwardCache:
                 f"this run goes on without caching its results. Free some space, fix the "
                 f"folder, or pass --cache-dir DIR (or --no-cache)."), stacklevel=2)
             return
-        index = self._load()
-        offset = len(PACK_MAGIC)
-        for digest, blob in pending.items():
-            index[digest] = (name, offset, len(blob))
-            offset += len(blob)
+        self._load().update(placed)
 
-    def _write_pack(self, entries: list[tuple[str, bytes]]) -> str:
-        """Write ``(digest, entry bytes)`` as a new pack (atomically); return its name."""
+    def _write_pack(self, entries: list[tuple[str, bytes]]) -> dict[str, tuple[str, int, int]]:
+        """Write ``(digest, entry bytes)`` as a new pack (atomically); return where each entry
+        went: digest -> (pack, offset, length)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(_pack_numbers)}{PACK_SUFFIX}"
-        offset, listed = len(PACK_MAGIC), []
+        placed: dict[str, tuple[str, int, int]] = {}
+        offset = len(PACK_MAGIC)
         for digest, blob in entries:
-            listed.append([digest, offset, len(blob)])
+            placed[digest] = (name, offset, len(blob))
             offset += len(blob)
+        listed = [[digest, at, length] for digest, (_, at, length) in placed.items()]
         index = json.dumps({"entries": listed}, separators=(",", ":")).encode("utf-8")
         write_atomic(self.packs / name, b"".join(
             [PACK_MAGIC, *(blob for _, blob in entries), index,
              _FOOTER.pack(offset, len(index), PACK_MAGIC)]))
-        return name
+        return placed
 
     def _compact(self, names: list[str]) -> None:
         """Rewrite the live entries of ``names`` into new packs, then delete those packs.
@@ -388,30 +387,20 @@ class ForwardCache:
         Packs written meanwhile by other processes are not touched; a process still reading a
         deleted pack sees misses."""
         assert self._index is not None
+        old = set(names)
+        live = [digest for digest, (name, _, _) in self._index.items() if name in old]
+        moved: dict[str, tuple[str, int, int]] = {}
         chunk: list[tuple[str, bytes]] = []
         size = 0
-        moved: dict[str, tuple[str, int, int]] = {}
-
-        def write_chunk() -> None:
-            name = self._write_pack(chunk)
-            offset = len(PACK_MAGIC)
-            for digest, blob in chunk:
-                moved[digest] = (name, offset, len(blob))
-                offset += len(blob)
-
-        old = set(names)
-        for digest in [d for d, (name, _, _) in self._index.items() if name in old]:
+        for digest in live:
             blob = self._bytes_of(digest)
-            if blob is None:
-                continue
-            chunk.append((digest, blob))
-            size += len(blob)
-            if size >= self.pack_bytes:
-                write_chunk()
+            if blob is not None:
+                chunk.append((digest, blob))
+                size += len(blob)
+            if chunk and (size >= self.pack_bytes or digest == live[-1]):
+                moved.update(self._write_pack(chunk))
                 chunk, size = [], 0
-        if chunk:
-            write_chunk()
-        for digest in [d for d, (name, _, _) in self._index.items() if name in old]:
+        for digest in live:
             del self._index[digest]
         self._index.update(moved)
         for name in names:
