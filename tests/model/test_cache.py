@@ -350,6 +350,7 @@ def test_a_second_pass_reads_every_run_from_the_cache_without_the_model(tiny, st
     first_loader, second_loader = CountingLoader(tiny), CountingLoader(tiny)
     fresh = _runs(tiny, store, first_loader)
     assert first_loader.calls == 1 and store.stats.writes == len(TEXTS)
+    store = ForwardCache(store.folder.parent)  # another process: what forward_runs flushed
     cached = _runs(tiny, store, second_loader)
     assert second_loader.calls == 0 and store.stats.hits == len(TEXTS)
     for index in range(len(TEXTS)):
