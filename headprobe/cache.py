@@ -35,10 +35,11 @@ entry (another key inside, a shape that does not match the sentence) or pack is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
-import itertools
 import struct
 import threading
 import time
@@ -83,8 +84,15 @@ class EntryKey:
 
     @property
     def digest(self) -> str:
-        payload = json.dumps(self.fields(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return _key_digest(self.version, self.dtype, self.fingerprint, self.text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_digest(version: int, dtype: str, fingerprint: str, text: str) -> str:
+    """SHA-256 of a key's fields (a check asks for each sentence's several times)."""
+    fields = {"version": version, "dtype": dtype, "fingerprint": fingerprint, "text": text}
+    payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass

@@ -16,6 +16,7 @@ import re
 import unicodedata
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,8 @@ def _head_indices(num_layers: int, num_heads: int,
     return layers, indices
 
 
-_VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, LevelView]]" = weakref.WeakKeyDictionary()
+# Per run: its `LevelView`s by level, and under "" the `_RunTokens` both are built from.
+_VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
 def level_view(run: Run, level: str) -> LevelView:
@@ -183,7 +185,9 @@ def level_view(run: Run, level: str) -> LevelView:
     if level not in views:
         if level not in ("token", "word"):
             raise ClaimFileError(f"level must be 'token' or 'word', got {level!r}")
-        views[level] = _build_view(run, level)
+        if "" not in views:  # what both levels are made from, once per run
+            views[""] = _run_tokens(run)
+        views[level] = _build_view(views[""], level)
     return views[level]
 
 
@@ -195,7 +199,18 @@ def _token_chars(text: _Text, position: int) -> str:
     return token[2:] if token.startswith("##") else token
 
 
-def _build_view(run: Run, level: str) -> LevelView:
+@dataclass(frozen=True, eq=False)
+class _RunTokens:
+    """A run's token-level fields that both of its views are built from."""
+
+    attentions: np.ndarray
+    text: _Text
+    is_mask: np.ndarray  # bool [token]
+    is_cls: np.ndarray
+    is_sep: np.ndarray
+
+
+def _run_tokens(run: Run) -> _RunTokens:
     tokens = tuple(run.tokens)
     attentions = np.asarray(run.attentions)
     if attentions.ndim != 4 or attentions.shape[2:] != (len(tokens), len(tokens)):
@@ -208,30 +223,39 @@ def _build_view(run: Run, level: str) -> LevelView:
     # word groups are contiguous runs of pieces, in order
     token_word = np.repeat(np.arange(len(token_groups), dtype=np.int64),
                            [len(pieces) for pieces in token_groups])
-    if level == "token":
-        groups = tuple((i,) for i in range(len(tokens)))
-        word_of = token_word
-        starts = np.arange(len(tokens), dtype=np.int64)
+    is_cls = np.array([t == CLS_TOKEN for t in tokens], dtype=bool)
+    is_sep = np.array([t == SEP_TOKEN for t in tokens], dtype=bool)
+    for shared in (is_mask_token, special_token, token_word, is_cls, is_sep):
+        shared.flags.writeable = False  # both views may hold them
+    return _RunTokens(
+        attentions=attentions,
+        text=_Text(run.text, tokens, tuple(run.offsets), token_groups, token_word,
+                   special_token),
+        is_mask=is_mask_token, is_cls=is_cls, is_sep=is_sep)
+
+
+def _build_view(base: _RunTokens, level: str) -> LevelView:
+    text = base.text
+    size = len(text.tokens)
+    if level == "token" or len(text.token_groups) == size:  # every word one piece
+        groups = text.token_groups if level == "word" else tuple((i,) for i in range(size))
+        word_of = text.token_word if level == "token" else np.arange(size, dtype=np.int64)
+
+        def any_piece(flags: np.ndarray) -> np.ndarray:
+            return flags
     else:
-        groups = token_groups
+        groups = text.token_groups
         word_of = np.arange(len(groups), dtype=np.int64)
         starts = np.array([pieces[0] for pieces in groups], dtype=np.int64)
 
-    def any_piece(flags: np.ndarray) -> np.ndarray:
-        if level == "token":
-            return flags
-        return np.logical_or.reduceat(flags, starts)
+        def any_piece(flags: np.ndarray) -> np.ndarray:
+            return np.logical_or.reduceat(flags, starts)
 
     return LevelView(
-        attentions=attentions, level=level, groups=groups,
-        special=any_piece(special_token),
-        is_cls=any_piece(np.array([t == CLS_TOKEN for t in tokens], dtype=bool)),
-        is_sep=any_piece(np.array([t == SEP_TOKEN for t in tokens], dtype=bool)),
-        is_mask=any_piece(is_mask_token),
-        word_of=word_of,
-        _text=_Text(run.text, tokens, tuple(run.offsets), token_groups, token_word,
-                    special_token),
-    )
+        attentions=base.attentions, level=level, groups=groups,
+        special=any_piece(text.special_token), is_cls=any_piece(base.is_cls),
+        is_sep=any_piece(base.is_sep), is_mask=any_piece(base.is_mask), word_of=word_of,
+        _text=text)
 
 
 @dataclass(frozen=True)
