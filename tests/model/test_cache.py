@@ -498,7 +498,7 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
 
 def test_check_with_a_cache_folder_it_cannot_write_reports_the_right_results_and_warns(
         planted_model, tmp_path, monkeypatch, capfd):
-    from checkrun import check_inprocess, write_project
+    from checkrun import check_inprocess, check_subprocess, write_project
 
     project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
     args = ("claims.yaml", "--model", str(planted_model))
@@ -507,8 +507,8 @@ def test_check_with_a_cache_folder_it_cannot_write_reports_the_right_results_and
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "forward").write_text("not a folder")
-    bad = check_inprocess(project, *args, cache_dir=broken, monkeypatch=monkeypatch,
-                          capfd=capfd)
+    # A process of its own: in this one, the test session's filterwarnings=error would apply.
+    bad = check_subprocess(project, *args, cache_dir=broken)
     assert bad.rc == good.rc == 1  # the claim that fails on purpose, and only it
     assert _results(bad) == _results(good)
     assert bad.output.count("CacheWarning: cannot write the forward cache") == 1
