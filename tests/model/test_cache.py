@@ -496,6 +496,26 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
     assert sorted((cache_dir / "forward" / "packs").iterdir()) == packs  # nothing written
 
 
+def test_a_cold_check_tokenizes_each_sentence_once(planted_model, tmp_path, monkeypatch, capfd):
+    from checkrun import check_inprocess, write_project
+
+    from headprobe.model.tokenize import Tokenizer
+
+    encoded: list[str] = []
+    original = Tokenizer.encode
+
+    def counting(self, texts):
+        encoded.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(Tokenizer, "encode", counting)
+    project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
+    cold = check_inprocess(project, "claims.yaml", "--model", str(planted_model),
+                           cache_dir=tmp_path / "cache", monkeypatch=monkeypatch, capfd=capfd)
+    assert cold.rc == 1, cold
+    assert sorted(encoded) == sorted(set(encoded)) and len(encoded) == 3  # the three sentences
+
+
 def test_check_with_a_cache_folder_it_cannot_write_reports_the_right_results_and_warns(
         planted_model, tmp_path, monkeypatch, capfd):
     from checkrun import check_inprocess, check_subprocess, write_project
