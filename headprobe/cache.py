@@ -28,9 +28,9 @@ is in several packs the newest pack's entry is read (every version of an entry i
 key; a newer one may hold more heads or scores). Packs only grow the cache; when more than
 ``MAX_PACKS`` packs (and twice as many as the live entries fill) or more superseded bytes than
 live ones have piled up, opening the cache rewrites the live entries into new packs and deletes
-the old ones. A corrupt, truncated or foreign
-entry (another key inside, a shape that does not match the sentence) or pack is counted in
-`CacheStats.invalid`, ignored, and its entries written again by the next run that needs them.
+the old ones. A corrupt, truncated or foreign entry (another key inside, a shape that does not
+match the sentence) or pack is counted in `CacheStats.invalid`, ignored, and its entries written
+again by the next run that needs them.
 """
 
 from __future__ import annotations
@@ -84,14 +84,13 @@ class EntryKey:
 
     @property
     def digest(self) -> str:
-        return _key_digest(self.version, self.dtype, self.fingerprint, self.text)
+        return _key_digest(self)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _key_digest(version: int, dtype: str, fingerprint: str, text: str) -> str:
+def _key_digest(key: EntryKey) -> str:
     """SHA-256 of a key's fields (a check asks for each sentence's several times)."""
-    fields = {"version": version, "dtype": dtype, "fingerprint": fingerprint, "text": text}
-    payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    payload = json.dumps(key.fields(), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -176,8 +175,7 @@ def decode_entry(blob: bytes, key: EntryKey, tokens: int) -> Entry | None:
 class ForwardCache:
     """Entries under ``root/forward/packs``. ``enabled=False`` (``--no-cache``) reads and writes
     nothing. Entries `put` here are in memory until ``pack_bytes`` of them are waiting or
-    `flush` is called (`close`, or the end of a ``with`` block, flushes too); lookups in the same
-    cache see them at once. Packs other processes write after this cache read its index are not
+    `flush` is called; lookups in the same cache see them at once. Packs other processes write after this cache read its index are not
     seen (their keys miss, and are computed and written again)."""
 
     def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True,
@@ -191,12 +189,6 @@ class ForwardCache:
         self._pending: dict[str, bytes] = {}  # digest -> entry not yet in a pack
         self._pending_bytes = 0
         self._writable = True  # False once a pack could not be written
-
-    def __enter__(self) -> ForwardCache:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __len__(self) -> int:
         """How many keys have an entry (in packs or waiting to be written)."""
@@ -413,11 +405,6 @@ class ForwardCache:
         self._index.update(moved)
         for name in names:
             self._drop_pack(name)
-
-    def close(self) -> None:
-        """Write what waits in memory (the cache stays usable)."""
-        if self.enabled:
-            self.flush()
 
 
 def head_pairs(heads: Sequence[Head]) -> list[tuple[int, int]]:

@@ -298,7 +298,7 @@ class CheckContext:
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
         iterator = forward_runs(texts, heads, fingerprint=model.fingerprint,
                                 encode=model.tokenize, num_heads=model.num_heads,
-                                load_model=lambda: model, cache=self.forward_cache,
+                                load_model=lambda: model, cache=self._forward_cache(),
                                 write=False)
         if not show_progress:
             yield from iterator
@@ -408,11 +408,6 @@ class CheckContext:
             self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         return self.forward_cache
 
-    def close_caches(self) -> None:
-        """Write what the forward cache still holds in memory (at the end of the session)."""
-        if self.forward_cache is not None:
-            self.forward_cache.close()
-
     # ---- terminal ------------------------------------------------------------------------------
     def failure_text(self, item: "ClaimItem", result: "ClaimResult") -> str:
         from headprobe.terminal import failure_text
@@ -455,7 +450,6 @@ class CheckContext:
         self._errors += 1
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.close_caches()
         if self.config.getoption("headprobe_no_report", False):
             return
         if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):

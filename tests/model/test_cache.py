@@ -37,7 +37,7 @@ KEY = EntryKey("sha256:" + "ab" * 32, "The cat sat on the mat.")
 
 def reopened(store: ForwardCache) -> ForwardCache:
     """What the next process sees: ``store`` flushed, and a new cache over the same folder."""
-    store.close()
+    store.flush()
     return ForwardCache(store.folder.parent)
 
 
@@ -83,7 +83,7 @@ def test_a_pack_is_written_once_pack_bytes_of_entries_wait(tmp_path):
     for key in keys[2:]:
         store.put(key, HEADS, _attentions())
     assert len(_packs(store)) == 2
-    store.close()  # the fifth entry
+    store.flush()  # the fifth entry
     assert len(_packs(store)) == 3 and len(ForwardCache(tmp_path)) == 5
 
 
@@ -134,7 +134,7 @@ def _damage(path, how: str) -> None:
 def test_a_damaged_entry_or_pack_is_ignored_then_rewritten(store, how):
     data = _attentions()
     store.put(KEY, HEADS, data)
-    store.close()
+    store.flush()
     (name,) = _packs(store)
     _damage(store.packs / name, how)
     store = ForwardCache(store.folder.parent)
@@ -146,7 +146,7 @@ def test_a_damaged_entry_or_pack_is_ignored_then_rewritten(store, how):
 
 def test_a_pack_that_cannot_be_read_is_skipped_not_deleted(store):
     store.put(KEY, HEADS, _attentions())
-    store.close()
+    store.flush()
     unreadable = store.packs / "00000000000000000000-1-0.hpk"
     unreadable.mkdir()  # open() fails on it, as on a pack another process just deleted
     again = ForwardCache(store.folder.parent)
@@ -164,7 +164,7 @@ def test_a_foreign_entry_under_this_keys_digest_is_ignored(store):
 
 def test_a_pack_whose_index_points_outside_its_entries_is_ignored(store):
     store.put(KEY, HEADS, _attentions())
-    store.close()
+    store.flush()
     (name,) = _packs(store)
     blob = (store.packs / name).read_bytes()
     offset, length, _ = cache_module._FOOTER.unpack(blob[-cache_module._FOOTER.size:])
@@ -248,8 +248,8 @@ def test_packs_from_several_processes_are_all_read(tmp_path):
     assert len(first) == 0 and len(second) == 0  # both have read the (empty) index
     first.put(KEY, HEADS, _attentions(0))
     second.put(other, HEADS, _attentions(1))
-    first.close()
-    second.close()
+    first.flush()
+    second.flush()
     third = ForwardCache(tmp_path)
     assert third.get(KEY, HEADS, TOKENS).tobytes() == _attentions(0).tobytes()
     assert third.get(other, HEADS, TOKENS).tobytes() == _attentions(1).tobytes()
@@ -260,7 +260,7 @@ def test_many_packs_are_compacted_when_the_cache_is_opened(tmp_path, monkeypatch
     for i, key in enumerate(keys):  # six runs, a pack each
         store = ForwardCache(tmp_path)
         store.put(key, HEADS, _attentions(i))
-        store.close()
+        store.flush()
     assert len(_packs(store)) == 6
     monkeypatch.setattr(cache_module, "MAX_PACKS", 3)
     again = ForwardCache(tmp_path)
@@ -276,7 +276,7 @@ def test_packs_the_live_entries_fill_are_not_compacted_again_and_again(tmp_path,
     store = ForwardCache(tmp_path, pack_bytes=len(encode_entry(keys[0], HEADS, _attentions())))
     for key in keys:  # each entry fills a pack
         store.put(key, HEADS, _attentions())
-    store.close()
+    store.flush()
     before = _packs(store)
     monkeypatch.setattr(cache_module, "MAX_PACKS", 3)
     again = ForwardCache(tmp_path, pack_bytes=store.pack_bytes)
@@ -289,7 +289,7 @@ def test_superseded_entries_are_dropped_when_they_outweigh_the_live_ones(tmp_pat
         store = ForwardCache(tmp_path, pack_bytes=entry_bytes)
         store.get(KEY, HEADS, TOKENS)  # reads (and, once they outweigh it, compacts) the index
         store.put(KEY, HEADS, _attentions(version))
-        store.close()
+        store.flush()
     assert len(_packs(store)) < 4
     total = sum((store.packs / n).stat().st_size for n in _packs(store))
     assert total < 3 * entry_bytes
@@ -304,17 +304,17 @@ def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(tmp_path)
                       r".*forward.packs \(Not a directory\).*--no-cache"):
         store.flush()
     store.put(KEY, HEADS, _attentions())
-    store.close()  # no second warning (pytest's filterwarnings=error would raise it)
+    store.flush()  # no second warning (pytest's filterwarnings=error would raise it)
     assert store.get(KEY, HEADS, TOKENS) is None
 
 
 def test_a_disabled_cache_reads_and_writes_nothing(tmp_path):
     enabled = ForwardCache(tmp_path)
     enabled.put(KEY, HEADS, _attentions())
-    enabled.close()
+    enabled.flush()
     disabled = ForwardCache(tmp_path / "other", enabled=False)
     disabled.put(KEY, HEADS, _attentions())
-    disabled.close()
+    disabled.flush()
     assert not disabled.folder.exists()
     assert ForwardCache(tmp_path, enabled=False).get(KEY, HEADS, TOKENS) is None
 
