@@ -1,9 +1,10 @@
 """Atomic file writes, shared by every on-disk cache: readers see the old file or the new one.
 
-A cold `headprobe check` writes a cache file per sentence, so a write costs as few system calls
-and as little Python as it can: each folder is created once per process, the temporary file gets
-a name unique to this process and thread (``.tmp-PID-THREAD-N``) opened with ``O_EXCL`` instead
-of `tempfile.mkstemp`'s random names, and the bytes go out with `os.write` (no file object).
+The caches write many files (forward-cache packs, compiled programs, fingerprint memos), so a
+write costs as few system calls and as little Python as it can: each folder is created once per
+process, the temporary file gets a name unique to this process and thread (``.tmp-PID-THREAD-N``)
+opened with ``O_EXCL`` instead of `tempfile.mkstemp`'s random names, and the bytes go out with
+`os.write` (no file object).
 """
 
 from __future__ import annotations

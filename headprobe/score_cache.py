@@ -4,8 +4,8 @@ The forward cache (`headprobe.cache`) spares a re-run the model; the scores spar
 too. An unchanged re-run of ``headprobe check`` finds every (claim, sentence) pair here and
 neither runs the model nor decodes the sentence's attention.
 
-What is stored. In the header of the sentence's forward-cache entry (one file per model
-fingerprint and sentence text), a ``scores`` object: a format version, the digest of the scoring
+What is stored. In the header of the sentence's forward-cache entry (one per model fingerprint
+and sentence text), a ``scores`` object: a format version, the digest of the scoring
 code, the digest of the sentence's tokenization and, per *scoring key*, the `SentenceNumbers` a
 `ClaimAccumulator` keeps: counted and left-out sources, hits per head and hits per baseline
 offset. The scoring key is everything the numbers depend on besides the run: level, source,
@@ -14,8 +14,9 @@ Floats are stored as ``float.hex`` so a cached number equals the fresh one bit f
 keeps the entries of other keys already there (claim A, then claim B, then both: everything
 cached).
 
-One file per sentence, not two: a cold run creates a file per sentence, and on the file systems
-measured creating a file costs ~0.5 ms, as much as scoring four claims.
+One entry per sentence, not two: a cold run puts each sentence's attention and numbers together,
+and the forward cache writes its entries many to a file (creating a file costs ~0.5 ms on the
+file systems measured, as much as scoring four claims).
 
 The scoring-code digest hashes the source of the modules that compute the numbers, so editing
 the scoring invalidates every entry's scores instead of serving stale numbers (the attention

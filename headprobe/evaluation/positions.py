@@ -239,7 +239,7 @@ def _build_view(base: _RunTokens, level: str) -> LevelView:
     size = len(text.tokens)
     if level == "token" or len(text.token_groups) == size:  # every word one piece
         groups = text.token_groups if level == "word" else tuple((i,) for i in range(size))
-        word_of = text.token_word if level == "token" else np.arange(size, dtype=np.int64)
+        word_of = text.token_word  # at word level, with one-piece words: 0, 1, 2, ...
 
         def any_piece(flags: np.ndarray) -> np.ndarray:
             return flags
