@@ -49,7 +49,11 @@ class HypothesisFile(pytest.File):
             else:
                 groups = [(",".join(map(str, spec.claim.heads)), tuple(heads))]
             for label, group in groups:
-                item = ClaimItem.from_parent(self, name=f"{spec.id}[{label}]", spec=spec,
+                name = f"{spec.id}[{label}]"
+                # The id is given as text: pytest >= 9.2 parses a text id's "[...]" as its
+                # parameters, as it does for its own parametrized tests, so that --lf matches.
+                item = ClaimItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}",
+                                             spec=spec,
                                              heads=group, model_spec=model_spec,
                                              sentences=sentences, display_file=display,
                                              templates=templates)
@@ -60,10 +64,10 @@ class HypothesisFile(pytest.File):
                 item.add_marker(pytest.mark.headprobe)
                 yield item
 
-    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+    def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, HeadprobeError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 def _expand_heads(spec: ClaimSpec, num_layers: int, num_heads: int) -> list[Head]:
