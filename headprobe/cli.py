@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from headprobe._version import __version__
-from headprobe.errors import ExitCode, HeadprobeError
+from headprobe.errors import ExitCode, HeadprobeError, printable
 
 COMMANDS = ("check", "show", "mask")
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args))
     except HeadprobeError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
+        print(f"ERROR: {printable(str(error))}", file=sys.stderr)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

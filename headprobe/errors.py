@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 from collections.abc import Iterable
 
 
@@ -70,13 +71,22 @@ class ClaimFileError(HeadprobeError):
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         if self.field:
             where += f"{self.field}: "
-        return where + self.message
+        return printable(where + self.message)
 
     def located(self, *, file: str | None = None, line: int | None = None,
                 field: str | None = None) -> "ClaimFileError":
         """The same error with a location filled in where it was missing."""
         return type(self)(self.message, file=self.file or file, line=self.line or line,
                           field=self.field or field)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print anywhere: every lone surrogate and control character other than
+    a line break or tab becomes U+FFFD, one character for one (carets stay aligned)."""
+    return _UNPRINTABLE.sub("\ufffd", text)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

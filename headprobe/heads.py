@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from headprobe.errors import ClaimFileError
 
-_PATTERN = re.compile(r"^\s*L(\d+|\*)H(\d+|\*)\s*$", re.IGNORECASE)
+_PATTERN = re.compile(r"^\s*L([0-9]{1,6}|\*)H([0-9]{1,6}|\*)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)
@@ -71,14 +71,18 @@ def parse_head_patterns(text: str) -> tuple[HeadPattern, ...]:
         match = _PATTERN.match(part)
         if not match:
             raise ClaimFileError(
-                f"expected a head such as 'L3H10', 'L3H*', 'L*H10' or 'L*H*' (counted from 1), "
-                f"got {part.strip()!r}")
+                f"expected a head such as 'L3H10', 'L3H*', 'L*H10' or 'L*H*' (counted from 1, "
+                f"at most 6 digits), got {_shown(part.strip())}")
         layer, head = (None if g == "*" else int(g) for g in match.groups())
         if layer == 0 or head == 0:
             raise ClaimFileError(
                 f"{part.strip()!r}: layers and heads are counted from 1 (L1H1 is the first head)")
         patterns.append(HeadPattern(layer, head))
     return tuple(patterns)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def parse_head(text: str) -> Head:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from headprobe.claims.language import (parse_claim, parse_expectation, parse_measure,
@@ -27,6 +28,7 @@ from headprobe.claims.sentences import (Location, check_slot_values, check_templ
                                         render_template, template_slot_names)
 from headprobe.claims.spec import (LEVELS, PERS, QUANTIFIERS, Claim, ClaimSpec, HypothesisFile,
                                    Measure, Sentence, SentenceSet, Template)
+from headprobe.claims.textfile import TextFileProblem, check_printable, read_user_text
 from headprobe.errors import ClaimFileError, did_you_mean
 from headprobe.heads import parse_head_patterns
 
@@ -40,6 +42,23 @@ CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", 
 BASELINES = ("offset",)
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BAD_ID = re.compile(r"\s|\[|\]|::")
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists a hypothesis file may have (a real one has 5)."""
+MAX_MERGED_KEYS = 10_000
+"""Most keys a mapping may have once YAML merge keys (``<<: *defaults``) are expanded."""
+MAX_GENERATE = 10_000
+"""Largest ``generate: N`` of a template set."""
+_TOP_LEVEL_HYPOTHESES = re.compile(r"^[\"']?hypotheses[\"']?[ \t]*:", re.MULTILINE)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a date-like scalar (``2001-02-30``) stays text: in a
+    hypothesis file it is a sentence, an id or a malformed value, never a date."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 T = TypeVar("T")
 
@@ -48,11 +67,11 @@ def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
     """Read and validate one hypothesis file; raises `ClaimFileError` located at the bad spot."""
     shown = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_user_text(path)
     except FileNotFoundError:
         raise ClaimFileError("no such hypothesis file; check the path", file=shown) from None
-    except UnicodeDecodeError as error:
-        raise ClaimFileError(f"not UTF-8 text ({error})", file=shown) from None
+    except TextFileProblem as problem:
+        raise ClaimFileError(str(problem), file=shown, line=problem.line or 1) from None
     except OSError as error:
         raise ClaimFileError(f"cannot read the hypothesis file: {error.strerror}",
                              file=shown) from None
@@ -63,44 +82,66 @@ def parse_hypothesis_text(text: str, file: str, base_dir: str | os.PathLike[str]
                           ) -> HypothesisFile:
     """Validate the YAML ``text`` of a hypothesis file called ``file`` (used in errors);
     sentence-file paths are relative to ``base_dir``."""
+    try:
+        check_printable(text)
+    except TextFileProblem as problem:
+        raise ClaimFileError(str(problem), file=file, line=problem.line) from None
     root = _compose(text, file)
     return _Reader(file, Path(base_dir)).hypothesis_file(root)
 
 
 def looks_like_hypothesis_file(path: str | os.PathLike[str]) -> bool:
-    """Cheap test for the pytest plugin: a YAML mapping with a top-level ``hypotheses`` key.
+    """Cheap test for the pytest plugin: a ``hypotheses:`` key at the start of a line (the
+    top level of a YAML mapping), in a readable UTF-8 text file.
 
-    A file that is not valid YAML but has a ``hypotheses:`` line counts (so that its error is
-    reported); unreadable files do not.
+    A file that is not valid YAML counts when it has that line (so that its error is reported);
+    unreadable, oversized and special files do not.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_user_text(path)
+    except (OSError, TextFileProblem):
         return False
-    if "hypotheses" not in text:
-        return False
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return re.search(r"^hypotheses\s*:", text, re.MULTILINE) is not None
-    return isinstance(root, MappingNode) and any(
-        isinstance(key, ScalarNode) and key.value == "hypotheses" for key, _ in root.value)
+    return _TOP_LEVEL_HYPOTHESES.search(text) is not None
 
 
 def _compose(text: str, file: str) -> Node:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_events(text, file)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         context = f" {error.context}" if error.context else ""
         raise ClaimFileError(f"not valid YAML: {error.problem}{context}{_yaml_hint(text, error)}",
                              file=file, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as error:
-        raise ClaimFileError(f"not valid YAML: {error}", file=file) from None
+        raise ClaimFileError(f"not valid YAML: {error}", file=file, line=1) from None
     if root is None:
         raise ClaimFileError("the file is empty; a hypothesis file is a mapping with "
                              "'sentences:' and 'hypotheses:'", file=file, line=1)
     return root
+
+
+def _check_events(text: str, file: str) -> None:
+    """Refuse, at their line, what no hypothesis file needs and the composer would choke on:
+    nesting deeper than `MAX_DEPTH` and explicit tags (``!!int``, ``!foo``,
+    ``!!python/name:...``). Walks the event stream, which needs no recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!" and not isinstance(event, AliasEvent):
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise ClaimFileError(f"YAML tags such as {shown!r} are not used in hypothesis "
+                                 f"files; remove the tag (quote a value that starts with '!')",
+                                 file=file, line=line)
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ClaimFileError(f"lists and mappings are nested more than {MAX_DEPTH} "
+                                     f"levels deep here; a hypothesis file needs about 5",
+                                     file=file, line=line)
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
 def _yaml_hint(text: str, error: yaml.MarkedYAMLError) -> str:
@@ -129,7 +170,7 @@ class _Reader:
     file: str
     base_dir: Path
     file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    _constructor: Any = field(default_factory=lambda: yaml.SafeLoader(""))
+    _constructor: Any = field(default_factory=lambda: _Loader(""))
 
     # --- node helpers ----------------------------------------------------------------------
 
@@ -139,13 +180,19 @@ class _Reader:
     def locate(self, error: ClaimFileError, node: Node, fieldname: str) -> ClaimFileError:
         return error.located(file=self.file, line=_line(node), field=fieldname)
 
-    def value(self, node: Node) -> Any:
-        """The Python value of a node (scalars as YAML types them)."""
+    def value(self, node: Node, fieldname: str | None = None) -> Any:
+        """The Python value of a node (scalars as YAML types them; dates stay text)."""
         if isinstance(node, MappingNode):
             return {}
         if isinstance(node, SequenceNode):
             return []
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as error:
+            shown = repr(node.value if len(node.value) <= 40 else node.value[:37] + "...")
+            reason = getattr(error, "problem", None) or str(error)
+            raise self.error(node, fieldname, f"cannot read the value {shown}: {reason}"
+                             ) from None
 
     def describe(self, node: Node) -> str:
         value = self.value(node)
@@ -163,13 +210,17 @@ class _Reader:
         if not isinstance(node, MappingNode):
             raise self.wrong_type(node, fieldname or "", expected)
         self.check_duplicates(node, fieldname)
+        if _merged_size(node, {}) > MAX_MERGED_KEYS:
+            raise self.error(node, fieldname, f"the merge keys ('<<:') here expand to more "
+                                              f"than {MAX_MERGED_KEYS:,} keys; write the "
+                                              f"mapping out")
         try:
             self._constructor.flatten_mapping(node)  # YAML merge keys ('<<: *defaults')
         except yaml.MarkedYAMLError as error:
             raise self.error(node, fieldname, f"bad merge key: {error.problem}") from None
         entries: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:  # merged keys first, so later ones win
-            key = self.value(key_node)
+            key = self.value(key_node, fieldname)
             where = f"{fieldname}.{key}" if fieldname else str(key)
             if not isinstance(key, str):
                 raise self.error(key_node, fieldname, f"keys must be names, got "
@@ -186,7 +237,7 @@ class _Reader:
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.value(key_node)
+            key = self.value(key_node, fieldname)
             if key in seen:
                 where = f"{fieldname}.{key}" if fieldname else str(key)
                 raise self.error(key_node, where, f"{key!r} is given twice (first at line "
@@ -194,20 +245,21 @@ class _Reader:
             seen[key] = key_node
 
     def string(self, node: Node, fieldname: str, example: str) -> str:
-        value = self.value(node)
+        value = self.value(node, fieldname)
         if not isinstance(value, str) or not value.strip():
             what = "an empty string" if isinstance(value, str) else self.describe(node)
             raise self.error(node, fieldname, f"expected a string such as {example!r}, got {what}")
         return value.strip()
 
     def text(self, node: Node, fieldname: str) -> str:
-        """A scalar exactly as written (``no`` stays ``'no'``, ``1.50`` stays ``'1.50'``)."""
-        if not isinstance(node, ScalarNode) or self.value(node) is None:
+        """A scalar exactly as written (``no`` stays ``'no'``, ``1.50`` stays ``'1.50'``,
+        ``2001-02-30`` stays ``'2001-02-30'``)."""
+        if not isinstance(node, ScalarNode) or node.tag == "tag:yaml.org,2002:null":
             raise self.wrong_type(node, fieldname, "text")
         return str(node.value)
 
     def choice(self, node: Node, fieldname: str, choices: tuple[str, ...]) -> str:
-        value = self.value(node)
+        value = self.value(node, fieldname)
         if not isinstance(value, str) or value.strip() not in choices:
             hint = did_you_mean(value, choices) if isinstance(value, str) else ""
             raise self.error(node, fieldname, f"expected one of {', '.join(choices)}, got "
@@ -215,14 +267,18 @@ class _Reader:
         return value.strip()
 
     def number(self, node: Node, fieldname: str) -> float:
-        value = self.value(node)
+        value = self.value(node, fieldname)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.wrong_type(node, fieldname, "a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise self.error(node, fieldname, "the number is far too large; write a number "
+                                              "between 0 and 1") from None
 
     def parsed(self, node: Node, fieldname: str, parse: Callable[[Any], T]) -> T:
         try:
-            return parse(self.value(node))
+            return parse(self.value(node, fieldname))
         except ClaimFileError as error:
             raise self.locate(error, node, fieldname) from None
 
@@ -253,7 +309,7 @@ class _Reader:
     def optional(self, entries: dict[str, tuple[Node, Node]], key: str,
                  read: Callable[[Node], T]) -> T | None:
         """``read`` the value of ``key``; absent or null means not given."""
-        if key not in entries or self.value(entries[key][1]) is None:
+        if key not in entries or self.value(entries[key][1], key) is None:
             return None
         return read(entries[key][1])
 
@@ -301,7 +357,7 @@ class _Reader:
             return SentenceSet(name, self.inline_sentences(node, where), line=_line(key_node))
         if isinstance(node, MappingNode):
             return self.template_set(name, key_node, node, where)
-        value = self.value(node)
+        value = self.value(node, where)
         if isinstance(value, str) and value.strip():
             path = Path(os.path.normpath(self.base_dir / value.strip()))
             sentences = read_sentence_file(path, Location(self.file, _line(node), where))
@@ -333,12 +389,13 @@ class _Reader:
         except ClaimFileError as error:
             raise self.locate(error, template_node, f"{where}.template") from None
         slots = (self.slot_lists(entries["slots"][1], f"{where}.slots")
-                 if "slots" in entries and self.value(entries["slots"][1]) is not None else {})
+                 if "slots" in entries and self.value(entries["slots"][1], f"{where}.slots") is not None else {})
         for slot in names:  # reuse a file-level list of the same name
             if slot not in slots and slot in self.file_slots:
                 slots[slot] = self.file_slots[slot]
         generate = self.optional(entries, "generate",
-                                 lambda n: self.positive_int(n, f"{where}.generate"))
+                                 lambda n: self.positive_int(n, f"{where}.generate",
+                                                             MAX_GENERATE))
         origin = f"{self.file}:{_line(template_node)}"
         try:
             ordered = check_template(template, slots)
@@ -348,10 +405,13 @@ class _Reader:
         return SentenceSet(name, sentences, Template(template, ordered, generate),
                            line=_line(key_node))
 
-    def positive_int(self, node: Node, fieldname: str) -> int:
-        value = self.value(node)
+    def positive_int(self, node: Node, fieldname: str, maximum: int) -> int:
+        value = self.value(node, fieldname)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.wrong_type(node, fieldname, "a positive whole number such as 50")
+        if value > maximum:
+            raise self.error(node, fieldname, f"{node.value} is more than {maximum:,}, the "
+                                              f"most this field takes")
         return value
 
     # --- hypotheses ------------------------------------------------------------------------
@@ -490,6 +550,26 @@ class _Reader:
             raise self.error(node, "margin", f"{value:g} is outside [0, 1]; a margin is a "
                                              f"difference of shares or masses, such as 0.1")
         return value
+
+
+def _merged_size(node: MappingNode, sizes: dict[int, int]) -> int:
+    """How many keys ``node`` has once its merge keys are expanded (memoised in ``sizes`` by
+    node; a mapping that merges itself counts as too many)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_MERGED_KEYS + 1  # while counting: a cycle is too many
+    total = 0
+    for key, value in node.value:
+        if key.tag != "tag:yaml.org,2002:merge":
+            total += 1
+            continue
+        merged = value.value if isinstance(value, SequenceNode) else [value]
+        total += sum(_merged_size(m, sizes) if isinstance(m, MappingNode) else 1
+                     for m in merged)
+        if total > MAX_MERGED_KEYS:
+            break
+    sizes[id(node)] = total
+    return total
 
 
 def _labels(sentence_set: SentenceSet) -> set[str]:

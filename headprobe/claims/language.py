@@ -12,8 +12,10 @@ Grammar of a claim (SPEC §3)::
              | "punct" | "same-word" | "word:" REGEX | "span:" LABEL
     SIGN    := "+" | "-"                         # offset:2 means offset:+2
     LABEL   := [A-Za-z0-9_-]+
-    REGEX   := a Python regular expression, matched case-insensitively against the whole word;
-               a source REGEX runs up to the first "->", a target REGEX to the end of the claim
+    REGEX   := a regular expression in RE2 syntax (`headprobe.claims.wordregex`: Python's
+               without backreferences or lookaround), matched case-insensitively against the
+               whole word; a source REGEX runs up to the first "->", a target REGEX to the end
+               of the claim
 
 Keywords are case-insensitive; whitespace between tokens is free. ``next``, ``previous`` and
 ``self`` are the offsets +1, -1 and 0 (``Target.offset``), so ``offset:0`` measures what ``self``
@@ -34,13 +36,15 @@ inclusive.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from headprobe.claims.spec import (SOURCE_KINDS, TARGET_KINDS, Claim, Expectation, Measure,
                                    Source, Target)
+from headprobe.claims.textfile import describe_character
+from headprobe.claims.wordregex import WordRegexError, compile_word_regex
 from headprobe.errors import ClaimFileError, did_you_mean
 from headprobe.heads import HeadPattern, parse_head_patterns
 
@@ -51,7 +55,8 @@ _STEPS = {"next": 1, "previous": -1, "self": 0}
 _WITH_ARG = ("word", "span")
 _KEYWORD = re.compile(r"[A-Za-z](?:[A-Za-z_]|-(?!>))*")
 _LABEL = re.compile(r"[A-Za-z0-9_-]+\Z")
-_OFFSET = re.compile(r"[+-]?\d+\Z")
+_OFFSET = re.compile(r"[+-]?[0-9]{1,6}\Z")
+MAX_CLAIM_CHARS = 1000
 _NUMBER = re.compile(r"(?P<number>[+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<percent>%?)\Z")
 
 
@@ -93,6 +98,7 @@ def parse_claim(text: str) -> Claim:
     if not text.strip():
         raise ClaimFileError("the claim is empty; write it as 'HEADS: SOURCE -> TARGET', "
                              "e.g. 'L2H5: token -> next'")
+    _check_length(text, "claim")
     cursor = _Cursor(text)
     heads, cursor = _heads(cursor)
     source, cursor = _source(cursor)
@@ -116,7 +122,20 @@ def _require_text(text: object, what: str, example: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ClaimFileError(f"expected a {what} such as {example!r}, got {text!r} of type "
                              f"{type(text).__name__}")
+    _check_length(text, what)
     return text
+
+
+def _check_length(text: str, what: str) -> None:
+    """A claim (or its source, or target) is not too long and holds printable characters."""
+    if len(text) > MAX_CLAIM_CHARS:
+        raise ClaimFileError(f"the {what} is {len(text):,} characters long, more than "
+                             f"{MAX_CLAIM_CHARS:,}; write a shorter one (a word: pattern such as "
+                             f"'word:the|a' lists alternatives)")
+    for column, char in enumerate(text):
+        if unicodedata.category(char) in ("Cc", "Cs") and char != "\t":
+            raise _Cursor(text, column).error(f"{describe_character(char)}; remove it",
+                                              "claim" if what == "claim" else what)
 
 
 def _heads(cursor: _Cursor) -> tuple[tuple[HeadPattern, ...], _Cursor]:
@@ -193,7 +212,8 @@ def _target(cursor: _Cursor, kind: str = "claim") -> Target:
         text = cursor.rest.strip()
         if not _OFFSET.match(text):
             raise cursor.error(f"expected a whole number of positions after 'offset:', such as "
-                               f"+2 or -1, found {text or 'nothing'!r}", kind)
+                               f"+2 or -1 (at most 6 digits), found {text or 'nothing'!r}",
+                               kind)
         return Target("offset", offset=int(text))
     if word in _WITH_ARG:
         cursor = _colon(cursor, word, kind)
@@ -224,9 +244,9 @@ def _argument(cursor: _Cursor, end: int, word: str, kind: str) -> str:
     if word == "word":
         try:
             compile_word_regex(arg)
-        except re.error as error:
-            raise start.error(f"{arg!r} is not a valid regular expression ({error}); write a "
-                              f"Python regex such as 'word:the|a'", kind) from None
+        except WordRegexError as error:
+            raise start.error(f"{arg!r} is not a valid regular expression ({error}); write one "
+                              f"such as 'word:the|a'", kind) from None
     return arg
 
 
@@ -234,15 +254,6 @@ def _expect_end(cursor: _Cursor, where: str, kind: str) -> None:
     cursor = cursor.skip_space()
     if cursor.rest:
         raise cursor.error(f"unexpected {cursor.rest!r} {where}", kind)
-
-
-@functools.lru_cache(maxsize=256)
-def compile_word_regex(regex: str) -> re.Pattern[str]:
-    """The compiled ``word:REGEX``: use ``.fullmatch(word)`` (whole word, case-insensitive).
-
-    Raises `re.error` for an invalid pattern (`parse_claim` turns that into a `ClaimFileError`).
-    """
-    return re.compile(regex, re.IGNORECASE)
 
 
 # --- measures -------------------------------------------------------------------------------
@@ -259,9 +270,9 @@ def parse_measure(value: object) -> Measure:
     name, colon, k = text.partition(":")
     if name.strip() == "topk":
         k = k.strip()
-        if not colon or not k.isdigit() or int(k) < 1:
-            raise ClaimFileError(f"measure {value!r}: topk needs a positive whole number K, as in "
-                                 f"'topk:3'")
+        if not colon or not re.fullmatch(r"[0-9]{1,6}", k) or int(k) < 1:
+            raise ClaimFileError(f"measure {value!r}: topk needs a positive whole number K "
+                                 f"(at most 6 digits), as in 'topk:3'")
         return Measure("topk", k=int(k))
     raise ClaimFileError(f"unknown measure {value!r}{did_you_mean(name, ('argmax', 'mass', 'topk'))}"
                          f"; a measure is 'argmax' (default), 'mass' or 'topk:K' such as 'topk:3'")
@@ -270,6 +281,7 @@ def parse_measure(value: object) -> Measure:
 # --- expectations ---------------------------------------------------------------------------
 
 _OPS = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "≥": ">=", "≤": "<="}
+MAX_EXPECT_CHARS = 100
 _EXPECT_HELP = ("write '>= 0.8', '> 0.5', '<= 0.2', '< 0.1', '80%' or 'between 0.2 and 0.5' "
                 "(numbers in [0, 1])")
 
@@ -283,11 +295,17 @@ def parse_expectation(value: object) -> Expectation:
         raise ClaimFileError(f"expected an expectation string, got {value!r} of type "
                              f"{type(value).__name__}; {_EXPECT_HELP}")
     if not isinstance(value, str):
-        bound = _bound(str(value), value)
-        return Expectation(">=", bound, text=f">= {value}")
+        try:
+            written = str(value)
+        except ValueError:  # an int with more digits than str() converts
+            raise ClaimFileError(f"the expectation is a number with thousands of digits; "
+                                 f"{_EXPECT_HELP}") from None
+        return Expectation(">=", _bound(written, value), text=f">= {written}")
     text = " ".join(value.split())
     if not text:
         raise ClaimFileError(f"the expectation is empty; {_EXPECT_HELP}")
+    if len(text) > MAX_EXPECT_CHARS:
+        raise ClaimFileError(f"the expectation is {len(text):,} characters long; {_EXPECT_HELP}")
     lowered = text.lower()
     if lowered.startswith("between"):
         return _between(text, value)

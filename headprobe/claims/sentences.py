@@ -21,11 +21,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.claims.spec import Sentence, Span
+from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
 from headprobe.errors import ClaimFileError, did_you_mean
 
 __all__ = ["Location", "parse_annotated", "template_slot_names", "check_template", "check_slot_values",
@@ -38,6 +40,7 @@ _MASK = "[MASK]"
 _ESCAPABLE = "[]{}\\"
 _LABEL_REF = re.compile(r"\{([A-Za-z0-9_-]*)(\}?)")
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # control, zero-width/format, spaces
 
 Slots = Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]]
 
@@ -74,6 +77,7 @@ def parse_annotated(text: str, origin: str = "") -> Sentence:
     text = text.strip()
     if not text:
         raise ClaimFileError("the sentence is empty; write some text, or remove the entry")
+    _check_characters(text)
     if "[" not in text and "]" not in text and "\\" not in text:  # plain text: nothing to parse
         return Sentence(text=text, spans=(), origin=origin)
     out: list[str] = []
@@ -108,6 +112,20 @@ def parse_annotated(text: str, origin: str = "") -> Sentence:
         raise _point(text, opened, "this '[' is never closed; mark a span as [text]{label} "
                                    "(write \\[ for a literal '[')")
     return Sentence(text="".join(out), spans=tuple(spans), origin=origin)
+
+
+def _check_characters(text: str) -> None:
+    """A sentence is printable text with something visible in it: no NUL, other control
+    characters (tabs and line breaks are spaces) or lone surrogates, and not only zero-width
+    and space characters."""
+    for column, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cs" or (category == "Cc" and char not in "\t\n\r"):
+            raise _point(text, column, f"{describe_character(char)}; remove it (a sentence is "
+                                       f"printable text)")
+    if all(unicodedata.category(char) in _INVISIBLE for char in text):
+        raise ClaimFileError(f"the sentence {text!r} has no visible character (only zero-width, "
+                             f"control or space characters); write some text, or remove it")
 
 
 def _close_span(text: str, i: int, opened: int, inner: str, begin: int) -> tuple[Span, int]:
@@ -251,7 +269,12 @@ def read_sentence_file(path: str | os.PathLike[str], origin_for_errors: Location
     path = Path(path)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(path)
+    except TextFileProblem as problem:
+        if problem.line is not None:
+            raise ClaimFileError(f"{problem}\n(this file is used by {origin_for_errors})",
+                                 file=shown, line=problem.line) from None
+        raise origin_for_errors.error(f"sentence file {shown!r}: {problem}") from None
     except FileNotFoundError:
         raise origin_for_errors.error(
             f"sentence file {shown!r} does not exist (looked for {str(path.absolute())!r}; paths "
@@ -260,9 +283,6 @@ def read_sentence_file(path: str | os.PathLike[str], origin_for_errors: Location
     except IsADirectoryError:
         raise origin_for_errors.error(f"{shown!r} is a folder; expected a text file with one "
                                       f"sentence a line") from None
-    except UnicodeDecodeError as error:
-        raise origin_for_errors.error(f"sentence file {shown!r} is not UTF-8 text ({error})"
-                                      ) from None
     except OSError as error:
         raise origin_for_errors.error(f"cannot read sentence file {shown!r}: {error.strerror}"
                                       ) from None

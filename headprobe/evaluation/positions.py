@@ -12,7 +12,6 @@ target matrix ``[source, position]`` and how many sources were left out for havi
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 import weakref
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from headprobe.claims.spec import Source, Span, Target
+from headprobe.claims.wordregex import WordPattern, WordRegexError, compile_word_regex
 from headprobe.errors import ClaimFileError
 from headprobe.heads import Head
 from headprobe.runs import Run
@@ -353,11 +353,9 @@ def _punct_mask(view: LevelView) -> np.ndarray:
                      for special, chars in zip(view.special, view.chars)], dtype=bool)
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(regex: str) -> re.Pattern[str]:
+def _compile(regex: str) -> WordPattern:
     try:
-        return re.compile(regex, re.IGNORECASE)
-    except re.error as error:
-        raise ClaimFileError(
-            f"word:{regex} is not a valid regular expression ({error}); write a Python regex "
-            f"such as word:the|a") from None
+        return compile_word_regex(regex)
+    except WordRegexError as error:
+        raise ClaimFileError(f"word:{regex} is not a valid regular expression ({error}); "
+                             f"write one such as word:the|a") from None
