@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from headprobe.claims.sentences import expand_template
 from headprobe.claims.spec import Sentence, Template
 
 
 def simplest_first(values: tuple[str, ...]) -> tuple[str, ...]:
     """Slot values ordered as hypothesis should shrink them: fewest words, shortest, then a-z."""
     return tuple(sorted(dict.fromkeys(values), key=lambda v: (len(v.split()), len(v), v)))
+
+
+def distinct_sentences(template: Template) -> int:
+    """How many different combinations of slot values ``template`` has."""
+    return math.prod(len(set(values)) for _, values in template.slots)
 
 
 def template_strategy(template: Template, origin: str = ""):
@@ -35,7 +42,7 @@ def template_strategy(template: Template, origin: str = ""):
     names = [name for name, _ in template.slots]
     per_slot = [st.sampled_from(simplest_first(values)) for _, values in template.slots]
 
-    @st.composite  # not .map(): hypothesis then shows the sentence in "Falsifying example"
+    @st.composite  # not .map(): hypothesis then shows the sentence in its failing example
     def sentences(draw) -> Sentence:
         chosen = [draw(values) for values in per_slot]
         return render_template(template.template, dict(zip(names, chosen)), origin)
@@ -80,6 +87,9 @@ def draw_sentences(template: Template, seed: int, origin: str = "", *,
     from hypothesis import seed as hypothesis_seed
 
     count = template.generate or 0
+    if count >= distinct_sentences(template):  # every combination: no need to draw
+        slots = [(name, tuple(dict.fromkeys(values))) for name, values in template.slots]
+        return expand_template(template.template, slots, origin)
     drawn: dict[str, Sentence] = {}
 
     def collect(sentence: Sentence) -> None:

@@ -1,8 +1,9 @@
 """What collection needs to know about a model, without JAX: its size and its tokenizer.
 
-`inspect_model` resolves a spec (SPEC §7), reads config.json and loads the fast tokenizer, so that
-heads out of range, sentences longer than the model takes and unknown tokens are collection errors
-reported before anything runs.
+`inspect_model` resolves a spec (SPEC §7), reads config.json, finds the weight files (without
+reading them) and loads the fast tokenizer, so that a model without usable weights is a usage
+error, and heads out of range, sentences longer than the model takes and unknown tokens are
+collection errors, all reported before anything runs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class ModelInfo:
                     f"sentence {sentence.text[:80]!r} ({where}) is {len(ids)} tokens long with "
                     f"[CLS] and [SEP]; {self.spec} takes at most {self.max_length}. Shorten or "
                     f"split it.", file=file, line=line, field=f"sentences.{set_name}")
+            if all(w is None for w in encoding.word_ids):
+                raise ClaimFileError(
+                    f"sentence {sentence.text[:80]!r} ({where}) has no token besides [CLS] and "
+                    f"[SEP]: the tokenizer of {self.spec} drops every character of it. Write "
+                    f"some text, or remove it.", file=file, line=line,
+                    field=f"sentences.{set_name}")
             unknown = [sentence.text[a:b] for tok, (a, b) in
                        zip(encoding.tokens, offsets)
                        if tok == UNKNOWN and sentence.text[a:b] != UNKNOWN]
@@ -62,13 +69,14 @@ def _own_line(origin: str, file: str) -> int | None:
 
 def inspect_model(spec: str) -> ModelInfo:
     """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
-    from headprobe.model.checkpoint import transformer_folder
+    from headprobe.model.checkpoint import find_weights, transformer_folder
     from headprobe.model.config import read_config
     from headprobe.model.resolve import resolve
     from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
 
     folder = transformer_folder(resolve(spec).folder)
     config = read_config(folder)
+    find_weights(folder)  # a folder without weights we can read is a usage error now, not later
     return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
                      num_heads=config.num_attention_heads,
                      max_length=config.max_position_embeddings,

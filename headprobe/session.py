@@ -55,7 +55,7 @@ class CheckContext:
         self.settings: Settings = read_settings(_settings_root(config))
         self.started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._infos: dict[str, ModelInfo | None] = {}
-        self._fingerprints: dict[str, Any] = {}  # spec -> BackgroundFingerprint
+        self._fingerprints: dict[str, Any] = {}  # spec -> Future of its Fingerprint
         self._model_errors: dict[str, HeadprobeError] = {}
         self._models: dict[str, Any] = {}
         self._results: dict[str, ClaimResult] = {}
@@ -67,7 +67,7 @@ class CheckContext:
         self.current_is_property = False
         self.expected_failures: set[str] = set()  # nodeids marked xfail (terminal wording)
         self.forward_cache = None  # one per session, made on first use (`_forward_cache`)
-        self.score_cache = None  # with it: the scores in its entries (headprobe.score_cache)
+        self.score_cache = None  # with it: the scores in its entries (headprobe.cache.scores)
 
     # ---- settings ----------------------------------------------------------------------------
     @property
@@ -96,10 +96,10 @@ class CheckContext:
                 self._infos[spec] = None
                 self._model_errors[spec] = error
             else:
-                from headprobe.cache import BackgroundFingerprint
+                from headprobe.cache.fingerprints import start_fingerprint
 
                 # Hashed while collection goes on; the cache lookups need it first.
-                self._fingerprints[spec] = BackgroundFingerprint(
+                self._fingerprints[spec] = start_fingerprint(
                     self._infos[spec].folder, memo_root=self._fingerprint_memo)
         return self._infos[spec]
 
@@ -199,9 +199,9 @@ class CheckContext:
             self._evaluate_model(spec, items)
 
     def _evaluate_model(self, model_spec: str, items: list["ClaimItem"]) -> None:
-        from headprobe.cache import head_pairs, stored_attentions
+        from headprobe.cache.runs import head_pairs, stored_attentions
+        from headprobe.cache.scores import ScoreCache, scoring_key
         from headprobe.evaluation import ClaimAccumulator
-        from headprobe.score_cache import ScoreCache, scoring_key
 
         model = self._deferred_model(model_spec)  # weights load only if the cache misses
         # One accumulator per claim, over the heads of its selected items.
@@ -223,10 +223,11 @@ class CheckContext:
         heads = list(dict.fromkeys(h for _, group in accumulators for item in group
                                    for h in item.heads))
         self.score_cache = ScoreCache(self._forward_cache())  # the scores live in its entries
-        pending, tokens = self._cached_scores(model, users)
+        pending, keys = self._cached_scores(model, users)
         pairs = head_pairs(heads)
+        most = model.num_layers * model.num_heads
         # Each sentence's cache entry (its heads' attention and its claims' numbers) is put
-        # once, after scoring; entries go to disk a pack at a time.
+        # once, after scoring; entries go to disk many to a transaction.
         try:
             for index, run in self._runs(model, pending, heads):
                 text = pending[index]
@@ -236,8 +237,8 @@ class CheckContext:
                     accumulator.record(sentence_index, sentence.text, scored)
                     numbers[key] = scored
                 if self.score_cache.enabled:
-                    self.score_cache.put(model.fingerprint, text, tokens.get(text, ""), numbers,
-                                         pairs, stored_attentions(run, pairs))
+                    self.score_cache.put(keys[text], numbers, pairs, stored_attentions(run, pairs),
+                                         max_heads=most)
         finally:
             self.forward_cache.flush()
         for accumulator, group in accumulators:
@@ -251,37 +252,37 @@ class CheckContext:
                                                item.display_file)
                 self._results[item.nodeid] = result
 
-    def _cached_scores(self, model, users) -> tuple[list[str], dict[str, str]]:
+    def _cached_scores(self, model, users) -> tuple[list[str], dict[str, Any]]:
         """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
-        return the texts that still need a run, and each text's tokenization digest."""
-        from headprobe.score_cache import encoding_digest
+        return the texts that still need a run, and each text's forward-cache key."""
+        from headprobe.cache.runs import entry_key
 
         texts = list(users)
         if not self.score_cache.enabled or not texts:
             return texts, {}
-        pending, tokens = [], {}
+        pending, keys = [], {}
         for text, encoding in zip(texts, model.tokenize(texts)):
-            tokens[text] = encoding_digest(encoding)
+            keys[text] = entry_key(model.fingerprint, encoding)
             pairs = users[text]
-            found = self.score_cache.get(model.fingerprint, text, tokens[text],
-                                         [key for *_, key in pairs])
+            found = self.score_cache.get(keys[text], [key for *_, key in pairs])
             if found is None:
                 pending.append(text)
                 continue
             for (accumulator, sentence_index, sentence, _), numbers in zip(pairs, found):
                 accumulator.record(sentence_index, sentence.text, numbers)
-        return pending, tokens
+        return pending, keys
 
     def _deferred_model(self, spec: str):
         """The model for ``spec`` as a `DeferredModel`: its fingerprint and tokenizer come from
         its files, and the weights (and JAX) load only when something needs the forward pass."""
-        from headprobe.cache import DeferredModel
+        from headprobe.cache.deferred import DeferredModel
 
         info = self.model_info(spec)
         if info is None or spec in self._models:
             return self.load_model(spec)
         return DeferredModel(lambda: self.load_model(spec), folder=info.folder,
-                             tokenizer=info.tokenizer, num_heads=info.num_heads,
+                             tokenizer=info.tokenizer, num_layers=info.num_layers,
+                             num_heads=info.num_heads,
                              memo_root=self._fingerprint_memo,
                              background=self._fingerprints.get(spec))
 
@@ -293,11 +294,12 @@ class CheckContext:
     def _runs(self, model, texts: Sequence[str], heads):
         """The runs of ``texts`` through the forward cache, which they do not write:
         `_evaluate_model` writes each entry with its scores."""
-        from headprobe.cache import forward_runs
+        from headprobe.cache.runs import forward_runs
 
         show_progress = len(texts) > 200 and self.config.getoption("verbose", 0) >= 0
         iterator = forward_runs(texts, heads, fingerprint=model.fingerprint,
-                                encode=model.tokenize, num_heads=model.num_heads,
+                                encode=model.tokenize, num_layers=model.num_layers,
+                                num_heads=model.num_heads,
                                 load_model=lambda: model, cache=self._forward_cache(),
                                 write=False)
         if not show_progress:
@@ -364,6 +366,7 @@ class CheckContext:
                      result: "ClaimResult", display_file: str) -> "ClaimResult":
         """``result`` with PNG diagrams of its worst sentences written into this run's folder."""
         from headprobe.evaluation import attention_view
+        from headprobe.evaluation.views import windowed
         from headprobe.heads import parse_head
         from headprobe.report.figures import attention_figure, save_png
 
@@ -373,37 +376,46 @@ class CheckContext:
         chosen = [sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT]]
         runs = self._figure_runs(model, [s.text for s in chosen], head)
         paths = []
+        problems = []
         stem = _safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
         for rank, (sentence, run) in enumerate(zip(chosen, runs), start=1):
-            view = attention_view(spec, head, sentence, run)
+            view = windowed(attention_view(spec, head, sentence, run))
             title = (f"{spec.claim_text}   [{head}]\n"
                      f"{spec.measure} = {format_value(view.value)} on this sentence; "
                      f"overall "
                      f"{format_value(result.value)} (n={result.n}), expected {spec.expect}"
                      f"{_baseline_note(result, spec)}\n"
-                     f"model: {result.model}")
-            figure = attention_figure(view.matrix, view.labels, expected=view.expected,
-                                      actual=view.actual, title=title)
+                     f"model: {result.model}" + (f"\n{view.note}" if view.note else ""))
             relative = Path("figures") / f"{stem}_{rank}.png"
-            save_png(figure, self.run_dir() / relative)
+            try:
+                figure = attention_figure(view.matrix, view.labels, expected=view.expected,
+                                          actual=view.actual, title=title,
+                                          col_labels=view.column_labels)
+                save_png(figure, self.run_dir() / relative)
+            except Exception as error:  # noqa: BLE001 - a figure is never worth the result
+                problems.append(f"figure {rank} could not be drawn ({type(error).__name__}: "
+                                f"{error})")
+                continue
             paths.append(relative.as_posix())
-        return dataclasses.replace(result, figures=tuple(paths))
+        return dataclasses.replace(result, figures=tuple(paths),
+                                   warnings=tuple(result.warnings) + tuple(problems))
 
     def _figure_runs(self, model, texts: list[str], head) -> list:
         """Runs for figures of ``head``, from the forward cache when it has them."""
         if not hasattr(model, "tokenize") or not hasattr(model, "fingerprint"):
             return model.run(texts, hidden_states=False, mlm_logits=False, num_layers=head.layer)
-        from headprobe.cache import forward_runs
+        from headprobe.cache.runs import forward_runs
 
         runs = dict(forward_runs(texts, [head], fingerprint=model.fingerprint,
-                                 encode=model.tokenize, num_heads=model.num_heads,
+                                 encode=model.tokenize, num_layers=model.num_layers,
+                                 num_heads=model.num_heads,
                                  load_model=lambda: model, cache=self._forward_cache()))
         return [runs[i] for i in range(len(texts))]
 
     def _forward_cache(self):
-        """The session's one `ForwardCache` (its pack index is read once per session)."""
+        """The session's one `ForwardCache` (one database connection per session)."""
         if self.forward_cache is None:
-            from headprobe.cache import ForwardCache
+            from headprobe.cache.entries import ForwardCache
 
             self.forward_cache = ForwardCache(self.cache_dir, enabled=self.cache_enabled)
         return self.forward_cache
@@ -450,6 +462,8 @@ class CheckContext:
         self._errors += 1
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.forward_cache is not None:
+            self.forward_cache.close()  # checkpoints SQLite's write-ahead log into the file
         if self.config.getoption("headprobe_no_report", False):
             return
         if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):

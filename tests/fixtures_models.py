@@ -38,10 +38,11 @@ def _vocabulary() -> list[str]:
     return words + [f"[unused{i}]" for i in range(SIZES["vocab_size"] - len(words))]
 
 
-def planted_state(seed: int = 0) -> dict[str, np.ndarray]:
-    """The weights described in the module docstring (PyTorch names, Linear weights [out, in])."""
+def planted_state(seed: int = 0, **overrides: int) -> dict[str, np.ndarray]:
+    """The weights described in the module docstring (PyTorch names, Linear weights [out, in]);
+    ``overrides`` change sizes of `SIZES` (e.g. ``max_position_embeddings``)."""
     rng = np.random.default_rng(seed)
-    s = SIZES
+    s = {**SIZES, **overrides}
     h, i, layers = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
     d = h // s["num_attention_heads"]
     vocab = _vocabulary()
@@ -107,5 +108,6 @@ def write_planted_checkpoint(folder: Path, *, seed: int = 0, **overrides: int) -
     (folder / "special_tokens_map.json").write_text(json.dumps(
         {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
          "cls_token": "[CLS]", "mask_token": "[MASK]"}), encoding="utf-8")
-    save_file(planted_state(seed), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_file(planted_state(seed, **overrides), str(folder / "model.safetensors"),
+              metadata={"format": "pt"})
     return folder

@@ -1,4 +1,9 @@
-"""What a failure diagram needs for one sentence: the matrix, labels, expected and actual cells."""
+"""What a failure diagram needs for one sentence: the matrix, labels, expected and actual cells.
+
+A long sentence is drawn through a window (`windowed`): at most `MAX_FIGURE_POSITIONS` rows
+around the source that misses worst, and the same columns plus every column those rows expect
+or pick outside them, so a 500-token sentence gives a readable figure of bounded size.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ from headprobe.heads import Head
 from headprobe.runs import Run
 
 
+MAX_FIGURE_POSITIONS = 48
+"""Most rows (and window columns) a failure diagram shows."""
+MAX_EXTRA_COLUMNS = 16
+"""Most columns outside the window (targets and argmax cells of its rows) a diagram adds."""
+
+
 @dataclass(frozen=True, eq=False)
 class AttentionView:
     """One head's attention on one sentence at the claim's level.
@@ -24,6 +35,10 @@ class AttentionView:
       expected: ``(query, key)`` cells: every counted source with each of its targets.
       actual: ``(query, key)`` cells: every counted source with its argmax (its top K for topk).
       value: the sentence's score (``None`` when no source counted).
+      rows, columns: the sentence positions the matrix's rows and columns show (all of them,
+        unless `windowed` cut the view); ``labels`` go with the rows, `column_labels` with the
+        columns.
+      note: what a window leaves out, for the figure's title (empty when nothing is).
     """
 
     matrix: np.ndarray
@@ -31,6 +46,10 @@ class AttentionView:
     expected: tuple[tuple[int, int], ...]
     actual: tuple[tuple[int, int], ...]
     value: float | None
+    rows: tuple[int, ...] = ()
+    columns: tuple[int, ...] = ()
+    column_labels: tuple[str, ...] = ()
+    note: str = ""
 
 
 def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> AttentionView:
@@ -41,6 +60,50 @@ def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
                      for k in np.flatnonzero(row))
     chosen = chosen_positions(matrix[selection.sources], spec.measure)  # [source, k]
     actual = tuple((int(q), int(k)) for q, ks in zip(selection.sources, chosen) for k in ks)
+    positions = tuple(range(view.size))
     return AttentionView(matrix=matrix.astype(np.float32), labels=view.labels,
                          expected=expected, actual=actual,
-                         value=score_sentence(spec, head, sentence, run).value)
+                         value=score_sentence(spec, head, sentence, run).value,
+                         rows=positions, columns=positions, column_labels=view.labels)
+
+
+def windowed(view: AttentionView, size: int = MAX_FIGURE_POSITIONS,
+             extra: int = MAX_EXTRA_COLUMNS) -> AttentionView:
+    """``view`` cut to at most ``size`` consecutive rows and their columns (see the module
+    docstring); unchanged when it is that small already.
+
+    The window is centred on the first source whose argmax (or top K) misses every target, or
+    on the first source when none misses. Cells are renumbered into the window.
+    """
+    total = view.matrix.shape[0]
+    if total <= size:
+        return view
+    hits = set(view.expected) & set(view.actual)
+    sources = sorted({q for q, _ in view.expected})
+    missing = [q for q in sources if not any((q, k) in hits for k in range(total))]
+    focus = (missing or sources or [0])[0]
+    start = min(max(focus - size // 2, 0), total - size)
+    rows = list(range(start, start + size))
+    inside = set(rows)
+    outside = sorted({k for q, k in (*view.expected, *view.actual)
+                      if q in inside and k not in inside})
+    columns = sorted(inside | set(outside[:extra]))
+    row_at = {p: i for i, p in enumerate(rows)}
+    column_at = {p: i for i, p in enumerate(columns)}
+
+    def cells(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        return tuple((row_at[q], column_at[k]) for q, k in pairs
+                     if q in row_at and k in column_at)
+
+    left_out = len(outside) - len(outside[:extra])
+    note = (f"rows {start + 1}-{start + size} of {total} positions; columns: the same"
+            + (f" and {len(outside[:extra])} more (#position)" if outside else "")
+            + (f", {left_out} target/argmax columns not shown" if left_out else ""))
+    labels = tuple(view.labels)
+    return AttentionView(
+        matrix=view.matrix[np.ix_(rows, columns)], labels=tuple(labels[p] for p in rows),
+        expected=cells(view.expected), actual=cells(view.actual), value=view.value,
+        rows=tuple(rows), columns=tuple(columns),
+        column_labels=tuple(labels[p] if p in inside else f"#{p + 1} {labels[p]}"
+                            for p in columns),
+        note=note)

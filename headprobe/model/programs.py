@@ -14,13 +14,17 @@ static arguments (rows, length, depth, which outputs). The weights' values are a
 part of the program, so models of the same shape share programs.
 
 Layout. ``FOLDER/ab/cdef….hpx``: ``MAGIC``, a 4-byte little-endian header length, a JSON header
-holding the key, then JAX's serialized executable. Writes are atomic (temporary file + rename). A
-file that is truncated, corrupt, foreign (another key inside) or cannot be loaded by this JAX is
-ignored, counted in ``invalid``, and replaced by a fresh compile.
+holding the key and the SHA-256 and size of the payload, then JAX's serialized executable. Writes
+are atomic (temporary file + rename). A file is read only if it is a regular file of at most
+`MAX_PROGRAM_BYTES`, and its payload is checked against the digest before JAX sees a byte of it:
+a file that is truncated, damaged, foreign (another key inside) or cannot be loaded by this JAX
+is ignored, counted in ``invalid``, reported once as a `CacheWarning` (unless it is merely from
+another JAX), and replaced by a fresh compile. Temporaries a killed run left are removed.
 
 Trust. Like JAX's own compilation cache, the files are executable code (JAX serializes them with
-pickle): they live in the user's cache dir, are written only by headprobe, and should not be
-shared with people you would not run code from.
+pickle, and the digest guards against damage, not against someone who can write the folder):
+the cache folder must be as trusted as JAX's own, written only by headprobe, and never shared
+with people you would not run code from.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from headprobe.atomic import write_atomic
+from headprobe.cache.safety import (PROBLEMS, NotARegularFile, Problems, read_cache_file,
+                                    remove_special, remove_stale_temporaries)
 
-MAGIC = b"HPX1"
-FORMAT_VERSION = 1
+MAGIC = b"HPX2"
+FORMAT_VERSION = 2  # 1: no payload digest
 SUFFIX = ".hpx"
+MAX_PROGRAM_BYTES = 256 << 20
+MAX_HEADER_BYTES = 1 << 16
+_KIND = "compiled-program store"
 CODE_FILES = ("bert.py", "config.py")
 
 
@@ -111,32 +120,41 @@ def program_key(fields: Mapping[str, Any]) -> str:
 
 
 def encode_program(key: str, executable: bytes) -> bytes:
-    header = json.dumps({"key": key}).encode()
+    header = json.dumps({"key": key, "size": len(executable),
+                         "sha256": hashlib.sha256(executable).hexdigest()}).encode()
     return MAGIC + struct.pack("<I", len(header)) + header + executable
 
 
 def decode_program(blob: bytes, key: str) -> bytes | None:
-    """The executable bytes if ``blob`` is a well-formed entry for ``key``, else None."""
+    """The executable bytes if ``blob`` is a whole, undamaged entry for ``key``, else None."""
     if len(blob) < 8 or blob[:4] != MAGIC:
         return None
     (size,) = struct.unpack("<I", blob[4:8])
+    if size > MAX_HEADER_BYTES:
+        return None
     try:
         header = json.loads(blob[8:8 + size])
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(header, dict) or header.get("key") != key:
         return None
-    return blob[8 + size:] or None
+    executable = blob[8 + size:]
+    if not executable or header.get("size") != len(executable) or \
+            header.get("sha256") != hashlib.sha256(executable).hexdigest():
+        return None
+    return executable
 
 
 class ProgramStore:
     """Serialized executables in ``folder`` (see the module docstring)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, problems: Problems = PROBLEMS) -> None:
         self.folder = Path(folder)
+        self.problems = problems
         self.loaded = 0
         self.written = 0
         self.invalid = 0
+        self._swept: set[Path] = set()  # folders whose stale temporaries are gone
 
     def path_for(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key[2:]}{SUFFIX}"
@@ -144,23 +162,40 @@ class ProgramStore:
     def load(self, key: str, in_tree: Any, out_tree: Any) -> Callable[..., Any] | None:
         """The compiled program stored under ``key``, or None (missing or unusable)."""
         path = self.path_for(key)
+        self._sweep(path.parent)
         try:
-            blob = path.read_bytes()
+            blob = read_cache_file(path, MAX_PROGRAM_BYTES)
+        except NotARegularFile:
+            remove_special(path)
+            return self._damaged(path, "not a regular file")
+        except ValueError:
+            return self._damaged(path, "larger than a program can be")
         except OSError:
+            return None
+        if blob is None:
             return None
         executable = decode_program(blob, key)
         if executable is None:
-            self.invalid += 1
-            return None
+            return self._damaged(path, "its digest or key does not match")
         try:
             from jax.experimental.serialize_executable import deserialize_and_load
 
             program = deserialize_and_load(executable, in_tree, out_tree)
-        except Exception:  # noqa: BLE001 - a stale or damaged file is recompiled, never fatal
+        except Exception:  # noqa: BLE001 - e.g. written by another jaxlib: recompiled
             self.invalid += 1
             return None
         self.loaded += 1
         return program
+
+    def _damaged(self, path: Path, why: str) -> None:
+        self.invalid += 1
+        self.problems.damaged(_KIND, path, why)
+        return None
+
+    def _sweep(self, folder: Path) -> None:
+        if folder not in self._swept:
+            self._swept.add(folder)
+            remove_stale_temporaries(folder)
 
     def discard(self, key: str) -> None:
         """Forget a stored program that loaded but failed to run (counted in ``invalid``)."""

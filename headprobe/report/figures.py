@@ -13,6 +13,9 @@ The pixel size of a figure depends only on the number of tokens (and, for the ov
 number of layers and heads), never on the text of the labels: long labels are shortened with ``…``
 and long titles are wrapped to at most `TITLE_LINES` lines.
 
+Text is text: every label and title is drawn with ``parse_math=False``, so a ``$`` in a sentence
+or claim is a dollar sign, never matplotlib mathtext.
+
 matplotlib is imported inside the functions: importing this module costs nothing. Figures are built
 without pyplot (nothing stays alive in a global figure manager) and drawn with the Agg canvas.
 """
@@ -139,11 +142,11 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
     axes.set_ylim(rows - 0.5, -0.5)
     _label_axes(axes, row_labels, column_labels, layout["font_px"], layout["cell"])
     figure.text(0.5, 1 - 8 / height, "", ha="center", va="top", fontsize=_TITLE_PX * 72 / DPI,
-                linespacing=1.3, gid="title")
+                linespacing=1.3, gid="title", parse_math=False)
     figure.text(10 / width, 4 / height,
                 "rows: attending token (query) · columns: attended token (key) · "
                 "grey: black 0, white 1",
-                ha="left", va="bottom", fontsize=7, color="#444444")
+                ha="left", va="bottom", fontsize=7, color="#444444", parse_math=False)
     return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title)
 
 
@@ -233,9 +236,10 @@ def _label_axes(axes, row_labels: list[str], column_labels: list[str], font_px: 
     axes.set_axis_off()
     for row, label in enumerate(row_labels):
         axes.text(-0.5 - gap, row, label, ha="right", va="center", fontsize=size,
-                  clip_on=False)
+                  clip_on=False, parse_math=False)
     for column, label in enumerate(column_labels):
         axes.text(column, -0.5 - gap, label, ha="center", va="bottom", rotation=90,
+                  parse_math=False,
                   fontsize=size, clip_on=False)
 
 
@@ -267,14 +271,16 @@ def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = 
             x = layout["left"] + head * step + panel / 2
             y = height - layout["top"] - layer * layout["row_step"] + 2
             figure.text(x / width, y / height, f"L{layer + 1}H{head + 1}", ha="center",
+                        parse_math=False,
                         va="bottom", fontsize=8)
     chars = int((width - 20) / (_TITLE_PX * 0.6))
     figure.text(0.5, 1 - 6 / height, wrap_title(title, chars, max_lines=2), ha="center",
-                va="top", fontsize=_TITLE_PX * 72 / DPI)
+                va="top", fontsize=_TITLE_PX * 72 / DPI, parse_math=False)
     token_line = "tokens: " + " ".join(shorten(label) for label in labels)
     figure.text(8 / width, (layout["bottom"] - 6) / height,
                 wrap_title(token_line, int((width - 16) / 6.2), max_lines=3),
-                ha="left", va="top", fontsize=7, color="#333333", linespacing=1.25)
+                ha="left", va="top", fontsize=7, color="#333333", linespacing=1.25,
+                parse_math=False)
     return figure
 
 

@@ -51,7 +51,8 @@ def _child(planted_model, cache_dir, texts, **env_extra) -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD, str(planted_model), *texts], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]),
+            "warnings": done.stderr.count("CacheWarning")}
 
 
 def _programs(cache_dir) -> list:
@@ -70,17 +71,52 @@ def test_a_second_process_loads_every_program_and_neither_traces_nor_compiles(pl
     assert second["digest"] == first["digest"]  # the loaded programs compute the same bytes
 
 
-def test_a_damaged_program_file_is_recompiled_and_replaced(planted_model, tmp_path):
+def _damage(path, how: str) -> None:
+    blob = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(blob[:100])
+    elif how == "a bit of the payload":  # the executable: its digest no longer matches
+        at = len(blob) * 2 // 3
+        path.write_bytes(blob[:at] + bytes([blob[at] ^ 0x04]) + blob[at + 1:])
+    elif how == "a bit of the header":
+        path.write_bytes(blob[:20] + bytes([blob[20] ^ 0x01]) + blob[21:])
+    elif how == "garbage":
+        path.write_bytes(b"\x80" * len(blob))
+    elif how == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif how == "link to /dev/zero":
+        path.unlink()
+        os.symlink("/dev/zero", path)
+
+
+@pytest.mark.parametrize("how", ["truncated", "a bit of the payload", "a bit of the header",
+                                 "garbage", "fifo", "link to /dev/zero"])
+def test_a_damaged_program_file_is_reported_recompiled_and_replaced(planted_model, tmp_path, how):
     texts = _texts(20)
     first = _child(planted_model, tmp_path, texts)
-    damaged = _programs(tmp_path)[0]
-    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated
+    _damage(_programs(tmp_path)[0], how)
     second = _child(planted_model, tmp_path, texts)
     assert second["compiles"] == 1 and second["loaded"] == first["compiles"] - 1
     assert second["digest"] == first["digest"]
+    assert second["warnings"] == 1  # one CacheWarning, saying what was damaged
     third = _child(planted_model, tmp_path, texts)  # the rewritten file loads and runs
     assert third["compiles"] == 0 and third["loaded"] == first["compiles"]
-    assert third["digest"] == first["digest"]
+    assert third["digest"] == first["digest"] and third["warnings"] == 0
+
+
+def test_temporaries_a_killed_run_left_are_removed(planted_model, tmp_path):
+    texts = _texts(20)
+    _child(planted_model, tmp_path, texts)
+    folder = _programs(tmp_path)[0].parent
+    left = folder / ".tmp-999999999-1-0.hpx"  # no such process
+    left.write_bytes(b"half a program")
+    old = os.stat(left).st_mtime - 3600
+    os.utime(left, (old, old))
+    recent = folder / f".tmp-{os.getpid()}-1-0.hpx"  # a live writer's: kept
+    recent.write_bytes(b"being written")
+    _child(planted_model, tmp_path, texts)
+    assert not left.exists() and recent.exists()
 
 
 def _users_jax_cache(tmp_path) -> dict:

@@ -1,17 +1,19 @@
-"""The score cache (headprobe/score_cache.py): `headprobe check` re-runs that neither score nor
-run the model, bit-for-bit numbers, keys that change with the claim, damaged files, --no-cache,
-and one cache file per sentence holding both its attention and its numbers."""
+"""The score cache (headprobe/cache/scores.py): `headprobe check` re-runs that neither score nor
+run the model, bit-for-bit numbers, keys that change with the claim, damaged entries, --no-cache,
+and one cache entry per sentence holding both its attention and its numbers."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import numpy as np
 import pytest
 
 import headprobe
+from headprobe.cache.entries import EntryKey, ForwardCache
+from headprobe.cache.safety import Problems
+from headprobe.cache.scores import ScoreCache, decode_numbers, encode_numbers
 from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
-from headprobe import cache as cache_module
-from headprobe.cache import EntryKey, ForwardCache
-from headprobe.score_cache import ScoreCache, decode_numbers, encode_numbers
 
 # Distinct sizes: 3 sentences, 2 claims on L1H1 (one with a baseline), 3 heads on layer 2.
 CLAIMS = """
@@ -79,23 +81,26 @@ def _entries(tmp_path) -> int:
     return len(ForwardCache(tmp_path / "cache"))
 
 
-def _packs(tmp_path) -> dict:
-    """Every pack file's bytes, by path."""
-    folder = tmp_path / "cache" / "forward" / "packs"
-    return {p: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+def _database(tmp_path):
+    return tmp_path / "cache" / "forward" / "entries-v2.sqlite3"
+
+
+def _stored(tmp_path) -> list:
+    """Every stored row, sorted."""
+    path = _database(tmp_path)
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        return sorted(db.execute("SELECT * FROM entries").fetchall())
 
 
 def _damage_header(tmp_path, damage: bytes) -> None:
-    """Overwrite the JSON header of one entry inside its pack with ``damage`` (padded with
-    spaces, or NUL bytes for an empty damage, to the header's length)."""
-    cache = ForwardCache(tmp_path / "cache")
-    name, offset, _ = sorted(cache._load().values())[1]
-    path = cache.packs / name
-    blob = bytearray(path.read_bytes())
-    start = offset + len(cache_module.MAGIC) + 4
-    length = int.from_bytes(blob[offset + len(cache_module.MAGIC):start], "little")
-    blob[start:start + length] = damage.ljust(length, b" " if damage else b"\0")
-    path.write_bytes(bytes(blob))
+    """Overwrite the JSON header of one entry with ``damage`` (padded with spaces, or NUL
+    bytes for an empty damage, to the header's length)."""
+    with sqlite3.connect(_database(tmp_path)) as db:
+        key, header = sorted(db.execute("SELECT key, header FROM entries").fetchall())[1]
+        changed = damage.ljust(len(header), b" " if damage else b"\0")
+        db.execute("UPDATE entries SET header = ? WHERE key = ?", (changed, key))
 
 
 def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_same(
@@ -130,13 +135,18 @@ def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b'{"version": 1}'])
 def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, damage):
+    from headprobe.cache import safety
+
     counter = Counter(monkeypatch)
     cold = check()
     _damage_header(tmp_path, damage)
+    monkeypatch.setattr(safety, "PROBLEMS", Problems())  # this process's first warning again
+    monkeypatch.setattr(safety.Problems, "damaged", lambda self, *args: told.append(args))
+    told: list = []
     again = check()
     assert counter.scores == 2 * 3 + 2  # only the damaged sentence, for its 2 claims
     assert again.report()["results"] == cold.report()["results"]
-    assert len(_packs(tmp_path)) == 2  # the rewritten entry, in a pack of its own
+    assert told and "forward cache" in told[0][0]
     check()
     assert counter.scores == 2 * 3 + 2
 
@@ -146,10 +156,10 @@ def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
     check("cls", "--no-cache")
     assert not (tmp_path / "cache" / "forward").exists()
     cold = check()
-    files = _packs(tmp_path)
+    rows = _stored(tmp_path)
     bypass = check("cls", "--no-cache")
     assert counter.scores == 3 * 2 * 3  # the cached numbers were not read
-    assert _packs(tmp_path) == files
+    assert _stored(tmp_path) == rows
     assert bypass.report()["results"] == cold.report()["results"]
 
 
@@ -175,36 +185,39 @@ def test_numbers_round_trip_bit_for_bit():
 
 
 def _store(tmp_path, enabled: bool = True) -> ScoreCache:
-    return ScoreCache(ForwardCache(tmp_path, enabled=enabled))
+    return ScoreCache(ForwardCache(tmp_path, enabled=enabled, problems=Problems()))
 
 
 ATTENTIONS = np.random.default_rng(7).random((1, 9, 9), dtype=np.float32)  # 1 head, 9 tokens
 
 
+def _key(tokens: str = "tokens-a", text: str = TEXT, fingerprint: str = FINGERPRINT):
+    return EntryKey(fingerprint, text, tokens)
+
+
 def _put(store: ScoreCache, numbers: dict, tokens: str = "tokens-a", text: str = TEXT) -> None:
-    store.put(FINGERPRINT, text, tokens, numbers, [(0, 0)], ATTENTIONS)
+    store.put(_key(tokens, text), numbers, [(0, 0)], ATTENTIONS, max_heads=8)
 
 
-def test_a_lookup_hits_only_with_every_key_and_the_same_tokens(tmp_path):
+def test_a_lookup_hits_only_with_every_key_and_the_same_sentence_tokens_and_model(tmp_path):
     store = _store(tmp_path)
     _put(store, {"k1": _numbers(0), "k2": _numbers(1)})
     _put(store, {"k3": _numbers(2)})  # merges, keeps k1 and k2
-    got = store.get(FINGERPRINT, TEXT, "tokens-a", ["k3", "k1"])
+    got = store.get(_key(), ["k3", "k1"])
     assert got[1].hits.tobytes() == _numbers(0).hits.tobytes()
-    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1", "k4"]) is None
-    assert store.get(FINGERPRINT, TEXT + " ", "tokens-a", ["k1"]) is None
-    assert store.get("sha256:" + "cd" * 32, TEXT, "tokens-a", ["k1"]) is None
-    assert store.stats.invalid == 0
-    assert store.get(FINGERPRINT, TEXT, "tokens-b", ["k1"]) is None  # retokenized: foreign
-    assert store.stats.invalid == 1 and store.stats.hits == 1 and store.stats.writes == 2
+    assert store.get(_key(), ["k1", "k4"]) is None
+    assert store.get(_key(text=TEXT + " "), ["k1"]) is None
+    assert store.get(_key(fingerprint="sha256:" + "cd" * 32), ["k1"]) is None
+    assert store.get(_key(tokens="tokens-b"), ["k1"]) is None  # retokenized: another key
+    assert store.stats.invalid == 0 and store.stats.hits == 1 and store.stats.writes == 2
 
 
 def test_writes_after_a_missed_lookup_in_the_same_process_still_merge(tmp_path):
     store = _store(tmp_path)
-    assert store.get(FINGERPRINT, TEXT, "t", ["k1"]) is None  # no file: the first put skips reading
+    assert store.get(_key("t"), ["k1"]) is None  # no entry yet
     _put(store, {"k1": _numbers(0)}, tokens="t")
-    _put(store, {"k2": _numbers(1)}, tokens="t")  # the file exists now: k1 is kept
-    got = store.get(FINGERPRINT, TEXT, "t", ["k1", "k2"])
+    _put(store, {"k2": _numbers(1)}, tokens="t")  # the entry exists now: k1 is kept
+    got = store.get(_key("t"), ["k1", "k2"])
     assert [g.hits.tobytes() for g in got] == [_numbers(0).hits.tobytes(),
                                                _numbers(1).hits.tobytes()]
 
@@ -213,33 +226,31 @@ def test_numbers_and_attention_share_one_entry_and_each_write_keeps_the_other(tm
     store = _store(tmp_path)
     _put(store, {"k1": _numbers(0)})
     forward = store.forward
-    key = EntryKey(FINGERPRINT, TEXT)
     other = np.random.default_rng(8).random((1, 9, 9), dtype=np.float32)
-    forward.put(key, [(2, 3)], other)  # a figure's run: another head, scores untouched
-    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"])[0].n == _numbers(0).n
-    assert forward.get(key, [(0, 0), (2, 3)], 9).tobytes() == \
+    forward.put(_key(), [(2, 3)], other)  # a figure's run: another head, scores untouched
+    assert store.get(_key(), ["k1"])[0].n == _numbers(0).n
+    assert forward.get(_key(), [(0, 0), (2, 3)], 9).tobytes() == \
         np.concatenate([ATTENTIONS, other]).tobytes()
     assert len(forward) == 1
 
 
 def test_scores_from_other_scoring_code_are_invalid_but_the_attention_stays(tmp_path, monkeypatch):
-    from headprobe import score_cache
+    from headprobe.cache import scores
 
     store = _store(tmp_path)
     _put(store, {"k1": _numbers(0)})
-    monkeypatch.setattr(score_cache, "scoring_digest", lambda: "0" * 64)  # the code was edited
-    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"]) is None
+    monkeypatch.setattr(scores, "scoring_digest", lambda: "0" * 64)  # the code was edited
+    assert store.get(_key(), ["k1"]) is None
     assert store.stats.invalid == 1
-    assert store.forward.get(EntryKey(FINGERPRINT, TEXT), [(0, 0)], 9).tobytes() == \
-        ATTENTIONS.tobytes()
+    assert store.forward.get(_key(), [(0, 0)], 9).tobytes() == ATTENTIONS.tobytes()
     _put(store, {"k2": _numbers(1)})  # rewritten under the new digest, without the stale k1
-    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k1"]) is None
-    assert store.get(FINGERPRINT, TEXT, "tokens-a", ["k2"]) is not None
+    assert store.get(_key(), ["k1"]) is None
+    assert store.get(_key(), ["k2"]) is not None
 
 
 def test_a_disabled_store_reads_and_writes_nothing(tmp_path):
     _put(_store(tmp_path), {"k": _numbers(0)})
     disabled = _store(tmp_path, enabled=False)
-    assert disabled.get(FINGERPRINT, TEXT, "tokens-a", ["k"]) is None
+    assert disabled.get(_key(), ["k"]) is None
     _put(_store(tmp_path / "other", enabled=False), {"k": _numbers(0)})
     assert not (tmp_path / "other").exists()

@@ -1,27 +1,22 @@
 """The score cache: each claim's per-sentence numbers, kept in the forward cache's entries.
 
-The forward cache (`headprobe.cache`) spares a re-run the model; the scores spare it the scoring
-too. An unchanged re-run of ``headprobe check`` finds every (claim, sentence) pair here and
-neither runs the model nor decodes the sentence's attention.
+The forward cache (`headprobe.cache.entries`) spares a re-run the model; the scores spare it the
+scoring too. An unchanged re-run of ``headprobe check`` finds every (claim, sentence) pair here
+and neither runs the model nor reads the sentence's attention.
 
-What is stored. In the header of the sentence's forward-cache entry (one per model fingerprint
-and sentence text), a ``scores`` object: a format version, the digest of the scoring
-code, the digest of the sentence's tokenization and, per *scoring key*, the `SentenceNumbers` a
+What is stored. In the header of the sentence's forward-cache entry, a ``scores`` object: a
+format version, the digest of the scoring code and, per *scoring key*, the `SentenceNumbers` a
 `ClaimAccumulator` keeps: counted and left-out sources, hits per head and hits per baseline
 offset. The scoring key is everything the numbers depend on besides the run: level, source,
 target, measure, the sentence's spans, the ordered heads and whether baseline offsets are needed.
 Floats are stored as ``float.hex`` so a cached number equals the fresh one bit for bit. A write
 keeps the entries of other keys already there (claim A, then claim B, then both: everything
-cached).
-
-One entry per sentence, not two: a cold run puts each sentence's attention and numbers together,
-and the forward cache writes its entries many to a file (creating a file costs ~0.5 ms on the
-file systems measured, as much as scoring four claims).
+cached). The header is sealed with its key (`headprobe.cache.entries`), so damaged numbers are
+never used.
 
 The scoring-code digest hashes the source of the modules that compute the numbers, so editing
 the scoring invalidates every entry's scores instead of serving stale numbers (the attention
-stays valid). Scores whose digest, tokenization or shape is not ours count as invalid, are
-ignored, and are rewritten with the entry.
+stays valid). Scores from other scoring code are ignored, and rewritten with the entry.
 """
 
 from __future__ import annotations
@@ -36,21 +31,21 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.cache import CacheStats, EntryKey, ForwardCache, ScoresUpdate
+from headprobe.cache.entries import CacheStats, EntryKey, ForwardCache, ScoresUpdate
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.heads import Head
 
-FORMAT_VERSION = 2  # 1: one JSON file per sentence under scores/
+FORMAT_VERSION = 3
 # The modules whose code decides a sentence's numbers (relative to the headprobe package).
 _SCORING_MODULES = ("evaluation/accumulate.py", "evaluation/positions.py",
-                    "evaluation/measures.py", "runs.py", "score_cache.py")
+                    "evaluation/measures.py", "runs.py", "cache/scores.py")
 
 
 @functools.lru_cache(maxsize=1)
 def scoring_digest() -> str:
     """SHA-256 over the source of the modules that compute `SentenceNumbers`."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # the headprobe package
     digest = hashlib.sha256()
     for name in _SCORING_MODULES:
         digest.update(name.encode("utf-8") + b"\0" + (package / name).read_bytes() + b"\0")
@@ -73,15 +68,6 @@ def _claim_part(spec: ClaimSpec, heads: tuple[Head, ...]) -> str:
               "baseline": spec.baseline == "offset"}
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text[:-1] + ',"spans":'
-
-
-def encoding_digest(encoding: Any) -> str:
-    """SHA-256 of a tokenizer encoding's tokens, ids, word ids and offsets (what a run is
-    built on besides the weights)."""
-    payload = json.dumps([list(encoding.tokens), np.asarray(encoding.input_ids).tolist(),
-                          list(encoding.word_ids),
-                          [list(o) for o in encoding.offsets]], separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def encode_numbers(numbers: SentenceNumbers) -> dict[str, Any]:
@@ -118,27 +104,25 @@ class ScoreCache:
     def enabled(self) -> bool:
         return self.forward.enabled
 
-    def _valid(self, scores: Any, tokens: str) -> bool:
+    def _valid(self, scores: Any) -> bool:
         return (isinstance(scores, dict) and scores.get("version") == FORMAT_VERSION
-                and scores.get("scoring") == scoring_digest() and scores.get("tokens") == tokens
+                and scores.get("scoring") == scoring_digest()
                 and isinstance(scores.get("entries"), dict))
 
-    def get(self, fingerprint: str, text: str, tokens: str,
-            keys: Sequence[str]) -> list[SentenceNumbers] | None:
-        """The numbers of every key, in order, if the sentence's entry holds them all; else None.
-        A damaged entry, or scores from other scoring code or another tokenization, count as
-        ``invalid``."""
+    def get(self, key: EntryKey, keys: Sequence[str]) -> list[SentenceNumbers] | None:
+        """The numbers of every scoring key, in order, if the sentence's entry holds them all;
+        else None. Scores from other scoring code count as ``invalid``."""
         if not self.enabled:
             return None
-        exists, header = self.forward.header(EntryKey(fingerprint, text))
+        header = self.forward.header(key)
         scores = None if header is None else header.get("scores")
-        if exists and (header is None or (scores is not None and not self._valid(scores, tokens))):
+        if scores is not None and not self._valid(scores):
             self.stats.invalid += 1
             scores = None
         entries = None if scores is None else scores["entries"]
         found = []
-        for key in keys:
-            numbers = decode_numbers(entries[key]) if entries and key in entries else None
+        for scoring in keys:
+            numbers = decode_numbers(entries[scoring]) if entries and scoring in entries else None
             if numbers is None:
                 self.stats.misses += 1
                 return None
@@ -146,26 +130,24 @@ class ScoreCache:
         self.stats.hits += 1
         return found
 
-    def update(self, tokens: str, numbers: Mapping[str, SentenceNumbers]) -> ScoresUpdate:
+    def update(self, numbers: Mapping[str, SentenceNumbers]) -> ScoresUpdate:
         """For `ForwardCache.put`: the entry's scores with ``numbers`` written in by scoring key,
         keeping the other keys of valid old scores."""
         encoded = {key: encode_numbers(value) for key, value in numbers.items()}
 
         def updated(old: Any) -> dict[str, Any]:
-            entries = dict(old["entries"]) if self._valid(old, tokens) else {}
+            entries = dict(old["entries"]) if self._valid(old) else {}
             entries.update(encoded)
-            return {"version": FORMAT_VERSION, "scoring": scoring_digest(), "tokens": tokens,
-                    "entries": entries}
+            return {"version": FORMAT_VERSION, "scoring": scoring_digest(), "entries": entries}
 
         return updated
 
-    def put(self, fingerprint: str, text: str, tokens: str,
-            numbers: Mapping[str, SentenceNumbers], heads: Sequence[tuple[int, int]],
-            attentions: np.ndarray) -> None:
+    def put(self, key: EntryKey, numbers: Mapping[str, SentenceNumbers],
+            heads: Sequence[tuple[int, int]], attentions: np.ndarray, *, max_heads: int) -> None:
         """Write the sentence's entry once: ``attentions`` [head, q, k] of ``heads`` (0-based
         pairs) with ``numbers`` by scoring key, keeping what a valid entry already holds."""
         if not self.enabled:
             return
-        self.forward.put(EntryKey(fingerprint, text), heads, attentions,
-                         scores=self.update(tokens, numbers))
+        self.forward.put(key, heads, attentions, scores=self.update(numbers),
+                         max_heads=max_heads)
         self.stats.writes += 1

@@ -1,0 +1,140 @@
+"""What every on-disk cache of headprobe shares: bounded reads, stale temporaries, one warning.
+
+A cache is never the source of truth. Whatever is read back from one is read within a bound
+(`read_cache_file` reads only a regular file, and at most the size the caller expects) and
+verified by the caller (a digest over everything that can change a result); what fails is
+ignored, recomputed, and reported once per run and kind as a `CacheWarning` (`Problems`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import warnings
+from pathlib import Path
+
+from headprobe.errors import CacheWarning
+
+TEMPORARY_PREFIX = ".tmp-"  # `headprobe.atomic.write_atomic` names its temporaries so
+STALE_SECONDS = 3600.0  # a temporary this old is left over, whoever wrote it
+ORPHAN_SECONDS = 60.0  # ... or this old when the process named in it is gone
+
+
+class Problems:
+    """Warns once per kind of damage (``forward cache``, ``compiled program`` ...) per run."""
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()
+
+    def damaged(self, kind: str, where: os.PathLike[str] | str, why: str) -> None:
+        """A ``kind`` entry at ``where`` failed verification (``why``): say so once."""
+        if kind in self._told:
+            return
+        self._told.add(kind)
+        warnings.warn(CacheWarning(
+            f"headprobe's {kind} at {where} held damaged data ({why}); it was ignored and is "
+            f"recomputed, so results are unaffected (reported once per run). A failing disk "
+            f"or an edited cache file can cause this; deleting the cache folder is safe."),
+            stacklevel=3)
+
+
+#: One per process: every cache of a run reports through it.
+PROBLEMS = Problems()
+
+
+class NotARegularFile(OSError):
+    """A cache path that is a FIFO, a device, a folder or a link to one: never read."""
+
+
+def read_cache_file(path: Path, max_bytes: int) -> bytes | None:
+    """The bytes of the regular file ``path`` if it has at most ``max_bytes``; None when there
+    is no such file. Raises `NotARegularFile` for anything but a regular file (symbolic links
+    included) and ValueError when the file is larger than ``max_bytes``."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | \
+        getattr(os, "O_BINARY", 0)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise NotARegularFile(f"{path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise ValueError(f"{info.st_size} bytes where at most {max_bytes} were expected")
+    try:
+        handle = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            data = stream.read(max_bytes + 1)
+    finally:
+        os.close(handle)
+    if len(data) > max_bytes:
+        raise ValueError(f"more than the {max_bytes} bytes expected")
+    return data
+
+
+def remove_special(path: Path) -> bool:
+    """Delete ``path`` if it exists and is not a regular file (a FIFO, a link, a device node
+    left where a cache file belongs); True when something was removed."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISREG(info.st_mode):
+        return False
+    try:
+        if stat.S_ISDIR(info.st_mode):
+            return False  # a folder is not ours to delete; the caller reports it
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temporaries(folder: Path, now: float | None = None) -> int:
+    """Delete temporaries that a killed run left in ``folder``: ``.tmp-PID-...`` files older
+    than `ORPHAN_SECONDS` whose process is gone, or older than `STALE_SECONDS`; returns how
+    many were deleted."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMPORARY_PREFIX):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age > STALE_SECONDS or (age > ORPHAN_SECONDS and not _alive(_pid_of(entry.name))):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_of(name: str) -> int | None:
+    part = name[len(TEMPORARY_PREFIX):].split("-", 1)[0]
+    return int(part) if part.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or we cannot tell: leave it
+    return True
