@@ -42,8 +42,16 @@ pieces = st.one_of(_pick(NASTY_TEXT), any_text, _pick(SOURCES + TARGETS + HEADS)
 @st.composite
 def claim_texts(draw) -> str:
     """``HEADS: SOURCE -> TARGET`` from valid and broken parts, or any text."""
-    if draw(st.integers(0, 9)) == 0:
+    choice = draw(st.integers(0, 9))
+    if choice == 0:
         return draw(any_text)
+    if choice <= 3:  # valid parts only
+        heads = draw(_pick(["L1H1", "L2H*", "L*H1", "L*H*", "L1H1,L2H2"]))
+        source = draw(_pick(["token", "mask", "cls", "sep", "word:the|a", "word:(a+)+b",
+                             "span:adv", "all"]))
+        target = draw(_pick(["next", "previous", "self", "offset:+2", "offset:-3", "cls",
+                             "sep", "mask", "punct", "same-word", "word:.*s", "span:verb"]))
+        return f"{heads}: {source} -> {target}"
     heads = draw(st.one_of(_pick(HEADS), any_text))
     source = draw(st.one_of(_pick(SOURCES), _pick(["word:" + r for r in REGEXES]), pieces))
     target = draw(st.one_of(_pick(TARGETS), _pick(["word:" + r for r in REGEXES]), pieces))
@@ -68,9 +76,43 @@ def _scalar(value: object) -> str:
     return json.dumps(value)
 
 
+VALID_SENTENCES = ["The cat sat on the mat.", "A [dog]{noun} ran [quickly]{adv}.",
+                   "Then I picked up a [MASK] from the table.", "It's 3.5% - \"odd\", (yes)!"]
+VALID_CLAIMS = ["L1H1: token -> next", "L2H*: token -> cls", "L*H*: word:the|a -> same-word",
+                "L1H2,L2H1: span:adv -> span:noun", "L2H3: mask -> offset:-2", "L1H1: cls -> sep",
+                "L1H1: token -> punct"]
+
+
+@st.composite
+def valid_hypothesis_files(draw) -> str:
+    """A hypothesis file made of valid parts only (it may still be inconsistent)."""
+    lines = ["level: " + draw(st.sampled_from(["token", "word"])), "sentences:", "  s:"]
+    lines += [f'    - "{t}"' if '"' not in t else f"    - '{t}'" for t in
+              draw(st.lists(st.sampled_from(VALID_SENTENCES), min_size=1, max_size=4))]
+    lines += ["  t:", '    template: "The [{animal}]{noun} ran [{how}]{adv}."',
+              "    slots: {animal: [cat, dog, big horse], how: [fast, slowly]}"]
+    if draw(st.booleans()):
+        lines.append(f"    generate: {draw(st.integers(1, 20))}")
+    lines.append("hypotheses:")
+    for index in range(draw(st.integers(1, 4))):
+        lines += [f"  - id: c{index}", f'    claim: "{draw(st.sampled_from(VALID_CLAIMS))}"',
+                  f"    over: {draw(st.sampled_from(['s', 't', '[s, t]']))}",
+                  f'    expect: "{draw(st.sampled_from([">= 0.5", "< 0.2", "80%", "between 0.1 and 0.9"]))}"']
+        for field, values in draw(st.lists(st.sampled_from([
+                ("measure", ["argmax", "mass", "topk:3"]), ("quantifier", ["each", "any", "none"]),
+                ("per", ["pool", "sentence"]), ("confidence", ["0.9", "0.95"]),
+                ("baseline", ["offset"]), ("why", ["because"]), ("xfail", ["known"])]),
+                max_size=3, unique_by=lambda pair: pair[0])):
+            lines.append(f"    {field}: {draw(st.sampled_from(values))}")
+    return "\n".join(lines) + "\n"
+
+
 @st.composite
 def hypothesis_files(draw) -> str:
-    """A YAML hypothesis file, built line by line so that nothing is escaped for us."""
+    """A YAML hypothesis file, built line by line so that nothing is escaped for us; a third of
+    them from valid parts only, the rest mixing in broken ones."""
+    if draw(st.integers(0, 2)) == 0:
+        return draw(valid_hypothesis_files())
     lines: list[str] = []
     if draw(st.booleans()):
         lines.append(f"model: {draw(pieces)}")
