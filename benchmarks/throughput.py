@@ -329,7 +329,7 @@ def _headprobe_script() -> str:
 def bench_check(folder: Path, texts: list[str]) -> dict:
     """`headprobe check` of CHECK_CLAIMS: cold (empty forward cache) then warm."""
     import headprobe
-    from headprobe.cache import ForwardCache
+    from headprobe.cache.entries import ForwardCache
 
     work = Path(tempfile.mkdtemp(prefix="hp-check-"))
     try:
