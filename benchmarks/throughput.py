@@ -42,7 +42,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sentences import make_sentences  # noqa: E402
+from sentences import make_sentences
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["__version__", "load"]
 
 
-def load(spec: str | None = None, **options: Any) -> "Model":
+def load(spec: str | None = None, **options: Any) -> Model:
     """Load a BERT-family model: a local folder, or a hub id with optional ``@revision``.
 
     Resolution (SPEC §7): local directory; installed package bundling the hub id; the Hugging Face

@@ -1,10 +1,10 @@
-"""Atomic file writes, shared by every on-disk cache: readers see the old file or the new one.
+"""Atomic file writes, shared by the caches and the reports: readers see the old file or the new.
 
-The caches write many files (forward-cache packs, compiled programs, fingerprint memos), so a
-write costs as few system calls and as little Python as it can: each folder is created once per
+A write costs as few system calls and as little Python as it can: each folder is created once per
 process, the temporary file gets a name unique to this process and thread (``.tmp-PID-THREAD-N``)
 opened with ``O_EXCL`` instead of `tempfile.mkstemp`'s random names, and the bytes go out with
-`os.write` (no file object).
+`os.write` (no file object). Cache files are the owner's only (mode 0o600); reports are readable
+by all (0o644, less the umask).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ _made: set[Path] = set()  # folders this process has created (or found) already
 _counter = itertools.count()
 
 
-def write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temporary file beside ``path``, then rename it over ``path``."""
+def write_atomic(path: Path, blob: bytes, *, mode: int = 0o600) -> None:
+    """Write ``blob`` to a temporary file beside ``path``, then rename it over ``path``; the
+    file gets ``mode`` (less the umask)."""
     folder = path.parent
     if folder not in _made:
         folder.mkdir(parents=True, exist_ok=True)
@@ -29,7 +30,7 @@ def write_atomic(path: Path, blob: bytes) -> None:
         name = f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_counter)}{path.suffix}"
         temporary = folder / name
         try:
-            handle = os.open(temporary, flags, 0o600)  # as mkstemp: the owner's only
+            handle = os.open(temporary, flags, mode)
             break
         except FileExistsError:  # left over by a crashed process that had our pid: next name
             continue

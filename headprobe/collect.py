@@ -3,19 +3,27 @@
 `HypothesisFile` parses a YAML file (pure, `headprobe.claims.files`), checks it against the model's
 config and tokenizer (heads in range, sentences that fit), and yields one `ClaimItem` per claim and
 concrete head (``FILE::ID[L3H10]``) — or one per claim for the ``any``/``none`` quantifiers
-(``FILE::ID[L*H*]``). Items are evaluated together by `headprobe.session`, so every model is loaded
-once and every distinct sentence is run once.
+(``FILE::ID[L*H*]``). Each item carries its `ClaimJob`. The first item to run evaluates the jobs of
+every collected item together (`PendingEvaluation`), so every model is loaded once and every
+distinct sentence is run once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 
-from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.checkrun import evaluation_settings, models, models_if_any, options, sentence_sets
+from headprobe.claims.files import load_hypothesis_file
+from headprobe.claims.jobs import ClaimJob
+from headprobe.claims.spec import ClaimSpec
+from headprobe.engine.evaluate import evaluate
 from headprobe.errors import ClaimFileError, HeadprobeError
-from headprobe.heads import Head
+from headprobe.evaluation.results import ClaimResult
+from headprobe.heads import Head, expand_heads
+from headprobe.recorder import recorder
+from headprobe.report.terminal import failure_text
 
 
 class ClaimFailed(Exception):
@@ -28,91 +36,128 @@ class ClaimFailed(Exception):
 
 class HypothesisFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from headprobe.claims.files import load_hypothesis_file
-        from headprobe.session import get_context
-
-        context = get_context(self.config)
         hfile = load_hypothesis_file(self.path)
-        display = self.nodeid
+        run = options(self.config)
+        registry = models(self.config)
         for spec in hfile.claims:
-            model_spec = context.model_spec_for(spec.model or hfile.model)
-            info = context.model_info(model_spec)
+            model_spec = run.model_for(spec.model or hfile.model)
+            info = registry.info(model_spec)
             if info is None:  # cannot be had: a usage error raised once collection ends
                 continue
             heads = _expand_heads(spec, info.num_layers, info.num_heads)
-            sentences = context.sentences_for(spec, hfile, info)
+            sentences = tuple(sentence_sets(self.config).sentences(hfile, spec.over, info))
             templates = tuple(hfile.sets[name].template for name in spec.over
-                              if hfile.sets[name].template is not None
-                              and hfile.sets[name].template.generate)
-            if spec.quantifier == "each":
-                groups: list[tuple[str, tuple[Head, ...]]] = [(str(h), (h,)) for h in heads]
-            else:
-                groups = [(",".join(map(str, spec.claim.heads)), tuple(heads))]
-            for label, group in groups:
+                              if (t := hfile.sets[name].template) is not None and t.generate)
+            for label, group in _groups(spec, heads):
                 name = f"{spec.id}[{label}]"
                 # The id is given as text: pytest >= 9.2 parses a text id's "[...]" as its
                 # parameters, as it does for its own parametrized tests, so that --lf matches.
-                item = ClaimItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}",
-                                             spec=spec,
-                                             heads=group, model_spec=model_spec,
-                                             sentences=sentences, display_file=display,
-                                             templates=templates)
-                if spec.skip is not None:
-                    item.add_marker(pytest.mark.skip(reason=spec.skip))
-                if spec.xfail is not None:
-                    item.add_marker(pytest.mark.xfail(reason=spec.xfail, strict=False))
-                item.add_marker(pytest.mark.headprobe)
-                yield item
+                nodeid = f"{self.nodeid}::{name}"
+                job = ClaimJob(key=nodeid, spec=spec, heads=group, model_spec=model_spec,
+                               sentences=sentences, templates=templates,  # type: ignore[arg-type]
+                               display_file=self.nodeid)
+                yield _item(self, name, nodeid, job)
 
-    def repr_failure(self, excinfo):  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | object:  # type: ignore[override]
         if isinstance(excinfo.value, HeadprobeError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
 
-def _expand_heads(spec: ClaimSpec, num_layers: int, num_heads: int) -> list[Head]:
-    heads: list[Head] = []
-    for pattern in spec.claim.heads:
-        try:
-            expanded = pattern.expand(num_layers, num_heads)
-        except ClaimFileError as error:
-            raise error.located(file=spec.file, line=spec.claim_line or spec.line,
-                                field=spec.claim_field) from None
-        heads.extend(h for h in expanded if h not in heads)
-    return heads
+def _item(parent: HypothesisFile, name: str, nodeid: str, job: ClaimJob) -> ClaimItem:
+    item = ClaimItem.from_parent(parent, name=name, nodeid=nodeid, job=job)
+    if job.spec.skip is not None:
+        item.add_marker(pytest.mark.skip(reason=job.spec.skip))
+    if job.spec.xfail is not None:
+        item.add_marker(pytest.mark.xfail(reason=job.spec.xfail, strict=False))
+    item.add_marker(pytest.mark.headprobe)
+    return item
+
+
+def _groups(spec: ClaimSpec, heads: tuple[Head, ...]) -> list[tuple[str, tuple[Head, ...]]]:
+    """One item per head for ``each``; one item over every head otherwise."""
+    if spec.quantifier == "each":
+        return [(str(h), (h,)) for h in heads]
+    return [(",".join(map(str, spec.claim.heads)), heads)]
+
+
+def _expand_heads(spec: ClaimSpec, num_layers: int, num_heads: int) -> tuple[Head, ...]:
+    try:
+        return expand_heads(spec.claim.heads, num_layers, num_heads)
+    except ClaimFileError as error:
+        raise error.located(file=spec.file, line=spec.claim_line or spec.line,
+                            field=spec.claim_field) from None
 
 
 class ClaimItem(pytest.Item):
-    def __init__(self, *, spec: ClaimSpec, heads: tuple[Head, ...], model_spec: str,
-                 sentences: Sequence[Sentence], display_file: str,
-                 templates: tuple = (), **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.spec = spec
-        self.heads = heads
-        self.model_spec = model_spec
-        self.sentences = tuple(sentences)
-        self.display_file = display_file
-        self.templates = templates
-        self.result = None
+    def __init__(self, *, job: ClaimJob, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.job = job
+        self.result: ClaimResult | None = None
 
     def runtest(self) -> None:
-        from headprobe.session import get_context
-
-        context = get_context(self.config)
+        record = recorder(self.config)
         try:
-            self.result = context.result_for(self)
+            result = pending(self.config).result(self)
         except Exception:
-            context.note_error()
+            record.note_error()
             raise
-        if not self.result.passed:
-            raise ClaimFailed(context.failure_text(self, self.result))
+        self.result = result
+        record.record(self.nodeid, result)
+        if not result.passed:
+            run = options(self.config)
+            raise ClaimFailed(failure_text(self.job, result,
+                                           record.run_dir() if result.figures else None,
+                                           run.root, seed=run.seed))
 
-    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],  # type: ignore[override]
+                     style: str | None = None) -> str | object:
         if isinstance(excinfo.value, ClaimFailed):
             return excinfo.value.text
         if isinstance(excinfo.value, HeadprobeError):
             return f"ERROR: {excinfo.value}"
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo, style)  # type: ignore[arg-type]
 
-    def reportinfo(self):
-        return self.path, self.spec.line - 1, f"{self.spec.id} [{self.spec.claim_text}]"
+    def reportinfo(self) -> tuple[object, int, str]:
+        spec = self.job.spec
+        return self.path, spec.line - 1, f"{spec.id} [{spec.claim_text}]"
+
+
+class PendingEvaluation:
+    """The run's claim results by job, all evaluated when the first is asked for (so every
+    model is loaded once and every distinct sentence run once)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._results: dict[str, ClaimResult] = {}
+
+    def result(self, item: ClaimItem) -> ClaimResult:
+        if item.job.key not in self._results:
+            jobs = [i.job for i in item.session.items if isinstance(i, ClaimItem)
+                    and i.job.key not in self._results
+                    and not any(m.name == "skip" for m in i.iter_markers())]
+            write = options(self.config).write_report
+            settings = evaluation_settings(self.config,
+                                           recorder(self.config).run_dir if write else None)
+            self._results.update(evaluate(jobs, models(self.config).deferred, settings))
+        return self._results[item.job.key]
+
+
+_PENDING = pytest.StashKey[PendingEvaluation]()
+
+
+def pending(config: pytest.Config) -> PendingEvaluation:
+    """The run's one `PendingEvaluation`."""
+    if _PENDING not in config.stash:
+        config.stash[_PENDING] = PendingEvaluation(config)
+    return config.stash[_PENDING]
+
+
+def raise_model_errors(config: pytest.Config) -> None:
+    """After collection: models that cannot be had end the run as a usage error (exit 4)."""
+    registry = models_if_any(config)
+    errors = registry.errors if registry is not None else {}
+    if errors:
+        raise pytest.UsageError("\n".join(str(e) for e in errors.values()))
+
+

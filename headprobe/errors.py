@@ -74,7 +74,7 @@ class ClaimFileError(HeadprobeError):
         return printable(where + self.message)
 
     def located(self, *, file: str | None = None, line: int | None = None,
-                field: str | None = None) -> "ClaimFileError":
+                field: str | None = None) -> ClaimFileError:
         """The same error with a location filled in where it was missing."""
         return type(self)(self.message, file=self.file or file, line=self.line or line,
                           field=self.field or field)

@@ -10,6 +10,7 @@ Grammar of a head pattern list::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from headprobe.errors import ClaimFileError
@@ -91,3 +92,15 @@ def parse_head(text: str) -> Head:
     if pattern is None or pattern.layer is None or pattern.head is None:
         raise ClaimFileError(f"expected one concrete head such as 'L3H10', got {text!r}")
     return Head(pattern.layer, pattern.head)
+
+
+def unique_heads(heads: Iterable[Head]) -> tuple[Head, ...]:
+    """``heads`` each once, in the order first met."""
+    return tuple(dict.fromkeys(heads))
+
+
+def expand_heads(patterns: Iterable[HeadPattern], num_layers: int,
+                 num_heads: int) -> tuple[Head, ...]:
+    """The concrete heads of ``patterns`` on a model of that size, each once, in order;
+    raises `ClaimFileError` for a pattern out of range."""
+    return unique_heads(h for pattern in patterns for h in pattern.expand(num_layers, num_heads))

@@ -2,7 +2,7 @@
 
 ``$HEADPROBE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``.
 Sub-folders: ``jax/`` (compiled programs), ``forward/`` (forward results), ``hypothesis/``
-(remembered counterexamples).
+(remembered counterexamples). ``$HEADPROBE_NO_COMPILATION_CACHE=1`` keeps no compiled programs.
 """
 
 from __future__ import annotations
@@ -19,3 +19,12 @@ def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
         return Path(base).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(xdg) / "headprobe"
+
+
+NO_COMPILATION_CACHE_ENV = "HEADPROBE_NO_COMPILATION_CACHE"
+
+
+def compilation_cache_disabled() -> bool:
+    """True when ``$HEADPROBE_NO_COMPILATION_CACHE`` is set to 1/true/yes/on."""
+    return os.environ.get(NO_COMPILATION_CACHE_ENV, "").strip().lower() in {"1", "true", "yes",
+                                                                            "on"}

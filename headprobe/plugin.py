@@ -1,17 +1,23 @@
-"""headprobe's pytest plugin (entry point ``pytest11``): options and hypothesis-file collection.
+"""headprobe's pytest plugin (entry point ``pytest11``): options, fixtures, hypothesis-file
+collection.
 
-Registered for every pytest run, so importing it must cost nothing: no JAX, no matplotlib, no
-transformers. The work happens in `headprobe.collect` (YAML files → items) and `headprobe.session`
-(one model load and one forward pass per distinct sentence, then evaluation and reports).
+Registered for every pytest run, so importing it must cost nothing: no JAX, no numpy, no
+matplotlib, no transformers; its hooks import the rest only when a run has hypothesis files or
+uses headprobe's fixtures. Collection lives in `headprobe.collect` (YAML files → items), the
+run's state in `headprobe.checkrun`, what the run produced in `headprobe.recorder` (a plugin
+object registered when first needed).
 
-Under plain ``pytest`` a YAML file is collected only when it looks like a hypothesis file (a top-level
-``hypotheses:`` key); ``headprobe check`` collects every ``*.yaml``/``*.yml`` under its paths, so that
-a malformed file is reported instead of silently ignored.
+Under plain ``pytest`` a YAML file is collected only when it looks like a hypothesis file (a
+top-level ``hypotheses:`` key); ``headprobe check`` collects every ``*.yaml``/``*.yml`` under its
+paths, so that a malformed file is reported instead of silently ignored.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "headprobe: a claim about attention heads")
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     from headprobe.claims.files import looks_like_hypothesis_file
@@ -48,78 +54,43 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if parent.config.getoption("headprobe_all_yaml") or looks_like_hypothesis_file(file_path):
         from headprobe.collect import HypothesisFile
 
-        return HypothesisFile.from_parent(parent, path=file_path)
+        return HypothesisFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
     return None
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    from headprobe.session import context_if_any
+    if "headprobe.collect" in sys.modules:  # else no hypothesis file was collected
+        from headprobe.collect import raise_model_errors
 
-    context = context_if_any(config)
-    if context is not None:
-        context.raise_model_errors()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from headprobe.session import context_if_any
-
-    context = context_if_any(session.config)
-    if context is not None:
-        context.finish(session, exitstatus)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    from headprobe.session import context_if_any
-
-    context = context_if_any(config)
-    if context is not None:
-        context.terminal_summary(terminalreporter)
+        raise_model_errors(config)
 
 
 @pytest.fixture(scope="session")
-def headprobe_load(request: pytest.FixtureRequest):
+def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any]:
     """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per session."""
-    from headprobe.session import get_context
+    from headprobe.checkrun import models, options
+    from headprobe.errors import HeadprobeError
+    from headprobe.pyapi import ProbeModel
+    from headprobe.recorder import recorder
 
-    context = get_context(request.config)
-    return context.probe_model
+    config = request.config
+
+    def load(spec: str | None) -> ProbeModel:
+        resolved = options(config).model_for(spec)
+        try:
+            model = models(config).loaded(resolved)
+        except HeadprobeError as error:
+            # A model that cannot be had ends the whole run as a usage error (exit 4), as it
+            # does for hypothesis files, instead of failing every test that uses the fixture.
+            pytest.exit(f"headprobe_model: {error}", returncode=int(error.exit_code))
+        return ProbeModel(model, recorder=recorder(config).record_measured)
+
+    return load
 
 
 @pytest.fixture(scope="session")
-def headprobe_model(headprobe_load):
+def headprobe_model(headprobe_load: Callable[[str | None], Any]) -> Any:
     """The model named by ``--model`` (``headprobe check``) / ``--headprobe-model`` (pytest), else
     ``[tool.headprobe] model`` in pyproject.toml, else bert-base-uncased; loaded once per session."""
     return headprobe_load(None)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    from headprobe.session import context_if_any
-
-    context = context_if_any(item.config)
-    if context is not None:
-        context.current_nodeid = item.nodeid
-        # A @given test runs its body once per example: only its last example (for a failure,
-        # the shrunk one, which hypothesis replays last) goes into the report.
-        context.current_is_property = bool(getattr(getattr(item, "obj", None),
-                                                   "is_hypothesis_test", False))
-        if item.get_closest_marker("xfail") is not None:
-            context.expected_failures.add(item.nodeid)
-    try:
-        return (yield)
-    finally:
-        if context is not None:
-            context.current_nodeid = None
-            context.current_is_property = False
-
-
-def pytest_assertrepr_compare(config: pytest.Config, op: str, left, right):
-    from headprobe.pyapi import Measured
-
-    if not isinstance(left, Measured) or left.decided is None:
-        return None
-    from headprobe.session import get_context
-
-    return get_context(config).explain_python_failure(left)

@@ -21,7 +21,7 @@ class Progress:
         self._shown = False
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def advance(self, count: int = 1) -> None:

@@ -14,34 +14,59 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from headprobe.claims.language import parse_claim, parse_expectation
+from headprobe.claims.sentences import parse_annotated
 from headprobe.claims.spec import ClaimSpec, Expectation, Measure, Sentence
-from headprobe.errors import ClaimFileError, UsageError
+from headprobe.errors import ClaimFileError, UsageError, did_you_mean
+from headprobe.evaluation.accumulate import ClaimAccumulator
+from headprobe.evaluation.results import ClaimResult, format_value
+from headprobe.heads import expand_heads
+
+if TYPE_CHECKING:  # the model code imports JAX: only for annotations here
+    from headprobe.model.api import Model
+
+#: Told of every decided claim: ``recorder(measured, spec, result)``.
+Recorder = Callable[["Measured", ClaimSpec, ClaimResult], None]
 
 _OPS = {">=": "__ge__", ">": "__gt__", "<=": "__le__", "<": "__lt__"}
 
 
 class ProbeModel:
-    """A loaded model (`headprobe.load`) with the claim builder; what the fixture gives."""
+    """A loaded model (`headprobe.load`) with the claim builder: what the fixtures give, and
+    what ``Model.claim`` builds on. The model's own attributes are here too (``num_layers``,
+    ``run`` ...); ``recorder`` is told of every decided claim (the pytest plugin records them
+    for report.json; a plain script passes none)."""
 
-    def __init__(self, model, *, recorder=None) -> None:
+    def __init__(self, model: Model, *, recorder: Recorder | None = None) -> None:
         self.model = model
         self._recorder = recorder
 
     def __repr__(self) -> str:
         return f"ProbeModel({self.model!r})"
 
-    def __getattr__(self, name: str) -> Any:  # num_layers, num_heads, run, tokenize, ...
-        return getattr(self.model, name)
+    # The model's attributes (docs/api.md), so that a ProbeModel works wherever a Model does.
+    name = property(lambda self: self.model.name)
+    path = property(lambda self: self.model.path)
+    config = property(lambda self: self.model.config)
+    tokenizer = property(lambda self: self.model.tokenizer)
+    has_mlm_head = property(lambda self: self.model.has_mlm_head)
+    num_layers = property(lambda self: self.model.num_layers)
+    num_heads = property(lambda self: self.model.num_heads)
+    max_length = property(lambda self: self.model.max_length)
+    fingerprint = property(lambda self: self.model.fingerprint)
+    compile_count = property(lambda self: self.model.compile_count)
+    loaded_count = property(lambda self: self.model.loaded_count)
+    run = property(lambda self: self.model.run)
+    iter_runs = property(lambda self: self.model.iter_runs)
+    tokenize = property(lambda self: self.model.tokenize)
 
     def claim(self, text: str, *, level: str = "token", per: str = "pool",
               quantifier: str = "each", baseline: str | None = None,
-              margin: float = 0.0) -> "ClaimQuery":
-        from headprobe.claims.language import parse_claim
-
+              margin: float = 0.0) -> ClaimQuery:
         _check_choice("level", level, ("token", "word"))
         _check_choice("per", per, ("pool", "sentence"))
         _check_choice("quantifier", quantifier, ("each", "any", "none"))
@@ -61,41 +86,34 @@ class ClaimQuery:
     spec: ClaimSpec
     sentences: tuple[Sentence, ...]
 
-    def over(self, sentences: Iterable[str | Sentence]) -> "ClaimQuery":
+    def over(self, sentences: Iterable[str | Sentence]) -> ClaimQuery:
         """Sentences (annotated ``[text]{label}`` strings or `Sentence` objects) to measure on."""
-        from headprobe.claims.sentences import parse_annotated
-
         parsed = tuple(s if isinstance(s, Sentence) else parse_annotated(str(s), "python")
                        for s in ([sentences] if isinstance(sentences, (str, Sentence))
                                  else sentences))
         return dataclasses.replace(self, sentences=self.sentences + parsed)
 
-    def argmax(self) -> "Measured":
+    def argmax(self) -> Measured:
         return self._measure(Measure("argmax"))
 
-    def mass(self) -> "Measured":
+    def mass(self) -> Measured:
         return self._measure(Measure("mass"))
 
-    def topk(self, k: int) -> "Measured":
+    def topk(self, k: int) -> Measured:
         if not isinstance(k, int) or k < 1:
             raise UsageError(f"topk: expected a positive integer K, got {k!r}")
         return self._measure(Measure("topk", k))
 
-    def _measure(self, measure: Measure) -> "Measured":
-        from headprobe.evaluation import ClaimAccumulator
-
+    def _measure(self, measure: Measure) -> Measured:
         if not self.sentences:
             raise UsageError(f"claim {self.spec.claim_text!r} has no sentences: call "
                              f".over([...]) before measuring")
         model = self.probe.model
         spec = dataclasses.replace(self.spec, measure=measure)
-        heads = []
-        for pattern in spec.claim.heads:
-            try:
-                heads.extend(h for h in pattern.expand(model.num_layers, model.num_heads)
-                             if h not in heads)
-            except ClaimFileError as error:
-                raise error.located(file=spec.file, line=spec.line, field="claim") from None
+        try:
+            heads = expand_heads(spec.claim.heads, model.num_layers, model.num_heads)
+        except ClaimFileError as error:
+            raise error.located(file=spec.file, line=spec.line, field="claim") from None
         accumulator = ClaimAccumulator(spec, heads)
         runs = model.run([s.text for s in self.sentences], hidden_states=False,
                          mlm_logits=False, num_layers=max(h.layer for h in heads))
@@ -131,8 +149,6 @@ class Measured:
                                          expect=expect)
 
     def _decide(self, op: str, bound: float) -> bool:
-        from headprobe.claims.language import parse_expectation
-
         expect = parse_expectation(f"{op} {bound}")
         spec = dataclasses.replace(self.spec, expect=expect)
         results = self._judged(expect)
@@ -162,8 +178,6 @@ class Measured:
         return float(self.value)
 
     def __repr__(self) -> str:
-        from headprobe.terminal import format_value
-
         ci = (f", 95% CI [{format_value(self.ci[0])}, {format_value(self.ci[1])}]"
               if self.ci else "")
         return (f"<{self.spec.claim_text} on {self.head}: {self.spec.measure} = "
@@ -172,8 +186,6 @@ class Measured:
 
 def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        from headprobe.errors import did_you_mean
-
         raise UsageError(f"{field}: expected one of {', '.join(choices)}, got {value!r}"
                          f"{did_you_mean(value, choices)}")
 

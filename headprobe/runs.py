@@ -11,8 +11,8 @@ import numpy as np
 
 
 @dataclass(frozen=True, eq=False)
-class Run:
-    """One sentence through the model.
+class Encoding:
+    """One text, tokenized with the special tokens added (what a run is built on).
 
     Attributes:
       text: the exact string that was tokenized.
@@ -21,11 +21,6 @@ class Run:
       word_ids: per token, the index of the tokenizer's word it belongs to (fast tokenizer's
         word ids); ``None`` for special tokens.
       offsets: per token, ``(start, end)`` character offsets into ``text``; ``(0, 0)`` for specials.
-      attentions: float32 ``[layer, head, query, key]``, post-softmax, real positions only.
-      hidden_states: float32 ``[layer + 1, token, hidden]`` (embeddings first), or ``None`` when
-        not asked for.
-      mlm_logits: float32 ``[token, vocab]``, or ``None`` without a masked-LM head.
-      special_mask: bool ``[token]``, True for ``[CLS]``/``[SEP]``/other special tokens.
     """
 
     text: str
@@ -33,6 +28,23 @@ class Run:
     input_ids: np.ndarray
     word_ids: tuple[int | None, ...]
     offsets: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True, eq=False)
+class Run(Encoding):
+    """One sentence through the model: its `Encoding`'s fields, and
+
+    Attributes:
+      attentions: float32 ``[layer, head, query, key]``, post-softmax, real positions only.
+      hidden_states: float32 ``[layer + 1, token, hidden]`` (embeddings first), or ``None`` when
+        not asked for.
+      mlm_logits: float32 ``[token, vocab]``, or ``None`` without a masked-LM head.
+      special_mask: bool ``[token]``, True for ``[CLS]``/``[SEP]``/other special tokens.
+    """
+
     attentions: np.ndarray
     hidden_states: np.ndarray | None = None
     mlm_logits: np.ndarray | None = None

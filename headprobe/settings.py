@@ -18,6 +18,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 KEYS = ("model", "report_dir", "cache_dir", "seed")
+DEFAULT_MODEL = "bert-base-uncased"
+"""The model of claims, fixtures and commands that name none and have no ``model`` setting."""
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.atomic import write_atomic
-from headprobe.cache.safety import (PROBLEMS, NotARegularFile, Problems, read_cache_file,
-                                    remove_stale_temporaries)
+from headprobe.cache.safety import (
+    PROBLEMS,
+    NotARegularFile,
+    Problems,
+    read_cache_file,
+    remove_stale_temporaries,
+)
 
 MEMO_VERSION = 2
 MAX_MEMO_BYTES = 1 << 16
@@ -87,7 +92,7 @@ def start_fingerprint(folder: str | os.PathLike[str], *,
             return
         try:
             future.set_result(compute_fingerprint(folder, memo_root=memo_root))
-        except BaseException as error:  # noqa: BLE001 - handed to whoever takes the result
+        except BaseException as error:
             future.set_exception(error)
 
     threading.Thread(target=work, daemon=True, name="headprobe-fingerprint").start()

@@ -47,7 +47,7 @@ def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int
 
 def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: str,
                  encode: Callable[[Sequence[str]], Sequence[Any]], num_layers: int,
-                 num_heads: int, load_model: Callable[[], Any], cache: ForwardCache,
+                 num_heads: int, load_model: Callable[[], Any], cache: ForwardCache | None,
                  write: bool = True) -> Iterator[tuple[int, Run]]:
     """``(index into texts, Run)`` for every text: cached runs first, then the model (loaded only
     if some text misses) over the rest, whose needed heads are written to the cache (unless
@@ -55,7 +55,8 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     it wrote is flushed when the iteration ends.
 
     Runs cover layers 1..deepest head. ``encode`` is the model's tokenizer (``Tokenizer.encode``);
-    ``num_layers`` and ``num_heads`` are the model's (they bound what an entry may hold).
+    ``num_layers`` and ``num_heads`` are the model's (they bound what an entry may hold);
+    ``cache`` None (or disabled): every text goes through the model.
     """
     if not texts:
         return
@@ -65,7 +66,9 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     encodings = encode(texts)
     keys = [entry_key(fingerprint, encoding) for encoding in encodings]
     most = num_layers * num_heads
-    if cache.enabled:
+    if cache is not None and not cache.enabled:
+        cache = None
+    if cache is not None:
         for index, encoding in enumerate(encodings):
             stored = cache.get(keys[index], pairs, len(encoding), max_heads=most)
             if stored is None:
@@ -84,10 +87,10 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
         for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
                                              mlm_logits=False, num_layers=depth, copy=False,
                                              encodings=[encodings[i] for i in missed]):
-            if write:
+            if write and cache is not None:
                 cache.put(keys[missed[position]], pairs, stored_attentions(run, pairs),
                           max_heads=most)
             yield missed[position], run
     finally:
-        if write:
+        if write and cache is not None:
             cache.flush()

@@ -21,19 +21,47 @@ import yaml
 from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from headprobe.claims.language import (parse_claim, parse_expectation, parse_measure,
-                                       parse_source, parse_target)
-from headprobe.claims.sentences import (Location, check_slot_values, check_template,
-                                        expand_template, parse_annotated, read_sentence_file,
-                                        render_template, template_slot_names)
-from headprobe.claims.spec import (LEVELS, PERS, QUANTIFIERS, Claim, ClaimSpec, HypothesisFile,
-                                   Measure, Sentence, SentenceSet, Template)
+from headprobe.claims.language import (
+    parse_claim,
+    parse_expectation,
+    parse_measure,
+    parse_source,
+    parse_target,
+)
+from headprobe.claims.sentences import (
+    Location,
+    check_slot_values,
+    check_template,
+    expand_template,
+    parse_annotated,
+    read_sentence_file,
+    render_template,
+    template_slot_names,
+)
+from headprobe.claims.spec import (
+    LEVELS,
+    PERS,
+    QUANTIFIERS,
+    Claim,
+    ClaimSpec,
+    HypothesisFile,
+    Measure,
+    Sentence,
+    SentenceSet,
+    Template,
+)
 from headprobe.claims.textfile import TextFileProblem, check_printable, read_user_text
 from headprobe.errors import ClaimFileError, did_you_mean
 from headprobe.heads import parse_head_patterns
 
-__all__ = ["load_hypothesis_file", "parse_hypothesis_text", "looks_like_hypothesis_file",
-           "TOP_LEVEL_KEYS", "SET_KEYS", "CLAIM_KEYS"]
+__all__ = [
+    "CLAIM_KEYS",
+    "SET_KEYS",
+    "TOP_LEVEL_KEYS",
+    "load_hypothesis_file",
+    "looks_like_hypothesis_file",
+    "parse_hypothesis_text",
+]
 
 TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses")
 SET_KEYS = ("template", "slots", "generate")

@@ -41,15 +41,28 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from headprobe.claims.spec import (SOURCE_KINDS, TARGET_KINDS, Claim, Expectation, Measure,
-                                   Source, Target)
+from headprobe.claims.spec import (
+    SOURCE_KINDS,
+    TARGET_KINDS,
+    Claim,
+    Expectation,
+    Measure,
+    Source,
+    Target,
+)
 from headprobe.claims.textfile import describe_character
 from headprobe.claims.wordregex import WordRegexError, compile_word_regex
 from headprobe.errors import ClaimFileError, did_you_mean
 from headprobe.heads import HeadPattern, parse_head_patterns
 
-__all__ = ["parse_claim", "parse_source", "parse_target", "parse_measure", "parse_expectation",
-           "compile_word_regex"]
+__all__ = [
+    "compile_word_regex",
+    "parse_claim",
+    "parse_expectation",
+    "parse_measure",
+    "parse_source",
+    "parse_target",
+]
 
 _STEPS = {"next": 1, "previous": -1, "self": 0}
 _WITH_ARG = ("word", "span")
@@ -67,10 +80,10 @@ class _Cursor:
     text: str
     column: int = 0
 
-    def at(self, column: int) -> "_Cursor":
+    def at(self, column: int) -> _Cursor:
         return _Cursor(self.text, column)
 
-    def skip_space(self) -> "_Cursor":
+    def skip_space(self) -> _Cursor:
         column = self.column
         while column < len(self.text) and self.text[column].isspace():
             column += 1

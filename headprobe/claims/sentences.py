@@ -30,8 +30,17 @@ from headprobe.claims.spec import Sentence, Span
 from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
 from headprobe.errors import ClaimFileError, did_you_mean
 
-__all__ = ["Location", "parse_annotated", "template_slot_names", "check_template", "check_slot_values",
-           "render_template", "expand_template", "read_sentence_file", "MAX_EXPANDED"]
+__all__ = [
+    "MAX_EXPANDED",
+    "Location",
+    "check_slot_values",
+    "check_template",
+    "expand_template",
+    "parse_annotated",
+    "read_sentence_file",
+    "render_template",
+    "template_slot_names",
+]
 
 MAX_EXPANDED = 10_000
 """A template without ``generate:`` may expand to at most this many sentences."""

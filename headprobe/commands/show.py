@@ -91,7 +91,7 @@ def load_model(spec: str | None):
     return headprobe.load(spec if spec else default_model_spec())
 
 
-def parse_cli_head(text: str, num_layers: int, num_heads: int) -> "Head":
+def parse_cli_head(text: str, num_layers: int, num_heads: int) -> Head:
     """``L3H10`` checked against the model; errors are usage errors naming ``--head``."""
     from headprobe.heads import HeadPattern, check_in_range, parse_head
 
@@ -103,7 +103,7 @@ def parse_cli_head(text: str, num_layers: int, num_heads: int) -> "Head":
     return head
 
 
-def diagram_name(head: "Head") -> str:
+def diagram_name(head: Head) -> str:
     """``Attention_Layer3_Head10.png`` for L3H10 (counted from 1)."""
     return f"Attention_Layer{head.layer}_Head{head.head}.png"
 
@@ -119,7 +119,7 @@ def word_grid(matrix: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray
     return np.stack([rows[:, list(group)].sum(axis=1) for group in groups], axis=1)
 
 
-def sentence_grid(sentence_run: "Run", layer: int, head: int, level: str
+def sentence_grid(sentence_run: Run, layer: int, head: int, level: str
                   ) -> tuple[np.ndarray, list[str]]:
     """The ``[query, key]`` grid and its labels for a 0-based ``(layer, head)``."""
     matrix = sentence_run.attentions[layer, head]
@@ -130,7 +130,7 @@ def sentence_grid(sentence_run: "Run", layer: int, head: int, level: str
     return word_grid(matrix, groups), labels
 
 
-def all_grids(sentence_run: "Run", level: str) -> tuple[np.ndarray, list[str]]:
+def all_grids(sentence_run: Run, level: str) -> tuple[np.ndarray, list[str]]:
     """``[layer, head, query, key]`` at the level asked for, and its labels."""
     if level == "token":
         return np.asarray(sentence_run.attentions), list(sentence_run.tokens)
@@ -143,11 +143,11 @@ def all_grids(sentence_run: "Run", level: str) -> tuple[np.ndarray, list[str]]:
 # --------------------------------------------------------------------------------------------
 # Writing the diagrams.
 
-def _title(head_name: str, sentence_run: "Run", model_name: str, level: str) -> str:
+def _title(head_name: str, sentence_run: Run, model_name: str, level: str) -> str:
     return f"{head_name}  ({level} level)\n{sentence_run.text}\nmodel: {model_name}"
 
 
-def write_head_diagram(sentence_run: "Run", head: "Head", path: Path, *, model_name: str,
+def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name: str,
                        level: str = "token", figure=None) -> Path:
     """One head's diagram at ``path``; the cells each row attends to most are outlined.
 
@@ -165,7 +165,7 @@ def write_head_diagram(sentence_run: "Run", head: "Head", path: Path, *, model_n
     return save_png(figure, path)
 
 
-def write_diagrams(sentence_run: "Run", folder: Path, *, model_name: str,
+def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
                    level: str = "token") -> list[Path]:
     """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``."""
     from headprobe.heads import Head

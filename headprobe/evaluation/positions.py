@@ -176,7 +176,7 @@ def _head_indices(num_layers: int, num_heads: int,
 
 
 # Per run: its `LevelView`s by level, and under "" the `_RunTokens` both are built from.
-_VIEWS: "weakref.WeakKeyDictionary[Run, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_VIEWS: weakref.WeakKeyDictionary[Run, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def level_view(run: Run, level: str) -> LevelView:

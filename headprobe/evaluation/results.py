@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 _DIGITS = 6
+
+
+def format_value(value: float | None) -> str:
+    """A measured figure as shown everywhere: three decimals, or ``n/a`` without a value."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -26,31 +30,17 @@ class SentenceScore:
     value: float | None
 
     @classmethod
-    def of(cls, n: int, left_out: int, hits: float) -> "SentenceScore":
+    def of(cls, n: int, left_out: int, hits: float) -> SentenceScore:
         return cls(n=n, left_out=left_out, hits=float(hits), value=hits / n if n else None)
 
 
 @dataclass(frozen=True)
-class Baseline(Mapping):
-    """The best fixed-offset baseline: always attending to ``i + offset`` scores ``value``.
-
-    Also a read-only mapping, ``{"offset": k, "value": v}`` as in report.json, so
-    ``baseline["offset"]`` and ``baseline.offset`` both work.
-    """
+class Baseline:
+    """The best fixed-offset baseline: always attending to ``i + offset`` scores ``value``
+    (in report.json ``{"offset": k, "value": v}``)."""
 
     offset: int
     value: float
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in ("offset", "value"):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("offset", "value"))
-
-    def __len__(self) -> int:
-        return 2
 
     def to_json(self) -> dict[str, Any]:
         return {"offset": self.offset, "value": _round(self.value)}

@@ -18,7 +18,6 @@ from headprobe.evaluation.positions import level_view, select
 from headprobe.heads import Head
 from headprobe.runs import Run
 
-
 MAX_FIGURE_POSITIONS = 48
 """Most rows (and window columns) a failure diagram shows."""
 MAX_EXTRA_COLUMNS = 16

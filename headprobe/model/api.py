@@ -26,14 +26,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from headprobe.errors import UsageError, did_you_mean
-from headprobe.model.checkpoint import (WeightFiles, find_weights, fingerprint, read_state,
-                                        transformer_folder)
+from headprobe.model.checkpoint import (
+    WeightFiles,
+    find_weights,
+    fingerprint,
+    read_state,
+    transformer_folder,
+)
 from headprobe.model.config import BertConfig, read_config
-from headprobe.model.programs import ProgramStore, jax_cache_hits, program_key
+from headprobe.model.programs import ProgramStore
 from headprobe.model.resolve import DEFAULT_SPEC, resolve
-from headprobe.model.tokenize import Encoding, Tokenizer, load_tokenizer
+from headprobe.model.tokenize import Tokenizer, load_tokenizer
 from headprobe.model.weights import convert, flax_to_state_dict
-from headprobe.runs import Run
+from headprobe.paths import cache_root, compilation_cache_disabled
+from headprobe.runs import Encoding, Run
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
@@ -91,21 +97,10 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int,
     return batches
 
 
-NO_COMPILATION_CACHE_ENV = "HEADPROBE_NO_COMPILATION_CACHE"
-
-
 def compilation_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """``jax/`` under `headprobe.paths.cache_root` (``$HEADPROBE_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``), or under ``root`` if given."""
-    from headprobe.paths import cache_root
-
     return cache_root(root) / "jax"
-
-
-def compilation_cache_disabled() -> bool:
-    """True when ``$HEADPROBE_NO_COMPILATION_CACHE`` is set to 1/true/yes/on."""
-    return os.environ.get(NO_COMPILATION_CACHE_ENV, "").strip().lower() in {"1", "true", "yes",
-                                                                            "on"}
 
 
 def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:
@@ -297,7 +292,7 @@ class Model:
         fails when it runs is discarded, compiled afresh, and the batch run again."""
         try:
             attentions, hidden, logits = _to_numpy(flight.out)
-        except Exception:  # noqa: BLE001 - re-raised unless a stored program is to blame
+        except Exception:
             if flight.stored_key is None:
                 raise
             if self._loaded_keys.get(flight.shape) == flight.stored_key:  # not yet replaced
@@ -333,25 +328,23 @@ class Model:
         # Compiled here, ahead of the call, so that `program_seconds` holds the compile.
         batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self._batch_sharding)
         args = (self._params, batch, batch, batch)
+
+        def compile_now() -> Callable[..., Any]:
+            return self._forward.lower(*args, **statics).compile()
+
         if self._store is None:
-            program = self._forward.lower(*args, **statics).compile()
+            program = compile_now()
         else:
-            in_tree = jax.tree.structure((args, {}))
-            out_tree = jax.tree.structure(Outputs(0, 0 if with_hidden else None,
-                                                  0 if with_logits else None))
-            key = program_key({
-                "config": dataclasses.asdict(self.config), "precision": self.precision,
-                "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
-                           for path, leaf in jax.tree_util.tree_leaves_with_path(self._params)],
-                "rows": rows, "length": length, **statics})
-            program = self._store.load(key, in_tree, out_tree)
-            if program is not None:
-                self._loaded_keys[shape] = key
-            else:
-                served_before = jax_cache_hits()
-                program = self._forward.lower(*args, **statics).compile()
-                if jax_cache_hits() == served_before:  # only a fresh compile serializes whole
-                    self._store.save(key, program, in_tree, out_tree)
+            fields = {"config": dataclasses.asdict(self.config), "precision": self.precision,
+                      "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
+                                 for path, leaf in jax.tree_util.tree_leaves_with_path(self._params)],
+                      "rows": rows, "length": length, **statics}
+            out = Outputs(0, 0 if with_hidden else None, 0 if with_logits else None)
+            program, stored = self._store.program(
+                fields, compile_now, in_tree=jax.tree.structure((args, {})),
+                out_tree=jax.tree.structure(out))
+            if stored is not None:
+                self._loaded_keys[shape] = stored
         self.program_seconds += time.perf_counter() - start
         self._programs[shape] = program
         return program

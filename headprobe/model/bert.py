@@ -22,7 +22,8 @@ masked out, so padding never changes the outputs at real positions. Matmuls use
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax

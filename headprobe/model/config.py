@@ -50,7 +50,7 @@ class BertConfig:
         return self.hidden_size // self.num_attention_heads
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config.json") -> "BertConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config.json") -> BertConfig:
         """Validate a parsed config.json; errors name ``source`` and the field."""
         if not isinstance(data, Mapping):
             raise ModelFormatError(f"{source}: expected a JSON object, got {type(data).__name__}")

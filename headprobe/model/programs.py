@@ -39,8 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from headprobe.atomic import write_atomic
-from headprobe.cache.safety import (PROBLEMS, NotARegularFile, Problems, read_cache_file,
-                                    remove_special, remove_stale_temporaries)
+from headprobe.cache.safety import (
+    PROBLEMS,
+    NotARegularFile,
+    Problems,
+    read_cache_file,
+    remove_special,
+    remove_stale_temporaries,
+)
 
 MAGIC = b"HPX2"
 FORMAT_VERSION = 2  # 1: no payload digest
@@ -181,7 +187,7 @@ class ProgramStore:
             from jax.experimental.serialize_executable import deserialize_and_load
 
             program = deserialize_and_load(executable, in_tree, out_tree)
-        except Exception:  # noqa: BLE001 - e.g. written by another jaxlib: recompiled
+        except Exception:
             self.invalid += 1
             return None
         self.loaded += 1
@@ -206,6 +212,21 @@ class ProgramStore:
         except OSError:
             pass
 
+    def program(self, fields: Mapping[str, Any], compile_now: Callable[[], Any], *,
+                in_tree: Any, out_tree: Any) -> tuple[Callable[..., Any], str | None]:
+        """The program for ``fields`` (the call's shape and static arguments, see
+        `program_key`): ``(program, its key)`` when it was loaded from the store, else
+        ``(compile_now(), None)``, stored when JAX compiled it afresh."""
+        key = program_key(fields)
+        program = self.load(key, in_tree, out_tree)
+        if program is not None:
+            return program, key
+        served_before = jax_cache_hits()
+        compiled = compile_now()
+        if jax_cache_hits() == served_before:  # only a fresh compile serializes whole
+            self.save(key, compiled, in_tree, out_tree)
+        return compiled, None
+
     def save(self, key: str, compiled: Any, in_tree: Any, out_tree: Any) -> bool:
         """Store ``compiled`` (a `jax.stages.Compiled`) under ``key``; False when this backend
         cannot serialize it or its trees are not the ones `load` will be given."""
@@ -213,7 +234,7 @@ class ProgramStore:
             from jax.experimental.serialize_executable import serialize
 
             executable, got_in, got_out = serialize(compiled)
-        except Exception:  # noqa: BLE001 - e.g. a backend without executable serialization
+        except Exception:
             return False
         if got_in != in_tree or got_out != out_tree:
             return False

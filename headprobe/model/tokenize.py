@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from headprobe.errors import ModelFormatError
-
-
-@dataclass(frozen=True, eq=False)
-class Encoding:
-    """One text, tokenized with ``[CLS]``/``[SEP]`` added.
-
-    input_ids: int32 [token]; word_ids: the tokenizer's word index per token (None for special
-    tokens); offsets: (start, end) characters into ``text`` ((0, 0) for special tokens).
-    """
-
-    text: str
-    tokens: list[str]
-    input_ids: np.ndarray
-    word_ids: tuple[int | None, ...]
-    offsets: tuple[tuple[int, int], ...]
-
-    def __len__(self) -> int:
-        return len(self.tokens)
+from headprobe.runs import Encoding
 
 
 class Tokenizer:
@@ -89,10 +71,20 @@ class RememberingTokenizer:
             self._seen.update(zip(new, self.tokenizer.encode(new)))
         return [self._seen[t] for t in texts]
 
-    def __getattr__(self, name: str) -> Any:  # mask_token, vocab_size, decode_tokens ...
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.tokenizer, name)
+    @property
+    def mask_token(self) -> str:
+        return self.tokenizer.mask_token
+
+    @property
+    def unk_token(self) -> str:
+        return self.tokenizer.unk_token
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def decode_tokens(self, ids: Sequence[int]) -> list[str]:
+        return self.tokenizer.decode_tokens(ids)
 
 
 def _special_token(folder: Path, name: str, default: str) -> str:

@@ -23,7 +23,6 @@ without pyplot (nothing stays alive in a global figure manager) and drawn with t
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from headprobe.atomic import write_atomic
 from headprobe.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +111,7 @@ def _check_cells(cells: Sequence[tuple[int, int]], rows: int, cols: int, what: s
 def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
                      expected: Sequence[tuple[int, int]] = (),
                      actual: Sequence[tuple[int, int]] = (),
-                     title: str = "", col_labels: Sequence[str] | None = None) -> "Figure":
+                     title: str = "", col_labels: Sequence[str] | None = None) -> Figure:
     """One head's attention for one sentence.
 
     Args:
@@ -150,10 +150,10 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
     return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title)
 
 
-def redraw_attention_figure(figure: "Figure", matrix: np.ndarray, *,
+def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
                             expected: Sequence[tuple[int, int]] = (),
                             actual: Sequence[tuple[int, int]] = (),
-                            title: str = "") -> "Figure":
+                            title: str = "") -> Figure:
     """Draw another matrix of the same size (another head, same sentence) into a figure made by
     `attention_figure`, in place: labels stay, grid, outlines, legend and title change.
 
@@ -243,7 +243,7 @@ def _label_axes(axes, row_labels: list[str], column_labels: list[str], font_px: 
                   fontsize=size, clip_on=False)
 
 
-def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = "") -> "Figure":
+def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = "") -> Figure:
     """All heads of one sentence: a panel per head, layers as rows and heads as columns.
 
     Args:
@@ -318,7 +318,7 @@ def _overview_mosaic(attentions: np.ndarray, layout: dict[str, int]) -> np.ndarr
 # --------------------------------------------------------------------------------------------
 # Output.
 
-def render_png(figure: "Figure") -> bytes:
+def render_png(figure: Figure) -> bytes:
     """The figure as PNG bytes, at its own size and DPI (no tight bounding box)."""
     import io
 
@@ -331,22 +331,9 @@ def render_png(figure: "Figure") -> bytes:
     return buffer.getvalue()
 
 
-def save_png(figure: "Figure", path: str | os.PathLike[str]) -> Path:
+def save_png(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write the figure as PNG at ``path`` atomically (a temp file beside it, then a rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(target, render_png(figure))
+    write_atomic(target, render_png(figure), mode=0o644)
     return target
-
-
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in ``target``'s folder, then rename it over ``target``."""
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

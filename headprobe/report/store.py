@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from headprobe.atomic import write_atomic
 from headprobe.errors import UsageError
-from headprobe.report.figures import write_bytes_atomic
 
 LATEST = "latest"
 FIGURES = "figures"
@@ -117,9 +117,10 @@ def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[st
 
     folder = Path(run_dir)
     data = to_jsonable(report)
-    write_bytes_atomic(folder / REPORT_JSON,
-                       (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    write_bytes_atomic(folder / INDEX_HTML, render_index_html(data).encode("utf-8"))
+    write_atomic(folder / REPORT_JSON,
+                 (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+                 mode=0o644)
+    write_atomic(folder / INDEX_HTML, render_index_html(data).encode("utf-8"), mode=0o644)
     if point_latest:
         point_latest_at(folder, report_dir)
     return folder / REPORT_JSON
@@ -143,9 +144,9 @@ def write_report(report_dir: str | os.PathLike[str], report: Mapping[str, Any],
         target = run_dir / _inside_run(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, (bytes, bytearray)):
-            write_bytes_atomic(target, bytes(content))
+            write_atomic(target, bytes(content), mode=0o644)
         else:
-            write_bytes_atomic(target, Path(content).read_bytes())
+            write_atomic(target, Path(content).read_bytes(), mode=0o644)
     finish_run(run_dir, report_dir, report)
     return run_dir
 

@@ -12,7 +12,6 @@ import os
 import shutil
 
 import pytest
-
 from checkrun import check_subprocess, write_project
 
 CLAIMS = """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
 
 GOOD_SET = """\

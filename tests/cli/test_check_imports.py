@@ -12,8 +12,8 @@ HEAVY = ("jax", "flax", "transformers", "matplotlib", "torch")
 
 PROBE = f"""
 import sys
-import headprobe, headprobe.errors, headprobe.plugin, headprobe.cli, headprobe.session
-import headprobe.collect, headprobe.terminal, headprobe.commands.check
+import headprobe, headprobe.errors, headprobe.plugin, headprobe.cli, headprobe.checkrun
+import headprobe.collect, headprobe.recorder, headprobe.report.terminal, headprobe.commands.check
 import headprobe.claims.files, headprobe.claims.language, headprobe.claims.sentences
 try:
     headprobe.cli.main(["--version"])

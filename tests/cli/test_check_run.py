@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import pytest
-
 from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
 
 SETS = """\
@@ -213,10 +212,10 @@ def test_an_unexpected_error_while_collecting_is_a_collection_error_not_internal
         tmp_path, planted_model, check_cache, monkeypatch, capfd):
     from headprobe.claims import files
 
-    def broken(path):
+    def broken(*args):
         raise RuntimeError("something headprobe did not foresee")
 
-    monkeypatch.setattr(files, "load_hypothesis_file", broken)
+    monkeypatch.setattr(files, "parse_hypothesis_text", broken)
     run = _run(tmp_path, _file(planted_model), check_cache, monkeypatch, capfd)
     assert run.rc == 2, run
     assert "INTERNALERROR" not in run.output and "repr_failure" not in run.output, run

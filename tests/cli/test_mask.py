@@ -13,13 +13,18 @@ import pytest
 
 import headprobe
 from headprobe.cli import main
-from headprobe.commands.mask import (MaskPredictions, Prediction, format_predictions, read_texts,
-                                     softmax, top_predictions)
+from headprobe.commands.mask import (
+    MaskPredictions,
+    Prediction,
+    format_predictions,
+    read_texts,
+    softmax,
+    top_predictions,
+)
 from headprobe.errors import UsageError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-WORDS = ("the a cat dog sat on mat table book picked up from then i moved slowly across quickly "
-         ". , ' s ##s ##ing run walk red blue big small house tree").split()
+WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "table", "book", "picked", "up", "from", "then", "i", "moved", "slowly", "across", "quickly", ".", ",", "'", "s", "##s", "##ing", "run", "walk", "red", "blue", "big", "small", "house", "tree"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
 MAX_LENGTH = 32
 TWO_MASKS = "then i picked up a [MASK] from the [MASK] ."

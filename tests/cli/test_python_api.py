@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-
 from checkrun import CheckRun, check_subprocess, run_command, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]

@@ -11,13 +11,24 @@ import os
 
 import numpy as np
 import pytest
+from fuzz.strategies import (
+    any_text,
+    claim_texts,
+    expectations,
+    hypothesis_files,
+    measures,
+    sentences,
+)
 from hypothesis import HealthCheck, given, settings
 
-from fuzz.strategies import (any_text, claim_texts, expectations, hypothesis_files, measures,
-                             sentences)
 from headprobe.claims.files import parse_hypothesis_text
-from headprobe.claims.language import (parse_claim, parse_expectation, parse_measure,
-                                       parse_source, parse_target)
+from headprobe.claims.language import (
+    parse_claim,
+    parse_expectation,
+    parse_measure,
+    parse_source,
+    parse_target,
+)
 from headprobe.claims.sentences import parse_annotated
 from headprobe.errors import ClaimFileError
 from headprobe.evaluation.positions import level_view, select

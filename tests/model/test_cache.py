@@ -19,16 +19,23 @@ import numpy as np
 import pytest
 
 import headprobe
-from headprobe.cache.deferred import DeferredModel
-from headprobe.cache.entries import (CacheStats, EntryKey, ForwardCache, decode_entry,
-                                     decode_header, encode_entry, seal)
-from headprobe.cache.fingerprints import (fingerprint_result, model_fingerprint,
-                                          start_fingerprint)
+from headprobe.cache.entries import (
+    CacheStats,
+    EntryKey,
+    ForwardCache,
+    decode_entry,
+    decode_header,
+    encode_entry,
+    seal,
+)
+from headprobe.cache.fingerprints import fingerprint_result, model_fingerprint, start_fingerprint
 from headprobe.cache.runs import forward_runs
 from headprobe.cache.safety import Problems
+from headprobe.engine.models import DeferredModel
 from headprobe.errors import CacheWarning
 from headprobe.heads import Head
 from headprobe.model.checkpoint import find_weights, fingerprint
+from headprobe.modelinfo import inspect_model
 
 # Distinct sizes: 3 stored heads, 7 tokens.
 HEADS = [(0, 2), (1, 0), (1, 1)]
@@ -493,8 +500,8 @@ def test_a_background_fingerprint_equals_the_model_s_and_is_remembered(tiny, tmp
     assert fingerprint_result(start_fingerprint(tiny.path, memo_root=tmp_path)) == \
         tiny.fingerprint
     assert list((tmp_path / "forward" / "fingerprints").iterdir())
-    deferred = DeferredModel(CountingLoader(tiny), folder=tiny.path, tokenizer=tiny.tokenizer,
-                             num_layers=2, num_heads=3, background=start_fingerprint(tiny.path))
+    deferred = DeferredModel(CountingLoader(tiny), inspect_model(str(tiny.path)),
+                             start_fingerprint(tiny.path))
     assert deferred.fingerprint == tiny.fingerprint
 
 
@@ -549,12 +556,13 @@ def test_a_memo_from_an_older_headprobe_is_replaced_quietly(tiny, tmp_path):
 
 def test_a_deferred_model_loads_only_when_asked_to_run(tiny):
     loader = CountingLoader(tiny)
-    deferred = DeferredModel(loader, folder=tiny.path, tokenizer=tiny.tokenizer, num_layers=2,
-                             num_heads=3)
+    deferred = DeferredModel(loader, inspect_model(str(tiny.path)), start_fingerprint(tiny.path))
     assert deferred.fingerprint == tiny.fingerprint
     assert deferred.tokenize(["The cat."])[0].tokens == ["[CLS]", "the", "cat", ".", "[SEP]"]
+    assert (deferred.num_layers, deferred.num_heads) == (2, 3)
     assert loader.calls == 0 and not deferred.loaded
-    assert deferred.name and loader.calls == 1 and deferred.loaded
+    assert len(deferred.run(["The cat."], hidden_states=False)) == 1
+    assert loader.calls == 1 and deferred.loaded
 
 
 # ---- headprobe check: an unchanged re-run never loads the model ---------------------------------

@@ -13,8 +13,8 @@ import textwrap
 import pytest
 
 import headprobe
-from headprobe.model.api import (NO_COMPILATION_CACHE_ENV, bucket_length, compilation_cache_dir,
-                                 compilation_cache_disabled)
+from headprobe.model.api import bucket_length, compilation_cache_dir
+from headprobe.paths import NO_COMPILATION_CACHE_ENV, compilation_cache_disabled
 
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "red", "big", "rug", "table", "and", "it"]
 
@@ -29,8 +29,8 @@ CHILD = textwrap.dedent("""
     jax.monitoring.register_event_listener(on_event)
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     if os.environ.get("HP_TEST_STORE_JAX_CACHE_HITS"):  # undo the guard, to plant a bad program
-        import headprobe.model.api as api
-        api.jax_cache_hits = lambda: 0
+        import headprobe.model.programs as programs
+        programs.jax_cache_hits = lambda: 0
     model = headprobe.load(sys.argv[1])
     runs = model.run(sys.argv[2:], batch_size=4)
     digest = __import__("hashlib").sha256(b"".join(r.attentions.tobytes() + r.hidden_states.tobytes()

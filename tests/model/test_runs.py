@@ -11,9 +11,15 @@ import pytest
 
 import headprobe
 from headprobe.errors import UsageError
-from headprobe.model.api import (Batch, bucket_length, batch_rows, compilation_cache_dir,
-                                 MIN_BATCH_TOKENS,
-                                 enable_compilation_cache, plan_batches)
+from headprobe.model.api import (
+    MIN_BATCH_TOKENS,
+    Batch,
+    batch_rows,
+    bucket_length,
+    compilation_cache_dir,
+    enable_compilation_cache,
+    plan_batches,
+)
 
 TINY_WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "big", "red", "hat", "sun"]
 

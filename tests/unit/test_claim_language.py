@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from headprobe.claims.language import (compile_word_regex, parse_claim, parse_expectation,
-                                       parse_measure, parse_source, parse_target)
+from headprobe.claims.language import (
+    compile_word_regex,
+    parse_claim,
+    parse_expectation,
+    parse_measure,
+    parse_source,
+    parse_target,
+)
 from headprobe.claims.spec import Claim, Expectation, Measure, Source, Target
 from headprobe.errors import ClaimFileError, ExitCode
 from headprobe.heads import HeadPattern

@@ -19,12 +19,25 @@ import weakref
 import numpy as np
 import pytest
 
-from headprobe.claims.spec import (Claim, ClaimSpec, Expectation, Measure, Sentence, Source, Span,
-                                   Target)
+from headprobe.claims.spec import (
+    Claim,
+    ClaimSpec,
+    Expectation,
+    Measure,
+    Sentence,
+    Source,
+    Span,
+    Target,
+)
 from headprobe.errors import ClaimFileError
 from headprobe.evaluation import ClaimAccumulator, attention_view, score_sentence
-from headprobe.evaluation.measures import (baseline_hits, best_baseline, in_top_k, ranked,
-                                           source_hits)
+from headprobe.evaluation.measures import (
+    baseline_hits,
+    best_baseline,
+    in_top_k,
+    ranked,
+    source_hits,
+)
 from headprobe.evaluation.positions import level_view, select
 from headprobe.heads import Head, HeadPattern
 from headprobe.runs import Run

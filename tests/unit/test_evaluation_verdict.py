@@ -96,7 +96,7 @@ def test_baseline_must_be_beaten_strictly_by_the_margin(margin, passed):
     spec = make_spec(Expectation(">=", 0.5), baseline="offset", margin=margin)
     outcome = verdict(spec, counts=[6, 4], hits=[5, 3], baseline={-1: 5.0, 1: 3.0, 2: 5.0})
     assert outcome.baseline == Baseline(-1, 0.5)         # 0.8 > 0.5 + 0.3 is false
-    assert dict(outcome.baseline) == {"offset": -1, "value": 0.5}
+    assert outcome.baseline.to_json() == {"offset": -1, "value": 0.5}
     assert outcome.passed is passed
 
 

@@ -10,9 +10,17 @@ from PIL import Image
 
 from headprobe.errors import UsageError
 from headprobe.report import figures
-from headprobe.report.figures import (ACTUAL_COLOR, EXPECTED_COLOR, attention_figure,
-                                      figure_size_pixels, grey_levels, overview_figure,
-                                      overview_layout, render_png, save_png)
+from headprobe.report.figures import (
+    ACTUAL_COLOR,
+    EXPECTED_COLOR,
+    attention_figure,
+    figure_size_pixels,
+    grey_levels,
+    overview_figure,
+    overview_layout,
+    render_png,
+    save_png,
+)
 
 
 def rgb(color: str) -> np.ndarray:

@@ -7,10 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from headprobe.claims.files import (load_hypothesis_file, looks_like_hypothesis_file,
-                                    parse_hypothesis_text)
-from headprobe.claims.spec import (Claim, Expectation, HypothesisFile, Measure, Source, Span,
-                                   Target, Template)
+from headprobe.claims.files import (
+    load_hypothesis_file,
+    looks_like_hypothesis_file,
+    parse_hypothesis_text,
+)
+from headprobe.claims.spec import (
+    Claim,
+    Expectation,
+    HypothesisFile,
+    Measure,
+    Source,
+    Span,
+    Target,
+    Template,
+)
 from headprobe.errors import ClaimFileError, ExitCode
 from headprobe.heads import HeadPattern
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from headprobe.claims.sentences import (MAX_EXPANDED, Location, check_template,
-                                        expand_template, parse_annotated, read_sentence_file,
-                                        render_template, template_slot_names)
+from headprobe.claims.sentences import (
+    MAX_EXPANDED,
+    Location,
+    check_template,
+    expand_template,
+    parse_annotated,
+    read_sentence_file,
+    render_template,
+    template_slot_names,
+)
 from headprobe.claims.spec import Sentence, Span
 from headprobe.errors import ClaimFileError
 

@@ -1,6 +1,7 @@
 """Text for the terminal: the failure of one claim, and the summary lines after a run.
 
-Pure formatting of `ClaimResult` objects; no pytest internals beyond the item's ids.
+Pure formatting of `ClaimResult` values (and the `ClaimJob` a YAML claim's result came from);
+no pytest.
 """
 
 from __future__ import annotations
@@ -8,38 +9,33 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from headprobe.collect import ClaimItem
-    from headprobe.evaluation import ClaimResult
+from headprobe.claims.jobs import ClaimJob
+from headprobe.evaluation.results import ClaimResult, format_value
 
 
-def format_value(value: float | None) -> str:
-    """A measured figure as shown everywhere: three decimals, or ``n/a`` without a value."""
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def measured_line(result: "ClaimResult") -> str:
+def measured_line(result: ClaimResult) -> str:
     """``argmax = 0.412, 95% CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``."""
     ci = (f", CI [{format_value(result.ci[0])}, {format_value(result.ci[1])}]"
           if result.ci else "")
     text = (f"{result.measure} = {format_value(result.value)}{ci}, expected {result.expect} "
             f"(n={result.n}, left out {result.left_out})")
     if result.baseline:
-        text += (f"; best offset baseline k={result.baseline['offset']:+d}: "
-                 f"{format_value(result.baseline['value'])}")
+        text += (f"; best offset baseline k={result.baseline.offset:+d}: "
+                 f"{format_value(result.baseline.value)}")
     return text
 
 
-def failure_text(item: "ClaimItem", result: "ClaimResult", run_dir: Path | None,
-                 cwd: Path, seed: int = 0) -> str:
-    spec = item.spec
+def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: Path,
+                 seed: int = 0) -> str:
+    """What pytest shows for a failing YAML claim: the claim, the measured line, the model, the
+    counterexamples or worst sentences, warnings, figures, the why and how to reproduce it."""
+    spec = job.spec
     lines = [f"claim {spec.claim_text!r} failed on {result.head} ({spec.quantifier}, "
              f"level {spec.level}, per {spec.per})",
              "  " + measured_line(result),
              f"  model: {result.model}"]
-    if getattr(result, "counterexamples", None):
+    if result.counterexamples:
         lines.append(f"  counterexamples ({len(result.counterexamples)} of "
                      f"{result.sentences} sentences fail; simplest first):")
         lines += [f"    - {text}" for text in result.counterexamples[:5]]
@@ -47,16 +43,16 @@ def failure_text(item: "ClaimItem", result: "ClaimResult", run_dir: Path | None,
             lines.append(f"    ... and {len(result.counterexamples) - 5} more in report.json")
     elif result.worst:
         lines.append("  worst sentences:")
-        lines += [f"    - {item.sentences[i].text}" for i in result.worst]
-    for warning in getattr(result, "warnings", ()) or ():
+        lines += [f"    - {job.sentences[i].text}" for i in result.worst]
+    for warning in result.warnings:
         lines.append(f"  warning: {warning}")
     if result.figures and run_dir is not None:
         lines.append("  figures:")
         lines += [f"    {_relative(run_dir / f, cwd)}" for f in result.figures]
     if spec.why:
         lines.append(f"  why: {spec.why}")
-    if getattr(item, "templates", ()):
-        lines.append(f"  reproduce: headprobe check {item.display_file} -k '{spec.id}' "
+    if job.templates:
+        lines.append(f"  reproduce: headprobe check {job.display_file} -k '{spec.id}' "
                      f"--seed {seed}")
     return "\n".join(lines)
 
@@ -68,13 +64,13 @@ def _relative(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def summary_lines(recorded: Sequence[tuple[str, "ClaimResult"]], report: Path | None,
+def summary_lines(recorded: Sequence[tuple[str, ClaimResult]], report: Path | None,
                   expected_failures: Collection[str] = ()) -> list[str]:
     """One line per failure (``XFAIL`` for items marked ``xfail``) and per weak claim, then
     where the report went."""
     lines: list[str] = []
     failures = [(nodeid, r) for nodeid, r in recorded if not r.passed]
-    weak = [(nodeid, r) for nodeid, r in recorded if getattr(r, "warnings", None)]
+    weak = [(nodeid, r) for nodeid, r in recorded if r.warnings]
     if failures or weak:
         lines.append("")
         lines.append("=" * 20 + " headprobe " + "=" * 20)

@@ -1,0 +1,131 @@
+"""The parts of one pytest run that headprobe keeps, each in ``config.stash`` under its own key:
+
+- `options`: the resolved `CheckOptions`;
+- `models`: the `ModelRegistry` (each model resolved once, loaded at most once);
+- `sentence_sets`: each sentence set expanded and checked against its model once;
+- `forward_cache`: the run's one `ForwardCache`;
+- `evaluation_settings`: how the run evaluates claims (`headprobe.engine.evaluate`).
+
+The `Recorder` (`headprobe.recorder`) is the plugin object that keeps what the run produced;
+`headprobe.collect` evaluates the collected claims.
+Each part is made when first asked for, so a pytest run without hypothesis files or headprobe
+fixtures reads no settings and makes none of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from headprobe.cache.entries import ForwardCache
+from headprobe.claims.spec import HypothesisFile, Sentence, SentenceSet
+from headprobe.engine.evaluate import EvaluationSettings, ProgressFactory
+from headprobe.engine.models import ModelRegistry
+from headprobe.modelinfo import ModelInfo
+from headprobe.options import CheckOptions
+
+T = TypeVar("T")
+
+
+def _part(key: pytest.StashKey[T], make: Callable[[pytest.Config], T]) -> Callable[[pytest.Config], T]:
+    def get(config: pytest.Config) -> T:
+        if key not in config.stash:
+            config.stash[key] = make(config)
+        return config.stash[key]
+
+    get.__doc__ = f"The run's one {key!r} (made on first use)."
+    return get
+
+
+class SentenceSets:
+    """Each (file, set, model) expanded once: drawn from its template for ``generate:``, and
+    checked against the model's tokenizer (lengths, unknown words)."""
+
+    def __init__(self, options: CheckOptions) -> None:
+        self.options = options
+        self._sets: dict[tuple[str, str, str], list[Sentence]] = {}
+
+    def sentences(self, hfile: HypothesisFile, names: tuple[str, ...],
+                  info: ModelInfo) -> list[Sentence]:
+        """The sentences of the sets ``names`` of ``hfile``, in order, for ``info``'s model."""
+        sentences: list[Sentence] = []
+        for name in names:
+            key = (hfile.path, name, info.spec)
+            if key not in self._sets:
+                self._sets[key] = self._expand(hfile.sets[name], hfile.path, info)
+            sentences.extend(self._sets[key])
+        return sentences
+
+    def _expand(self, sentence_set: SentenceSet, file: str, info: ModelInfo) -> list[Sentence]:
+        template = sentence_set.template
+        if template is not None and template.generate:
+            from headprobe.generate import draw_sentences  # imports hypothesis: only to draw
+
+            members = draw_sentences(template, seed=self.options.seed,
+                                     storage_dir=self.options.cache_dir / "hypothesis")
+        else:
+            members = list(sentence_set.sentences)
+        info.check_sentences(members, file=file, set_name=sentence_set.name,
+                             line=sentence_set.line)
+        return members
+
+
+def evaluation_settings(config: pytest.Config,
+                        figures: Callable[[], Path] | None) -> EvaluationSettings:
+    """How this run evaluates claims: its forward cache, seed, example database, progress bar;
+    failure diagrams into ``figures()`` (None: none)."""
+    run = options(config)
+    return EvaluationSettings(cache=forward_cache(config), seed=run.seed,
+                              examples_dir=run.cache_dir / "hypothesis" / "examples",
+                              figures=figures, progress=_progress(run.verbosity))
+
+
+def _progress(verbosity: int) -> ProgressFactory | None:
+    """A progress bar for forward passes over more than 200 sentences (unless -q)."""
+    from headprobe.progress import Progress
+
+    if verbosity < 0:
+        return None
+
+    def bar(total: int, label: str) -> contextlib.AbstractContextManager[Any]:
+        return Progress(total=total, label=label) if total > 200 else _Silent()
+
+    return bar
+
+
+class _Silent:
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, count: int = 1) -> None:
+        return None
+
+
+_OPTIONS = pytest.StashKey[CheckOptions]()
+_MODELS = pytest.StashKey[ModelRegistry]()
+_SENTENCES = pytest.StashKey[SentenceSets]()
+_FORWARD = pytest.StashKey[ForwardCache]()
+
+options = _part(_OPTIONS, CheckOptions.from_config)
+models = _part(_MODELS, lambda c: ModelRegistry(memo_root=options(c).memo_root,
+                                                programs=options(c).programs))
+sentence_sets = _part(_SENTENCES, lambda c: SentenceSets(options(c)))
+forward_cache = _part(_FORWARD, lambda c: ForwardCache(options(c).cache_dir,
+                                                        enabled=options(c).cache_enabled))
+
+
+def models_if_any(config: pytest.Config) -> ModelRegistry | None:
+    """The run's model registry if something made it."""
+    return config.stash.get(_MODELS, None)
+
+
+def forward_cache_if_any(config: pytest.Config) -> ForwardCache | None:
+    """The run's forward cache if something made it."""
+    return config.stash.get(_FORWARD, None)

@@ -1,0 +1,232 @@
+"""Evaluate claim jobs: each model loaded at most once, each distinct sentence run at most once.
+
+`evaluate(jobs, models, settings)` returns one `ClaimResult` per job. Per model, every
+sentence is looked up in the score cache first (an unchanged re-run neither runs the model nor
+scores); the rest stream through the forward cache or the model in batches, so memory stays
+flat, and feed the accumulators of every claim that uses them. Each sentence's cache entry (its
+heads' attention and its claims' numbers) is written once, after scoring. Failing results of
+``per: sentence`` claims over generated sets are shrunk to the simplest failing sentence, and
+failing results get their diagrams when ``settings.figures`` names a folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from headprobe.cache.entries import EntryKey, ForwardCache
+from headprobe.cache.runs import entry_key, forward_runs, head_pairs, stored_attentions
+from headprobe.cache.scores import ScoreCache, scoring_key
+from headprobe.claims.jobs import ClaimJob
+from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.engine.figures import draw_failure_figures, figure_request
+from headprobe.engine.models import ModelLike
+from headprobe.evaluation import ClaimAccumulator, score_sentence
+from headprobe.evaluation.accumulate import SentenceNumbers
+from headprobe.evaluation.results import ClaimResult
+from headprobe.heads import Head, parse_head, unique_heads
+from headprobe.runs import Run
+
+
+class Progress(Protocol):
+    def advance(self, count: int = 1) -> None: ...
+
+
+#: ``progress(total, label)``: a context manager giving a `Progress` (a bar, or nothing).
+ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Progress]]
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How `evaluate` works (all optional).
+
+    Attributes:
+      cache: the forward cache (None or disabled: nothing read or written).
+      seed: the seed of generated sentence sets (shrinking replays it).
+      examples_dir: hypothesis's example database for shrinking (None: none kept).
+      figures: the folder failure diagrams go to (its ``figures/``), as a callable that
+        creates it on first use; None: no diagrams.
+      progress: a progress bar factory for long forward passes; None: none.
+    """
+
+    cache: ForwardCache | None = None
+    seed: int = 0
+    examples_dir: Path | None = None
+    figures: Callable[[], Path] | None = None
+    progress: ProgressFactory | None = None
+
+
+# Per sentence text: (accumulator, index into the claim's sentences, sentence, scoring key).
+_Users = dict[str, list[tuple[ClaimAccumulator, int, Sentence, str]]]
+
+
+def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelLike],
+             settings: EvaluationSettings = EvaluationSettings()) -> dict[str, ClaimResult]:
+    """One result per job, by ``job.key``. ``models(spec)`` gives the model of a spec (a
+    deferred one, ideally: its weights load only when something misses the caches)."""
+    by_model: dict[str, list[ClaimJob]] = defaultdict(list)
+    for job in jobs:
+        by_model[job.model_spec].append(job)
+    results: dict[str, ClaimResult] = {}
+    for spec, model_jobs in by_model.items():
+        results.update(_evaluate_model(models(spec), spec, model_jobs, settings))
+    return results
+
+
+def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
+                    settings: EvaluationSettings) -> dict[str, ClaimResult]:
+    groups: dict[tuple[str, str, str], list[ClaimJob]] = defaultdict(list)
+    for job in jobs:
+        groups[job.group].append(job)
+    accumulators: list[tuple[ClaimAccumulator, list[ClaimJob]]] = []
+    users: _Users = defaultdict(list)
+    for group in groups.values():
+        accumulator = ClaimAccumulator(group[0].spec, unique_heads(h for j in group
+                                                                  for h in j.heads))
+        accumulators.append((accumulator, group))
+        for index, sentence in enumerate(group[0].sentences):
+            key = scoring_key(accumulator.spec, accumulator.heads, sentence)
+            users[sentence.text].append((accumulator, index, sentence, key))
+    heads = unique_heads(h for job in jobs for h in job.heads)
+    cache = settings.cache if settings.cache is not None and settings.cache.enabled else None
+    scores = ScoreCache(cache) if cache is not None else None
+    pending, keys = _cached_scores(model, users, scores)
+    _score_runs(model, pending, keys, heads, users, scores, settings)
+    results: dict[str, ClaimResult] = {}
+    for accumulator, group in accumulators:
+        by_head = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
+        for job in group:
+            result = dataclasses.replace(_result_of(job, by_head), file=job.display_file)
+            if not result.passed:
+                result = _shrunk(model, job, result, settings)
+                if settings.figures is not None:
+                    result = with_figures(model, job.spec, job.sentences, result,
+                                          display_file=job.display_file,
+                                          folder=settings.figures(), cache=cache)
+            results[job.key] = result
+    return results
+
+
+def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey],
+                heads: Sequence[Head], users: _Users, scores: ScoreCache | None,
+                settings: EvaluationSettings) -> None:
+    """Run ``texts`` (through the forward cache, which they do not write: each entry is
+    written here once, with its scores) and score every claim that uses each."""
+    pairs = head_pairs(heads)
+    most = model.num_layers * model.num_heads
+    cache = scores.forward if scores is not None else None
+    try:
+        for index, run in _runs(model, texts, heads, cache, settings.progress):
+            text = texts[index]
+            numbers: dict[str, SentenceNumbers] = {}
+            for accumulator, sentence_index, sentence, key in users[text]:
+                scored = accumulator.score(sentence, run)
+                accumulator.record(sentence_index, sentence.text, scored)
+                numbers[key] = scored
+            if scores is not None:
+                scores.put(keys[text], numbers, pairs, stored_attentions(run, pairs),
+                           max_heads=most)
+    finally:
+        if cache is not None:
+            cache.flush()
+
+
+def _cached_scores(model: ModelLike, users: _Users,
+                   scores: ScoreCache | None) -> tuple[list[str], dict[str, EntryKey]]:
+    """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
+    return the texts that still need a run, and each text's forward-cache key."""
+    texts = list(users)
+    if scores is None or not texts:
+        return texts, {}
+    pending: list[str] = []
+    keys: dict[str, EntryKey] = {}
+    for text, encoding in zip(texts, model.tokenize(texts)):
+        keys[text] = entry_key(model.fingerprint, encoding)
+        pairs = users[text]
+        found = scores.get(keys[text], [key for *_, key in pairs])
+        if found is None:
+            pending.append(text)
+            continue
+        for (accumulator, sentence_index, sentence, _), numbers in zip(pairs, found):
+            accumulator.record(sentence_index, sentence.text, numbers)
+    return pending, keys
+
+
+def _runs(model: ModelLike, texts: Sequence[str], heads: Sequence[Head],
+          cache: ForwardCache | None,
+          progress: ProgressFactory | None) -> Iterator[tuple[int, Run]]:
+    """The runs of ``texts``, from the forward cache (not written here) or the model."""
+    iterator = forward_runs(texts, heads, fingerprint=model.fingerprint, encode=model.tokenize,
+                            num_layers=model.num_layers, num_heads=model.num_heads,
+                            load_model=lambda: model, cache=cache, write=False)
+    if progress is None:
+        yield from iterator
+        return
+    with progress(len(texts), "forward") as bar:
+        for pair in iterator:
+            bar.advance()
+            yield pair
+
+
+def _result_of(job: ClaimJob, results: Sequence[ClaimResult]) -> ClaimResult:
+    """A job's result among its claim's: its head's (``each``), or the claim's one."""
+    if job.spec.quantifier == "each":
+        (head,) = job.heads
+        for result in results:
+            if result.head == str(head):
+                return result
+        raise RuntimeError(f"no result for {head} among {[r.head for r in results]}")
+    (result,) = results
+    return result
+
+
+def _shrunk(model: ModelLike, job: ClaimJob, result: ClaimResult,
+            settings: EvaluationSettings) -> ClaimResult:
+    """For ``per: sentence`` over generated sets: put hypothesis's simplest failing sentence
+    first among the counterexamples."""
+    from headprobe.generate import shrink_counterexample  # imports hypothesis: only to shrink
+
+    if job.spec.per != "sentence" or not job.templates:
+        return result
+    head = parse_head(result.head)
+    expect = job.spec.expect
+
+    def fails(sentence: Sentence) -> bool:
+        (run,) = model.run([sentence.text], hidden_states=False, mlm_logits=False,
+                           num_layers=head.layer)
+        score = score_sentence(job.spec, head, sentence, run)
+        return score.value is not None and not expect.holds(score.value)
+
+    found = []
+    for template in job.templates:
+        key = f"{job.display_file}::{job.spec.id}::{head}::{model.fingerprint}"
+        shrunk = shrink_counterexample(template, settings.seed, fails, key=key,
+                                       database_dir=settings.examples_dir)
+        if shrunk is not None:
+            found.append(shrunk.text)
+    if not found:
+        return result
+    rest = [t for t in (result.counterexamples or ()) if t not in found]
+    return dataclasses.replace(result, counterexamples=tuple(found + rest))
+
+
+def with_figures(model: ModelLike, spec: ClaimSpec, sentences: Sequence[Sentence],
+                 result: ClaimResult, *, display_file: str, folder: Path,
+                 cache: ForwardCache | None = None) -> ClaimResult:
+    """``result`` with diagrams of its worst sentences saved under ``folder``, their runs
+    read from ``cache`` when it has them."""
+    request = figure_request(result, sentences)
+    if request is None:
+        return result
+    texts = [s.text for s in request.sentences]
+    runs = dict(forward_runs(texts, [request.head], fingerprint=model.fingerprint,
+                             encode=model.tokenize, num_layers=model.num_layers,
+                             num_heads=model.num_heads, load_model=lambda: model,
+                             cache=cache))
+    return draw_failure_figures(spec, result, request, [runs[i] for i in range(len(texts))],
+                                folder=folder, display_file=display_file)

@@ -1,0 +1,87 @@
+"""Failure diagrams: a failing result's worst sentences drawn as PNGs into a run's folder.
+
+Pure of pytest and of models: callers pass the runs of the sentences to draw (from the forward
+cache or the model). A figure that cannot be drawn becomes a warning on the result, never a lost
+result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.evaluation import attention_view
+from headprobe.evaluation.results import ClaimResult, format_value
+from headprobe.evaluation.views import windowed
+from headprobe.heads import Head, parse_head
+from headprobe.runs import Run
+
+MAX_FIGURES_PER_RESULT = 3
+
+
+@dataclass(frozen=True)
+class FigureRequest:
+    """What to draw for one failing result: its head and the sentences (worst first)."""
+
+    head: Head
+    sentences: tuple[Sentence, ...]
+
+
+def figure_request(result: ClaimResult, sentences: Sequence[Sentence]) -> FigureRequest | None:
+    """The head and worst sentences of a result that has any, else None."""
+    if not result.worst:
+        return None
+    chosen = tuple(sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT])
+    return FigureRequest(parse_head(result.head), chosen)
+
+
+def draw_failure_figures(spec: ClaimSpec, result: ClaimResult, request: FigureRequest,
+                         runs: Sequence[Run], *, folder: Path, display_file: str) -> ClaimResult:
+    """``result`` with the diagrams of ``request``'s sentences (whose ``runs`` are given, in
+    order) saved under ``folder/figures``; their paths in ``figures`` are relative to
+    ``folder``."""
+    from headprobe.report.figures import attention_figure, save_png  # matplotlib: when drawing
+
+    head = request.head
+    paths: list[str] = []
+    problems: list[str] = []
+    stem = safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
+    for rank, (sentence, run) in enumerate(zip(request.sentences, runs), start=1):
+        view = windowed(attention_view(spec, head, sentence, run))
+        title = (f"{spec.claim_text}   [{head}]\n"
+                 f"{spec.measure} = {format_value(view.value)} on this sentence; overall "
+                 f"{format_value(result.value)} (n={result.n}), expected {spec.expect}"
+                 f"{baseline_note(result, spec)}\n"
+                 f"model: {result.model}" + (f"\n{view.note}" if view.note else ""))
+        relative = Path("figures") / f"{stem}_{rank}.png"
+        try:
+            figure = attention_figure(view.matrix, view.labels, expected=view.expected,
+                                      actual=view.actual, title=title,
+                                      col_labels=view.column_labels)
+            save_png(figure, folder / relative)
+        except Exception as error:
+            problems.append(f"figure {rank} could not be drawn ({type(error).__name__}: "
+                            f"{error})")
+            continue
+        paths.append(relative.as_posix())
+    return dataclasses.replace(result, figures=tuple(paths),
+                               warnings=tuple(result.warnings) + tuple(problems))
+
+
+def baseline_note(result: ClaimResult, spec: ClaimSpec) -> str:
+    """``; must beat offset k=-1 (0.500) by 0.1`` when a baseline decided (part of) the
+    verdict."""
+    if result.baseline is None:
+        return ""
+    margin = f" by {spec.margin:g}" if spec.margin else ""
+    return (f"; must beat offset k={result.baseline.offset:+d} "
+            f"({format_value(result.baseline.value)}){margin}")
+
+
+def safe_name(text: str) -> str:
+    """A file-name stem from user text: letters, digits, ``_.-``; at most 120 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120]

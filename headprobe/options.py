@@ -1,0 +1,83 @@
+"""`CheckOptions`: a run's options, resolved once from the command line and ``[tool.headprobe]``.
+
+Command-line options (``headprobe check --model`` ..., i.e. pytest's ``--headprobe-*``) win over
+``[tool.headprobe]`` in pyproject.toml, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from headprobe.paths import cache_root, compilation_cache_disabled
+from headprobe.settings import DEFAULT_MODEL, read_settings
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What a `headprobe check` (or plain pytest) run was asked to do.
+
+    Attributes:
+      root: where the run was started (relative report and file paths are relative to it).
+      report_dir: where run folders go.
+      seed: the seed of generated sentence sets.
+      model_override: ``--model`` (every claim's model), or None.
+      default_model: the model of claims that name none (``[tool.headprobe] model``, else
+        bert-base-uncased).
+      cache_dir: headprobe's cache folder.
+      cache_enabled: False with ``--no-cache``.
+      write_report: False with ``--no-report``.
+      verbosity: pytest's (``-q`` negative, ``-v`` positive).
+    """
+
+    root: Path
+    report_dir: Path
+    seed: int
+    model_override: str | None
+    default_model: str
+    cache_dir: Path
+    cache_enabled: bool
+    write_report: bool
+    verbosity: int
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> CheckOptions:
+        settings = read_settings(_settings_root(config))
+        root = Path(config.invocation_params.dir)
+        seed = config.getoption("headprobe_seed", None)
+        return cls(
+            root=root,
+            report_dir=root / (config.getoption("headprobe_report_dir", None)
+                               or settings.report_dir or "reports"),
+            seed=int(seed if seed is not None else (settings.seed or 0)),
+            model_override=config.getoption("headprobe_model", None),
+            default_model=settings.model or DEFAULT_MODEL,
+            cache_dir=cache_root(config.getoption("headprobe_cache_dir", None)
+                                 or settings.cache_dir),
+            cache_enabled=not config.getoption("headprobe_no_cache", False),
+            write_report=not config.getoption("headprobe_no_report", False),
+            verbosity=int(config.getoption("verbose", 0)))
+
+    def model_for(self, declared: str | None) -> str:
+        """The model a claim runs on: ``--model``, else the one its file names, else the
+        default."""
+        return self.model_override or declared or self.default_model
+
+    @property
+    def memo_root(self) -> Path | None:
+        """Where model fingerprints are remembered (None with ``--no-cache``)."""
+        return self.cache_dir if self.cache_enabled else None
+
+    @property
+    def programs(self) -> Path | bool:
+        """Where compiled programs are kept (`headprobe.load`'s ``compilation_cache``)."""
+        return False if compilation_cache_disabled() else self.cache_dir / "jax"
+
+
+def _settings_root(config: pytest.Config) -> Path:
+    inipath = getattr(config, "inipath", None)
+    if inipath is not None and Path(inipath).name == "pyproject.toml":
+        return Path(inipath).parent
+    return Path(config.rootpath)
