@@ -237,7 +237,7 @@ def bench_model(label: str, folder: Path, texts: list[str], batch1: int, ceiling
     }
 
 
-# ---- fresh processes ------------------------------------------------------------------------------
+# ---- fresh processes -----------------------------------------------------------------------------
 
 def child_compile(folder: str, cache: str, count: int) -> None:
     """(in a fresh process) what getting the forward programs cost: wall time in
@@ -380,7 +380,7 @@ def bench_check(folder: Path, texts: list[str]) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-# ---- the table ------------------------------------------------------------------------------------
+# ---- the table -----------------------------------------------------------------------------------
 
 def render(results: dict) -> str:
     lines = [f"Machine: {results['machine']}", f"Date: {results['date']}",

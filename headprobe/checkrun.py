@@ -31,7 +31,8 @@ from headprobe.options import CheckOptions
 T = TypeVar("T")
 
 
-def _part(key: pytest.StashKey[T], make: Callable[[pytest.Config], T]) -> Callable[[pytest.Config], T]:
+def _part(key: pytest.StashKey[T],
+          make: Callable[[pytest.Config], T]) -> Callable[[pytest.Config], T]:
     def get(config: pytest.Config) -> T:
         if key not in config.stash:
             config.stash[key] = make(config)

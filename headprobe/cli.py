@@ -3,8 +3,8 @@
 Each subcommand lives in ``headprobe.commands.<name>`` with two functions:
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int`` (an exit code).
 Heavy libraries (JAX, matplotlib, transformers) are imported by the commands when they run, so
-``headprobe --version`` and ``--help`` answer at once. Bad input raised as `HeadprobeError` is caught
-here, once, and printed as ``ERROR: ...`` on stderr with the error's exit code.
+``headprobe --version`` and ``--help`` answer at once. Bad input raised as `HeadprobeError` is
+caught here, once, and printed as ``ERROR: ...`` on stderr with the error's exit code.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ distinct sentence is run once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,7 @@ class ClaimItem(pytest.Item):
             return f"ERROR: {excinfo.value}"
         return super().repr_failure(excinfo, style)  # type: ignore[arg-type]
 
-    def reportinfo(self) -> tuple[object, int, str]:
+    def reportinfo(self) -> tuple[Path, int, str]:
         spec = self.job.spec
         return self.path, spec.line - 1, f"{spec.id} [{spec.claim_text}]"
 

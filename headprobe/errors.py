@@ -1,8 +1,9 @@
 """Errors users can act on, and the exit codes of every headprobe command.
 
 One family of exceptions is raised anywhere in headprobe for bad input; the command line catches
-`HeadprobeError` once and prints ``ERROR: <message>`` on stderr (never a traceback). Messages follow
-one wording: where (``file:line: field:``), what was wrong, the bad value, what is valid, what to do.
+`HeadprobeError` once and prints ``ERROR: <message>`` on stderr (never a traceback). Messages
+follow one wording: where (``file:line: field:``), what was wrong, the bad value, what is valid,
+what to do.
 """
 
 from __future__ import annotations

@@ -72,10 +72,13 @@ def _settings(max_examples: int, database=None, shrink: bool = False):
     from hypothesis import HealthCheck, Phase, settings
 
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
+    default = settings.default
+    if default is None:  # hypothesis loads its default profile when imported
+        raise RuntimeError("hypothesis has no default settings profile")
     return settings(max_examples=max(1, max_examples), database=database, deadline=None,
                     phases=phases if shrink else [Phase.generate],
                     suppress_health_check=list(HealthCheck), derandomize=False,
-                    print_blob=False, verbosity=settings.default.verbosity)
+                    print_blob=False, verbosity=default.verbosity)
 
 
 def draw_sentences(template: Template, seed: int, origin: str = "", *,
@@ -96,7 +99,8 @@ def draw_sentences(template: Template, seed: int, origin: str = "", *,
         if len(drawn) < count:
             drawn.setdefault(sentence.text, sentence)
 
-    test = hypothesis_seed(seed)(_settings(count)(given(template_strategy(template, origin))(collect)))
+    strategy = template_strategy(template, origin)
+    test = hypothesis_seed(seed)(_settings(count)(given(strategy)(collect)))
     with hypothesis_storage(storage_dir):
         test()
     return list(drawn.values())

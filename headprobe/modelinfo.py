@@ -33,7 +33,8 @@ class ModelInfo:
         """Every sentence fits the model and has no word the vocabulary cannot spell."""
         if not sentences:
             return
-        for sentence, encoding in zip(sentences, self.tokenizer.encode([s.text for s in sentences])):
+        encodings = self.tokenizer.encode([s.text for s in sentences])
+        for sentence, encoding in zip(sentences, encodings):
             ids, offsets = encoding.input_ids, encoding.offsets
             where = sentence.origin or f"set {set_name!r}"
             line = _own_line(sentence.origin, file) or line

@@ -54,7 +54,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if parent.config.getoption("headprobe_all_yaml") or looks_like_hypothesis_file(file_path):
         from headprobe.collect import HypothesisFile
 
-        return HypothesisFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return HypothesisFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -68,7 +68,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.fixture(scope="session")
 def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any]:
-    """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per session."""
+    """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per
+    session."""
     from headprobe.checkrun import models, options
     from headprobe.errors import HeadprobeError
     from headprobe.pyapi import ProbeModel
@@ -91,6 +92,7 @@ def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any
 
 @pytest.fixture(scope="session")
 def headprobe_model(headprobe_load: Callable[[str | None], Any]) -> Any:
-    """The model named by ``--model`` (``headprobe check``) / ``--headprobe-model`` (pytest), else
-    ``[tool.headprobe] model`` in pyproject.toml, else bert-base-uncased; loaded once per session."""
+    """The model named by ``--model`` (``headprobe check``) / ``--headprobe-model`` (pytest),
+    else ``[tool.headprobe] model`` in pyproject.toml, else bert-base-uncased; loaded once per
+    session."""
     return headprobe_load(None)

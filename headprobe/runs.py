@@ -48,7 +48,7 @@ class Run(Encoding):
     attentions: np.ndarray
     hidden_states: np.ndarray | None = None
     mlm_logits: np.ndarray | None = None
-    special_mask: np.ndarray = field(default=None)  # type: ignore[assignment]
+    special_mask: np.ndarray = field(default=None)  # type: ignore[arg-type]  # __post_init__ fills it
 
     def __post_init__(self) -> None:
         if self.special_mask is None:

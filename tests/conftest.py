@@ -1,4 +1,5 @@
-"""Shared test set-up. Warnings are errors in headprobe's own tests (not in users' `headprobe check`)."""
+"""Shared test set-up. Warnings are errors in headprobe's own tests (not in users'
+`headprobe check`)."""
 
 import os
 

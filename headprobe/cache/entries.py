@@ -139,7 +139,8 @@ def seal(key: EntryKey, header: bytes) -> bytes:
     return hashlib.sha256(key.digest.encode("ascii") + b"\0" + header).digest()
 
 
-def decode_header(header: bytes, stored_seal: bytes, key: EntryKey) -> dict[str, Any] | None:
+def decode_header(header: bytes, stored_seal: bytes | None,
+                  key: EntryKey) -> dict[str, Any] | None:
     """The header's JSON if it is sealed for ``key`` and names ``key``'s fields; else None."""
     if not isinstance(stored_seal, bytes) or seal(key, header) != stored_seal:
         return None

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
@@ -67,7 +67,7 @@ TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses")
 SET_KEYS = ("template", "slots", "generate")
 CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
               "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin")
-BASELINES = ("offset",)
+BASELINES: tuple[Literal["offset"], ...] = ("offset",)
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BAD_ID = re.compile(r"\s|\[|\]|::")
 MAX_DEPTH = 32
@@ -83,12 +83,15 @@ class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a date-like scalar (``2001-02-30``) stays text: in a
     hypothesis file it is a sentence, an id or a malformed value, never a date."""
 
-    yaml_implicit_resolvers = {
+    # types-PyYAML declares this an instance variable; PyYAML keeps it on the class
+    yaml_implicit_resolvers: ClassVar[  # type: ignore[misc]  # types-PyYAML: instance var
+        dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {
         first: [(tag, regexp) for tag, regexp in resolvers
                 if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 T = TypeVar("T")
+C = TypeVar("C", bound=str)  # one of the choices of a field
 
 
 def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
@@ -286,13 +289,14 @@ class _Reader:
             raise self.wrong_type(node, fieldname, "text")
         return str(node.value)
 
-    def choice(self, node: Node, fieldname: str, choices: tuple[str, ...]) -> str:
+    def choice(self, node: Node, fieldname: str, choices: tuple[C, ...]) -> C:
         value = self.value(node, fieldname)
-        if not isinstance(value, str) or value.strip() not in choices:
-            hint = did_you_mean(value, choices) if isinstance(value, str) else ""
-            raise self.error(node, fieldname, f"expected one of {', '.join(choices)}, got "
-                                              f"{self.describe(node)}{hint}")
-        return value.strip()
+        for choice in choices:
+            if isinstance(value, str) and value.strip() == choice:
+                return choice
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise self.error(node, fieldname, f"expected one of {', '.join(choices)}, got "
+                                          f"{self.describe(node)}{hint}")
 
     def number(self, node: Node, fieldname: str) -> float:
         value = self.value(node, fieldname)
@@ -331,7 +335,7 @@ class _Reader:
             raise self.error(root, "hypotheses", "missing: a hypothesis file needs a "
                                                  "'hypotheses:' list of claims")
         claims = self.claims(top["hypotheses"][1], level, sets, labels)
-        return HypothesisFile(path=self.file, model=model, level=level,  # type: ignore[arg-type]
+        return HypothesisFile(path=self.file, model=model, level=level,
                               sets=sets, claims=claims)
 
     def optional(self, entries: dict[str, tuple[Node, Node]], key: str,
@@ -416,8 +420,9 @@ class _Reader:
             names = template_slot_names(template)
         except ClaimFileError as error:
             raise self.locate(error, template_node, f"{where}.template") from None
-        slots = (self.slot_lists(entries["slots"][1], f"{where}.slots")
-                 if "slots" in entries and self.value(entries["slots"][1], f"{where}.slots") is not None else {})
+        has_slots = ("slots" in entries
+                     and self.value(entries["slots"][1], f"{where}.slots") is not None)
+        slots = self.slot_lists(entries["slots"][1], f"{where}.slots") if has_slots else {}
         for slot in names:  # reuse a file-level list of the same name
             if slot not in slots and slot in self.file_slots:
                 slots[slot] = self.file_slots[slot]
@@ -444,7 +449,7 @@ class _Reader:
 
     # --- hypotheses ------------------------------------------------------------------------
 
-    def claims(self, node: Node, level: str, sets: dict[str, SentenceSet],
+    def claims(self, node: Node, level: Literal["token", "word"], sets: dict[str, SentenceSet],
                labels: dict[str, set[str]]) -> tuple[ClaimSpec, ...]:
         if not isinstance(node, SequenceNode):
             raise self.wrong_type(node, "hypotheses", "a list of hypotheses (each starting "
@@ -461,8 +466,8 @@ class _Reader:
             specs.append(spec)
         return tuple(specs)
 
-    def claim_spec(self, node: Node, file_level: str, sets: dict[str, SentenceSet],
-                   labels: dict[str, set[str]]) -> ClaimSpec:
+    def claim_spec(self, node: Node, file_level: Literal["token", "word"],
+                   sets: dict[str, SentenceSet], labels: dict[str, set[str]]) -> ClaimSpec:
         if not isinstance(node, MappingNode):
             raise self.wrong_type(node, "hypotheses", "a hypothesis mapping with 'id:', 'claim:', "
                                                       "'over:' and 'expect:'")
@@ -494,7 +499,7 @@ class _Reader:
             why=read(entries, "why", lambda n: self.string(n, "why", "the reason")),
             claim_text=claim_text,
             claim_line=_line(entries["claim" if claim_field else "head"][1]),
-            claim_field=claim_field or "head")  # type: ignore[arg-type]
+            claim_field=claim_field or "head")
 
     def identifier(self, node: Node) -> str:
         identifier = self.string(node, "id", "next-token")
@@ -553,7 +558,7 @@ class _Reader:
                     nodes: dict[str, Node], claim_field: str | None) -> None:
         known = set().union(*(labels[name] for name in over))
         for role, part in (("source", claim.source), ("target", claim.target)):
-            if part.kind != "span" or part.arg in known:
+            if part.kind != "span" or part.arg is None or part.arg in known:
                 continue
             fieldname = claim_field or ("from" if role == "source" else "to")
             listed = ", ".join(sorted(known)) if known else "none (mark spans as [text]{label})"

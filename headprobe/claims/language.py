@@ -287,7 +287,8 @@ def parse_measure(value: object) -> Measure:
             raise ClaimFileError(f"measure {value!r}: topk needs a positive whole number K "
                                  f"(at most 6 digits), as in 'topk:3'")
         return Measure("topk", k=int(k))
-    raise ClaimFileError(f"unknown measure {value!r}{did_you_mean(name, ('argmax', 'mass', 'topk'))}"
+    raise ClaimFileError(f"unknown measure {value!r}"
+                         f"{did_you_mean(name, ('argmax', 'mass', 'topk'))}"
                          f"; a measure is 'argmax' (default), 'mass' or 'topk:K' such as 'topk:3'")
 
 

@@ -196,8 +196,9 @@ def check_template(template: str, slots: Slots) -> tuple[tuple[str, tuple[str, .
     """Validate a template against its slots; returns the slots in order of first appearance.
 
     Every ``{name}`` needs a slot, every slot must be used, every slot has at least one value,
-    values are plain text or ``[MASK]`` (no brackets, braces, backslashes), and the first combination is a valid sentence
-    (then every combination is: plain values cannot change the annotation structure).
+    values are plain text or ``[MASK]`` (no brackets, braces, backslashes), and the first
+    combination is a valid sentence (then every combination is: plain values cannot change the
+    annotation structure).
     """
     if not isinstance(template, str) or not template.strip():
         raise ClaimFileError(f"expected a template string such as 'The {{animal}} sat.', got "

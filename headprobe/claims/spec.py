@@ -15,9 +15,9 @@ SOURCE_KINDS = ("token", "mask", "cls", "sep", "word", "span")
 TARGET_KINDS = ("next", "previous", "self", "offset", "cls", "sep", "mask", "punct",
                 "same-word", "word", "span")
 MEASURES = ("argmax", "mass", "topk")
-LEVELS = ("token", "word")
-QUANTIFIERS = ("each", "any", "none")
-PERS = ("pool", "sentence")
+LEVELS: tuple[Literal["token", "word"], ...] = ("token", "word")
+QUANTIFIERS: tuple[Literal["each", "any", "none"], ...] = ("each", "any", "none")
+PERS: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
 
 
 @dataclass(frozen=True)

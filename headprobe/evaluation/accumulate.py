@@ -123,7 +123,8 @@ class ClaimAccumulator:
         hits = (np.stack([self._hits[i] for i in order]) if self._hits
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
         baseline = {k: math.fsum(values) for k, values in self._baseline.items()}
-        return judge_heads(spec or self.spec, np.array([self._counts[i] for i in order], dtype=np.int64),
+        return judge_heads(spec or self.spec,
+                           np.array([self._counts[i] for i in order], dtype=np.int64),
                            np.array([self._left_out[i] for i in order], dtype=np.int64), hits,
                            [self._texts[i] for i in order], [self._indices[i] for i in order],
                            baseline)

@@ -24,7 +24,8 @@ def _check_level(confidence: float) -> None:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
 
 
-def wilson(hits: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float] | None:
+def wilson(hits: float, n: int,
+           confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float] | None:
     """Wilson score interval for ``hits`` successes out of ``n``; ``None`` when ``n == 0``."""
     _check_level(confidence)
     if n <= 0:

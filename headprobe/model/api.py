@@ -43,7 +43,8 @@ from headprobe.runs import Encoding, Run
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
-PROGRAMS_FOLDER = "programs"  # compiled executables (`headprobe.model.programs`), in the JAX cache dir
+# compiled executables (`headprobe.model.programs`), in the JAX cache dir
+PROGRAMS_FOLDER = "programs"
 MIN_BATCH_TOKENS = 128
 
 
@@ -293,7 +294,7 @@ class Model:
         try:
             attentions, hidden, logits = _to_numpy(flight.out)
         except Exception:
-            if flight.stored_key is None:
+            if flight.stored_key is None or self._store is None:
                 raise
             if self._loaded_keys.get(flight.shape) == flight.stored_key:  # not yet replaced
                 self._store.discard(self._loaded_keys.pop(flight.shape))
@@ -335,11 +336,13 @@ class Model:
         if self._store is None:
             program = compile_now()
         else:
+            leaves = jax.tree_util.tree_leaves_with_path(self._params)
             fields = {"config": dataclasses.asdict(self.config), "precision": self.precision,
                       "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
-                                 for path, leaf in jax.tree_util.tree_leaves_with_path(self._params)],
+                                 for path, leaf in leaves],
                       "rows": rows, "length": length, **statics}
-            out = Outputs(0, 0 if with_hidden else None, 0 if with_logits else None)
+            # placeholder leaves: only the tree structure of `out` is used
+            out = Outputs(0, 0 if with_hidden else None, 0 if with_logits else None)  # type: ignore[arg-type]  # see above
             program, stored = self._store.program(
                 fields, compile_now, in_tree=jax.tree.structure((args, {})),
                 out_tree=jax.tree.structure(out))
@@ -391,7 +394,8 @@ def load(spec: str | None = None, **options: Any) -> Model:
     unknown = [k for k in options if k not in LOAD_OPTIONS]
     if unknown:
         raise UsageError(f"load: unknown option {unknown[0]!r}"
-                         f"{did_you_mean(unknown[0], LOAD_OPTIONS)}; valid: {', '.join(LOAD_OPTIONS)}")
+                         f"{did_you_mean(unknown[0], LOAD_OPTIONS)}; "
+                         f"valid: {', '.join(LOAD_OPTIONS)}")
     precision = options.get("precision", "highest")
     if precision not in PRECISIONS:
         raise UsageError(f"load: precision: {precision!r} is not one of {', '.join(PRECISIONS)}"

@@ -23,7 +23,7 @@ masked out, so padding never changes the outputs at real positions. Matmuls use
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -92,7 +92,8 @@ class Embeddings(nn.Module):
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
         """[b, t] int ids, [b, t] int types -> [b, t, h]."""
         positions = jnp.arange(input_ids.shape[1])
-        x = (jnp.take(self.word, input_ids, axis=0) + jnp.take(self.token_type, token_type_ids, axis=0)
+        x = (jnp.take(self.word, input_ids, axis=0)
+             + jnp.take(self.token_type, token_type_ids, axis=0)
              + jnp.take(self.position, positions, axis=0)[None])
         return self.norm(x)
 
@@ -103,7 +104,8 @@ class SelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """x [b, t, h], mask [b, k] bool (True = real) -> (context [b, q, n, d], probs [b, n, q, k])."""
+        """x [b, t, h], mask [b, k] bool (True = real)
+        -> (context [b, q, n, d], probs [b, n, q, k])."""
         c, p = self.config, self.precision
         n, d, h = c.num_attention_heads, c.head_dim, c.hidden_size
         qkv_kernel = self.param("kernel", _init, (h, 3, n, d))
@@ -210,9 +212,10 @@ def forward(params: Params, input_ids: jax.Array, attention_mask: jax.Array,
     depth = config.num_hidden_layers if num_layers is None else num_layers
     if not 1 <= depth <= config.num_hidden_layers:
         raise UsageError(f"num_layers: expected 1..{config.num_hidden_layers}, got {depth!r}")
-    return Bert(config, precision).apply({"params": params}, input_ids, attention_mask,
-                                         token_type_ids, num_layers=depth,
-                                         with_hidden=with_hidden, with_logits=with_logits)
+    outputs = Bert(config, precision).apply({"params": params}, input_ids, attention_mask,
+                                            token_type_ids, num_layers=depth,
+                                            with_hidden=with_hidden, with_logits=with_logits)
+    return cast(Outputs, outputs)  # flax types apply() as Any | (value, mutated variables)
 
 
 def param_shapes(config: BertConfig, *, with_mlm_head: bool = True) -> Params:

@@ -82,7 +82,8 @@ class BertConfig:
         if values["pad_token_id"] is None:
             values["pad_token_id"] = 0
         for name in (*_REQUIRED, "type_vocab_size", "pad_token_id"):
-            if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0:
+            value = values[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ModelFormatError(
                     f"{source}: {name}: expected a non-negative integer, got {values[name]!r}")
         if values["hidden_act"] not in SUPPORTED_ACTIVATIONS:
@@ -90,7 +91,8 @@ class BertConfig:
                 f"{source}: hidden_act: {values['hidden_act']!r} is not supported"
                 f"{did_you_mean(str(values['hidden_act']), SUPPORTED_ACTIVATIONS)}; supported: "
                 f"{', '.join(SUPPORTED_ACTIVATIONS)}")
-        if values["num_attention_heads"] == 0 or values["hidden_size"] % values["num_attention_heads"]:
+        heads = values["num_attention_heads"]
+        if heads == 0 or values["hidden_size"] % heads:
             raise ModelFormatError(
                 f"{source}: hidden_size {values['hidden_size']} is not a multiple of "
                 f"num_attention_heads {values['num_attention_heads']}")

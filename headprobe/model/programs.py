@@ -97,8 +97,8 @@ def environment() -> dict[str, Any]:
 _JAX_CACHE_HITS = [0]
 
 
-def _count_jax_cache_hit(name: str, **_: Any) -> None:
-    if name == "/jax/compilation_cache/cache_hits":
+def _count_jax_cache_hit(event: str, **_: str | int) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
         _JAX_CACHE_HITS[0] += 1
 
 
@@ -173,16 +173,19 @@ class ProgramStore:
             blob = read_cache_file(path, MAX_PROGRAM_BYTES)
         except NotARegularFile:
             remove_special(path)
-            return self._damaged(path, "not a regular file")
+            self._damaged(path, "not a regular file")
+            return None
         except ValueError:
-            return self._damaged(path, "larger than a program can be")
+            self._damaged(path, "larger than a program can be")
+            return None
         except OSError:
             return None
         if blob is None:
             return None
         executable = decode_program(blob, key)
         if executable is None:
-            return self._damaged(path, "its digest or key does not match")
+            self._damaged(path, "its digest or key does not match")
+            return None
         try:
             from jax.experimental.serialize_executable import deserialize_and_load
 
@@ -196,7 +199,6 @@ class ProgramStore:
     def _damaged(self, path: Path, why: str) -> None:
         self.invalid += 1
         self.problems.damaged(_KIND, path, why)
-        return None
 
     def _sweep(self, folder: Path) -> None:
         if folder not in self._swept:

@@ -118,7 +118,7 @@ def load_tokenizer(folder: Path) -> Tokenizer:
 
             backend = RustTokenizer.from_file(str(folder / "tokenizer.json"))
         else:
-            from transformers import BertTokenizerFast
+            from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # transformers 5: lazy alias
 
             hf = BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
             if not getattr(hf, "is_fast", False):

@@ -60,7 +60,8 @@ class _Reader:
                 "together. Use the config.json saved with these weights.")
         return value
 
-    def linear(self, name: str, out_features: int, in_features: int) -> tuple[np.ndarray, np.ndarray]:
+    def linear(self, name: str, out_features: int,
+               in_features: int) -> tuple[np.ndarray, np.ndarray]:
         """(kernel [in, out], bias [out]) from a torch Linear ``name``."""
         weight = self.get(f"{name}.weight", (out_features, in_features))
         return weight.T, self.get(f"{name}.bias", (out_features,))
@@ -81,7 +82,8 @@ class _Reader:
 def _layer(read: _Reader, j: int, c: BertConfig) -> Params:
     h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
     prefix = f"encoder.layer.{j}."
-    qkv = [read.linear(prefix + f"attention.self.{part}", h, h) for part in ("query", "key", "value")]
+    qkv = [read.linear(prefix + f"attention.self.{part}", h, h)
+           for part in ("query", "key", "value")]
     out_kernel, out_bias = read.linear(prefix + "attention.output.dense", h, h)
     inner_kernel, inner_bias = read.linear(prefix + "intermediate.dense", i, h)
     outer_kernel, outer_bias = read.linear(prefix + "output.dense", h, i)
@@ -116,12 +118,14 @@ def convert(state: Mapping[str, Any], config: BertConfig, *,
     state = _strip_prefix(state)
     c = config
     read = _Reader(state, source)
-    extra_layers = sorted({int(k.split(".")[2]) for k in state if k.startswith("encoder.layer.")
-                           and k.split(".")[2].isdigit() and int(k.split(".")[2]) >= c.num_hidden_layers})
+    extra_layers = sorted({int(k.split(".")[2]) for k in state
+                           if k.startswith("encoder.layer.") and k.split(".")[2].isdigit()
+                           and int(k.split(".")[2]) >= c.num_hidden_layers})
     if extra_layers:
         raise ModelFormatError(
             f"{source}: weights for layer index {extra_layers[0]} but config.json says "
-            f"num_hidden_layers {c.num_hidden_layers}; use the config.json saved with these weights.")
+            f"num_hidden_layers {c.num_hidden_layers}; "
+            f"use the config.json saved with these weights.")
     params: Params = {"embeddings": {
         "word": read.get("embeddings.word_embeddings.weight", (c.vocab_size, c.hidden_size)),
         "position": read.get("embeddings.position_embeddings.weight",

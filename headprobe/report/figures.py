@@ -5,8 +5,8 @@ One function per kind of figure:
 - `attention_figure`: one head's grid ``[query, key]`` for one sentence: rows are the attending
   tokens (queries), columns the attended tokens (keys). Grey level ``round(255 * weight)`` on an
   absolute scale (0 black, 1 white, as the original attention-diagram projects draw it), no
-  interpolation, expected target cells outlined solid orange, the actual argmax cells dashed sky-blue
-  (colour and line style differ, so colour-blind readers can tell them apart).
+  interpolation, expected target cells outlined solid orange, the actual argmax cells dashed
+  sky-blue (colour and line style differ, so colour-blind readers can tell them apart).
 - `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns.
 
 The pixel size of a figure depends only on the number of tokens (and, for the overview, on the
@@ -165,7 +165,11 @@ def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
 
     axes = figure.axes[0]
     image = axes.images[0]
-    rows, cols = image.get_array().shape[:2]
+    grid = image.get_array()
+    if grid is None:
+        raise UsageError("redraw_attention_figure: the figure has no attention grid; draw it "
+                         "with attention_figure first")
+    rows, cols = grid.shape[:2]
     weights = _check_matrix(matrix, rows, cols, "attention_figure")
     expected_cells = _check_cells(expected, rows, cols, "attention_figure: expected")
     actual_cells = _check_cells(actual, rows, cols, "attention_figure: actual")
@@ -216,7 +220,7 @@ def figure_size_pixels(rows: int, cols: int | None = None) -> tuple[int, int]:
 def _grid_layout(rows: int, cols: int) -> dict[str, int]:
     cell = cell_pixels(max(rows, cols))
     font_px = label_font_pixels(cell)
-    label_px = int(round(MAX_LABEL_CHARS * font_px * 0.62)) + 8
+    label_px = round(MAX_LABEL_CHARS * font_px * 0.62) + 8
     title_px = int(TITLE_LINES * _TITLE_PX * 1.35) + 14
     grid_w, grid_h = cols * cell, rows * cell
     left, right = label_px + 6, 16

@@ -16,7 +16,7 @@ import html
 import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 COLUMNS = ("file", "id", "claim", "head", "measure", "value", "interval", "n", "left out",
            "result", "baseline")
@@ -218,7 +218,7 @@ def _has_details(result: Mapping[str, Any]) -> bool:
             or bool(result.get("counterexamples")))
 
 
-def _is_pair(value: Any) -> bool:
+def _is_pair(value: Any) -> TypeGuard[list[Any] | tuple[Any, ...]]:
     return isinstance(value, (list, tuple)) and len(value) == 2
 
 

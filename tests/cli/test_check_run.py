@@ -295,7 +295,8 @@ def test_every_run_keeps_its_folder_and_latest_points_at_the_newest(second):
 def test_all_passing_claims_exit_0_quietly_into_the_report_dir(tmp_path, planted_model,
                                                                check_cache):
     """The model comes from pyproject.toml's [tool.headprobe] (the file names none)."""
-    sets = CLAIMS.split("hypotheses:")[0].replace("model: nobody/overridden-by-the-command-line", "")
+    sets = CLAIMS.split("hypotheses:")[0].replace(
+        "model: nobody/overridden-by-the-command-line", "")
     write_project(tmp_path, {"ok.yaml": sets + """hypotheses:
   - id: to-cls
     claim: "L1H1: token -> cls"

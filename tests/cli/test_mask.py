@@ -24,8 +24,10 @@ from headprobe.commands.mask import (
 from headprobe.errors import UsageError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "table", "book", "picked", "up", "from", "then", "i", "moved", "slowly", "across", "quickly", ".", ",", "'", "s", "##s", "##ing", "run", "walk", "red", "blue", "big", "small", "house", "tree"]
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "table", "book", "picked", "up", "from",
+         "then", "i", "moved", "slowly", "across", "quickly", ".", ",", "'", "s", "##s", "##ing",
+         "run", "walk", "red", "blue", "big", "small", "house", "tree"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 MAX_LENGTH = 32
 TWO_MASKS = "then i picked up a [MASK] from the [MASK] ."
 

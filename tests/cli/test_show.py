@@ -1,4 +1,5 @@
-"""``headprobe show``: one head or every head of a sentence as PNG diagrams, on the bundled MiniLM."""
+"""``headprobe show``: one head or every head of a sentence as PNG diagrams, on the bundled
+MiniLM."""
 
 from __future__ import annotations
 

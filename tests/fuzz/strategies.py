@@ -81,6 +81,7 @@ VALID_SENTENCES = ["The cat sat on the mat.", "A [dog]{noun} ran [quickly]{adv}.
 VALID_CLAIMS = ["L1H1: token -> next", "L2H*: token -> cls", "L*H*: word:the|a -> same-word",
                 "L1H2,L2H1: span:adv -> span:noun", "L2H3: mask -> offset:-2", "L1H1: cls -> sep",
                 "L1H1: token -> punct"]
+VALID_EXPECTATIONS = [">= 0.5", "< 0.2", "80%", "between 0.1 and 0.9"]
 
 
 @st.composite
@@ -97,7 +98,7 @@ def valid_hypothesis_files(draw) -> str:
     for index in range(draw(st.integers(1, 4))):
         lines += [f"  - id: c{index}", f'    claim: "{draw(st.sampled_from(VALID_CLAIMS))}"',
                   f"    over: {draw(st.sampled_from(['s', 't', '[s, t]']))}",
-                  f'    expect: "{draw(st.sampled_from([">= 0.5", "< 0.2", "80%", "between 0.1 and 0.9"]))}"']
+                  f'    expect: "{draw(st.sampled_from(VALID_EXPECTATIONS))}"']
         for field, values in draw(st.lists(st.sampled_from([
                 ("measure", ["argmax", "mass", "topk:3"]), ("quantifier", ["each", "any", "none"]),
                 ("per", ["pool", "sentence"]), ("confidence", ["0.9", "0.95"]),

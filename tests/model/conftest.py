@@ -51,7 +51,8 @@ def write_checkpoint(folder: Path, *, seed: int = 0, **overrides) -> Path:
     with torch.no_grad():  # random LayerNorm and bias values too, so no term is trivially 1 or 0
         for name, parameter in model.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):
-                parameter.copy_(torch.randn_like(parameter) * 0.1 + (1.0 if "weight" in name else 0.0))
+                centre = 1.0 if "weight" in name else 0.0
+                parameter.copy_(torch.randn_like(parameter) * 0.1 + centre)
     model.save_pretrained(folder, safe_serialization=True)
     # transformers 5 ignores vocab_file= here (every word would become [UNK]): pass the vocab.
     tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(words)},

@@ -33,8 +33,8 @@ CHILD = textwrap.dedent("""
         programs.jax_cache_hits = lambda: 0
     model = headprobe.load(sys.argv[1])
     runs = model.run(sys.argv[2:], batch_size=4)
-    digest = __import__("hashlib").sha256(b"".join(r.attentions.tobytes() + r.hidden_states.tobytes()
-                                                   for r in runs)).hexdigest()
+    data = b"".join(r.attentions.tobytes() + r.hidden_states.tobytes() for r in runs)
+    digest = __import__("hashlib").sha256(data).hexdigest()
     print(json.dumps({**events, "compiles": model.compile_count, "loaded": model.loaded_count,
                       "digest": digest}))
 """)

@@ -38,7 +38,8 @@ def test_fields_hugging_face_defaults_take_its_defaults():
 def test_missing_size_field_is_named_with_the_file(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in BASE.items()
                                                       if k != "num_attention_heads"}))
-    with pytest.raises(ModelFormatError, match=r"config\.json: missing field\(s\) num_attention_heads"):
+    with pytest.raises(ModelFormatError,
+                       match=r"config\.json: missing field\(s\) num_attention_heads"):
         read_config(tmp_path)
 
 

@@ -127,7 +127,8 @@ def test_sentence_transformers_subfolder_and_sharded_safetensors_load(tmp_path, 
     (tmp_path / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "0_Transformer",
          "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"}]))
     for name in TOKENIZER_FILES:
         shutil.copy(minilm.path / name, inner / name)
     state = load_file(str(minilm.path / "model.safetensors"))
@@ -258,7 +259,7 @@ def test_a_remembering_tokenizer_tokenizes_each_text_once_with_the_same_result()
     second = remembering.encode(["A dog.", "New words here."])
     assert asked == [["The cat sat.", "A dog."], ["New words here."]]
     assert first[0] is first[2] and second[0] is first[1]
-    for encoding, expected in zip(first + second, original(texts + ["A dog.", "New words here."])):
+    for encoding, expected in zip(first + second, original([*texts, "A dog.", "New words here."])):
         assert encoding.tokens == expected.tokens and encoding.offsets == expected.offsets
         assert encoding.input_ids.tolist() == expected.input_ids.tolist()
     assert remembering.mask_token == "[MASK]" and remembering.vocab_size == plain.vocab_size

@@ -96,7 +96,8 @@ def test_runs_without_a_copy_are_views_with_the_same_values(tiny):
     viewed = dict(tiny.iter_runs(texts, hidden_states=True, mlm_logits=False, copy=False))
     for index, run in viewed.items():
         assert not run.attentions.flags.owndata  # a slice of the batch's array
-        assert copied[index].attentions.flags.owndata and copied[index].attentions.flags.c_contiguous
+        flags = copied[index].attentions.flags
+        assert flags.owndata and flags.c_contiguous
         assert np.array_equal(run.attentions, copied[index].attentions)
         assert np.array_equal(run.hidden_states, copied[index].hidden_states)
 

@@ -146,8 +146,8 @@ def test_flax_layout_flattens_to_torch_names_and_layouts():
         "encoder": {"layer": {"0": {"intermediate": {"dense": {"kernel": kernel,
                                                                "bias": np.zeros(3)}}}}}}}}
     flat = flax_to_state_dict(tree)
-    assert set(flat) == {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight",
-                         "bert.embeddings.LayerNorm.bias",
+    assert set(flat) == {"bert.embeddings.word_embeddings.weight",
+                         "bert.embeddings.LayerNorm.weight", "bert.embeddings.LayerNorm.bias",
                          "bert.encoder.layer.0.intermediate.dense.weight",
                          "bert.encoder.layer.0.intermediate.dense.bias"}
     assert flat["bert.encoder.layer.0.intermediate.dense.weight"].shape == (3, 2)

@@ -225,7 +225,8 @@ def test_topk_needs_a_positive_whole_number(bad):
 
 
 def test_unknown_measure_suggests_the_closest():
-    with pytest.raises(ClaimFileError, match=r"unknown measure 'argmx' \(did you mean 'argmax'\?\)"):
+    with pytest.raises(ClaimFileError,
+                       match=r"unknown measure 'argmx' \(did you mean 'argmax'\?\)"):
         parse_measure("argmx")
 
 
@@ -240,7 +241,8 @@ def test_non_string_measure_says_its_type():
 @pytest.mark.parametrize("text, op, low, high", [
     (">= 0.8", ">=", 0.8, None), ("> 0.5", ">", 0.5, None), ("<= 0.2", "<=", 0.2, None),
     ("< 0.1", "<", 0.1, None), ("80%", ">=", 0.8, None), (">= 80%", ">=", 0.8, None),
-    ("<5%", "<", 0.05, None), ("0.7", ">=", 0.7, None), ("between 0.2 and 0.5", "between", 0.2, 0.5),
+    ("<5%", "<", 0.05, None), ("0.7", ">=", 0.7, None),
+    ("between 0.2 and 0.5", "between", 0.2, 0.5),
     ("Between 20% and 50 %", "between", 0.2, 0.5), ("≥ 0.3", ">=", 0.3, None),
     (">= 1", ">=", 1.0, None), ("<= 0", "<=", 0.0, None), (">= .25", ">=", 0.25, None),
 ])

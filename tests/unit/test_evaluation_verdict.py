@@ -70,7 +70,7 @@ def test_per_sentence_fails_on_any_failing_sentence_and_lists_counterexamples():
     outcome = verdict(make_spec(per="sentence"), counts=[4, 2, 5, 0, 4], hits=[1, 1, 5, 0, 2],
                       texts=texts)
     assert not outcome.passed
-    assert outcome.sentences == 4                        # the sentence without sources is not checked
+    assert outcome.sentences == 4  # the sentence without sources is not checked
     # Simplest first: shorter text, then lower value ("tiny" 0.5 vs "also tiny" 0.5: shorter).
     assert outcome.counterexamples == ("tiny", "also tiny", "a much longer sentence here")
     assert outcome.value == pytest.approx(9 / 15)

@@ -1,4 +1,5 @@
-"""Attention diagrams: pixel sizes, grey levels per cell, outlines at the right cells, PNG output."""
+"""Attention diagrams: pixel sizes, grey levels per cell, outlines at the right cells, PNG
+output."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ class Grid:
         self.top = image.shape[0] - box.y1           # display y grows upwards, PNG rows down
 
     def cell(self, query: int, key: int, margin: int = 0) -> np.ndarray:
-        x0 = int(round(self.left + key * self.cell_w)) + margin
-        y0 = int(round(self.top + query * self.cell_h)) + margin
+        x0 = round(self.left + key * self.cell_w) + margin
+        y0 = round(self.top + query * self.cell_h) + margin
         return self.image[y0:y0 + int(self.cell_h) - 2 * margin,
                           x0:x0 + int(self.cell_w) - 2 * margin]
 

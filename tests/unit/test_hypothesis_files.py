@@ -588,7 +588,8 @@ def test_unknown_slot_list_reference_suggests_the_closest(tmp_path):
 
 
 def test_bad_slot_values_are_located_at_the_slot(tmp_path):
-    text = "sentences:\n  t:\n    template: '{a}'\n    slots:\n      a: ['[x]{y}']\nhypotheses: []\n"
+    text = ("sentences:\n  t:\n    template: '{a}'\n    slots:\n      a: ['[x]{y}']\n"
+            "hypotheses: []\n")
     assert_located(error_of(tmp_path, text), tmp_path, 5, "sentences.t.slots.a", "plain text")
 
 

@@ -1,4 +1,5 @@
-"""The report folder: one folder per run, report.json + index.html + figures, `latest` moved last."""
+"""The report folder: one folder per run, report.json + index.html + figures, `latest` moved
+last."""
 
 from __future__ import annotations
 
