@@ -6,7 +6,6 @@
 - `runs`: runs rebuilt from the forward cache, the model run only for what misses.
 - `scores`: the claims' per-sentence numbers kept in the forward cache's entries.
 - `fingerprints`: a model's fingerprint from its files, remembered and verified.
-- `deferred`: a model whose weights load only when something misses.
 - `safety`: bounded reads, stale temporaries and the one warning per run that every cache uses.
 
 Compiled programs have their own store (`headprobe.model.programs`). A cache is never the

@@ -169,59 +169,28 @@ def decode_entry(header: dict[str, Any], data: bytes, tokens: int) -> Entry | No
     return Entry(heads, attentions, header.get("scores"))
 
 
-class ForwardCache:
-    """Entries in ``root/forward/entries-v2.sqlite3``. ``enabled=False`` (``--no-cache``)
-    reads and writes nothing. Entries `put` here wait in memory until `PENDING_BYTES` of them
-    are waiting or `flush` is called; lookups see them at once. Entries other processes
-    commit are seen by the next lookup."""
+class _Database:
+    """The SQLite file of a forward cache: opened on first use, started afresh (once per run)
+    when SQLite finds it damaged, and given up on, with one warning, when it cannot be opened
+    or written."""
 
-    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True,
-                 pending_bytes: int = PENDING_BYTES, problems: Problems = PROBLEMS) -> None:
-        self.folder = Path(root) / "forward"
-        self.path = self.folder / DATABASE
-        self.enabled = enabled
-        self.pending_bytes = pending_bytes
+    def __init__(self, folder: Path, problems: Problems) -> None:
+        self.folder = folder
+        self.path = folder / DATABASE
         self.problems = problems
-        self.stats = CacheStats()
+        self.readable = True  # False once the database could not be opened at all
+        self.writable = True  # False once a write failed
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[str, tuple[bytes, bytes, bytes]] = {}  # key digest -> row
-        self._pending_size = 0
-        self._readable = True  # False once the database could not be opened at all
-        self._writable = True  # False once a write failed
         self._recovered = False  # a damaged database was started afresh once this run
 
-    def __len__(self) -> int:
-        """How many keys have an entry (in the database or waiting to be written)."""
-        if not self.enabled:
-            return 0
-        stored = set(self._query("SELECT key FROM entries", ()) or ())
-        return len({row[0] for row in stored} | self._pending.keys())
-
-    # ---- the database ---------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._db is not None or not self.enabled or not self._readable:
+    def connect(self) -> sqlite3.Connection | None:
+        if self._db is not None or not self.readable:
             return self._db
         try:
-            if self.folder.exists() and not self.folder.is_dir():
-                raise NotADirectoryError(20, "not a folder", str(self.folder))
-            self.folder.mkdir(parents=True, exist_ok=True)
-            for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
-                if remove_special(self.folder / name):
-                    self.problems.damaged(_KIND, self.folder / name, "not a regular file")
-            if self.path.is_dir() and not self.path.is_symlink():
-                raise OSError(f"{self.path} is a folder")
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                 check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
+            db = self._open()
         except sqlite3.DatabaseError as error:
             if _is_damage(error) and self._recover(error):
-                return self._connect()
+                return self.connect()
             self._cannot_use(error)
             return None
         except OSError as error:
@@ -230,24 +199,67 @@ class ForwardCache:
         self._db = db
         return db
 
-    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+    def _open(self) -> sqlite3.Connection:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(self.folder))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
+            if remove_special(self.folder / name):
+                self.problems.damaged(_KIND, self.folder / name, "not a regular file")
+        if self.path.is_dir() and not self.path.is_symlink():
+            raise OSError(f"{self.path} is a folder")
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
         """Rows of a read, or None when the database cannot be read (damage is recovered)."""
-        db = self._connect()
+        db = self.connect()
         if db is None:
             return None
         try:
             return db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as error:
             if _is_damage(error) and self._recover(error):
-                return self._query(sql, args)
+                return self.query(sql, args)
             return None
+
+    def write(self, rows: list[tuple[str, bytes, bytes, bytes]]) -> None:
+        """Insert or replace ``rows`` in one transaction; a failure warns once and stops
+        writing."""
+        if self._db is not None and not self.path.exists():  # the folder was deleted meanwhile
+            self.close()
+        db = self.connect() if self.writable else None
+        if db is None:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as error:
+            if _is_damage(error) and self._recover(error):
+                self.write(rows)
+                return
+            self._cannot_write(error)
 
     def _recover(self, error: sqlite3.DatabaseError) -> bool:
         """Delete a database SQLite found damaged and start afresh (once per run)."""
         self.problems.damaged(_KIND, self.path, f"SQLite: {error}")
         self.close()
         if self._recovered:
-            self._readable = False
+            self.readable = False
             return False
         self._recovered = True
         for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
@@ -258,18 +270,18 @@ class ForwardCache:
         return True
 
     def _cannot_use(self, error: BaseException) -> None:
-        self._readable = False
+        self.readable = False
         self._cannot_write(error)
 
     def _cannot_write(self, error: BaseException) -> None:
-        if not self._writable:
+        if not self.writable:
             return
-        self._writable = False
+        self.writable = False
         reason = getattr(error, "strerror", None) or error
         warnings.warn(CacheWarning(
             f"cannot write the forward cache in {self.folder} ({reason}); this run goes on "
             f"without caching its results. Free some space, fix the folder, or pass "
-            f"--cache-dir DIR (or --no-cache)."), stacklevel=4)
+            f"--cache-dir DIR (or --no-cache)."), stacklevel=5)
 
     def close(self) -> None:
         if self._db is not None:
@@ -278,6 +290,40 @@ class ForwardCache:
             except sqlite3.Error:
                 pass
             self._db = None
+
+
+class ForwardCache:
+    """Entries in ``root/forward/entries-v2.sqlite3``. ``enabled=False`` (``--no-cache``)
+    reads and writes nothing. Entries `put` here wait in memory until `PENDING_BYTES` of them
+    are waiting or `flush` is called; lookups see them at once. Entries other processes
+    commit are seen by the next lookup."""
+
+    def __init__(self, root: str | os.PathLike[str], *, enabled: bool = True,
+                 pending_bytes: int = PENDING_BYTES, problems: Problems = PROBLEMS) -> None:
+        self.folder = Path(root) / "forward"
+        self.enabled = enabled
+        self.pending_bytes = pending_bytes
+        self.problems = problems
+        self.stats = CacheStats()
+        self._database = _Database(self.folder, problems)
+        self._pending: dict[str, tuple[bytes, bytes, bytes]] = {}  # key digest -> row
+        self._pending_size = 0
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self._database.path
+
+    def __len__(self) -> int:
+        """How many keys have an entry (in the database or waiting to be written)."""
+        if not self.enabled:
+            return 0
+        stored = self._database.query("SELECT key FROM entries", ()) or []
+        return len({row[0] for row in stored} | self._pending.keys())
+
+    def close(self) -> None:
+        """Close the database (what was not flushed stays in memory)."""
+        self._database.close()
 
     # ---- reading -------------------------------------------------------------------------------
     def _row(self, key: EntryKey, max_data: int) -> tuple[bool, bytes | None, bytes | None,
@@ -288,7 +334,7 @@ class ForwardCache:
         pending = self._pending.get(digest)
         if pending is not None:
             return True, *pending
-        rows = self._query(
+        rows = self._database.query(
             "SELECT CASE WHEN length(header) <= ?2 THEN header END, "
             "CASE WHEN ?3 >= 0 AND length(data) <= ?3 THEN data END, seal "
             "FROM entries WHERE key = ?1", (digest, MAX_HEADER_BYTES, max_data))
@@ -351,7 +397,7 @@ class ForwardCache:
             scores: ScoresUpdate | None = None, *, max_heads: int = DEFAULT_MAX_HEADS) -> None:
         """Store ``attentions`` [head, q, k] of ``heads``, keeping other heads a valid entry has;
         ``scores(old scores)`` gives the entry's new scores (by default the old ones are kept)."""
-        if not self.enabled or not self._writable:
+        if not self.enabled or not self._database.writable:
             return
         pairs = [(int(layer), int(head)) for layer, head in heads]
         old = self.read(key, attentions.shape[-1], max_heads=max_heads)
@@ -378,28 +424,8 @@ class ForwardCache:
         if not self._pending:
             return
         pending, self._pending, self._pending_size = self._pending, {}, 0
-        if self._db is not None and not self.path.exists():  # the folder was deleted meanwhile
-            self.close()
-        db = self._connect() if self._writable else None
-        if db is None:
-            return
-        rows = [(digest, header, data, sealed)
-                for digest, (header, data, sealed) in pending.items()]
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as error:
-            if _is_damage(error) and self._recover(error):
-                self._pending = pending
-                self.flush()
-                return
-            self._cannot_write(error)
+        self._database.write([(digest, header, data, sealed)
+                              for digest, (header, data, sealed) in pending.items()])
 
 
 def _is_damage(error: sqlite3.DatabaseError) -> bool:

@@ -118,7 +118,7 @@ def parse_hypothesis_text(text: str, file: str, base_dir: str | os.PathLike[str]
     except TextFileProblem as problem:
         raise ClaimFileError(str(problem), file=file, line=problem.line) from None
     root = _compose(text, file)
-    return _Reader(file, Path(base_dir)).hypothesis_file(root)
+    return _Reader(file, base_dir=Path(base_dir)).hypothesis_file(root)
 
 
 def looks_like_hypothesis_file(path: str | os.PathLike[str]) -> bool:
@@ -195,15 +195,13 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a b
 
 
 @dataclass
-class _Reader:
-    """Walks the composed YAML of one file; every error names ``file:line: field``."""
+class _Nodes:
+    """Typed access to the composed YAML nodes of one file; every error names
+    ``file:line: field``."""
 
     file: str
-    base_dir: Path
-    file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _constructor: Any = field(default_factory=lambda: _Loader(""))
 
-    # --- node helpers ----------------------------------------------------------------------
 
     def error(self, node: Node, fieldname: str | None, message: str) -> ClaimFileError:
         return ClaimFileError(message, file=self.file, line=_line(node), field=fieldname)
@@ -314,30 +312,6 @@ class _Reader:
         except ClaimFileError as error:
             raise self.locate(error, node, fieldname) from None
 
-    # --- the file --------------------------------------------------------------------------
-
-    def hypothesis_file(self, root: Node) -> HypothesisFile:
-        top = self.mapping(root, None, "a mapping with 'sentences:' and 'hypotheses:' at the top "
-                                       "of the file", TOP_LEVEL_KEYS)
-        model = self.optional(top, "model", lambda n: self.string(n, "model", "bert-base-uncased"))
-        level = self.optional(top, "level", lambda n: self.choice(n, "level", LEVELS)) or "token"
-        if "slots" in top:
-            self.file_slots = self.slot_lists(top["slots"][1], "slots", references=False)
-        sets: dict[str, SentenceSet] = {}
-        labels: dict[str, set[str]] = {}
-        if "sentences" in top:
-            for name, (key_node, node) in self.mapping(top["sentences"][1], "sentences",
-                                                       "a mapping of set names to sets",
-                                                       None).items():
-                sets[name] = self.sentence_set(name, key_node, node)
-                labels[name] = _labels(sets[name])
-        if "hypotheses" not in top:
-            raise self.error(root, "hypotheses", "missing: a hypothesis file needs a "
-                                                 "'hypotheses:' list of claims")
-        claims = self.claims(top["hypotheses"][1], level, sets, labels)
-        return HypothesisFile(path=self.file, model=model, level=level,
-                              sets=sets, claims=claims)
-
     def optional(self, entries: dict[str, tuple[Node, Node]], key: str,
                  read: Callable[[Node], T]) -> T | None:
         """``read`` the value of ``key``; absent or null means not given."""
@@ -345,7 +319,24 @@ class _Reader:
             return None
         return read(entries[key][1])
 
-    # --- slots and sentence sets -----------------------------------------------------------
+    def positive_int(self, node: Node, fieldname: str, maximum: int) -> int:
+        value = self.value(node, fieldname)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.wrong_type(node, fieldname, "a positive whole number such as 50")
+        if value > maximum:
+            raise self.error(node, fieldname, f"{node.value} is more than {maximum:,}, the "
+                                              f"most this field takes")
+        return value
+
+
+
+@dataclass
+class _Sets(_Nodes):
+    """Reads slots and sentence sets (inline lists, sentence files, templates)."""
+
+    base_dir: Path = Path(".")
+    file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
 
     def slot_lists(self, node: Node, fieldname: str,
                    references: bool = True) -> dict[str, tuple[str, ...]]:
@@ -438,16 +429,34 @@ class _Reader:
         return SentenceSet(name, sentences, Template(template, ordered, generate),
                            line=_line(key_node))
 
-    def positive_int(self, node: Node, fieldname: str, maximum: int) -> int:
-        value = self.value(node, fieldname)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.wrong_type(node, fieldname, "a positive whole number such as 50")
-        if value > maximum:
-            raise self.error(node, fieldname, f"{node.value} is more than {maximum:,}, the "
-                                              f"most this field takes")
-        return value
 
-    # --- hypotheses ------------------------------------------------------------------------
+
+@dataclass
+class _Reader(_Sets):
+    """Reads a whole hypothesis file: its top-level keys, sets and claims."""
+
+    def hypothesis_file(self, root: Node) -> HypothesisFile:
+        top = self.mapping(root, None, "a mapping with 'sentences:' and 'hypotheses:' at the top "
+                                       "of the file", TOP_LEVEL_KEYS)
+        model = self.optional(top, "model", lambda n: self.string(n, "model", "bert-base-uncased"))
+        level = self.optional(top, "level", lambda n: self.choice(n, "level", LEVELS)) or "token"
+        if "slots" in top:
+            self.file_slots = self.slot_lists(top["slots"][1], "slots", references=False)
+        sets: dict[str, SentenceSet] = {}
+        labels: dict[str, set[str]] = {}
+        if "sentences" in top:
+            for name, (key_node, node) in self.mapping(top["sentences"][1], "sentences",
+                                                       "a mapping of set names to sets",
+                                                       None).items():
+                sets[name] = self.sentence_set(name, key_node, node)
+                labels[name] = _labels(sets[name])
+        if "hypotheses" not in top:
+            raise self.error(root, "hypotheses", "missing: a hypothesis file needs a "
+                                                 "'hypotheses:' list of claims")
+        claims = self.claims(top["hypotheses"][1], level, sets, labels)
+        return HypothesisFile(path=self.file, model=model, level=level,
+                              sets=sets, claims=claims)
+
 
     def claims(self, node: Node, level: Literal["token", "word"], sets: dict[str, SentenceSet],
                labels: dict[str, set[str]]) -> tuple[ClaimSpec, ...]:

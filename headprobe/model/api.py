@@ -15,10 +15,8 @@ differ from the same sentence in a batch by ~1e-6. With the floor, it is bit-ide
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -129,7 +127,7 @@ class Model:
                  precision: str = "highest", programs: ProgramStore | None = None) -> None:
         import jax
 
-        from headprobe.model.bert import forward
+        from headprobe.model.compiled import ForwardPrograms  # imports JAX: only once loaded
 
         self.name = name
         self.path = Path(path)
@@ -138,8 +136,6 @@ class Model:
         self.tokenizer = tokenizer
         self.weights = weights
         self.precision = precision
-        self.compile_count = 0  # programs traced and compiled by this process
-        self.program_seconds = 0.0  # wall time spent getting programs (compiling or loading)
         devices = jax.local_devices()
         self.num_devices = len(devices)
         self._batch_sharding = None
@@ -151,22 +147,11 @@ class Model:
             self._params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
         else:
             self._params = jax.device_put(params)
-
-        def traced(params: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
-                   num_layers: int, with_hidden: bool, with_logits: bool) -> Any:
-            self.compile_count += 1  # runs once per trace, i.e. per compiled shape
-            return forward(params, input_ids, attention_mask, token_type_ids, config=config,
-                           num_layers=num_layers, with_hidden=with_hidden,
-                           with_logits=with_logits, precision=precision)
-
-        self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
-                                                         "with_logits"))
-        # One program per (rows, length, depth, outputs), compiled ahead of its first call and
-        # kept on disk when there is a store. The store does not keep sharded programs (several
-        # devices); `load` turns on JAX's persistent cache for those instead.
-        self._store = programs if self.num_devices == 1 else None
-        self._programs: dict[tuple[int, int, int, bool, bool], Any] = {}
-        self._loaded_keys: dict[tuple[int, int, int, bool, bool], str] = {}  # shape -> store key
+        # One program per (rows, length, depth, outputs). The store does not keep sharded
+        # programs (several devices); `load` turns on JAX's persistent cache for those instead.
+        self._programs = ForwardPrograms(config, self._params, precision=precision,
+                                         batch_sharding=self._batch_sharding,
+                                         store=programs if self.num_devices == 1 else None)
 
     def __repr__(self) -> str:
         return (f"Model({self.name!r}, layers={self.num_layers}, heads={self.num_heads}, "
@@ -175,7 +160,17 @@ class Model:
     @property
     def loaded_count(self) -> int:
         """Programs this process loaded from the program store instead of compiling them."""
-        return 0 if self._store is None else self._store.loaded
+        return self._programs.loaded
+
+    @property
+    def compile_count(self) -> int:
+        """Programs traced and compiled by this process."""
+        return self._programs.compile_count
+
+    @property
+    def program_seconds(self) -> float:
+        """Wall time this process spent getting programs (compiling or loading)."""
+        return self._programs.seconds
 
     @property
     def num_layers(self) -> int:
@@ -283,9 +278,8 @@ class Model:
             ids, mask, types = jax.device_put((ids, mask, types), self._batch_sharding)
         shape = (batch.rows, batch.length, depth, with_hidden, with_logits)
         inputs = (ids, mask, types)
-        program = self._program(*shape)
-        return _InFlight(batch, shape, inputs, program(self._params, *inputs),
-                         self._loaded_keys.get(shape))
+        program, stored_key = self._programs.get(shape)
+        return _InFlight(batch, shape, inputs, program(self._params, *inputs), stored_key)
 
     def _collect(self, flight: _InFlight, encodings: Sequence[Encoding],
                  copy: bool = True) -> Iterator[tuple[int, Run]]:
@@ -294,13 +288,10 @@ class Model:
         try:
             attentions, hidden, logits = _to_numpy(flight.out)
         except Exception:
-            if flight.stored_key is None or self._store is None:
+            if flight.stored_key is None:
                 raise
-            if self._loaded_keys.get(flight.shape) == flight.stored_key:  # not yet replaced
-                self._store.discard(self._loaded_keys.pop(flight.shape))
-                del self._programs[flight.shape]
-            out = self._program(*flight.shape)(self._params, *flight.inputs)
-            attentions, hidden, logits = _to_numpy(out)
+            program = self._programs.replace(flight.shape, flight.stored_key)
+            attentions, hidden, logits = _to_numpy(program(self._params, *flight.inputs))
         own = np.ascontiguousarray if copy else (lambda view: view)
         for row, index in enumerate(flight.batch.indices):
             e = encodings[index]
@@ -310,48 +301,6 @@ class Model:
                 offsets=e.offsets, attentions=own(attentions[row, :, :, :n, :n]),
                 hidden_states=None if hidden is None else own(hidden[row, :, :n]),
                 mlm_logits=None if logits is None else own(logits[row, :n]))
-
-    def _program(self, rows: int, length: int, depth: int, with_hidden: bool,
-                 with_logits: bool) -> Callable[..., Any]:
-        """The forward program for one batch shape: from this process, from the program store,
-        or traced and compiled now (then stored). A stored program that fails when it runs is
-        discarded by `_collect` and compiled afresh."""
-        shape = (rows, length, depth, with_hidden, with_logits)
-        program = self._programs.get(shape)
-        if program is not None:
-            return program
-        start = time.perf_counter()
-        statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits}
-        import jax
-
-        from headprobe.model.bert import Outputs
-
-        # Compiled here, ahead of the call, so that `program_seconds` holds the compile.
-        batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self._batch_sharding)
-        args = (self._params, batch, batch, batch)
-
-        def compile_now() -> Callable[..., Any]:
-            return self._forward.lower(*args, **statics).compile()
-
-        if self._store is None:
-            program = compile_now()
-        else:
-            leaves = jax.tree_util.tree_leaves_with_path(self._params)
-            fields = {"config": dataclasses.asdict(self.config), "precision": self.precision,
-                      "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
-                                 for path, leaf in leaves],
-                      "rows": rows, "length": length, **statics}
-            # placeholder leaves: only the tree structure of `out` is used
-            out = Outputs(0, 0 if with_hidden else None, 0 if with_logits else None)  # type: ignore[arg-type]  # see above
-            program, stored = self._store.program(
-                fields, compile_now, in_tree=jax.tree.structure((args, {})),
-                out_tree=jax.tree.structure(out))
-            if stored is not None:
-                self._loaded_keys[shape] = stored
-        self.program_seconds += time.perf_counter() - start
-        self._programs[shape] = program
-        return program
-
 
 class _InFlight(NamedTuple):
     """A batch dispatched to the device: its plan, program shape, inputs, (future) outputs, and

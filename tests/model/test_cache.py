@@ -314,7 +314,7 @@ def test_a_failed_transaction_keeps_what_was_written_before(store, monkeypatch):
     store.folder.chmod(0o555)
     try:
         if os.access(store.path, os.W_OK):  # root writes anyway: make SQLite fail instead
-            monkeypatch.setattr(store, "_connect", lambda: _ReadOnly(store.path))
+            monkeypatch.setattr(store._database, "connect", lambda: _ReadOnly(store.path))
         with pytest.warns(CacheWarning, match="cannot write the forward cache"):
             store.flush()
     finally:

@@ -1,0 +1,97 @@
+"""`ForwardPrograms`: the compiled forward programs of one model, one per batch shape.
+
+A program comes from this process (compiled before), from the program store
+(`headprobe.model.programs`, on one device), or is traced and compiled now, ahead of its first
+call (so the time is counted in ``seconds``), then stored. A program loaded from the store that
+fails when it runs is discarded and compiled afresh (`replace`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from headprobe.model.bert import Outputs, forward
+from headprobe.model.config import BertConfig
+from headprobe.model.programs import ProgramStore
+
+#: (batch rows, padded length, layers run, with hidden states, with MLM logits)
+Shape = tuple[int, int, int, bool, bool]
+
+
+class ForwardPrograms:
+    """The programs of one model's forward pass (``params`` already on the device)."""
+
+    def __init__(self, config: BertConfig, params: Any, *, precision: str,
+                 batch_sharding: Any = None, store: ProgramStore | None = None) -> None:
+        self.config = config
+        self.precision = precision
+        self.params = params
+        self.batch_sharding = batch_sharding
+        self.store = store
+        self.compile_count = 0  # programs traced and compiled by this process
+        self.seconds = 0.0  # wall time spent getting programs (compiling or loading)
+        self._programs: dict[Shape, Callable[..., Any]] = {}
+        self._stored: dict[Shape, str] = {}  # shape -> store key, for programs from the store
+
+        def traced(params: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
+                   num_layers: int, with_hidden: bool, with_logits: bool) -> Any:
+            self.compile_count += 1  # runs once per trace, i.e. per compiled shape
+            return forward(params, input_ids, attention_mask, token_type_ids, config=config,
+                           num_layers=num_layers, with_hidden=with_hidden,
+                           with_logits=with_logits, precision=precision)
+
+        self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
+                                                         "with_logits"))
+
+    @property
+    def loaded(self) -> int:
+        """Programs this process loaded from the program store instead of compiling them."""
+        return 0 if self.store is None else self.store.loaded
+
+    def get(self, shape: Shape) -> tuple[Callable[..., Any], str | None]:
+        """The program for ``shape``, and its store key when it came from the store."""
+        if shape not in self._programs:
+            start = time.perf_counter()
+            self._programs[shape] = self._make(shape)
+            self.seconds += time.perf_counter() - start
+        return self._programs[shape], self._stored.get(shape)
+
+    def replace(self, shape: Shape, stored_key: str) -> Callable[..., Any]:
+        """A program loaded from the store under ``stored_key`` failed to run: forget it (once,
+        however many batches used it) and give a freshly compiled one."""
+        if self.store is not None and self._stored.get(shape) == stored_key:
+            self.store.discard(self._stored.pop(shape))
+            del self._programs[shape]
+        return self.get(shape)[0]
+
+    def _make(self, shape: Shape) -> Callable[..., Any]:
+        rows, length, depth, with_hidden, with_logits = shape
+        statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits}
+        batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self.batch_sharding)
+        args = (self.params, batch, batch, batch)
+
+        def compile_now() -> Callable[..., Any]:
+            return self._forward.lower(*args, **statics).compile()
+
+        if self.store is None:
+            return compile_now()
+        leaves = jax.tree_util.tree_leaves_with_path(self.params)
+        fields = {"config": dataclasses.asdict(self.config), "precision": self.precision,
+                  "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
+                             for path, leaf in leaves],
+                  "rows": rows, "length": length, **statics}
+        # Placeholder leaves: only the tree structure of the outputs is used.
+        out = Outputs(0, 0 if with_hidden else None,  # type: ignore[arg-type]
+                      0 if with_logits else None)  # type: ignore[arg-type]
+        program, stored = self.store.program(fields, compile_now,
+                                             in_tree=jax.tree.structure((args, {})),
+                                             out_tree=jax.tree.structure(out))
+        if stored is not None:
+            self._stored[shape] = stored
+        return program
