@@ -111,3 +111,16 @@ def write_planted_checkpoint(folder: Path, *, seed: int = 0, **overrides: int) -
     save_file(planted_state(seed, **overrides), str(folder / "model.safetensors"),
               metadata={"format": "pt"})
     return folder
+
+
+def hf_bert_tokenizer(cls, words: list[str], folder: Path):
+    """A transformers ``BertTokenizer``/``BertTokenizerFast`` (``cls``) over ``words`` (lower
+    case), on transformers 4 and 5 alike: 5 takes the vocabulary itself (and ignores
+    ``vocab_file=``), 4 only a vocab.txt, written into ``folder``."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return cls(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+    vocab = Path(folder) / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
+    return cls(vocab_file=str(vocab), do_lower_case=True)

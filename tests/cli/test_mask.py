@@ -84,10 +84,11 @@ def test_reading_texts_from_a_pipe_takes_every_non_blank_line():
 @pytest.fixture(scope="module")
 def tiny_mlm(tmp_path_factory):
     torch = pytest.importorskip("torch")
+    from fixtures_models import hf_bert_tokenizer
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny-mlm")
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True)
+    tokenizer = hf_bert_tokenizer(BertTokenizer, VOCAB, folder)
     torch.manual_seed(0)
     # Distinct sizes per axis; a wide initialisation so that predictions are well separated.
     config = BertConfig(vocab_size=len(VOCAB), hidden_size=24, num_hidden_layers=2,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures_models import hf_bert_tokenizer
 
 DATA = Path(__file__).parent / "data"
 
@@ -54,9 +55,7 @@ def write_checkpoint(folder: Path, *, seed: int = 0, **overrides) -> Path:
                 centre = 1.0 if "weight" in name else 0.0
                 parameter.copy_(torch.randn_like(parameter) * 0.1 + centre)
     model.save_pretrained(folder, safe_serialization=True)
-    # transformers 5 ignores vocab_file= here (every word would become [UNK]): pass the vocab.
-    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(words)},
-                                               do_lower_case=True)
+    tokenizer = hf_bert_tokenizer(transformers.BertTokenizerFast, words, folder)
     tokenizer.save_pretrained(folder)
     return folder
 
