@@ -14,10 +14,10 @@ fixtures reads no settings and makes none of them.
 
 from __future__ import annotations
 
-import contextlib
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -49,6 +49,7 @@ class SentenceSets:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
         self._sets: dict[tuple[str, str, str], list[Sentence]] = {}
+        self._unknown: dict[tuple[str, str, str], int] = {}  # sentences with [UNK], per set
 
     def sentences(self, hfile: HypothesisFile, names: tuple[str, ...],
                   info: ModelInfo) -> list[Sentence]:
@@ -57,11 +58,18 @@ class SentenceSets:
         for name in names:
             key = (hfile.path, name, info.spec)
             if key not in self._sets:
-                self._sets[key] = self._expand(hfile.sets[name], hfile.path, info)
+                self._sets[key], self._unknown[key] = self._expand(
+                    hfile.sets[name], hfile.path, info, hfile.unknown_words == "allow")
             sentences.extend(self._sets[key])
         return sentences
 
-    def _expand(self, sentence_set: SentenceSet, file: str, info: ModelInfo) -> list[Sentence]:
+    def unknown(self, hfile: HypothesisFile, names: tuple[str, ...], info: ModelInfo) -> int:
+        """How many sentences of those sets have words the vocabulary cannot spell (only with
+        ``unknown_words: allow``; expanded by `sentences` first)."""
+        return sum(self._unknown.get((hfile.path, name, info.spec), 0) for name in names)
+
+    def _expand(self, sentence_set: SentenceSet, file: str, info: ModelInfo,
+                allow_unknown: bool) -> tuple[list[Sentence], int]:
         template = sentence_set.template
         if template is not None and template.generate:
             from headprobe.generate import draw_sentences  # imports hypothesis: only to draw
@@ -70,9 +78,9 @@ class SentenceSets:
                                      storage_dir=self.options.cache_dir / "hypothesis")
         else:
             members = list(sentence_set.sentences)
-        info.check_sentences(members, file=file, set_name=sentence_set.name,
-                             line=sentence_set.line)
-        return members
+        unknown = info.check_sentences(members, file=file, set_name=sentence_set.name,
+                                       line=sentence_set.line, allow_unknown=allow_unknown)
+        return members, unknown
 
 
 def evaluation_settings(config: pytest.Config,
@@ -82,37 +90,24 @@ def evaluation_settings(config: pytest.Config,
     run = options(config)
     return EvaluationSettings(cache=forward_cache(config), seed=run.seed,
                               examples_dir=run.cache_dir / "hypothesis" / "examples",
-                              figures=figures, progress=_progress(run.verbosity))
+                              figures=figures, progress=_progress(config))
 
 
-def _progress(verbosity: int) -> ProgressFactory | None:
-    """A progress bar for forward passes over more than 200 sentences (unless -q)."""
-    from headprobe.progress import Progress
+def _progress(config: pytest.Config) -> ProgressFactory | None:
+    """tqdm bars on the terminal, written with pytest's capture suspended (unless -q, not a
+    terminal, or CI)."""
+    from headprobe.progress import progress_bars
 
-    if verbosity < 0:
-        return None
-
-    def bar(total: int, label: str) -> contextlib.AbstractContextManager[Any]:
-        return Progress(total=total, label=label) if total > 200 else _Silent()
-
-    return bar
-
-
-class _Silent:
-    def __enter__(self) -> _Silent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def advance(self, count: int = 1) -> None:
-        return None
+    capture = config.pluginmanager.getplugin("capturemanager")
+    return progress_bars(options(config).verbosity,
+                         suspended=capture.global_and_fixture_disabled if capture else None)
 
 
 _OPTIONS = pytest.StashKey[CheckOptions]()
 _MODELS = pytest.StashKey[ModelRegistry]()
 _SENTENCES = pytest.StashKey[SentenceSets]()
 _FORWARD = pytest.StashKey[ForwardCache]()
+_REQUESTS = pytest.StashKey[defaultdict[str, list[str]]]()
 
 options = _part(_OPTIONS, CheckOptions.from_config)
 models = _part(_MODELS, lambda c: ModelRegistry(memo_root=options(c).memo_root,
@@ -120,6 +115,10 @@ models = _part(_MODELS, lambda c: ModelRegistry(memo_root=options(c).memo_root,
 sentence_sets = _part(_SENTENCES, lambda c: SentenceSets(options(c)))
 forward_cache = _part(_FORWARD, lambda c: ForwardCache(options(c).cache_dir,
                                                         enabled=options(c).cache_enabled))
+
+
+model_requests = _part(_REQUESTS, lambda c: defaultdict(list))
+"""Which claims (``file:line (id)``) asked for each model that cannot be had."""
 
 
 def models_if_any(config: pytest.Config) -> ModelRegistry | None:

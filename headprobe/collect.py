@@ -10,21 +10,32 @@ distinct sentence is run once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from headprobe.checkrun import evaluation_settings, models, models_if_any, options, sentence_sets
-from headprobe.claims.files import load_hypothesis_file
+from headprobe.checkrun import (
+    evaluation_settings,
+    model_requests,
+    models,
+    models_if_any,
+    options,
+    sentence_sets,
+)
+from headprobe.claims.files import load_hypothesis_file_partly
 from headprobe.claims.jobs import ClaimJob
-from headprobe.claims.spec import ClaimSpec
+from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.claims.spec import HypothesisFile as ParsedFile
 from headprobe.engine.evaluate import evaluate
-from headprobe.errors import ClaimFileError, HeadprobeError
+from headprobe.errors import ClaimFileError, ClaimWarning, HeadprobeError, collected
+from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
+from headprobe.modelinfo import ModelInfo
 from headprobe.recorder import recorder
-from headprobe.report.terminal import failure_text
+from headprobe.report.terminal import failure_text, reproduce_command
 
 
 class ClaimFailed(Exception):
@@ -37,27 +48,57 @@ class ClaimFailed(Exception):
 
 class HypothesisFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        hfile = load_hypothesis_file(self.path)
-        run = options(self.config)
-        registry = models(self.config)
+        """The file's claim items, once every claim checks out against its model; every
+        independent mistake of the file is reported at once."""
+        hfile, errors = load_hypothesis_file_partly(self.path)
+        items: list[pytest.Item] = []
         for spec in hfile.claims:
-            model_spec = run.model_for(spec.model or hfile.model)
-            info = registry.info(model_spec)
-            if info is None:  # cannot be had: a usage error raised once collection ends
-                continue
-            heads = _expand_heads(spec, info.num_layers, info.num_heads)
-            sentences = tuple(sentence_sets(self.config).sentences(hfile, spec.over, info))
-            templates = tuple(hfile.sets[name].template for name in spec.over
-                              if (t := hfile.sets[name].template) is not None and t.generate)
-            for label, group in _groups(spec, heads):
-                name = f"{spec.id}[{label}]"
-                # The id is given as text: pytest >= 9.2 parses a text id's "[...]" as its
-                # parameters, as it does for its own parametrized tests, so that --lf matches.
-                nodeid = f"{self.nodeid}::{name}"
-                job = ClaimJob(key=nodeid, spec=spec, heads=group, model_spec=model_spec,
-                               sentences=sentences, templates=templates,  # type: ignore[arg-type]
-                               display_file=self.nodeid)
-                yield _item(self, name, nodeid, job)
+            try:
+                items += self._claim_items(hfile, spec)
+            except ClaimFileError as error:
+                errors.append(error)
+        if errors:
+            raise collected(errors)
+        return iter(items)
+
+    def _claim_items(self, hfile: ParsedFile, spec: ClaimSpec) -> list[pytest.Item]:
+        model_spec = options(self.config).model_for(spec.model or hfile.model)
+        info = models(self.config).info(model_spec)
+        if info is None:  # cannot be had: a usage error raised once collection ends
+            model_requests(self.config)[model_spec].append(
+                f"{self.nodeid}:{spec.line} ({spec.id})")
+            return []
+        heads = _expand_heads(spec, info.num_layers, info.num_heads)
+        sets = sentence_sets(self.config)
+        sentences = tuple(sets.sentences(hfile, spec.over, info))
+        if spec.baseline == "offset":
+            self._warn_if_unbeatable(spec, sentences, info)
+        templates = tuple(t for name in spec.over
+                          if (t := hfile.sets[name].template) is not None and t.generate)
+        items: list[pytest.Item] = []
+        for label, group in _groups(spec, heads):
+            name = f"{spec.id}[{label}]"
+            # The id is given as text: pytest >= 9.2 parses a text id's "[...]" as its
+            # parameters, as it does for its own parametrized tests, so that --lf matches.
+            nodeid = f"{self.nodeid}::{name}"
+            job = ClaimJob(key=nodeid, spec=spec, heads=group, model_spec=model_spec,
+                           sentences=sentences, templates=templates,
+                           unknown_sentences=sets.unknown(hfile, spec.over, info),
+                           display_file=self.nodeid)
+            items.append(_item(self, name, nodeid, job))
+        return items
+
+    def _warn_if_unbeatable(self, spec: ClaimSpec, sentences: tuple[Sentence, ...],
+                            info: ModelInfo) -> None:
+        """A ``baseline: offset`` claim whose targets sit at one offset from every source can
+        never beat the baseline: say so at collection."""
+        offset = fixed_offset(spec, sentences, info.tokenizer.encode([s.text for s in sentences]))
+        if offset is not None:
+            self.warn(ClaimWarning(
+                f"{self.nodeid}:{spec.line}: {spec.id}: every source's target includes the "
+                f"token at offset {offset:+d}, so always attending to i{offset:+d} scores 1.0: "
+                f"'{spec.claim_text}' can never beat the offset baseline. Remove "
+                f"'baseline: offset', or claim a target that is not a fixed offset."))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | object:  # type: ignore[override]
         if isinstance(excinfo.value, HeadprobeError):
@@ -98,18 +139,18 @@ class ClaimItem(pytest.Item):
 
     def runtest(self) -> None:
         record = recorder(self.config)
-        try:
-            result = pending(self.config).result(self)
-        except Exception:
-            record.note_error()
-            raise
+        result = pending(self.config).result(self)
+        run = options(self.config)
+        if not result.passed:
+            result = dataclasses.replace(result, reproduce=reproduce_command(
+                self.nodeid, seed=run.seed if self.job.templates else None,
+                model=run.model_override))
         self.result = result
         record.record(self.nodeid, result)
         if not result.passed:
-            run = options(self.config)
             raise ClaimFailed(failure_text(self.job, result,
                                            record.run_dir() if result.figures else None,
-                                           run.root, seed=run.seed))
+                                           run.root))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],  # type: ignore[override]
                      style: str | None = None) -> str | object:
@@ -155,10 +196,22 @@ def pending(config: pytest.Config) -> PendingEvaluation:
 
 
 def raise_model_errors(config: pytest.Config) -> None:
-    """After collection: models that cannot be had end the run as a usage error (exit 4)."""
+    """After collection: models that cannot be had end the run as a usage error (exit 4),
+    saying which claims asked for each and how to run the others."""
     registry = models_if_any(config)
     errors = registry.errors if registry is not None else {}
-    if errors:
-        raise pytest.UsageError("\n".join(str(e) for e in errors.values()))
+    if not errors:
+        return
+    requests = model_requests(config)
+    run = options(config)
+    messages = []
+    for spec, error in errors.items():
+        asked = requests.get(spec, [])
+        shown = ", ".join(asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
+        messages.append(f"{error}{run.unnamed_model_hint(spec)}"
+                        + (f"\nAsked for by: {shown}." if asked else ""))
+    messages.append("To run the other claims, name their files (headprobe check FILE ...), or "
+                    "run these on a model you have with --model SPEC.")
+    raise pytest.UsageError("\n".join(messages))
 
 

@@ -25,6 +25,11 @@ class ExitCode(enum.IntEnum):
     NO_TESTS_COLLECTED = 5
 
 
+class ClaimWarning(UserWarning):
+    """A claim that is valid but weaker than it looks (it can never pass, for one): shown in
+    pytest's warnings summary at its file and line."""
+
+
 class CacheWarning(UserWarning):
     """A cache could not be written (a full disk, a read-only folder): the run goes on without
     caching what it computed."""
@@ -79,6 +84,28 @@ class ClaimFileError(HeadprobeError):
         """The same error with a location filled in where it was missing."""
         return type(self)(self.message, file=self.file or file, line=self.line or line,
                           field=self.field or field)
+
+
+class ClaimFileErrors(ClaimFileError):
+    """Several independent mistakes in one file, reported together (as a compiler does); each
+    is a `ClaimFileError` of its own, in the order of the file."""
+
+    def __init__(self, errors: list[ClaimFileError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, field=first.field)
+
+    def _render(self) -> str:
+        if not getattr(self, "errors", None):
+            return super()._render()
+        return (f"{len(self.errors)} mistakes in this file:\n"
+                + "\n".join(str(error) for error in self.errors))
+
+
+def collected(errors: list[ClaimFileError]) -> ClaimFileError:
+    """The one error, or all of them as a `ClaimFileErrors`, each message once."""
+    unique = list({str(error): error for error in errors}.values())
+    return unique[0] if len(unique) == 1 else ClaimFileErrors(unique)
 
 
 def printable(text: str) -> str:

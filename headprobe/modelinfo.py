@@ -29,10 +29,12 @@ class ModelInfo:
     tokenizer: Any = field(repr=False)
 
     def check_sentences(self, sentences: Sequence[Sentence], *, file: str, set_name: str,
-                        line: int | None) -> None:
-        """Every sentence fits the model and has no word the vocabulary cannot spell."""
+                        line: int | None, allow_unknown: bool = False) -> int:
+        """Every sentence fits the model, keeps a token, and has no word the vocabulary cannot
+        spell (unless ``allow_unknown``); returns how many sentences have such words."""
         if not sentences:
-            return
+            return 0
+        with_unknown = 0
         encodings = self.tokenizer.encode([s.text for s in sentences])
         for sentence, encoding in zip(sentences, encodings):
             ids, offsets = encoding.input_ids, encoding.offsets
@@ -52,12 +54,16 @@ class ModelInfo:
             unknown = [sentence.text[a:b] for tok, (a, b) in
                        zip(encoding.tokens, offsets)
                        if tok == UNKNOWN and sentence.text[a:b] != UNKNOWN]
-            if unknown:
+            if unknown and allow_unknown:
+                with_unknown += 1
+            elif unknown:
                 raise ClaimFileError(
                     f"sentence {sentence.text[:80]!r} ({where}) has {len(unknown)} word(s) the "
                     f"vocabulary of {self.spec} cannot spell (they become [UNK]): "
-                    f"{', '.join(repr(u) for u in unknown)}. Replace them or drop the sentence.",
+                    f"{', '.join(repr(u) for u in unknown)}. Replace them or drop the sentence "
+                    f"(or allow such words for the whole file with 'unknown_words: allow').",
                     file=file, line=line, field=f"sentences.{set_name}")
+        return with_unknown
 
 
 def _own_line(origin: str, file: str) -> int | None:

@@ -26,6 +26,7 @@ class CheckOptions:
       model_override: ``--model`` (every claim's model), or None.
       default_model: the model of claims that name none (``[tool.headprobe] model``, else
         bert-base-uncased).
+      model_configured: whether ``[tool.headprobe] model`` names the default model.
       cache_dir: headprobe's cache folder.
       cache_enabled: False with ``--no-cache``.
       write_report: False with ``--no-report``.
@@ -37,6 +38,7 @@ class CheckOptions:
     seed: int
     model_override: str | None
     default_model: str
+    model_configured: bool
     cache_dir: Path
     cache_enabled: bool
     write_report: bool
@@ -54,6 +56,7 @@ class CheckOptions:
             seed=int(seed if seed is not None else (settings.seed or 0)),
             model_override=config.getoption("headprobe_model", None),
             default_model=settings.model or DEFAULT_MODEL,
+            model_configured=bool(settings.model),
             cache_dir=cache_root(config.getoption("headprobe_cache_dir", None)
                                  or settings.cache_dir),
             cache_enabled=not config.getoption("headprobe_no_cache", False),
@@ -64,6 +67,16 @@ class CheckOptions:
         """The model a claim runs on: ``--model``, else the one its file names, else the
         default."""
         return self.model_override or declared or self.default_model
+
+    def unnamed_model_hint(self, spec: str) -> str:
+        """For a model that cannot be had: how to name another, when ``spec`` is the built-in
+        default that nobody chose; else ''."""
+        if spec != DEFAULT_MODEL or self.model_override or self.model_configured:
+            return ""
+        return (f"\n{DEFAULT_MODEL} is the default model, used because nothing names another: "
+                f"name yours with --model SPEC (headprobe check), --headprobe-model=SPEC "
+                f"(pytest), 'model: SPEC' in the hypothesis file, or model = \"SPEC\" under "
+                f"[tool.headprobe] in pyproject.toml.")
 
     @property
     def memo_root(self) -> Path | None:

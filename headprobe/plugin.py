@@ -43,7 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from headprobe.recorder import register  # imports nothing heavy
+
     config.addinivalue_line("markers", "headprobe: a claim about attention heads")
+    register(config)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -78,13 +81,15 @@ def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any
     config = request.config
 
     def load(spec: str | None) -> ProbeModel:
-        resolved = options(config).model_for(spec)
+        run = options(config)
+        resolved = run.model_for(spec)
         try:
             model = models(config).loaded(resolved)
         except HeadprobeError as error:
             # A model that cannot be had ends the whole run as a usage error (exit 4), as it
             # does for hypothesis files, instead of failing every test that uses the fixture.
-            pytest.exit(f"headprobe_model: {error}", returncode=int(error.exit_code))
+            pytest.exit(f"headprobe_model: {error}{run.unnamed_model_hint(resolved)}",
+                        returncode=int(error.exit_code))
         return ProbeModel(model, recorder=recorder(config).record_measured)
 
     return load

@@ -1,44 +1,90 @@
-"""A minimal progress bar on stderr: only when stderr is a terminal and the run is long."""
+"""Progress bars for long forward passes: tqdm, on the real terminal, only where a person watches.
+
+`progress_bars` gives a factory ``bars(total, label)`` of tqdm bars, or None when no bar should
+show: with ``-q``, when stderr is not a terminal, and in CI logs (``$CI`` set). Under pytest the
+bar writes through `SuspendedCapture`: pytest captures sys.stderr while a test runs, so each write
+suspends the capture, as pytest's own live logging does, and lands on the terminal. A bar appears
+only once its work has lasted ``$HEADPROBE_PROGRESS_DELAY`` seconds (default 1) and is cleared
+when done.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
-import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+DELAY_ENV = "HEADPROBE_PROGRESS_DELAY"
 
 
-class Progress:
-    """``with Progress(total=n) as p: p.advance()``; silent unless stderr is a TTY and the run
-    has lasted more than ``delay`` seconds."""
+class SuspendedCapture(io.TextIOBase):
+    """A text stream that writes to the process's stderr with pytest's capture suspended."""
 
-    def __init__(self, total: int, label: str = "", delay: float = 2.0, stream=None) -> None:
-        self.total = max(total, 1)
-        self.label = label
-        self.delay = delay
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self._start = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+    def __init__(self, suspended: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
+        self._suspended = suspended
+        self._started = False
 
-    def __enter__(self) -> Progress:
-        return self
+    def write(self, text: str) -> int:
+        with self._suspended():
+            if not self._started:  # a line of its own: pytest's progress line stays whole
+                sys.stderr.write("\n")
+                self._started = True
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return True
+
+
+def wanted(verbosity: int, stream: Any = None) -> bool:
+    """Whether a bar should show: not ``-q``, not in CI logs, and stderr a terminal."""
+    stream = sys.__stderr__ if stream is None else stream
+    return (verbosity >= 0 and not os.environ.get("CI")
+            and bool(getattr(stream, "isatty", lambda: False)()))
+
+
+def progress_bars(verbosity: int, *,
+                  suspended: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+                  ) -> Callable[[int, str], contextlib.AbstractContextManager[Any]] | None:
+    """``bars(total, label)``: a context manager giving a bar with ``advance(count)``, or None
+    when no bar should show (`wanted`). ``suspended``: pytest's capture manager's
+    ``global_and_fixture_disabled`` when running under pytest."""
+    if suspended is not None:
+        with suspended():  # under pytest, stderr is a terminal only with its capture suspended
+            if not wanted(verbosity, sys.stderr):
+                return None
+    elif not wanted(verbosity):
+        return None
+    stream: Any = SuspendedCapture(suspended) if suspended is not None else sys.stderr
+
+    @contextlib.contextmanager
+    def bars(total: int, label: str) -> Iterator[_Bar]:
+        from tqdm import tqdm  # imported only when a bar is wanted
+
+        with tqdm(total=total, desc=label, unit="sentence", file=stream, leave=False,
+                  dynamic_ncols=True, mininterval=0.2, delay=_delay()) as bar:
+            yield _Bar(bar)
+
+    return bars
+
+
+class _Bar:
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
 
     def advance(self, count: int = 1) -> None:
-        self.done += count
-        now = time.monotonic()
-        if not self.enabled or now - self._start < self.delay or now - self._last < 0.2:
-            return
-        self._last = now
-        self._shown = True
-        width = 30
-        filled = int(width * self.done / self.total)
-        rate = self.done / max(now - self._start, 1e-9)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{self.done}/{self.total} ({rate:.0f}/s)")
-        self.stream.flush()
+        self._bar.update(count)
 
-    def __exit__(self, *exc) -> None:
-        if self._shown:
-            self.stream.write("\r" + " " * 70 + "\r")
-            self.stream.flush()
+
+def _delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get(DELAY_ENV, "1")))
+    except ValueError:
+        return 1.0

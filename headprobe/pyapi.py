@@ -136,9 +136,14 @@ class Measured:
         self.spec = spec
         self.sentences = tuple(sentences)
         self._accumulator = accumulator
-        self.decided = None  # the ClaimResult of the last comparison
-        self.results = self._judged()
-        first = self.results[0]
+        self.decided: ClaimResult | None = None  # the result of the last comparison
+        model = probe.model
+        #: One result per head with its value, interval and n; a comparison decides the claim
+        #: (``decided``).
+        self.results = accumulator.head_results(model=model.name,
+                                                fingerprint=model.fingerprint)
+        # Described: the one head, the first of several (each), or the chosen one (any/none).
+        first = self._judged()[0]
         self.value, self.ci, self.n, self.left_out = first.value, first.ci, first.n, first.left_out
         self.head = first.head
 

@@ -1,9 +1,10 @@
-"""`Recorder`: the plugin object that keeps what a run's claims produced, as pytest's junitxml
-keeps its ``LogXML``: the results (YAML claims and Python-API claims), their figures, the report
-(report.json and index.html, written at the end of the session) and the terminal summary.
+"""`Recorder`: the plugin object that keeps what a run produced, as pytest's junitxml keeps its
+``LogXML``: the claims' results (YAML claims and Python-API claims) with their figures, every
+test's outcome as pytest counts it, the report (report.json and index.html, written at the end
+of the session) and the terminal summary.
 
-It is made and registered with pytest the first time a run needs it (`recorder`): a pytest run
-without claims never registers it.
+It is registered in ``pytest_configure`` (`register`) for every pytest run, so this module
+imports nothing heavy; a run that records no claim writes no report.
 """
 
 from __future__ import annotations
@@ -11,46 +12,67 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Generator
+import sys
+from collections import Counter
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from headprobe._version import __version__
-from headprobe.claims.spec import ClaimSpec
-from headprobe.evaluation.results import ClaimResult
-from headprobe.evaluation.verdict import FEW_SOURCES
-from headprobe.options import CheckOptions
+
+if TYPE_CHECKING:  # numpy and the claim modules: imported when a claim is recorded
+    from headprobe.claims.spec import ClaimSpec
+    from headprobe.evaluation.results import ClaimResult
+    from headprobe.options import CheckOptions
 
 _KEY = pytest.StashKey["Recorder"]()
+#: pytest's outcome categories, most telling first: an item's outcome is the first it had.
+OUTCOMES = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
+
+
+def register(config: pytest.Config) -> None:
+    """Make the run's `Recorder` and register it as a plugin (from ``pytest_configure``)."""
+    made = Recorder(config)
+    config.stash[_KEY] = made
+    config.pluginmanager.register(made, "headprobe-recorder")
 
 
 def recorder(config: pytest.Config) -> Recorder:
-    """The run's `Recorder`, made and registered as a plugin on first use."""
-    if _KEY not in config.stash:
-        from headprobe.checkrun import options  # the run's options: read once, when needed
-
-        made = Recorder(config, options(config))
-        config.stash[_KEY] = made
-        config.pluginmanager.register(made, "headprobe-recorder")
+    """The run's `Recorder`."""
+    if _KEY not in config.stash:  # a config whose plugin was not configured (rare in tests)
+        register(config)
     return config.stash[_KEY]
 
 
 class Recorder:
-    """Results by test, and the report written from them at the end of the session."""
+    """Results by test, outcomes by test, and the report written from them."""
 
-    def __init__(self, config: pytest.Config, options: CheckOptions) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.options = options
         self.started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.recorded: list[tuple[str, ClaimResult]] = []
-        self.expected_failures: set[str] = set()  # node ids marked xfail (terminal wording)
-        self.errors = 0
+        self.outcomes: dict[str, str] = {}  # node id -> its outcome (see OUTCOMES)
+        self.counts: Counter[str] = Counter()  # pytest's categories, as its last line counts
         self.current: str | None = None  # the node id of the test being run
         self._in_property = False  # the current test is a @given test
+        self._options: CheckOptions | None = None
         self._run_dir: Path | None = None
         self._written: Path | None = None
+
+    @property
+    def options(self) -> CheckOptions:
+        if self._options is None:
+            from headprobe.checkrun import options  # settings are read once a claim needs them
+
+            self._options = options(self.config)
+        return self._options
+
+    @property
+    def expected_failures(self) -> set[str]:
+        """Node ids whose outcome is xfailed (failing as expected)."""
+        return {nodeid for nodeid, outcome in self.outcomes.items() if outcome == "xfailed"}
 
     # ---- what the run produced ---------------------------------------------------------------
     def run_dir(self) -> Path:
@@ -65,13 +87,15 @@ class Recorder:
         """A YAML claim's result."""
         self.recorded.append((nodeid, result))
 
-    def note_error(self) -> None:
-        self.errors += 1
-
     def record_measured(self, measured: Any, spec: ClaimSpec, result: ClaimResult) -> None:
         """A claim decided in a Python test (`headprobe.pyapi`): it goes into the report."""
-        entry = dataclasses.replace(result, file=self._shown_file(result.file))
+        from headprobe.evaluation.verdict import FEW_SOURCES
+        from headprobe.report.terminal import reproduce_command
+
         nodeid = self.current or spec.id
+        entry = dataclasses.replace(result, file=self._shown_file(result.file),
+                                    reproduce=None if result.passed
+                                    else reproduce_command(nodeid))
         if self._in_property:
             # Each example of a @given test is one sentence by design: "few sources" is no news.
             few = f"(fewer than {FEW_SOURCES})"
@@ -118,52 +142,76 @@ class Recorder:
         # the shrunk one, which hypothesis replays last) goes into the report.
         self._in_property = bool(getattr(getattr(item, "obj", None), "is_hypothesis_test",
                                          False))
-        if item.get_closest_marker("xfail") is not None:
-            self.expected_failures.add(item.nodeid)
         try:
             return (yield)
         finally:
             self.current = None
             self._in_property = False
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        category = self.config.hook.pytest_report_teststatus(report=report,
+                                                              config=self.config)[0]
+        if category not in OUTCOMES:
+            return  # a passing setup or teardown
+        self.counts[category] += 1
+        known = self.outcomes.get(report.nodeid)
+        if known is None or OUTCOMES.index(category) < OUTCOMES.index(known):
+            self.outcomes[report.nodeid] = category
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.counts["deselected"] += len(items)
+
     def pytest_assertrepr_compare(self, config: pytest.Config, op: str, left: Any,
                                   right: Any) -> list[str] | None:
-        from headprobe.pyapi import Measured
-
-        if not isinstance(left, Measured) or left.decided is None:
-            return None
+        if type(left).__name__ != "Measured" or left.decided is None:
+            return None  # not a claim (checked by name: importing pyapi costs numpy)
         return self.explain(left)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from headprobe.checkrun import forward_cache_if_any
-
-        cache = forward_cache_if_any(self.config)
+        checkrun = sys.modules.get("headprobe.checkrun")  # None: headprobe made nothing
+        cache = checkrun.forward_cache_if_any(self.config) if checkrun is not None else None
         if cache is not None:
             cache.close()  # checkpoints SQLite's write-ahead log into the file
-        if not self.options.write_report or not self.recorded:
+        if not self.recorded:
             return  # nothing evaluated (collection errors, nothing selected): claim nothing
+        if not self.options.write_report:
+            return
         if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
             return
         from headprobe.report.store import finish_run
 
-        self._written = finish_run(self.run_dir(), self.options.report_dir, self._report())
+        self._written = finish_run(self.run_dir(), self.options.report_dir, self.report())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.recorded:
+            return
         from headprobe.report.terminal import summary_lines
 
         for line in summary_lines(self.recorded, self._written,
                                   expected_failures=self.expected_failures):
             terminalreporter.write_line(line)
 
-    def _report(self) -> dict[str, Any]:
+    def report(self) -> dict[str, Any]:
+        """The report.json of what was recorded (SPEC §5): results with their item and its
+        outcome, the items, and the outcomes counted as pytest counts them."""
         results = []
+        per_item: Counter[str] = Counter()
         for nodeid, result in self.recorded:
             entry = result.to_json()
-            if nodeid in self.expected_failures and not result.passed:
-                entry["outcome"] = "xfailed"  # marked xfail: failing as expected
+            entry["item"] = nodeid
+            entry["outcome"] = self.outcomes.get(nodeid, "passed" if result.passed
+                                                 else "failed")
+            per_item[nodeid] += 1
             results.append(entry)
-        passed = sum(1 for r in results if r["passed"])
+        items = [{"nodeid": nodeid, "outcome": outcome, "results": per_item[nodeid]}
+                 for nodeid, outcome in self.outcomes.items()]
+        summary = {key: self.counts[key] for key in ("passed", "failed", "skipped", "xfailed",
+                                                     "xpassed")}
+        summary["errors"] = self.counts["error"]
+        if self.counts["deselected"]:
+            summary["deselected"] = self.counts["deselected"]
+        summary["items"] = len(items)
+        summary["results"] = len(results)
         return {"headprobe_version": __version__, "started": self.started, "results": results,
-                "summary": {"passed": passed, "failed": len(results) - passed,
-                            "errors": self.errors}}
+                "items": items, "summary": summary}

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -51,7 +52,7 @@ from headprobe.claims.spec import (
     Template,
 )
 from headprobe.claims.textfile import TextFileProblem, check_printable, read_user_text
-from headprobe.errors import ClaimFileError, did_you_mean
+from headprobe.errors import ClaimFileError, collected, did_you_mean
 from headprobe.heads import parse_head_patterns
 
 __all__ = [
@@ -59,11 +60,13 @@ __all__ = [
     "SET_KEYS",
     "TOP_LEVEL_KEYS",
     "load_hypothesis_file",
+    "load_hypothesis_file_partly",
     "looks_like_hypothesis_file",
     "parse_hypothesis_text",
 ]
 
-TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses")
+TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses", "unknown_words")
+UNKNOWN_WORDS: tuple[Literal["error", "allow"], ...] = ("error", "allow")
 SET_KEYS = ("template", "slots", "generate")
 CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
               "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin")
@@ -77,6 +80,11 @@ MAX_MERGED_KEYS = 10_000
 MAX_GENERATE = 10_000
 """Largest ``generate: N`` of a template set."""
 _TOP_LEVEL_HYPOTHESES = re.compile(r"^[\"']?hypotheses[\"']?[ \t]*:", re.MULTILINE)
+
+
+class _Reported(Exception):
+    """Raised instead of an error that would only repeat one already kept (a claim over a set
+    that is itself in error)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -95,7 +103,19 @@ C = TypeVar("C", bound=str)  # one of the choices of a field
 
 
 def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
-    """Read and validate one hypothesis file; raises `ClaimFileError` located at the bad spot."""
+    """Read and validate one hypothesis file; raises `ClaimFileError` located at the bad spot
+    (`ClaimFileErrors` for several)."""
+    hfile, errors = load_hypothesis_file_partly(path)
+    if errors:
+        raise collected(errors)
+    return hfile
+
+
+def load_hypothesis_file_partly(path: str | os.PathLike[str],
+                                ) -> tuple[HypothesisFile, list[ClaimFileError]]:
+    """The file with every claim that reads well, and the mistakes of the others, so that a
+    collector can check the good claims against the model and report every mistake at once.
+    A file whose structure cannot be read at all raises `ClaimFileError`."""
     shown = os.fspath(path)
     try:
         text = read_user_text(path)
@@ -106,19 +126,28 @@ def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
     except OSError as error:
         raise ClaimFileError(f"cannot read the hypothesis file: {error.strerror}",
                              file=shown) from None
-    return parse_hypothesis_text(text, shown, Path(path).parent)
+    return _parse(text, shown, Path(path).parent)
 
 
 def parse_hypothesis_text(text: str, file: str, base_dir: str | os.PathLike[str] = ".",
                           ) -> HypothesisFile:
     """Validate the YAML ``text`` of a hypothesis file called ``file`` (used in errors);
     sentence-file paths are relative to ``base_dir``."""
+    hfile, errors = _parse(text, file, base_dir)
+    if errors:
+        raise collected(errors)
+    return hfile
+
+
+def _parse(text: str, file: str, base_dir: str | os.PathLike[str],
+           ) -> tuple[HypothesisFile, list[ClaimFileError]]:
     try:
         check_printable(text)
     except TextFileProblem as problem:
         raise ClaimFileError(str(problem), file=file, line=problem.line) from None
     root = _compose(text, file)
-    return _Reader(file, base_dir=Path(base_dir)).hypothesis_file(root)
+    reader = _Reader(file, base_dir=Path(base_dir))
+    return reader.hypothesis_file(root), reader.errors
 
 
 def looks_like_hypothesis_file(path: str | os.PathLike[str]) -> bool:
@@ -201,6 +230,18 @@ class _Nodes:
 
     file: str
     _constructor: Any = field(default_factory=lambda: _Loader(""))
+    errors: list[ClaimFileError] = field(default_factory=list)
+
+    def attempt(self, read: Callable[[], T]) -> T | None:
+        """``read()``, or None when it raised a `ClaimFileError`, which is kept in ``errors``
+        so that every independent mistake of a file is reported in one run."""
+        try:
+            return read()
+        except _Reported:
+            return None
+        except ClaimFileError as error:
+            self.errors.append(error)
+            return None
 
 
     def error(self, node: Node, fieldname: str | None, message: str) -> ClaimFileError:
@@ -336,6 +377,7 @@ class _Sets(_Nodes):
 
     base_dir: Path = Path(".")
     file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    broken_sets: set[str] = field(default_factory=set)  # sets whose mistakes are reported
 
 
     def slot_lists(self, node: Node, fieldname: str,
@@ -438,25 +480,35 @@ class _Reader(_Sets):
     def hypothesis_file(self, root: Node) -> HypothesisFile:
         top = self.mapping(root, None, "a mapping with 'sentences:' and 'hypotheses:' at the top "
                                        "of the file", TOP_LEVEL_KEYS)
-        model = self.optional(top, "model", lambda n: self.string(n, "model", "bert-base-uncased"))
-        level = self.optional(top, "level", lambda n: self.choice(n, "level", LEVELS)) or "token"
+        model = self.attempt(lambda: self.optional(
+            top, "model", lambda n: self.string(n, "model", "bert-base-uncased")))
+        level = self.attempt(lambda: self.optional(
+            top, "level", lambda n: self.choice(n, "level", LEVELS))) or "token"
+        unknown_words = self.attempt(lambda: self.optional(
+            top, "unknown_words", lambda n: self.choice(n, "unknown_words", UNKNOWN_WORDS)))
         if "slots" in top:
-            self.file_slots = self.slot_lists(top["slots"][1], "slots", references=False)
+            self.file_slots = self.attempt(lambda: self.slot_lists(
+                top["slots"][1], "slots", references=False)) or {}
         sets: dict[str, SentenceSet] = {}
         labels: dict[str, set[str]] = {}
         if "sentences" in top:
-            for name, (key_node, node) in self.mapping(top["sentences"][1], "sentences",
-                                                       "a mapping of set names to sets",
-                                                       None).items():
-                sets[name] = self.sentence_set(name, key_node, node)
-                labels[name] = _labels(sets[name])
+            named = self.attempt(lambda: self.mapping(top["sentences"][1], "sentences",
+                                                      "a mapping of set names to sets", None))
+            for name, (key_node, node) in (named or {}).items():
+                made = self.attempt(partial(self.sentence_set, name, key_node, node))
+                if made is None:
+                    self.broken_sets.add(name)
+                    continue
+                sets[name] = made
+                labels[name] = _labels(made)
         if "hypotheses" not in top:
-            raise self.error(root, "hypotheses", "missing: a hypothesis file needs a "
-                                                 "'hypotheses:' list of claims")
-        claims = self.claims(top["hypotheses"][1], level, sets, labels)
-        return HypothesisFile(path=self.file, model=model, level=level,
-                              sets=sets, claims=claims)
-
+            self.errors.append(self.error(root, "hypotheses", "missing: a hypothesis file needs "
+                                                              "a 'hypotheses:' list of claims"))
+            claims: tuple[ClaimSpec, ...] = ()
+        else:
+            claims = self.claims(top["hypotheses"][1], level, sets, labels)
+        return HypothesisFile(path=self.file, model=model, level=level, sets=sets,
+                              claims=claims, unknown_words=unknown_words or "error")
 
     def claims(self, node: Node, level: Literal["token", "word"], sets: dict[str, SentenceSet],
                labels: dict[str, set[str]]) -> tuple[ClaimSpec, ...]:
@@ -466,46 +518,70 @@ class _Reader(_Sets):
         specs: list[ClaimSpec] = []
         first_line: dict[str, int] = {}
         for item in node.value:
-            spec = self.claim_spec(item, level, sets, labels)
+            spec = self.attempt(partial(self.claim_spec, item, level, sets, labels))
+            if spec is None:
+                continue
             if spec.id in first_line:
-                raise self.error(item, "id", f"duplicate id {spec.id!r}: also used by the "
-                                             f"hypothesis at line {first_line[spec.id]}; ids "
-                                             f"must be unique in a file")
+                self.errors.append(self.error(item, "id", f"duplicate id {spec.id!r}: also used "
+                                                          f"by the hypothesis at line "
+                                                          f"{first_line[spec.id]}; ids must be "
+                                                          f"unique in a file"))
+                continue
             first_line[spec.id] = spec.line
             specs.append(spec)
         return tuple(specs)
 
     def claim_spec(self, node: Node, file_level: Literal["token", "word"],
                    sets: dict[str, SentenceSet], labels: dict[str, set[str]]) -> ClaimSpec:
+        """One hypothesis; each of its fields is read on its own, so that all its independent
+        mistakes are kept (`attempt`) before the claim is given up."""
         if not isinstance(node, MappingNode):
             raise self.wrong_type(node, "hypotheses", "a hypothesis mapping with 'id:', 'claim:', "
                                                       "'over:' and 'expect:'")
         entries = self.mapping(node, None, "a hypothesis mapping", CLAIM_KEYS)
+        before = len(self.errors)
         for required in ("id", "over", "expect"):
             if required not in entries:
-                raise self.error(node, required, f"missing: every hypothesis needs {required!r}")
-        identifier = self.identifier(entries["id"][1])
-        claim, claim_text, claim_node, claim_field = self.claim(node, entries)
-        over = self.over(entries["over"][1], sets)
-        self.check_spans(claim, over, labels, claim_node, claim_field)
-        read = self.optional
-        baseline = read(entries, "baseline", lambda n: self.choice(n, "baseline", BASELINES))
-        margin = read(entries, "margin", lambda n: self.margin(n, baseline))
+                self.errors.append(self.error(node, required, f"missing: every hypothesis needs "
+                                                              f"{required!r}"))
+        attempt, read = self.attempt, self.optional
+        identifier = attempt(lambda: self.identifier(entries["id"][1])) if "id" in entries \
+            else None
+        written = attempt(lambda: self.claim(node, entries))
+        over = attempt(lambda: self.over(entries["over"][1], sets)) if "over" in entries \
+            else None
+        if written is not None and over is not None:
+            claim, _, claim_node, claim_field = written
+            attempt(lambda: self.check_spans(claim, over, labels, claim_node, claim_field))
+        expect = attempt(lambda: self.parsed(entries["expect"][1], "expect",
+                                             parse_expectation)) if "expect" in entries else None
+        baseline = attempt(lambda: read(entries, "baseline",
+                                        lambda n: self.choice(n, "baseline", BASELINES)))
+        measure = attempt(lambda: read(entries, "measure",
+                                       lambda n: self.parsed(n, "measure", parse_measure)))
+        level = attempt(lambda: read(entries, "level", lambda n: self.choice(n, "level", LEVELS)))
+        quantifier = attempt(lambda: read(entries, "quantifier",
+                                          lambda n: self.choice(n, "quantifier", QUANTIFIERS)))
+        per = attempt(lambda: read(entries, "per", lambda n: self.choice(n, "per", PERS)))
+        confidence = attempt(lambda: read(entries, "confidence", self.confidence))
+        model = attempt(lambda: read(entries, "model",
+                                     lambda n: self.string(n, "model", "bert-base-uncased")))
+        skip = attempt(lambda: read(entries, "skip",
+                                    lambda n: self.string(n, "skip", "needs a GPU")))
+        xfail = attempt(lambda: read(entries, "xfail",
+                                     lambda n: self.string(n, "xfail", "known to fail")))
+        margin = attempt(lambda: read(entries, "margin", lambda n: self.margin(n, baseline)))
+        why = attempt(lambda: read(entries, "why", lambda n: self.string(n, "why", "the reason")))
+        if len(self.errors) > before or identifier is None or written is None or over is None \
+                or expect is None:
+            raise _Reported  # what was wrong is in self.errors
+        claim, claim_text, _, claim_field = written
         return ClaimSpec(
             file=self.file, line=_line(node), id=identifier, claim=claim, over=over,
-            expect=self.parsed(entries["expect"][1], "expect", parse_expectation),
-            measure=read(entries, "measure",
-                         lambda n: self.parsed(n, "measure", parse_measure)) or Measure(),
-            level=read(entries, "level", lambda n: self.choice(n, "level", LEVELS)) or file_level,
-            quantifier=read(entries, "quantifier",
-                            lambda n: self.choice(n, "quantifier", QUANTIFIERS)) or "each",
-            per=read(entries, "per", lambda n: self.choice(n, "per", PERS)) or "pool",
-            confidence=read(entries, "confidence", self.confidence),
-            model=read(entries, "model", lambda n: self.string(n, "model", "bert-base-uncased")),
-            skip=read(entries, "skip", lambda n: self.string(n, "skip", "needs a GPU")),
-            xfail=read(entries, "xfail", lambda n: self.string(n, "xfail", "known to fail")),
-            baseline=baseline, margin=margin or 0.0,
-            why=read(entries, "why", lambda n: self.string(n, "why", "the reason")),
+            expect=expect, measure=measure or Measure(), level=level or file_level,
+            quantifier=quantifier or "each", per=per or "pool", confidence=confidence,
+            model=model, skip=skip, xfail=xfail, baseline=baseline, margin=margin or 0.0,
+            why=why,
             claim_text=claim_text,
             claim_line=_line(entries["claim" if claim_field else "head"][1]),
             claim_field=claim_field or "head")
@@ -554,6 +630,8 @@ class _Reader(_Sets):
         names: list[str] = []
         for item in items:
             name = self.string(item, "over", "everyday")
+            if name in self.broken_sets:
+                raise _Reported  # the set's own mistake is reported
             if name not in sets:
                 known = ", ".join(sets) or "none (add a 'sentences:' mapping)"
                 raise self.error(item, "over", f"no sentence set called {name!r}"

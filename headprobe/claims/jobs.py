@@ -21,6 +21,8 @@ class ClaimJob:
       sentences: every sentence of the sets it is over, in order.
       templates: the ``generate:`` templates among those sets (for shrinking counterexamples).
       display_file: the hypothesis file as it is shown in reports (relative to the root).
+      unknown_sentences: how many sentences have words the vocabulary cannot spell (allowed
+        by ``unknown_words: allow``).
     """
 
     key: str
@@ -30,6 +32,7 @@ class ClaimJob:
     sentences: tuple[Sentence, ...]
     templates: tuple[Template, ...] = ()
     display_file: str = ""
+    unknown_sentences: int = 0
 
     @property
     def group(self) -> tuple[str, str, str]:

@@ -175,3 +175,4 @@ class HypothesisFile:
     level: Literal["token", "word"]
     sets: dict[str, SentenceSet] = field(default_factory=dict)
     claims: tuple[ClaimSpec, ...] = ()
+    unknown_words: Literal["error", "allow"] = "error"  # sentences with [UNK]: error, or count

@@ -31,6 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "passed to pytest (-k, -x, --lf, --junitxml, -q, -v, ...).",
         epilog="Exit codes are pytest's: 0 passed, 1 failed, 2 interrupted or collection "
                "errors, 3 internal error, 4 usage error, 5 nothing collected.")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="hypothesis files, test_*.py files or folders (default: "
+                             "hypotheses/); also pytest node ids such as 'h.yaml::id[L2H9]'")
     parser.add_argument("--model", metavar="SPEC",
                         help="model for every claim (local folder or hub id[@revision])")
     parser.add_argument("--report-dir", metavar="DIR", help="report folder (default: reports/)")

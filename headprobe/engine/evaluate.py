@@ -24,7 +24,7 @@ from headprobe.cache.runs import entry_key, forward_runs, head_pairs, stored_att
 from headprobe.cache.scores import ScoreCache, scoring_key
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
-from headprobe.engine.figures import draw_failure_figures, figure_request
+from headprobe.engine.figures import draw_failure_figures, figure_requests
 from headprobe.engine.models import ModelLike
 from headprobe.evaluation import ClaimAccumulator, score_sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
@@ -102,6 +102,8 @@ def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
         by_head = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
         for job in group:
             result = dataclasses.replace(_result_of(job, by_head), file=job.display_file)
+            if job.unknown_sentences:
+                result = _with_unknown_words(result, job)
             if not result.passed:
                 result = _shrunk(model, job, result, settings)
                 if settings.figures is not None:
@@ -173,6 +175,14 @@ def _runs(model: ModelLike, texts: Sequence[str], heads: Sequence[Head],
             yield pair
 
 
+def _with_unknown_words(result: ClaimResult, job: ClaimJob) -> ClaimResult:
+    """The count of sentences with [UNK] in the result, and a warning saying so."""
+    warning = (f"{job.unknown_sentences} of {len(job.sentences)} sentences have words the "
+               f"vocabulary cannot spell, read as [UNK] (unknown_words: allow)")
+    return dataclasses.replace(result, unknown_sentences=job.unknown_sentences,
+                               warnings=(*result.warnings, warning))
+
+
 def _result_of(job: ClaimJob, results: Sequence[ClaimResult]) -> ClaimResult:
     """A job's result among its claim's: its head's (``each``), or the claim's one."""
     if job.spec.quantifier == "each":
@@ -218,15 +228,17 @@ def _shrunk(model: ModelLike, job: ClaimJob, result: ClaimResult,
 def with_figures(model: ModelLike, spec: ClaimSpec, sentences: Sequence[Sentence],
                  result: ClaimResult, *, display_file: str, folder: Path,
                  cache: ForwardCache | None = None) -> ClaimResult:
-    """``result`` with diagrams of its worst sentences saved under ``folder``, their runs
-    read from ``cache`` when it has them."""
-    request = figure_request(result, sentences)
-    if request is None:
+    """``result`` with diagrams of its worst sentences (and, for any/none, of its next best
+    heads) saved under ``folder``, their runs read from ``cache`` when it has them."""
+    requests = figure_requests(result, sentences)
+    if not requests:
         return result
-    texts = [s.text for s in request.sentences]
-    runs = dict(forward_runs(texts, [request.head], fingerprint=model.fingerprint,
+    texts = list(dict.fromkeys(s.text for r in requests for s in r.sentences))
+    runs = dict(forward_runs(texts, [r.head for r in requests], fingerprint=model.fingerprint,
                              encode=model.tokenize, num_layers=model.num_layers,
                              num_heads=model.num_heads, load_model=lambda: model,
                              cache=cache))
-    return draw_failure_figures(spec, result, request, [runs[i] for i in range(len(texts))],
-                                folder=folder, display_file=display_file)
+    by_text = {text: runs[i] for i, text in enumerate(texts)}
+    return draw_failure_figures(
+        spec, result, [(r, [by_text[s.text] for s in r.sentences]) for r in requests],
+        folder=folder, display_file=display_file)

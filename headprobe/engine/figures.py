@@ -21,29 +21,49 @@ from headprobe.heads import Head, parse_head
 from headprobe.runs import Run
 
 MAX_FIGURES_PER_RESULT = 3
+MORE_HEADS = 2  # an any/none claim's next best heads drawn, on its worst sentence
 
 
 @dataclass(frozen=True)
 class FigureRequest:
-    """What to draw for one failing result: its head and the sentences (worst first)."""
+    """What to draw for one failing result: a head and sentences (worst first)."""
 
     head: Head
     sentences: tuple[Sentence, ...]
 
 
-def figure_request(result: ClaimResult, sentences: Sequence[Sentence]) -> FigureRequest | None:
-    """The head and worst sentences of a result that has any, else None."""
+def figure_requests(result: ClaimResult, sentences: Sequence[Sentence]) -> list[FigureRequest]:
+    """The result's head on its worst sentences and, for an any/none claim, its next best heads
+    on the worst one; nothing for a result without worst sentences."""
     if not result.worst:
-        return None
+        return []
     chosen = tuple(sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT])
-    return FigureRequest(parse_head(result.head), chosen)
+    requests = [FigureRequest(parse_head(result.head), chosen)]
+    others = [h.head for h in result.heads if h.head != result.head][:MORE_HEADS]
+    requests += [FigureRequest(parse_head(name), chosen[:1]) for name in others]
+    return requests
 
 
-def draw_failure_figures(spec: ClaimSpec, result: ClaimResult, request: FigureRequest,
-                         runs: Sequence[Run], *, folder: Path, display_file: str) -> ClaimResult:
-    """``result`` with the diagrams of ``request``'s sentences (whose ``runs`` are given, in
-    order) saved under ``folder/figures``; their paths in ``figures`` are relative to
-    ``folder``."""
+def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
+                         requests: Sequence[tuple[FigureRequest, Sequence[Run]]], *,
+                         folder: Path, display_file: str) -> ClaimResult:
+    """``result`` with the diagrams of each request's sentences (whose runs are given, in order)
+    saved under ``folder/figures``; their paths in ``figures`` are relative to ``folder``. A
+    figure that cannot be drawn becomes a warning of the result."""
+    paths: list[str] = []
+    problems: list[str] = []
+    for request, runs in requests:
+        drawn, failed = _draw(spec, result, request, runs, folder=folder,
+                              display_file=display_file)
+        paths += drawn
+        problems += failed
+    return dataclasses.replace(result, figures=tuple(paths),
+                               warnings=tuple(result.warnings) + tuple(problems))
+
+
+def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Sequence[Run], *,
+          folder: Path, display_file: str) -> tuple[list[str], list[str]]:
+    """(paths drawn, problems) for one head's sentences."""
     from headprobe.report.figures import attention_figure, save_png  # matplotlib: when drawing
 
     head = request.head
@@ -63,13 +83,12 @@ def draw_failure_figures(spec: ClaimSpec, result: ClaimResult, request: FigureRe
                                       actual=view.actual, title=title,
                                       col_labels=view.column_labels)
             save_png(figure, folder / relative)
-        except Exception as error:
-            problems.append(f"figure {rank} could not be drawn ({type(error).__name__}: "
-                            f"{error})")
+        except Exception as error:  # a figure is never worth the result
+            problems.append(f"figure {rank} of {head} could not be drawn "
+                            f"({type(error).__name__}: {error})")
             continue
         paths.append(relative.as_posix())
-    return dataclasses.replace(result, figures=tuple(paths),
-                               warnings=tuple(result.warnings) + tuple(problems))
+    return paths, problems
 
 
 def baseline_note(result: ClaimResult, spec: ClaimSpec) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 from headprobe.claims.spec import ClaimSpec, Expectation, Sentence
 from headprobe.evaluation.measures import BASELINE_OFFSETS, baseline_hits, source_hits
 from headprobe.evaluation.positions import Selection, level_view, select
-from headprobe.evaluation.results import ClaimResult, SentenceScore
-from headprobe.evaluation.verdict import HeadOutcome, judge_heads, pick_head
+from headprobe.evaluation.results import ClaimResult, HeadValue, SentenceScore
+from headprobe.evaluation.verdict import HeadOutcome, closeness, judge_heads, pick_head
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -142,7 +142,21 @@ class ClaimAccumulator:
         chosen = pick_head(spec.expect, outcomes)
         some_passed = any(o.passed for o in outcomes)
         passed = some_passed if spec.quantifier == "any" else not some_passed
-        return [_result(spec, self.heads[chosen], outcomes[chosen], passed, model, fingerprint)]
+        order = sorted(range(len(outcomes)), key=lambda i: (-closeness(spec.expect,
+                                                                      outcomes[i].value), i))
+        heads = tuple(HeadValue(str(self.heads[i]), outcomes[i].value, outcomes[i].ci,
+                                outcomes[i].n, outcomes[i].left_out, outcomes[i].passed)
+                      for i in order)
+        result = _result(spec, self.heads[chosen], outcomes[chosen], passed, model, fingerprint)
+        return [dataclasses.replace(result, heads=heads)]
+
+    def head_results(self, *, model: str, fingerprint: str,
+                     expect: Expectation | None = None) -> list[ClaimResult]:
+        """One result per head, each judged on its own (as ``each`` would), whatever the
+        quantifier: what the Python API's ``.results`` lists."""
+        spec = self.spec if expect is None else dataclasses.replace(self.spec, expect=expect)
+        return [_result(spec, head, outcome, outcome.passed, model, fingerprint)
+                for head, outcome in zip(self.heads, self.outcomes(spec))]
 
 
 def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, model: str,
@@ -154,4 +168,6 @@ def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, mod
         expect=str(spec.expect), value=outcome.value, ci=outcome.ci, n=outcome.n,
         left_out=outcome.left_out, passed=passed, sentences=outcome.sentences,
         counterexamples=outcome.counterexamples, baseline=outcome.baseline,
-        warnings=outcome.warnings, worst=outcome.worst)
+        warnings=outcome.warnings, worst=outcome.worst, quantifier=spec.quantifier,
+        baseline_beaten=outcome.baseline_beaten, meets_expectation=outcome.meets_expectation,
+        why=spec.why)

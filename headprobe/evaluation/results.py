@@ -47,6 +47,24 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class HeadValue:
+    """One matched head of an ``any``/``none`` claim: its value, interval, counts and whether it
+    meets the expectation on its own."""
+
+    head: str
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    left_out: int
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"head": self.head, "value": _round(self.value),
+                "ci": None if self.ci is None else [_round(self.ci[0]), _round(self.ci[1])],
+                "n": self.n, "left_out": self.left_out, "passed": self.passed}
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     """One test outcome: one claim on one head (``each``) or on a head set (``any``/``none``).
 
@@ -54,7 +72,10 @@ class ClaimResult:
     closest to passing / the one that passed (``none``). ``claim`` and ``expect`` are as written.
     ``worst`` holds the indices (as given to `ClaimAccumulator.add`) of up to three sentences
     furthest from meeting the expectation, worst first, for failure diagrams. ``sentences`` and
-    ``counterexamples`` are set for ``per: sentence``; ``baseline`` for ``baseline: offset``.
+    ``counterexamples`` are set for ``per: sentence``; ``baseline`` for ``baseline: offset``,
+    with ``baseline_beaten`` saying whether the value beat it (by the margin). ``heads`` holds
+    every matched head's value for ``any``/``none``, best first. ``why`` is the claim's reason as
+    written; ``reproduce`` a command that runs just this claim again.
     """
 
     file: str
@@ -77,6 +98,18 @@ class ClaimResult:
     baseline: Baseline | None = None
     warnings: tuple[str, ...] = ()
     worst: tuple[int, ...] = ()
+    quantifier: str = "each"
+    baseline_beaten: bool | None = None
+    heads: tuple[HeadValue, ...] = ()
+    why: str | None = None
+    reproduce: str | None = None
+    meets_expectation: bool = False  # the value alone meets the expectation
+    unknown_sentences: int | None = None  # sentences with [UNK] (unknown_words: allow)
+
+    @property
+    def failed_only_on_baseline(self) -> bool:
+        """The value meets the expectation but does not beat the offset baseline."""
+        return not self.passed and self.baseline_beaten is False and self.meets_expectation
 
     def to_json(self) -> dict[str, Any]:
         """The report.json entry: SPEC §5 keys in order, then the optional ones that apply."""
@@ -95,6 +128,16 @@ class ClaimResult:
             data["counterexamples"] = list(self.counterexamples)
         if self.baseline is not None:
             data["baseline"] = self.baseline.to_json()
+            data["baseline_beaten"] = self.baseline_beaten
+        if self.heads:
+            data["quantifier"] = self.quantifier
+            data["heads"] = [h.to_json() for h in self.heads]
+        if self.unknown_sentences is not None:
+            data["sentences_with_unknown_words"] = self.unknown_sentences
+        if self.why is not None:
+            data["why"] = self.why
+        if self.reproduce is not None:
+            data["reproduce"] = self.reproduce
         data["warnings"] = list(self.warnings)
         return data
 

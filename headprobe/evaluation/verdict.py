@@ -45,6 +45,8 @@ class HeadOutcome:
     baseline: Baseline | None
     warnings: tuple[str, ...]
     worst: tuple[int, ...]
+    baseline_beaten: bool | None = None  # None without a baseline
+    meets_expectation: bool = False  # the verdict before the baseline
 
 
 def closeness(expect: Expectation, value: float | None) -> float:
@@ -102,14 +104,18 @@ def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray,
         if passed and spec.confidence is not None and ci is not None:
             passed = spec.expect.holds_interval(*ci)
         counterexamples, sentences = None, None
+    meets = bool(passed)
+    beaten = None
     if baseline is not None and value is not None:
-        passed = passed and value > baseline.value + spec.margin
+        beaten = value > baseline.value + spec.margin
+        passed = passed and beaten
     worst = sorted(per_sentence, key=lambda s: (closeness(spec.expect, per_sentence[s]),
                                                 indices[s]))[:WORST]
     return HeadOutcome(
         value=value, ci=ci, n=n, left_out=dropped, passed=bool(passed), sentences=sentences,
         counterexamples=counterexamples, baseline=baseline, warnings=warnings,
-        worst=tuple(int(indices[s]) for s in worst))
+        worst=tuple(int(indices[s]) for s in worst), baseline_beaten=beaten,
+        meets_expectation=meets)
 
 
 def _intervals(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,

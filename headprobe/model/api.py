@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from headprobe.model.tokenize import Tokenizer, load_tokenizer
 from headprobe.model.weights import convert, flax_to_state_dict
 from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.runs import Encoding, Run
+
+if TYPE_CHECKING:
+    from headprobe.pyapi import ClaimQuery
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
@@ -189,6 +192,14 @@ class Model:
     def fingerprint(self) -> str:
         """``sha256:...`` over the weight files and config.json (computed once per process)."""
         return fingerprint(self.weights, self.path / "config.json")
+
+    def claim(self, text: str, **options: Any) -> ClaimQuery:
+        """A claim about this model's heads, to measure in a script, a notebook or a test:
+        ``model.claim("L2H9: token -> next").over(sentences).argmax()`` (see
+        docs/python-api.md; ``options`` are those of `ProbeModel.claim`)."""
+        from headprobe.pyapi import ProbeModel  # claims import the evaluation: only when used
+
+        return ProbeModel(self).claim(text, **options)
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         """Tokens, ids, word ids and offsets per text, without running the model."""

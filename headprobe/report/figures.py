@@ -7,7 +7,8 @@ One function per kind of figure:
   absolute scale (0 black, 1 white, as the original attention-diagram projects draw it), no
   interpolation, expected target cells outlined solid orange, the actual argmax cells dashed
   sky-blue (colour and line style differ, so colour-blind readers can tell them apart).
-- `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns.
+- `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns, on
+  the absolute scale (0 black, 1 white), so that panels compare with each other.
 
 The pixel size of a figure depends only on the number of tokens (and, for the overview, on the
 number of layers and heads), never on the text of the labels: long labels are shortened with ``…``
@@ -45,15 +46,26 @@ TITLE_LINES = 4
 MAX_LABEL_CHARS = 12
 _TITLE_PX = 14
 _LEGEND_PX = 44
+_SCALE_PX = 12  # the width of the grey scale beside the grid
+_SCALE_GAP_PX = 10
 
 
 # --------------------------------------------------------------------------------------------
 # Pure helpers: grey levels and layout numbers.
 
-def grey_levels(matrix: np.ndarray) -> np.ndarray:
-    """uint8 ``[query, key]``: ``round(255 * w)`` with weights clipped to [0, 1] (NaN is 0)."""
+def grey_levels(matrix: np.ndarray, top: float = 1.0) -> np.ndarray:
+    """uint8 ``[query, key]``: ``round(255 * w / top)`` with ``w / top`` clipped to [0, 1]
+    (NaN is 0): black is 0, white is ``top`` and above."""
     weights = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0)
-    return np.rint(255.0 * np.clip(weights, 0.0, 1.0)).astype(np.uint8)
+    return np.rint(255.0 * np.clip(weights / top, 0.0, 1.0)).astype(np.uint8)
+
+
+def scale_top(matrix: np.ndarray) -> float:
+    """The weight drawn white in a diagram of ``matrix``: its largest weight (1 when it has no
+    positive one), so that a diffuse head is as readable as a sharp one."""
+    weights = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0)
+    top = float(weights.max()) if weights.size else 0.0
+    return top if top > 0 else 1.0
 
 
 def cell_pixels(num_tokens: int) -> int:
@@ -145,9 +157,28 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
                 linespacing=1.3, gid="title", parse_math=False)
     figure.text(10 / width, 4 / height,
                 "rows: attending token (query) · columns: attended token (key) · "
-                "grey: black 0, white 1",
+                "grey: black 0, white the largest weight (scale at the right)",
                 ha="left", va="bottom", fontsize=7, color="#444444", parse_math=False)
+    _add_scale(figure, layout)
     return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title)
+
+
+def _add_scale(figure: Figure, layout: dict[str, int]) -> None:
+    """A grey bar beside the grid, black (0) at the bottom to white (the top weight) at the top;
+    its end labels are set by `redraw_attention_figure`."""
+    width, height = layout["width"], layout["height"]
+    bar_h = min(layout["grid_h"], 200)
+    left = layout["left"] + layout["grid_w"] + _SCALE_GAP_PX
+    bottom = layout["bottom"] + layout["grid_h"] - bar_h
+    bar = figure.add_axes((left / width, bottom / height, _SCALE_PX / width, bar_h / height))
+    ramp = np.linspace(255, 0, 256).astype(np.uint8)[:, None]
+    bar.imshow(np.repeat(np.stack([ramp] * 3, axis=-1), 2, axis=1), aspect="auto",
+               interpolation="nearest", extent=(0, 1, 0, 1))
+    bar.set_xticks([])
+    bar.set_yticks([])
+    for value, gid in ((0.0, "scale-low"), (1.0, "scale-high")):
+        bar.text(1.25, value, "", transform=bar.transAxes, ha="left", va="center",
+                 fontsize=7, color="#333333", gid=gid, parse_math=False)
 
 
 def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
@@ -174,7 +205,13 @@ def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
     expected_cells = _check_cells(expected, rows, cols, "attention_figure: expected")
     actual_cells = _check_cells(actual, rows, cols, "attention_figure: actual")
     width, height = figure.bbox.width, figure.bbox.height
-    image.set_data(np.stack([grey_levels(weights)] * 3, axis=-1))
+    top = scale_top(weights)
+    image.set_data(np.stack([grey_levels(weights, top)] * 3, axis=-1))
+    for text in figure.axes[1].texts if len(figure.axes) > 1 else []:
+        if text.get_gid() == "scale-low":
+            text.set_text("0")
+        elif text.get_gid() == "scale-high":
+            text.set_text(f"{top:.3g}")
     for patch in list(axes.patches):
         patch.remove()
     for legend in list(figure.legends):
@@ -223,7 +260,7 @@ def _grid_layout(rows: int, cols: int) -> dict[str, int]:
     label_px = round(MAX_LABEL_CHARS * font_px * 0.62) + 8
     title_px = int(TITLE_LINES * _TITLE_PX * 1.35) + 14
     grid_w, grid_h = cols * cell, rows * cell
-    left, right = label_px + 6, 16
+    left, right = label_px + 6, 16 + _SCALE_GAP_PX + _SCALE_PX + 36
     top = title_px + label_px + 6
     bottom = _LEGEND_PX + 8
     width = max(520, left + grid_w + right)

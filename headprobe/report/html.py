@@ -5,16 +5,22 @@ relative to the page (the same paths report.json holds). Every text that comes f
 sentences, ids, claims, labels, file names, models — passes through `html.escape`; figure paths are
 also URL-quoted, and a path that is absolute or has a scheme is not linked at all.
 
-The table can be sorted by clicking a header (numbers as numbers), filtered by a text box and by
-outcome. Failures are listed after the table with their counterexamples and figures inline. When
-the page has loaded, a small script counts the figures that loaded and marks those that did not.
+The page leads with the outcomes counted as pytest counts them and a layers x heads grid per
+model (each head's outcome and value; a click filters the table to that head). The table fits
+the page (1,400 px and up: no horizontal scrolling), can be sorted by clicking a header (numbers
+as numbers), filtered by a text box and by outcome. Failures are listed after the table with
+their why, reproduce command, baseline, every head of an any/none claim, counterexamples and
+figures inline. When the page has loaded, a small script counts the figures that loaded and
+marks those that did not.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 import urllib.parse
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
@@ -34,6 +40,7 @@ def render_index_html(report: Mapping[str, Any]) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         _summary(report, results),
+        _grids(results),
         _controls(),
         _table(results),
         _details(results),
@@ -46,27 +53,92 @@ def render_index_html(report: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 # Pieces of the page.
 
+OUTCOME_KEYS = ("passed", "failed", "xfailed", "xpassed", "skipped", "errors")
+
+
 def _summary(report: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> str:
     summary = report.get("summary") or {}
     counts = " · ".join(
         f'<span class="{_e(key)}">{_e(summary.get(key, 0))} {_e(key)}</span>'
-        for key in ("passed", "failed", "errors"))
-    extra = [f"{_e(k)}: {_e(v)}" for k, v in summary.items()
-             if k not in ("passed", "failed", "errors")]
+        for key in OUTCOME_KEYS if key in ("passed", "failed") or summary.get(key))
     models = sorted({str(r.get("model")) for r in results if r.get("model")})
+    items = summary.get("items")
+    relation = ""
+    if isinstance(items, int):
+        relation = (f" · {len(results)} results for {items} tests (a YAML claim is one test "
+                    f"per head, or one for any/none over all its heads; a Python test may "
+                    f"decide several claims)")
     lines = [
-        f'<p class="summary">{counts}{(" · " + " · ".join(extra)) if extra else ""}</p>',
+        f'<p class="summary">{counts}</p>',
         f'<p class="meta">started {_e(report.get("started", "?"))} · headprobe '
-        f'{_e(report.get("headprobe_version", "?"))} · {len(results)} results'
+        f'{_e(report.get("headprobe_version", "?"))}{_e(relation)}'
         + (f' · model {", ".join(_e(m) for m in models)}' if models else "") + "</p>",
     ]
     return "\n".join(lines)
 
 
+_HEAD = re.compile(r"L(\d+)H(\d+)\Z")
+_WORST_FIRST = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
+
+
+def _grids(results: Sequence[Mapping[str, Any]]) -> str:
+    """A layers x heads grid per model: each head's outcome (the worst of its results) and
+    value; heads named 1-based, as in claims."""
+    by_model: dict[str, dict[tuple[int, int], list[Mapping[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for result in results:
+        for name in _heads_of(result):
+            match = _HEAD.match(name)
+            if match:
+                by_model[str(result.get("model", ""))][(int(match[1]), int(match[2]))].append(
+                    result)
+    parts = []
+    for model, cells in by_model.items():
+        layers = max(layer for layer, _ in cells)
+        heads = max(head for _, head in cells)
+        rows = ["<tr><th></th>" + "".join(f"<th>H{h}</th>" for h in range(1, heads + 1))
+                + "</tr>"]
+        for layer in range(1, layers + 1):
+            row = [f"<th>L{layer}</th>"]
+            for head in range(1, heads + 1):
+                row.append(_grid_cell(f"L{layer}H{head}", cells.get((layer, head), [])))
+            rows.append("<tr>" + "".join(row) + "</tr>")
+        parts.append(f'<figure class="grid"><figcaption>{_e(model)}: layers x heads — '
+                     f'click a head to list its results</figcaption>'
+                     f'<table class="heads">{"".join(rows)}</table></figure>')
+    return '<div class="grids">' + "".join(parts) + "</div>" if parts else ""
+
+
+def _heads_of(result: Mapping[str, Any]) -> list[str]:
+    listed = [str(h.get("head")) for h in result.get("heads") or [] if isinstance(h, Mapping)]
+    return listed or [str(result.get("head", ""))]
+
+
+def _grid_cell(name: str, results: list[Mapping[str, Any]]) -> str:
+    """A head's cell: coloured by the worst outcome of the results that name it as their head
+    (an any/none claim lists its other heads without deciding on them: those only add to the
+    tooltip); its value when one result names it, else how many results there are."""
+    if not results:
+        return '<td class="none"></td>'
+    own = [r for r in results if r.get("head") == name]
+    status = min((outcome(r) for r in own),
+                 key=lambda o: _WORST_FIRST.index(o) if o in _WORST_FIRST else 0,
+                 default="listed")
+    values = [r.get("value") for r in own] or [
+        h.get("value") for r in results for h in r.get("heads") or []
+        if isinstance(h, Mapping) and h.get("head") == name]
+    shown = format_number(values[0]) if len(values) == 1 else f"{len(results)} results"
+    title = "; ".join(f'{r.get("id", "")}: {r.get("claim", "")} = {format_number(r.get("value"))}'
+                      f' ({outcome(r)})' for r in results)
+    return (f'<td class="{_e(status)}" title="{_e(title)}"><a href="#results" '
+            f'data-head="{_e(name)}">{_e(name)}<br><small>{_e(shown)}</small></a></td>')
+
+
 def _controls() -> str:
     return (
         '<div class="controls">'
-        '<label>Filter <input id="filter" type="search" placeholder="text in any column"></label> '
+        '<label>Filter <input id="filter" type="search" placeholder="text in any column, or a '
+        'head such as L3H10"></label> '
         '<label>Show <select id="outcome">'
         '<option value="all">all</option><option value="passed">passed</option>'
         '<option value="failed">failed</option><option value="other">other</option>'
@@ -102,7 +174,9 @@ def _row(index: int, result: Mapping[str, Any]) -> str:
         f'<td class="outcome {status}" data-sort="{status}">{_e(status)}</td>',
         _cell(format_baseline(result.get("baseline"))),
     ]
-    return f'<tr class="{status}" data-outcome="{status}">' + "".join(cells) + "</tr>"
+    heads = " ".join(_heads_of(result))
+    return (f'<tr class="{status}" data-outcome="{status}" data-heads="{_e(heads)}">'
+            + "".join(cells) + "</tr>")
 
 
 def _details(results: Sequence[Mapping[str, Any]]) -> str:
@@ -128,7 +202,8 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
              "<dl>"]
     for key, label in (("claim", "claim"), ("expect", "expected"), ("value", "value"),
                        ("ci", "95% interval"), ("model", "model"), ("level", "level"),
-                       ("sentences", "sentences checked"), ("why", "why"), ("error", "error")):
+                       ("sentences", "sentences checked"), ("why", "why"),
+                       ("reproduce", "reproduce"), ("item", "test"), ("error", "error")):
         if result.get(key) is not None:
             shown = result[key]
             if key == "value":
@@ -137,10 +212,26 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
                 shown = format_interval(shown)
             lines.append(f"<dt>{_e(label)}</dt><dd>{_e(shown)}</dd>")
     if result.get("baseline"):
-        lines.append(f"<dt>baseline</dt><dd>{_e(format_baseline(result['baseline']))}</dd>")
+        beaten = result.get("baseline_beaten")
+        note = "" if beaten is None else (" — beaten" if beaten else " — not beaten")
+        lines.append(f"<dt>baseline</dt><dd>{_e(format_baseline(result['baseline']))}"
+                     f"{_e(note)}</dd>")
     for warning in result.get("warnings") or []:
         lines.append(f'<dt>warning</dt><dd class="warning">{_e(warning)}</dd>')
     lines.append("</dl>")
+    heads = [h for h in result.get("heads") or [] if isinstance(h, Mapping)]
+    if heads:
+        lines.append(f'<h4>Every matched head ({_e(result.get("quantifier", ""))}), best first'
+                     f'</h4><table class="per-head"><tr><th>head</th><th>value</th>'
+                     f'<th>interval</th><th>n</th><th>left out</th><th>meets the expectation'
+                     f'</th></tr>')
+        lines.extend(f'<tr><td>{_e(h.get("head", ""))}</td>'
+                     f'<td>{_e(format_number(h.get("value")))}</td>'
+                     f'<td>{_e(format_interval(h.get("ci")))}</td>'
+                     f'<td>{_e(_int_text(h.get("n")))}</td>'
+                     f'<td>{_e(_int_text(h.get("left_out")))}</td>'
+                     f'<td>{"yes" if h.get("passed") else "no"}</td></tr>' for h in heads)
+        lines.append("</table>")
     counterexamples = result.get("counterexamples") or []
     if counterexamples:
         lines.append('<h4>Counterexamples</h4><ol class="counterexamples">')
@@ -253,6 +344,23 @@ h1{margin:0 0 .2em}
 .controls{margin:1em 0}.controls input{width:20em}
 table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+#results{width:100%;table-layout:fixed}
+#results td{overflow-wrap:anywhere}
+#results th:nth-child(1){width:16%}#results th:nth-child(2){width:10%}
+#results th:nth-child(3){width:18%}#results th:nth-child(4){width:5%}
+#results th:nth-child(5){width:6%}#results th:nth-child(6){width:6%}
+#results th:nth-child(7){width:10%}#results th:nth-child(8){width:5%}
+#results th:nth-child(9){width:5%}#results th:nth-child(10){width:7%}
+#results th:nth-child(11){width:12%}
+.grids{display:flex;flex-wrap:wrap;gap:1.5em;margin:1em 0}
+.grid figcaption{font-size:.85em;color:#555;margin-bottom:.3em}
+table.heads{font-size:.75em}table.heads td,table.heads th{padding:.15em .3em;text-align:center}
+table.heads td a{color:inherit;text-decoration:none;display:block}
+table.heads td.passed{background:#dcf3e2}table.heads td.failed{background:#f9d6d5}
+table.heads td.xfailed,table.heads td.xpassed{background:#fbeccb}
+table.heads td.error{background:#e9c2e9}table.heads td.skipped{background:#eee}
+table.heads td.none{background:#fff}table.heads td.listed{background:#e8eef6}
+table.per-head{margin:.5em 0}
 th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
 td[data-numeric]{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -276,12 +384,15 @@ _JS = """
   var shown=document.getElementById('shown');
   function apply(){
     var text=filter.value.toLowerCase(), want=outcome.value, count=0, total=0;
+    var head=/^l\\d+h\\d+$/.test(text.trim())?text.trim().toUpperCase():null;
     Array.prototype.forEach.call(body.rows,function(row){
       if(row.classList.contains('empty')) return;
       total++;
       var o=row.getAttribute('data-outcome');
       var okOutcome=want==='all'||o===want||(want==='other'&&o!=='passed'&&o!=='failed');
-      var okText=!text||row.textContent.toLowerCase().indexOf(text)>=0;
+      var heads=(row.getAttribute('data-heads')||'').split(' ');
+      var okText=!text||(head?heads.indexOf(head)>=0:
+                         row.textContent.toLowerCase().indexOf(text)>=0);
       var show=okOutcome&&okText;
       row.classList.toggle('hidden',!show);
       if(show) count++;
@@ -311,6 +422,9 @@ _JS = """
       rows.forEach(function(r){body.appendChild(r);});
     });
   });
+  Array.prototype.forEach.call(document.querySelectorAll('table.heads a[data-head]'),
+    function(a){a.addEventListener('click',function(){
+      filter.value=a.getAttribute('data-head'); outcome.value='all'; apply();});});
   filter.addEventListener('input',apply);
   outcome.addEventListener('change',apply);
   apply();

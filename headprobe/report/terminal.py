@@ -7,11 +7,14 @@ no pytest.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from headprobe.claims.jobs import ClaimJob
-from headprobe.evaluation.results import ClaimResult, format_value
+from headprobe.evaluation.results import ClaimResult, HeadValue, format_value
+
+SHOWN_HEADS = 3  # heads of an any/none claim listed in a failure; report.json has them all
 
 
 def measured_line(result: ClaimResult) -> str:
@@ -23,11 +26,20 @@ def measured_line(result: ClaimResult) -> str:
     if result.baseline:
         text += (f"; best offset baseline k={result.baseline.offset:+d}: "
                  f"{format_value(result.baseline.value)}")
+        if result.failed_only_on_baseline:
+            text += " (not beaten: that is why it fails)"
     return text
 
 
-def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: Path,
-                 seed: int = 0) -> str:
+def head_line(head: HeadValue) -> str:
+    """``L6H1: 0.412, CI [0.380, 0.445], n=1234, left out 55 (meets the expectation)``."""
+    ci = f", CI [{format_value(head.ci[0])}, {format_value(head.ci[1])}]" if head.ci else ""
+    verdict = "meets the expectation" if head.passed else "does not meet it"
+    return (f"{head.head}: {format_value(head.value)}{ci}, n={head.n}, left out "
+            f"{head.left_out} ({verdict})")
+
+
+def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: Path) -> str:
     """What pytest shows for a failing YAML claim: the claim, the measured line, the model, the
     counterexamples or worst sentences, warnings, figures, the why and how to reproduce it."""
     spec = job.spec
@@ -35,6 +47,12 @@ def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: 
              f"level {spec.level}, per {spec.per})",
              "  " + measured_line(result),
              f"  model: {result.model}"]
+    if result.heads:
+        shown = result.heads[:SHOWN_HEADS]
+        lines.append(f"  heads ({len(result.heads)} matched, best first):")
+        lines += [f"    {head_line(head)}" for head in shown]
+        if len(result.heads) > len(shown):
+            lines.append(f"    ... and {len(result.heads) - len(shown)} more in report.json")
     if result.counterexamples:
         lines.append(f"  counterexamples ({len(result.counterexamples)} of "
                      f"{result.sentences} sentences fail; simplest first):")
@@ -51,10 +69,20 @@ def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: 
         lines += [f"    {_relative(run_dir / f, cwd)}" for f in result.figures]
     if spec.why:
         lines.append(f"  why: {spec.why}")
-    if job.templates:
-        lines.append(f"  reproduce: headprobe check {job.display_file} -k '{spec.id}' "
-                     f"--seed {seed}")
+    if result.reproduce:
+        lines.append(f"  reproduce: {result.reproduce}")
     return "\n".join(lines)
+
+
+def reproduce_command(nodeid: str, *, seed: int | None = None,
+                      model: str | None = None) -> str:
+    """``headprobe check 'FILE::ID[L3H10]' [--seed N] [--model SPEC]``: this claim alone."""
+    command = f"headprobe check {shlex.quote(nodeid)}"
+    if seed is not None:
+        command += f" --seed {seed}"
+    if model is not None:
+        command += f" --model {shlex.quote(model)}"
+    return command
 
 
 def _relative(path: Path, cwd: Path) -> str:
@@ -82,4 +110,5 @@ def summary_lines(recorded: Sequence[tuple[str, ClaimResult]], report: Path | No
             lines.append(f"WARNING {nodeid}: {warning}")
     if report is not None:
         lines.append(f"headprobe report: {report}")
+        lines.append(f"headprobe report (HTML): {report.with_name('index.html')}")
     return lines

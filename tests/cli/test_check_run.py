@@ -159,15 +159,20 @@ def test_some_failing_claims_exit_1_and_verbose_lists_every_item(first):
 
 def test_report_json_has_exactly_the_spec_keys_and_types(first):
     report = first.report()
-    assert set(report) == {"headprobe_version", "started", "results", "summary"}
+    assert set(report) == {"headprobe_version", "started", "results", "items", "summary"}
     assert report["started"].endswith("Z") and report["headprobe_version"]
     keys = ["file", "id", "head", "claim", "measure", "level", "model", "model_fingerprint",
             "expect", "value", "ci", "n", "left_out", "passed", "figures"]
     for result in report["results"]:
         assert list(result)[:len(keys)] == keys, result
         assert set(result) - set(keys) <= {"sentences", "counterexamples", "baseline",
-                                           "warnings", "outcome"}
-        assert result.get("outcome", "xfailed") == "xfailed"
+                                           "warnings", "outcome", "item", "why", "reproduce",
+                                           "quantifier", "heads", "baseline_beaten"}
+        # the outcome is the item's, as pytest decided it; an xfail claim fails as expected
+        assert result["outcome"] == ("xfailed" if result["id"] == "known-bad"
+                                     else "passed" if result["passed"] else "failed"), result
+        assert result["item"] == f"hypotheses/planted.yaml::{result['id']}[{result['head']}]" \
+            or result["quantifier"] in ("any", "none")
         assert result["file"] == "hypotheses/planted.yaml"
         assert result["model_fingerprint"].startswith("sha256:")
         assert isinstance(result["value"], float) and isinstance(result["n"], int)
@@ -175,8 +180,12 @@ def test_report_json_has_exactly_the_spec_keys_and_types(first):
         assert isinstance(result["passed"], bool) and isinstance(result["figures"], list)
     ids = [f"{r['id']}[{r['head']}]" for r in report["results"]]
     assert "skipped[L1H1]" not in ids  # a skipped claim is not evaluated
-    failed = sum(not r["passed"] for r in report["results"])
-    assert report["summary"] == {"passed": len(ids) - failed, "failed": failed, "errors": 0}
+    # Counted as pytest counts them ("4 failed, 9 passed, 1 skipped, 1 xfailed"), and how many
+    # items and results there were.
+    assert report["summary"] == {"passed": 9, "failed": 4, "skipped": 1, "xfailed": 1,
+                                 "xpassed": 0, "errors": 0, "items": 15, "results": len(ids)}
+    assert {i["outcome"] for i in report["items"]} == {"passed", "failed", "skipped", "xfailed"}
+    assert sum(i["results"] for i in report["items"]) == len(ids)
 
 
 def test_model_option_overrides_the_file_and_is_reported(first, project):

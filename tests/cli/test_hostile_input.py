@@ -215,7 +215,7 @@ def test_an_unexpected_error_while_collecting_is_a_collection_error_not_internal
     def broken(*args):
         raise RuntimeError("something headprobe did not foresee")
 
-    monkeypatch.setattr(files, "parse_hypothesis_text", broken)
+    monkeypatch.setattr(files, "check_printable", broken)
     run = _run(tmp_path, _file(planted_model), check_cache, monkeypatch, capfd)
     assert run.rc == 2, run
     assert "INTERNALERROR" not in run.output and "repr_failure" not in run.output, run

@@ -16,7 +16,7 @@ import headprobe
 from headprobe.cli import main
 from headprobe.commands.show import diagram_name, word_grid
 from headprobe.heads import Head
-from headprobe.report.figures import figure_size_pixels, grey_levels
+from headprobe.report.figures import figure_size_pixels, grey_levels, scale_top
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT = "Then I picked up a [MASK] from the photographer's embroidered tablecloth."
@@ -70,10 +70,12 @@ def test_one_head_default_file_name_in_the_current_folder(tmp_path, monkeypatch,
     tokens = len(minilm_run.tokens)
     width, height = figure_size_pixels(tokens)
     assert image.shape == (height, width, 3)
-    # The grid is layer 2, head 5 counted from 1: attentions[1, 4], rows = queries.
-    assert np.array_equal(grid_centres(image, tokens), grey_levels(minilm_run.attentions[1, 4]))
+    # The grid is layer 2, head 5 counted from 1: attentions[1, 4], rows = queries; white is
+    # the largest weight of the figure.
+    weights = minilm_run.attentions[1, 4]
+    assert np.array_equal(grid_centres(image, tokens), grey_levels(weights, scale_top(weights)))
     assert not np.array_equal(grid_centres(image, tokens),
-                              grey_levels(minilm_run.attentions[1, 4].T))
+                              grey_levels(weights.T, scale_top(weights)))
 
 
 def test_output_file_is_honoured(tmp_path, capsys, fast_load):
@@ -105,7 +107,8 @@ def test_word_level_draws_one_row_per_word(tmp_path, fast_load, minilm_run):
     assert words < len(minilm_run.tokens)         # tablecloth is two wordpieces
     image = png(target)
     assert image.shape[:2] == figure_size_pixels(words)[::-1]
-    expected = grey_levels(word_grid(minilm_run.attentions[0, 2], groups))
+    grid = word_grid(minilm_run.attentions[0, 2], groups)
+    expected = grey_levels(grid, scale_top(grid))
     assert np.array_equal(grid_centres(image, words), expected)
 
 

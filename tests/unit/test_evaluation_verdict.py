@@ -214,6 +214,16 @@ def test_result_json_has_exactly_the_spec_keys_in_order():
         "claim": "L1H*: token -> next", "measure": "mass", "level": "token", "model": "tiny",
         "model_fingerprint": "sha256:abc", "expect": ">= 35%", "value": 0.6,
         "ci": [0.6, 0.6], "n": 3, "left_out": 0, "passed": True, "figures": [],
+        "quantifier": "any",
+        "heads": [  # every matched head, best first
+            {"head": "L1H1", "value": 0.6, "ci": [0.6, 0.6], "n": 3, "left_out": 0,
+             "passed": True},
+            {"head": "L1H4", "value": 0.4, "ci": [0.4, 0.4], "n": 3, "left_out": 0,
+             "passed": True},
+            {"head": "L1H3", "value": 0.3, "ci": [0.3, 0.3], "n": 3, "left_out": 0,
+             "passed": False},
+            {"head": "L1H2", "value": 0.2, "ci": [0.2, 0.2], "n": 3, "left_out": 0,
+             "passed": False}],
         "warnings": ["only 3 source(s) counted (fewer than 20): the value rests on little "
                      "evidence — add sentences"]}
     assert list(result.to_json())[:15] == ["file", "id", "head", "claim", "measure", "level",
@@ -227,5 +237,5 @@ def test_result_json_adds_per_sentence_and_baseline_fields_and_rounds():
     data = result.to_json()
     assert data["value"] == 0.2 and data["passed"] is False     # the baseline (+1) scores 1.0
     assert data["sentences"] == 1 and data["counterexamples"] == []
-    assert data["baseline"] == {"offset": 1, "value": 1.0}
+    assert data["baseline"] == {"offset": 1, "value": 1.0} and data["baseline_beaten"] is False
     assert data["ci"] == [round(v, 6) for v in data["ci"]]

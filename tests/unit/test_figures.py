@@ -225,5 +225,5 @@ def test_redrawing_with_another_size_is_a_clear_error():
 
 def test_documented_sizes_stay_true():
     # docs/figures.md quotes these; change both together.
-    assert figure_size_pixels(12) == (718, 843)
-    assert figure_size_pixels(60) == (1319, 1444)
+    assert figure_size_pixels(12) == (776, 843)
+    assert figure_size_pixels(60) == (1377, 1444)

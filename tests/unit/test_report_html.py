@@ -37,16 +37,19 @@ def report(*results):
 
 
 class TableReader(html.parser.HTMLParser):
-    """Rows of the results table as lists of cell texts, and the img srcs of the page."""
+    """Rows of the results table (``#results``) as lists of cell texts, and the img srcs of the
+    page."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
         self.images: list[str] = []
-        self._in_body = self._in_cell = False
+        self._in_body = self._in_cell = self._in_results = False
 
     def handle_starttag(self, tag, attrs):
-        if tag == "tbody":
+        if tag == "table":
+            self._in_results = dict(attrs).get("id") == "results"
+        elif tag == "tbody" and self._in_results:
             self._in_body = True
         elif tag == "tr" and self._in_body:
             self.rows.append([])
