@@ -16,17 +16,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from headprobe.cache.entries import ForwardCache
+from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import HypothesisFile, Sentence, SentenceSet
 from headprobe.engine.evaluate import EvaluationSettings, ProgressFactory
 from headprobe.engine.models import ModelRegistry
+from headprobe.evaluation.results import ClaimResult
 from headprobe.modelinfo import ModelInfo
 from headprobe.options import CheckOptions
+from headprobe.regression.profiles import sentences_digest
+from headprobe.regression.snapshots import Recorded, SnapshotStore, snapshot_path
+from headprobe.regression.unchanged import judge_unchanged
 
 T = TypeVar("T")
 
@@ -90,7 +96,28 @@ def evaluation_settings(config: pytest.Config,
     run = options(config)
     return EvaluationSettings(cache=forward_cache(config), seed=run.seed,
                               examples_dir=run.cache_dir / "hypothesis" / "examples",
-                              figures=figures, progress=_progress(config))
+                              figures=figures, progress=_progress(config),
+                              judge=partial(_judge_against_snapshot, config))
+
+
+def _judge_against_snapshot(config: pytest.Config, job: ClaimJob,
+                            result: ClaimResult) -> ClaimResult:
+    """An ``expect: unchanged`` result compared with its snapshot (and, with
+    ``--snapshot-update``, recorded); other results as they are."""
+    spec = job.spec
+    if not spec.expect.is_unchanged:
+        return result
+    store = snapshots(config)
+    file = job.spec.file
+    recorded = store.recorded(file, spec.id, result.head)
+    digest = sentences_digest([s.text for s in job.sentences])
+    update = options(config).snapshot_update
+    judged = judge_unchanged(result, recorded, digest, spec.tolerance or 0.0, update=update,
+                             snapshot=str(snapshot_path(job.display_file)))
+    if update and result.value is not None:
+        store.record(file, spec.id, result.head,
+                     Recorded(result.value, result.n, result.model_fingerprint, digest))
+    return judged
 
 
 def _progress(config: pytest.Config) -> ProgressFactory | None:
@@ -108,6 +135,7 @@ _MODELS = pytest.StashKey[ModelRegistry]()
 _SENTENCES = pytest.StashKey[SentenceSets]()
 _FORWARD = pytest.StashKey[ForwardCache]()
 _REQUESTS = pytest.StashKey[defaultdict[str, list[str]]]()
+_SNAPSHOTS = pytest.StashKey[SnapshotStore]()
 
 options = _part(_OPTIONS, CheckOptions.from_config)
 models = _part(_MODELS, lambda c: ModelRegistry(memo_root=options(c).memo_root,
@@ -118,12 +146,19 @@ forward_cache = _part(_FORWARD, lambda c: ForwardCache(options(c).cache_dir,
 
 
 model_requests = _part(_REQUESTS, lambda c: defaultdict(list))
+snapshots = _part(_SNAPSHOTS, lambda c: SnapshotStore())
+"""The snapshot files of the run's ``expect: unchanged`` claims."""
 """Which claims (``file:line (id)``) asked for each model that cannot be had."""
 
 
 def models_if_any(config: pytest.Config) -> ModelRegistry | None:
     """The run's model registry if something made it."""
     return config.stash.get(_MODELS, None)
+
+
+def snapshots_if_any(config: pytest.Config) -> SnapshotStore | None:
+    """The run's snapshot store if something made it."""
+    return config.stash.get(_SNAPSHOTS, None)
 
 
 def forward_cache_if_any(config: pytest.Config) -> ForwardCache | None:

@@ -1,4 +1,4 @@
-"""The ``headprobe`` command: ``check``, ``show``, ``mask``.
+"""The ``headprobe`` command: ``check``, ``show``, ``mask``, ``profile``, ``diff``.
 
 Each subcommand lives in ``headprobe.commands.<name>`` with two functions:
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int`` (an exit code).
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from headprobe._version import __version__
 from headprobe.errors import ExitCode, HeadprobeError, printable
 
-COMMANDS = ("check", "show", "mask")
+COMMANDS = ("check", "show", "mask", "profile", "diff")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from headprobe.checkrun import (
     models_if_any,
     options,
     sentence_sets,
+    snapshots,
 )
 from headprobe.claims.files import load_hypothesis_file_partly
 from headprobe.claims.jobs import ClaimJob
@@ -51,6 +52,11 @@ class HypothesisFile(pytest.File):
         """The file's claim items, once every claim checks out against its model; every
         independent mistake of the file is reported at once."""
         hfile, errors = load_hypothesis_file_partly(self.path)
+        if any(spec.expect.is_unchanged for spec in hfile.claims):
+            try:  # a snapshot file that cannot be used is a mistake of this file too
+                snapshots(self.config).load(self.path)
+            except ClaimFileError as error:
+                errors.append(error)
         items: list[pytest.Item] = []
         for spec in hfile.claims:
             try:

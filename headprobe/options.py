@@ -31,6 +31,7 @@ class CheckOptions:
       cache_enabled: False with ``--no-cache``.
       write_report: False with ``--no-report``.
       verbosity: pytest's (``-q`` negative, ``-v`` positive).
+      snapshot_update: ``--snapshot-update``: record ``expect: unchanged`` claims.
     """
 
     root: Path
@@ -43,6 +44,7 @@ class CheckOptions:
     cache_enabled: bool
     write_report: bool
     verbosity: int
+    snapshot_update: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> CheckOptions:
@@ -61,7 +63,8 @@ class CheckOptions:
                                  or settings.cache_dir),
             cache_enabled=not config.getoption("headprobe_no_cache", False),
             write_report=not config.getoption("headprobe_no_report", False),
-            verbosity=int(config.getoption("verbose", 0)))
+            verbosity=int(config.getoption("verbose", 0)),
+            snapshot_update=bool(config.getoption("headprobe_snapshot_update", False)))
 
     def model_for(self, declared: str | None) -> str:
         """The model a claim runs on: ``--model``, else the one its file names, else the

@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                         "(what `headprobe check` does)")
     group.addoption("--headprobe-no-report", dest="headprobe_no_report", action="store_true",
                     default=False, help="write no report.json / index.html")
+    group.addoption("--headprobe-snapshot-update", dest="headprobe_snapshot_update",
+                    action="store_true", default=False,
+                    help="record the values of the selected 'expect: unchanged' claims in their "
+                         "snapshot files")
 
 
 def pytest_configure(config: pytest.Config) -> None:

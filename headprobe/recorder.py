@@ -60,6 +60,7 @@ class Recorder:
         self._options: CheckOptions | None = None
         self._run_dir: Path | None = None
         self._written: Path | None = None
+        self._snapshots: list[tuple[Path, Any]] = []  # snapshot files written, with counts
 
     @property
     def options(self) -> CheckOptions:
@@ -173,6 +174,11 @@ class Recorder:
         cache = checkrun.forward_cache_if_any(self.config) if checkrun is not None else None
         if cache is not None:
             cache.close()  # checkpoints SQLite's write-ahead log into the file
+        store = checkrun.snapshots_if_any(self.config) if checkrun is not None else None
+        if store is not None and exitstatus not in (pytest.ExitCode.INTERRUPTED,
+                                                    pytest.ExitCode.USAGE_ERROR,
+                                                    pytest.ExitCode.INTERNAL_ERROR):
+            self._snapshots = store.flush()
         if not self.recorded:
             return  # nothing evaluated (collection errors, nothing selected): claim nothing
         if not self.options.write_report:
@@ -184,6 +190,11 @@ class Recorder:
         self._written = finish_run(self.run_dir(), self.options.report_dir, self.report())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for path, counts in self._snapshots:
+            shown = os.path.relpath(path) if path.is_absolute() else path
+            terminalreporter.write_line(
+                f"headprobe snapshots: {counts.written} written, {counts.changed} changed, "
+                f"{counts.unchanged} left alone: {shown}")
         if not self.recorded:
             return
         from headprobe.report.terminal import summary_lines

@@ -45,6 +45,7 @@ from headprobe.claims.spec import (
     QUANTIFIERS,
     Claim,
     ClaimSpec,
+    Expectation,
     HypothesisFile,
     Measure,
     Sentence,
@@ -69,7 +70,10 @@ TOP_LEVEL_KEYS = ("model", "level", "slots", "sentences", "hypotheses", "unknown
 UNKNOWN_WORDS: tuple[Literal["error", "allow"], ...] = ("error", "allow")
 SET_KEYS = ("template", "slots", "generate")
 CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
-              "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin")
+              "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin",
+              "tolerance")
+DEFAULT_TOLERANCE = 0.02
+"""How far an ``expect: unchanged`` claim's value may move from its snapshot (SPEC §10)."""
 BASELINES: tuple[Literal["offset"], ...] = ("offset",)
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BAD_ID = re.compile(r"\s|\[|\]|::")
@@ -572,6 +576,10 @@ class _Reader(_Sets):
                                      lambda n: self.string(n, "xfail", "known to fail")))
         margin = attempt(lambda: read(entries, "margin", lambda n: self.margin(n, baseline)))
         why = attempt(lambda: read(entries, "why", lambda n: self.string(n, "why", "the reason")))
+        tolerance = attempt(lambda: read(entries, "tolerance", self.tolerance))
+        if expect is not None:
+            attempt(lambda: self.check_unchanged(node, entries, expect, quantifier, confidence,
+                                                 baseline))
         if len(self.errors) > before or identifier is None or written is None or over is None \
                 or expect is None:
             raise _Reported  # what was wrong is in self.errors
@@ -581,7 +589,8 @@ class _Reader(_Sets):
             expect=expect, measure=measure or Measure(), level=level or file_level,
             quantifier=quantifier or "each", per=per or "pool", confidence=confidence,
             model=model, skip=skip, xfail=xfail, baseline=baseline, margin=margin or 0.0,
-            why=why,
+            why=why, tolerance=(tolerance if tolerance is not None else DEFAULT_TOLERANCE)
+            if expect.is_unchanged else None,
             claim_text=claim_text,
             claim_line=_line(entries["claim" if claim_field else "head"][1]),
             claim_field=claim_field or "head")
@@ -660,6 +669,32 @@ class _Reader(_Sets):
             raise self.error(node, "confidence", f"{value:g} is not strictly between 0 and 1; "
                                                  f"write a level such as 0.95")
         return value
+
+    def tolerance(self, node: Node) -> float:
+        value = self.number(node, "tolerance")
+        if not 0 <= value <= 1:
+            raise self.error(node, "tolerance", f"{value:g} is outside [0, 1]; a tolerance is how "
+                                                f"far a value may move, such as 0.02")
+        return value
+
+    def check_unchanged(self, node: Node, entries: dict[str, tuple[Node, Node]],
+                        expect: Expectation, quantifier: str | None, confidence: float | None,
+                        baseline: str | None) -> None:
+        """``expect: unchanged`` compares each head's value with its snapshot: it takes a
+        ``tolerance`` and no quantifier but ``each``, no ``confidence``, no ``baseline``."""
+        if not expect.is_unchanged:
+            if "tolerance" in entries:
+                raise self.error(entries["tolerance"][0], "tolerance",
+                                 "'tolerance' only applies with 'expect: unchanged'; remove it "
+                                 "or compare with a snapshot")
+            return
+        conflicts = [("quantifier", quantifier not in (None, "each")),
+                     ("confidence", confidence is not None), ("baseline", baseline is not None)]
+        for name, conflict in conflicts:
+            if conflict:
+                raise self.error(entries[name][0], name,
+                                 f"'{name}' does not go with 'expect: unchanged', which compares "
+                                 f"every head's value with its snapshot; remove one of them")
 
     def margin(self, node: Node, baseline: str | None) -> float:
         if baseline is None:

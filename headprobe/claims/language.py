@@ -27,7 +27,7 @@ Measures::
 
 Expectations (numbers in [0, 1]; a number may be written as a percentage, ``80%`` = 0.8)::
 
-    expect  := OP NUMBER | NUMBER | "between" NUMBER "and" NUMBER
+    expect  := OP NUMBER | NUMBER | "between" NUMBER "and" NUMBER | "unchanged"
     OP      := ">=" | ">" | "<=" | "<" | "≥" | "≤"
 
 A bare number (``0.8``, ``"80%"``, or a YAML number) means ``>= NUMBER``; ``between`` bounds are
@@ -296,8 +296,8 @@ def parse_measure(value: object) -> Measure:
 
 _OPS = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "≥": ">=", "≤": "<="}
 MAX_EXPECT_CHARS = 100
-_EXPECT_HELP = ("write '>= 0.8', '> 0.5', '<= 0.2', '< 0.1', '80%' or 'between 0.2 and 0.5' "
-                "(numbers in [0, 1])")
+_EXPECT_HELP = ("write '>= 0.8', '> 0.5', '<= 0.2', '< 0.1', '80%', 'between 0.2 and 0.5' "
+                "(numbers in [0, 1]) or 'unchanged' (compared with a snapshot)")
 
 
 def parse_expectation(value: object) -> Expectation:
@@ -318,6 +318,8 @@ def parse_expectation(value: object) -> Expectation:
     text = " ".join(value.split())
     if not text:
         raise ClaimFileError(f"the expectation is empty; {_EXPECT_HELP}")
+    if text.lower() == "unchanged":
+        return Expectation("unchanged", 0.0, text="unchanged")
     if len(text) > MAX_EXPECT_CHARS:
         raise ClaimFileError(f"the expectation is {len(text):,} characters long; {_EXPECT_HELP}")
     lowered = text.lower()

@@ -75,9 +75,11 @@ class Measure:
 
 @dataclass(frozen=True)
 class Expectation:
-    """``>= 0.8``, ``< 0.3``, ``between 0.2 and 0.5`` (bounds inclusive); numbers in [0, 1]."""
+    """``>= 0.8``, ``< 0.3``, ``between 0.2 and 0.5`` (bounds inclusive); numbers in [0, 1].
+    ``unchanged`` (SPEC §10) holds for any value: it is decided against a snapshot
+    (`headprobe.regression.snapshots`)."""
 
-    op: Literal[">=", ">", "<=", "<", "between"]
+    op: Literal[">=", ">", "<=", "<", "between", "unchanged"]
     low: float
     high: float | None = None
     text: str = ""
@@ -86,7 +88,13 @@ class Expectation:
         return self.text or (f"between {self.low} and {self.high}" if self.op == "between"
                              else f"{self.op} {self.low}")
 
+    @property
+    def is_unchanged(self) -> bool:
+        return self.op == "unchanged"
+
     def holds(self, value: float) -> bool:
+        if self.op == "unchanged":
+            return True
         if self.op == ">=":
             return value >= self.low
         if self.op == ">":
@@ -163,6 +171,7 @@ class ClaimSpec:
     baseline: Literal["offset"] | None = None
     margin: float = 0.0
     why: str | None = None
+    tolerance: float | None = None  # expect: unchanged
     claim_text: str = ""
     claim_line: int | None = None  # where the claim (or its head: field) is written
     claim_field: str = "claim"

@@ -20,6 +20,7 @@ OPTIONS = {
     "--cache-dir": ("--headprobe-cache-dir", True),
     "--no-cache": ("--headprobe-no-cache", False),
     "--no-report": ("--headprobe-no-report", False),
+    "--snapshot-update": ("--headprobe-snapshot-update", False),
 }
 
 
@@ -41,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the forward cache")
     parser.add_argument("--no-report", action="store_true", help="write no report")
+    parser.add_argument("--snapshot-update", action="store_true",
+                        help="record the selected 'expect: unchanged' claims in their snapshot "
+                             "files (__snapshots__/FILE.json beside each hypothesis file)")
     return parser
 
 

@@ -52,6 +52,8 @@ class EvaluationSettings:
       figures: the folder failure diagrams go to (its ``figures/``), as a callable that
         creates it on first use; None: no diagrams.
       progress: a progress bar factory for long forward passes; None: none.
+      judge: a last word on each job's result before its diagrams are drawn (`headprobe
+        check` compares ``expect: unchanged`` claims with their snapshots there); None: none.
     """
 
     cache: ForwardCache | None = None
@@ -59,6 +61,7 @@ class EvaluationSettings:
     examples_dir: Path | None = None
     figures: Callable[[], Path] | None = None
     progress: ProgressFactory | None = None
+    judge: Callable[[ClaimJob, ClaimResult], ClaimResult] | None = None
 
 
 # Per sentence text: (accumulator, index into the claim's sentences, sentence, scoring key).
@@ -104,6 +107,8 @@ def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
             result = dataclasses.replace(_result_of(job, by_head), file=job.display_file)
             if job.unknown_sentences:
                 result = _with_unknown_words(result, job)
+            if settings.judge is not None:
+                result = settings.judge(job, result)
             if not result.passed:
                 result = _shrunk(model, job, result, settings)
                 if settings.figures is not None:

@@ -105,6 +105,10 @@ class ClaimResult:
     reproduce: str | None = None
     meets_expectation: bool = False  # the value alone meets the expectation
     unknown_sentences: int | None = None  # sentences with [UNK] (unknown_words: allow)
+    recorded: dict[str, Any] | None = None  # expect: unchanged: the snapshot's entry
+    change: float | None = None  # expect: unchanged: value - recorded value
+    tolerance: float | None = None  # expect: unchanged
+    failure: str | None = None  # why it failed, when the measured line does not say
 
     @property
     def failed_only_on_baseline(self) -> bool:
@@ -132,6 +136,12 @@ class ClaimResult:
         if self.heads:
             data["quantifier"] = self.quantifier
             data["heads"] = [h.to_json() for h in self.heads]
+        if self.expect == "unchanged":
+            data["recorded"] = self.recorded
+            data["change"] = _round(self.change)
+            data["tolerance"] = self.tolerance
+        if self.failure is not None:
+            data["failure"] = self.failure
         if self.unknown_sentences is not None:
             data["sentences_with_unknown_words"] = self.unknown_sentences
         if self.why is not None:

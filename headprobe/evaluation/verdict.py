@@ -54,7 +54,7 @@ def closeness(expect: Expectation, value: float | None) -> float:
     ``<=``/``<``, minus the distance to the middle for ``between``. ``None`` ranks last."""
     if value is None:
         return -math.inf
-    if expect.op in (">=", ">"):
+    if expect.op in (">=", ">", "unchanged"):  # unchanged: the lowest values are drawn
         return value
     if expect.op in ("<=", "<"):
         return -value

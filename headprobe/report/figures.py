@@ -325,6 +325,108 @@ def overview_figure(attentions: np.ndarray, labels: Sequence[str], title: str = 
     return figure
 
 
+def changes_figure(changes: np.ndarray, statistics: Sequence[Sequence[str]], *,
+                   tolerance: float, title: str = "") -> Figure:
+    """A layers x heads grid coloured by each head's largest |change| between two profiles.
+
+    Args:
+      changes: float ``[layer, head]``: each head's largest change (signed).
+      statistics: ``[layer][head]``: the statistic of that change, shown in the cell.
+      tolerance: cells whose |change| exceeds it are outlined and their names in bold.
+    Cells are labelled ``L{layer}H{head}`` counted from 1 with the change; a colour bar gives
+    the scale (white: no change).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    values = np.asarray(changes, dtype=np.float64)
+    if values.ndim != 2:
+        raise UsageError(f"changes_figure: expected changes of shape [layer, head], got "
+                         f"{values.shape}")
+    layers, heads = values.shape
+    cell_w, cell_h = 86, 46
+    width = max(560, 90 + heads * cell_w + 110)
+    height = 120 + layers * cell_h + 40
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+    grid_left, grid_bottom = 60, 40
+    axes = figure.add_axes((grid_left / width, grid_bottom / height,
+                            heads * cell_w / width, layers * cell_h / height))
+    top = max(float(np.abs(values).max()), tolerance, 1e-9)
+    image = axes.imshow(np.abs(values), cmap="Reds", vmin=0.0, vmax=top, aspect="auto",
+                        interpolation="nearest", extent=(-0.5, heads - 0.5, layers - 0.5, -0.5))
+    axes.set_xticks(range(heads), [f"H{h + 1}" for h in range(heads)], fontsize=8)
+    axes.set_yticks(range(layers), [f"L{layer + 1}" for layer in range(layers)], fontsize=8)
+    axes.xaxis.tick_top()
+    for layer in range(layers):
+        for head in range(heads):
+            change = values[layer, head]
+            beyond = abs(change) > tolerance
+            dark = abs(change) > 0.6 * top
+            statistic = shorten(statistics[layer][head], 18) if abs(change) >= 5e-4 else "—"
+            axes.text(head, layer, f"L{layer + 1}H{head + 1}\n{change:+.3f}\n{statistic}",
+                      ha="center", va="center", fontsize=6,
+                      color="white" if dark else "black",
+                      fontweight="bold" if beyond else "normal", parse_math=False)
+            if beyond:
+                axes.add_patch(Rectangle((head - 0.47, layer - 0.47), 0.94, 0.94, fill=False,
+                                         edgecolor="#1b1b1b", linewidth=1.5))
+    bar = figure.add_axes(((grid_left + heads * cell_w + 20) / width, grid_bottom / height,
+                           14 / width, layers * cell_h / height))
+    figure.colorbar(image, cax=bar, label="largest |change|")
+    chars = int((width - 20) / (_TITLE_PX * 0.6))
+    figure.text(0.5, 1 - 8 / height, wrap_title(title, chars, max_lines=3), ha="center",
+                va="top", fontsize=_TITLE_PX * 72 / DPI, parse_math=False)
+    return figure
+
+
+def side_by_side_figure(matrix_a: np.ndarray, matrix_b: np.ndarray, labels: Sequence[str], *,
+                        title_a: str, title_b: str, title: str = "") -> Figure:
+    """One head on one sentence in model A and model B, side by side, on one grey scale
+    (white: the larger of the two figures' largest weights), with that scale beside them."""
+    from matplotlib.figure import Figure
+
+    names = [shorten(label) for label in labels]
+    n = len(names)
+    _check_matrix(matrix_a, n, n, "side_by_side_figure (A)")
+    _check_matrix(matrix_b, n, n, "side_by_side_figure (B)")
+    top = max(scale_top(matrix_a), scale_top(matrix_b))
+    cell = cell_pixels(n)
+    font = label_font_pixels(cell) * 72 / DPI
+    label_px = round(MAX_LABEL_CHARS * label_font_pixels(cell) * 0.62) + 8
+    panel = n * cell
+    width = label_px + 2 * panel + 60 + 80
+    height = 110 + label_px + panel + 30
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+    for index, (matrix, caption) in enumerate(((matrix_a, title_a), (matrix_b, title_b))):
+        left = label_px + index * (panel + 40)
+        axes = figure.add_axes((left / width, 30 / height, panel / width, panel / height))
+        grey = grey_levels(matrix, top)
+        axes.imshow(np.stack([grey] * 3, axis=-1), interpolation="nearest", aspect="auto",
+                    extent=(-0.5, n - 0.5, n - 0.5, -0.5))
+        axes.set_axis_off()
+        for position, name in enumerate(names):
+            if index == 0:
+                axes.text(-0.5 - 4 / cell, position, name, ha="right", va="center",
+                          fontsize=font, clip_on=False, parse_math=False)
+            axes.text(position, -0.5 - 4 / cell, name, ha="center", va="bottom", rotation=90,
+                      fontsize=font, clip_on=False, parse_math=False)
+        figure.text((left + panel / 2) / width, (40 + panel + label_px) / height,
+                    wrap_title(caption, int(panel / 7), max_lines=2), ha="center", va="bottom",
+                    fontsize=8, parse_math=False)
+    bar = figure.add_axes(((label_px + 2 * panel + 50) / width, 30 / height, 12 / width,
+                           min(panel, 200) / height))
+    ramp = np.linspace(255, 0, 256).astype(np.uint8)[:, None]
+    bar.imshow(np.repeat(np.stack([ramp] * 3, axis=-1), 2, axis=1), aspect="auto",
+               extent=(0, 1, 0, 1))
+    bar.set_xticks([])
+    bar.set_yticks([0, 1], ["0", f"{top:.3g}"], fontsize=7)
+    bar.yaxis.tick_right()
+    chars = int((width - 20) / (_TITLE_PX * 0.6))
+    figure.text(0.5, 1 - 6 / height, wrap_title(title, chars, max_lines=3), ha="center",
+                va="top", fontsize=_TITLE_PX * 72 / DPI, parse_math=False)
+    return figure
+
+
 def overview_layout(layers: int, heads: int, tokens: int) -> dict[str, int]:
     panel = int(min(144, max(64, 4 * tokens)))
     gap, label = 8, 14

@@ -21,7 +21,11 @@ def measured_line(result: ClaimResult) -> str:
     """``argmax = 0.412, 95% CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``."""
     ci = (f", CI [{format_value(result.ci[0])}, {format_value(result.ci[1])}]"
           if result.ci else "")
-    text = (f"{result.measure} = {format_value(result.value)}{ci}, expected {result.expect} "
+    expected = result.expect
+    if result.expect == "unchanged" and result.recorded is not None:
+        expected = (f"unchanged from {format_value(result.recorded.get('value'))} "
+                    f"(tolerance {result.tolerance:g})")
+    text = (f"{result.measure} = {format_value(result.value)}{ci}, expected {expected} "
             f"(n={result.n}, left out {result.left_out})")
     if result.baseline:
         text += (f"; best offset baseline k={result.baseline.offset:+d}: "
@@ -47,6 +51,8 @@ def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: 
              f"level {spec.level}, per {spec.per})",
              "  " + measured_line(result),
              f"  model: {result.model}"]
+    if result.failure:
+        lines.append(f"  {result.failure}")
     if result.heads:
         shown = result.heads[:SHOWN_HEADS]
         lines.append(f"  heads ({len(result.heads)} matched, best first):")

@@ -1,0 +1,204 @@
+"""``headprobe diff A B [--sentences FILE] [--level L] [--tolerance T] [--json FILE] [-o DIR]``:
+which heads changed between two checkpoints (SPEC §11).
+
+A and B are each a model SPEC or a profile file (``*.json`` written by ``headprobe profile``).
+Models are profiled on the same sentences (``--sentences``, else the bundled English set); a
+profile over other sentences or at another level, or models of other sizes, are a usage error
+(exit 4). The heads are printed ranked by their largest absolute change over the statistics, at
+most 20 unless ``-v``. ``--json`` writes the diff; ``-o DIR`` draws ``changes.png`` (a layers x
+heads grid coloured by each head's largest change) and, when both sides are models, A and B side
+by side for the 5 most changed heads on the sentence where each changed most. Exit 0 when no
+head changed beyond the tolerance, 1 when some did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from headprobe.atomic import write_atomic
+from headprobe.commands.common import CommandContext, add_model_options, command_context
+from headprobe.engine.models import ModelLike
+from headprobe.errors import ExitCode, UsageError
+from headprobe.evaluation.profile import STATISTICS, pooled
+from headprobe.evaluation.results import format_value
+from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
+from headprobe.regression.profiles import (
+    Profile,
+    compute_profile,
+    looks_like_profile,
+    read_profile,
+    sentences_digest,
+)
+from headprobe.sentence_sets import load_sentences
+
+SHOWN = 20
+DRAWN = 5
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "diff", help="which heads changed between two checkpoints",
+        description="Profile two models (or read two profiles) on the same sentences and rank "
+                    "every head by its largest change. Exit 0: no head changed beyond the "
+                    "tolerance; 1: some did; 4: usage error.",
+        epilog="Example: headprobe diff bert-base-uncased ./my-finetune --json diff.json -o "
+               "diff/")
+    parser.add_argument("a", metavar="A", help="a model SPEC or a profile file (.json)")
+    parser.add_argument("b", metavar="B", help="a model SPEC or a profile file (.json)")
+    add_model_options(parser, model=False)
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help=f"a head changed when its largest |change| exceeds this "
+                             f"(default {DEFAULT_TOLERANCE})")
+    parser.add_argument("--json", metavar="FILE", help="write the diff as JSON")
+    parser.add_argument("-o", "--output", metavar="DIR",
+                        help="draw changes.png (and side-by-side diagrams) into DIR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every head")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    context = command_context(args)
+    try:
+        _check_sizes(args.a, args.b, context)
+        a, b = _side(args.a, args, context), _side(args.b, args, context)
+        diff = diff_profiles(a, b, args.tolerance)
+        print("\n".join(table(diff, limit=None if args.verbose else SHOWN)))
+        if args.json:
+            _write(Path(args.json), json.dumps(diff.to_json(), indent=1, ensure_ascii=False))
+            print(f"diff: {args.json}")
+        if args.output:
+            for path in draw(diff, Path(args.output), context):
+                print(path)
+    finally:
+        context.cache.close()
+    sys.stdout.flush()
+    return int(ExitCode.TESTS_FAILED if diff.changed else ExitCode.OK)
+
+
+def _check_sizes(a: str, b: str, context: CommandContext) -> None:
+    """Models of other sizes are a usage error before anything is profiled."""
+    sizes = []
+    for side in (a, b):
+        if looks_like_profile(side):
+            profile = read_profile(side)
+            sizes.append((profile.num_layers, profile.num_heads, profile.model))
+        else:
+            model = context.model(side)
+            sizes.append((model.num_layers, model.num_heads, side))
+    (la, ha, na), (lb, hb, nb) = sizes
+    if (la, ha) != (lb, hb):
+        raise UsageError(f"cannot diff a {la}-layer, {ha}-head model ({na}) with a {lb}-layer, "
+                         f"{hb}-head one ({nb}): heads only correspond between models of one "
+                         f"size")
+
+
+def _side(spec: str, args: argparse.Namespace, context: CommandContext) -> Profile:
+    """A profile file as it is, or a model profiled on the sentences of the command."""
+    if looks_like_profile(spec):
+        profile = read_profile(spec)
+        if args.sentences is not None or args.level != "token":
+            _check_against_options(profile, spec, args)
+        return profile
+    sentences, _ = load_sentences(args.sentences)
+    return compute_profile(context.model(spec), [s.text for s in sentences], level=args.level,
+                           cache=context.cache, progress=context.progress)
+
+
+def _check_against_options(profile: Profile, path: str, args: argparse.Namespace) -> None:
+    if profile.level != args.level:
+        raise UsageError(f"{path} is a profile at level {profile.level!r}, not {args.level!r}")
+    if args.sentences is not None:
+        sentences, label = load_sentences(args.sentences)
+        digest = sentences_digest([s.text for s in sentences])
+        if (profile.count, profile.sentences_sha256) != (len(sentences), digest):
+            raise UsageError(f"{path} is a profile over other sentences than {label}; profile "
+                             f"the model on {label} or leave --sentences out")
+
+
+def table(diff: ProfileDiff, limit: int | None = SHOWN) -> list[str]:
+    """The diff as aligned text: a headline, then the heads ranked by their largest change."""
+    changed = diff.changed
+    lines = [f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
+             f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} sentences, "
+             f"level {diff.a.level})",
+             f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}"]
+    shown = diff.heads if limit is None else diff.heads[:limit]
+    for change in shown:
+        mark = " *" if abs(change.change) > diff.tolerance else ""
+        lines.append(f"{change.head!s:<8} {change.statistic:<20} {format_value(change.a):>7} "
+                     f"{format_value(change.b):>7} {change.change:>+8.3f}{mark}")
+    if len(shown) < len(diff.heads):
+        lines.append(f"... {len(diff.heads) - len(shown)} more heads (-v lists them all)")
+    return lines
+
+
+def draw(diff: ProfileDiff, folder: Path, context: CommandContext) -> list[Path]:
+    """``changes.png`` and, when both sides were profiled here, side-by-side diagrams of the
+    most changed heads."""
+    from headprobe.report.figures import changes_figure, save_png
+
+    a = diff.a
+    layers, heads = a.num_layers, a.num_heads
+    grid = np.zeros((layers, heads))
+    names = [["" for _ in range(heads)] for _ in range(layers)]
+    for change in diff.heads:
+        grid[change.head.layer - 1, change.head.head - 1] = change.change
+        names[change.head.layer - 1][change.head.head - 1] = change.statistic
+    title = (f"largest change per head: {diff.a.model} -> {diff.b.model}\n"
+             f"{len(diff.changed)} heads beyond the tolerance {diff.tolerance:g} (outlined)")
+    paths = [save_png(changes_figure(grid, names, tolerance=diff.tolerance, title=title),
+                      folder / "changes.png")]
+    if diff.a.per_sentence and diff.b.per_sentence:
+        paths += [_side_by_side(diff, change, folder, context)
+                  for change in diff.heads[:DRAWN]]
+    return paths
+
+
+def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
+                  context: CommandContext) -> Path:
+    """A and B of one head on the sentence where its statistic changed most."""
+    from headprobe.cache.runs import forward_runs
+    from headprobe.evaluation.positions import level_view
+    from headprobe.report.figures import save_png, side_by_side_figure
+
+    a, b = diff.a, diff.b
+    h, s = a.heads.index(change.head), STATISTICS.index(change.statistic)
+    per_a = np.array([pooled([n], len(a.heads))[h, s] for n in a.per_sentence])
+    per_b = np.array([pooled([n], len(b.heads))[h, s] for n in b.per_sentence])
+    moved = np.nan_to_num(np.abs(per_b - per_a), nan=-1.0)
+    index = int(np.argmax(moved))
+    text = a.texts[index]
+    matrices = []
+    for profile in (a, b):
+        model = context.model(profile.model)
+        ((_, run),) = forward_runs([text], [change.head], fingerprint=model.fingerprint,
+                                   encode=model.tokenize, num_layers=model.num_layers,
+                                   num_heads=model.num_heads, load_model=partial(_same, model),
+                                   cache=context.cache)
+        view = level_view(run, profile.level)
+        matrices.append(view.matrix(change.head))
+    figure = side_by_side_figure(
+        matrices[0], matrices[1], view.labels,
+        title_a=f"A: {a.model}\n{change.statistic} = {format_value(per_a[index])}",
+        title_b=f"B: {b.model}\n{change.statistic} = {format_value(per_b[index])}",
+        title=f"{change.head}: {change.statistic} {format_value(change.a)} -> "
+              f"{format_value(change.b)} ({change.change:+.3f} over {a.count} sentences)\n"
+              f"on the sentence where it changed most: {text}")
+    return save_png(figure, folder / f"{change.head}_{change.statistic.replace(':', '-')}.png")
+
+
+def _same(model: ModelLike) -> ModelLike:
+    return model
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, (text + "\n").encode("utf-8"), mode=0o644)
+    except OSError as error:
+        raise UsageError(f"cannot write {str(path)!r}: {error.strerror or error}") from None

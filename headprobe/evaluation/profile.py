@@ -1,0 +1,133 @@
+"""A head profile's statistics (SPEC §11, §13), for every head and statistic at once. Pure numpy.
+
+A profile holds, for every head, ``argmax:T`` and ``mass:T`` for each target T of `TARGETS`
+(source ``token``, pooled over sentences as in SPEC §4) and ``entropy``. `sentence_numbers`
+computes one sentence's numbers for all heads and statistics in one vectorised pass (no loop
+over heads or statistics): with the attention rows of every head ``[head, source, position]``
+and the target sets of every target ``[target, source, position]``,
+
+- argmax hits ``[target, head]``: counted sources whose most-attended position (ties: the
+  lowest) is a target;
+- mass ``[target, head]``: the attention on the targets, summed over counted sources;
+- counted ``[target]``: sources with at least one target (the others are left out, per target);
+- entropy ``[head]``: the sum over sources of the row's entropy divided by the log of its number
+  of positions (0: all attention on one position, 1: uniform).
+
+`ProfileAccumulator` sums them over sentences and keeps each sentence's numbers (for per-sentence
+values: the sentence where a head changed most, a bootstrap interval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from headprobe.claims.spec import Source, Target
+from headprobe.evaluation.positions import LevelView, select
+from headprobe.heads import Head
+
+TARGETS: tuple[str, ...] = ("previous", "next", "self", "offset:-2", "offset:+2", "offset:-3",
+                            "offset:+3", "cls", "sep", "punct", "same-word")
+MEASURES = ("argmax", "mass")
+STATISTICS: tuple[str, ...] = (*(f"{m}:{t}" for m in MEASURES for t in TARGETS), "entropy")
+_TOKEN = Source("token")
+
+
+def target_of(name: str) -> Target:
+    """The claim-language target of a profile target name (``offset:-2`` ...)."""
+    if name.startswith("offset:"):
+        return Target("offset", offset=int(name.split(":", 1)[1]))
+    steps = {"previous": -1, "next": 1, "self": 0}
+    if name in steps:
+        return Target(name, offset=steps[name])  # type: ignore[arg-type]
+    return Target(name)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class SentenceNumbers:
+    """One sentence's profile numbers (see the module docstring): argmax and mass hits
+    ``[target, head]``, counted sources ``[target]``, entropy sum ``[head]`` and the number of
+    sources the entropy is over."""
+
+    argmax: np.ndarray
+    mass: np.ndarray
+    counted: np.ndarray
+    entropy: np.ndarray
+    sources: int
+
+
+def sentence_numbers(view: LevelView, heads: tuple[Head, ...]) -> SentenceNumbers:
+    """The profile numbers of one sentence (a `LevelView` of its run) for ``heads``."""
+    size = view.size
+    sources = np.flatnonzero(~view.special)
+    targets = np.zeros((len(TARGETS), sources.size, size), dtype=bool)
+    for t, name in enumerate(TARGETS):
+        selection = select(view, _TOKEN, target_of(name), ())
+        rows = np.searchsorted(sources, selection.sources)  # counted sources among all
+        targets[t, rows] = selection.targets
+    counted = np.asarray(targets.any(axis=-1))  # [target, source]
+    rows = view.rows(heads, sources).astype(np.float64)  # [head, source, position]
+    chosen = np.argmax(rows, axis=-1)  # [head, source]; ties: the lowest position
+    hit = targets[:, np.arange(sources.size)[None, :], chosen]  # [target, head, source]
+    argmax = (hit & counted[:, None, :]).sum(axis=-1).astype(np.float64)
+    mass = np.einsum("hsn,tsn->th", rows, targets.astype(np.float64))
+    return SentenceNumbers(argmax=argmax, mass=mass, counted=counted.sum(axis=-1),
+                           entropy=_entropy(rows, size), sources=int(sources.size))
+
+
+def _entropy(rows: np.ndarray, size: int) -> np.ndarray:
+    """``[head]``: the sum over sources of each row's entropy / log(size)."""
+    if size < 2 or rows.shape[1] == 0:
+        return np.zeros(rows.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
+    return -terms.sum(axis=(1, 2)) / np.log(size)
+
+
+@dataclass
+class ProfileAccumulator:
+    """Profile numbers summed over sentences, each sentence's kept (in the order added)."""
+
+    heads: tuple[Head, ...]
+    sentences: list[SentenceNumbers] = field(default_factory=list)
+
+    def add(self, view: LevelView) -> SentenceNumbers:
+        numbers = sentence_numbers(view, self.heads)
+        self.sentences.append(numbers)
+        return numbers
+
+    def values(self) -> np.ndarray:
+        """float64 ``[head, statistic]`` in the order of `STATISTICS`, pooled over sentences
+        (NaN where nothing was counted)."""
+        return pooled(self.sentences, len(self.heads))
+
+    def per_sentence(self) -> np.ndarray:
+        """float64 ``[sentence, head, statistic]``: each sentence's own values (NaN where it
+        counted nothing)."""
+        if not self.sentences:
+            return np.zeros((0, len(self.heads), len(STATISTICS)))
+        return np.stack([pooled([s], len(self.heads)) for s in self.sentences])
+
+
+def pooled(sentences: list[SentenceNumbers], heads: int) -> np.ndarray:
+    """float64 ``[head, statistic]`` of these sentences' numbers pooled (SPEC §4)."""
+    argmax = np.zeros((len(TARGETS), heads))
+    mass = np.zeros((len(TARGETS), heads))
+    counted = np.zeros(len(TARGETS))
+    entropy = np.zeros(heads)
+    sources = 0
+    for s in sentences:
+        argmax += s.argmax
+        mass += s.mass
+        counted += s.counted
+        entropy += s.entropy
+        sources += s.sources
+    out = np.full((heads, len(STATISTICS)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(counted[:, None] > 0, argmax / counted[:, None], np.nan)  # [t, head]
+        mean = np.where(counted[:, None] > 0, mass / counted[:, None], np.nan)
+    out[:, :len(TARGETS)] = share.T
+    out[:, len(TARGETS):2 * len(TARGETS)] = mean.T
+    out[:, -1] = entropy / sources if sources else np.nan
+    return out

@@ -1,0 +1,49 @@
+"""The verdict of an ``expect: unchanged`` claim on one head (SPEC §10), against its snapshot.
+
+Pure: a result (its value measured as for any claim), what was recorded for it, the digest of
+the sentences it was measured on, and the tolerance give the judged result. It fails with no
+recorded value, with sentences other than those recorded on, or when |value - recorded| exceeds
+the tolerance; ``failure`` says which, with both values, the change and both fingerprints.
+With ``update`` (``--snapshot-update``) it passes unless it has no value, and is to be recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from headprobe.evaluation.results import ClaimResult, format_value
+from headprobe.regression.snapshots import Recorded
+
+
+def judge_unchanged(result: ClaimResult, recorded: Recorded | None, sentences_sha256: str,
+                    tolerance: float, *, update: bool = False,
+                    snapshot: str = "the snapshot file") -> ClaimResult:
+    """``result`` judged against ``recorded`` (see the module docstring)."""
+    if result.value is None:
+        return dataclasses.replace(result, passed=False, recorded=_json(recorded))
+    change = None if recorded is None else result.value - recorded.value
+    judged = dataclasses.replace(result, recorded=_json(recorded), change=change,
+                                 tolerance=tolerance)
+    if update:
+        return dataclasses.replace(judged, passed=True, failure=None)
+    if recorded is None:
+        return dataclasses.replace(judged, passed=False, failure=(
+            f"no value recorded for {result.id} on {result.head} in {snapshot}: record it with "
+            f"--snapshot-update (headprobe check FILE --snapshot-update), review the new "
+            f"snapshot file and commit it"))
+    if recorded.sentences_sha256 != sentences_sha256:
+        return dataclasses.replace(judged, passed=False, failure=(
+            f"the sentences changed since the value was recorded (sha256 "
+            f"{recorded.sentences_sha256[:12]}... then, {sentences_sha256[:12]}... now): the "
+            f"values cannot be compared; re-record with --snapshot-update once you have "
+            f"reviewed the change"))
+    if abs(change or 0.0) > tolerance:
+        return dataclasses.replace(judged, passed=False, failure=(
+            f"changed by {change:+.3f}: {format_value(result.value)} now, "
+            f"{format_value(recorded.value)} recorded (tolerance {tolerance:g}); model "
+            f"{result.model_fingerprint} now, {recorded.model_fingerprint} when recorded"))
+    return dataclasses.replace(judged, passed=True)
+
+
+def _json(recorded: Recorded | None) -> dict[str, object] | None:
+    return None if recorded is None else recorded.to_json()

@@ -1,0 +1,86 @@
+"""Checkpoints derived from the bundled MiniLM for regression tests (SPEC §10–11): the same
+config and tokenizer, transformed weights in model.safetensors.
+
+- `swap_heads`: two heads of one layer trade places (their query, key and value rows and the
+  output projection's columns): the model computes the same outputs, and only those two heads'
+  attentions trade places.
+- `float16_round_trip`: every weight rounded to float16 and back, as an fp16 export would.
+- `zero_query`: one head's query weights and bias zeroed: its attention is uniform.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+State = dict[str, np.ndarray]
+
+
+def minilm_folder() -> Path:
+    from headprobe.model.checkpoint import transformer_folder
+    from headprobe.model.resolve import resolve
+
+    return transformer_folder(resolve("sentence-transformers/all-MiniLM-L6-v2").folder)
+
+
+def derive(folder: Path, transform: Callable[[State], State], source: Path | None = None) -> Path:
+    """A copy of ``source`` (default: MiniLM's transformer folder) in ``folder`` whose weights
+    are ``transform(state)``."""
+    from safetensors.numpy import load_file, save_file
+
+    source = source or minilm_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name != "model.safetensors":
+            shutil.copy2(path, folder / path.name)
+    state = transform(dict(load_file(str(source / "model.safetensors"))))
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def _prefix(state: State) -> str:
+    return "bert." if any(k.startswith("bert.") for k in state) else ""
+
+
+def swap_heads(layer: int, first: int, second: int, num_heads: int = 12) -> Callable[[State],
+                                                                                      State]:
+    """Heads ``first`` and ``second`` (1-based) of ``layer`` (1-based) trade places."""
+    def transform(state: State) -> State:
+        p = f"{_prefix(state)}encoder.layer.{layer - 1}.attention."
+        hidden = state[p + "self.query.weight"].shape[0]
+        d = hidden // num_heads
+        a = np.arange((first - 1) * d, first * d)
+        b = np.arange((second - 1) * d, second * d)
+        order = np.arange(hidden)
+        order[a], order[b] = b, a
+        out = dict(state)
+        for part in ("query", "key", "value"):
+            out[p + f"self.{part}.weight"] = state[p + f"self.{part}.weight"][order]
+            out[p + f"self.{part}.bias"] = state[p + f"self.{part}.bias"][order]
+        out[p + "output.dense.weight"] = state[p + "output.dense.weight"][:, order]
+        return out
+    return transform
+
+
+def float16_round_trip(state: State) -> State:
+    return {k: v.astype(np.float16).astype(v.dtype) if v.dtype == np.float32 else v
+            for k, v in state.items()}
+
+
+def zero_query(layer: int, head: int, num_heads: int = 12) -> Callable[[State], State]:
+    """Head ``head`` of ``layer`` (1-based) gets zero query weights and bias."""
+    def transform(state: State) -> State:
+        p = f"{_prefix(state)}encoder.layer.{layer - 1}.attention.self.query."
+        d = state[p + "weight"].shape[0] // num_heads
+        rows = slice((head - 1) * d, head * d)
+        out = dict(state)
+        out[p + "weight"] = state[p + "weight"].copy()
+        out[p + "bias"] = state[p + "bias"].copy()
+        out[p + "weight"][rows] = 0.0
+        out[p + "bias"][rows] = 0.0
+        return out
+    return transform
