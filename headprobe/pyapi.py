@@ -66,9 +66,10 @@ class ProbeModel:
 
     def claim(self, text: str, *, level: str = "token", per: str = "pool",
               quantifier: str = "each", baseline: str | None = None,
-              margin: float = 0.0) -> ClaimQuery:
+              margin: float = 0.0, average: str = "pool") -> ClaimQuery:
         _check_choice("level", level, ("token", "word"))
         _check_choice("per", per, ("pool", "sentence"))
+        _check_choice("average", average, ("pool", "sentence"))
         _check_choice("quantifier", quantifier, ("each", "any", "none"))
         if baseline not in (None, "offset"):
             raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
@@ -76,7 +77,8 @@ class ProbeModel:
         spec = ClaimSpec(file=file, line=line, id=name, claim=parse_claim(text), over=("python",),
                          expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
                          quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
-                         margin=float(margin), claim_text=text)
+                         margin=float(margin), claim_text=text,
+                         average=average)  # type: ignore[arg-type]
         return ClaimQuery(self, spec, ())
 
 
@@ -104,7 +106,22 @@ class ClaimQuery:
             raise UsageError(f"topk: expected a positive integer K, got {k!r}")
         return self._measure(Measure("topk", k))
 
+    def entropy(self) -> Measured:
+        """The mean normalised entropy of the source rows (a claim without a target)."""
+        return self._measure(Measure("entropy"))
+
     def _measure(self, measure: Measure) -> Measured:
+        claim = self.spec.claim
+        if measure.needs_target and claim.target is None:
+            raise UsageError(f"claim {self.spec.claim_text!r} has no target: {measure}() "
+                             f"measures attention on targets; write it as "
+                             f"'{claim} -> TARGET', or call .entropy()")
+        if not measure.needs_target and claim.target is not None:
+            raise UsageError(f"claim {self.spec.claim_text!r}: .entropy() needs no target; "
+                             f"write the claim as '{','.join(map(str, claim.heads))}: "
+                             f"{claim.source}'")
+        if not measure.needs_target and self.spec.baseline is not None:
+            raise UsageError("baseline='offset' does not apply to .entropy(); remove it")
         if not self.sentences:
             raise UsageError(f"claim {self.spec.claim_text!r} has no sentences: call "
                              f".over([...]) before measuring")

@@ -63,7 +63,8 @@ def scoring_key(spec: ClaimSpec, heads: Sequence[Head], sentence: Sentence) -> s
 def _claim_part(spec: ClaimSpec, heads: tuple[Head, ...]) -> str:
     """`scoring_key` up to its last field (the sentence's spans), once per claim."""
     fields = {"level": spec.level, "source": asdict(spec.claim.source),
-              "target": asdict(spec.claim.target), "measure": asdict(spec.measure),
+              "target": None if spec.claim.target is None else asdict(spec.claim.target),
+              "measure": asdict(spec.measure),
               "heads": [[h.layer, h.head] for h in heads],
               "baseline": spec.baseline == "offset"}
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

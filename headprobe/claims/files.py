@@ -40,6 +40,7 @@ from headprobe.claims.sentences import (
     template_slot_names,
 )
 from headprobe.claims.spec import (
+    AVERAGES,
     LEVELS,
     PERS,
     QUANTIFIERS,
@@ -71,7 +72,7 @@ UNKNOWN_WORDS: tuple[Literal["error", "allow"], ...] = ("error", "allow")
 SET_KEYS = ("template", "slots", "generate")
 CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
               "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin",
-              "tolerance")
+              "tolerance", "average")
 DEFAULT_TOLERANCE = 0.02
 """How far an ``expect: unchanged`` claim's value may move from its snapshot (SPEC §10)."""
 BASELINES: tuple[Literal["offset"], ...] = ("offset",)
@@ -567,6 +568,8 @@ class _Reader(_Sets):
         quantifier = attempt(lambda: read(entries, "quantifier",
                                           lambda n: self.choice(n, "quantifier", QUANTIFIERS)))
         per = attempt(lambda: read(entries, "per", lambda n: self.choice(n, "per", PERS)))
+        average = attempt(lambda: read(entries, "average",
+                                       lambda n: self.choice(n, "average", AVERAGES)))
         confidence = attempt(lambda: read(entries, "confidence", self.confidence))
         model = attempt(lambda: read(entries, "model",
                                      lambda n: self.string(n, "model", "bert-base-uncased")))
@@ -580,6 +583,9 @@ class _Reader(_Sets):
         if expect is not None:
             attempt(lambda: self.check_unchanged(node, entries, expect, quantifier, confidence,
                                                  baseline))
+        if written is not None and (measure is not None or "measure" not in entries):
+            attempt(lambda: self.check_target(node, entries, written, measure or Measure(),
+                                              baseline))
         if len(self.errors) > before or identifier is None or written is None or over is None \
                 or expect is None:
             raise _Reported  # what was wrong is in self.errors
@@ -587,7 +593,8 @@ class _Reader(_Sets):
         return ClaimSpec(
             file=self.file, line=_line(node), id=identifier, claim=claim, over=over,
             expect=expect, measure=measure or Measure(), level=level or file_level,
-            quantifier=quantifier or "each", per=per or "pool", confidence=confidence,
+            quantifier=quantifier or "each", per=per or "pool", average=average or "pool",
+            confidence=confidence,
             model=model, skip=skip, xfail=xfail, baseline=baseline, margin=margin or 0.0,
             why=why, tolerance=(tolerance if tolerance is not None else DEFAULT_TOLERANCE)
             if expect.is_unchanged else None,
@@ -618,19 +625,21 @@ class _Reader(_Sets):
         if not fields:
             raise self.error(node, "claim", "missing: give 'claim: \"L2H5: token -> next\"' or "
                                             "the fields 'head:', 'from:' and 'to:'")
-        for key in ("head", "from", "to"):
+        for key in ("head", "from"):
             if key not in entries:
                 raise self.error(node, key, "missing: the fields form needs 'head:', 'from:' "
                                             "and 'to:' (or write one 'claim:' instead)")
         head = self.string(entries["head"][1], "head", "L4H11")
         source = self.string(entries["from"][1], "from", "span:adv")
-        target = self.string(entries["to"][1], "to", "span:verb")
+        target = self.string(entries["to"][1], "to", "span:verb") if "to" in entries else None
         claim = Claim(heads=self.parsed(entries["head"][1], "head",
                                         lambda v: parse_head_patterns(v.strip())),
                       source=self.parsed(entries["from"][1], "from", parse_source),
-                      target=self.parsed(entries["to"][1], "to", parse_target))
-        return (claim, f"{head}: {source} -> {target}",
-                {"source": entries["from"][1], "target": entries["to"][1]}, None)
+                      target=None if target is None
+                      else self.parsed(entries["to"][1], "to", parse_target))
+        text = f"{head}: {source}" if target is None else f"{head}: {source} -> {target}"
+        return (claim, text, {"source": entries["from"][1],
+                              "target": entries["to" if "to" in entries else "from"][1]}, None)
 
     def over(self, node: Node, sets: dict[str, SentenceSet]) -> tuple[str, ...]:
         items = node.value if isinstance(node, SequenceNode) else [node]
@@ -654,7 +663,7 @@ class _Reader(_Sets):
                     nodes: dict[str, Node], claim_field: str | None) -> None:
         known = set().union(*(labels[name] for name in over))
         for role, part in (("source", claim.source), ("target", claim.target)):
-            if part.kind != "span" or part.arg is None or part.arg in known:
+            if part is None or part.kind != "span" or part.arg is None or part.arg in known:
                 continue
             fieldname = claim_field or ("from" if role == "source" else "to")
             listed = ", ".join(sorted(known)) if known else "none (mark spans as [text]{label})"
@@ -662,6 +671,33 @@ class _Reader(_Sets):
                              f"unknown span label {part.arg!r}{did_you_mean(part.arg, known)} in "
                              f"the {role}: the sentences of {', '.join(over)} have labels: "
                              f"{listed}")
+
+    def check_target(self, node: Node, entries: dict[str, tuple[Node, Node]],
+                     written: tuple[Claim, str, dict[str, Node], str | None], measure: Measure,
+                     baseline: str | None) -> None:
+        """``measure: entropy`` takes no target and no baseline; every other measure needs a
+        target (SPEC §13)."""
+        claim, _, nodes, claim_field = written
+        fieldname = claim_field or "to"
+        if measure.needs_target and claim.target is None:
+            if claim_field is None:
+                raise self.error(node, "to",
+                                 f"missing: the fields form needs 'head:', 'from:' and 'to:' "
+                                 f"(measure {measure} needs a target, as in 'to: next'; only "
+                                 f"'measure: entropy' is measured without one)")
+            raise self.error(nodes["target"], fieldname,
+                             f"the claim has no target: write it as 'HEADS: SOURCE -> TARGET', "
+                             f"e.g. '{claim.heads[0]}: {claim.source} -> next'; only "
+                             f"'measure: entropy' is measured without a target")
+        if not measure.needs_target and claim.target is not None:
+            raise self.error(nodes["target"], fieldname,
+                             f"measure entropy needs no target: it measures how spread out the "
+                             f"source rows are; write '{claim.heads[0]}: {claim.source}' "
+                             f"(without '-> {claim.target}'), or choose another measure")
+        if not measure.needs_target and baseline is not None:
+            raise self.error(entries["baseline"][0], "baseline",
+                             "'baseline: offset' compares with always attending to one position; "
+                             "it does not apply to measure entropy; remove it")
 
     def confidence(self, node: Node) -> float:
         value = self.number(node, "confidence")

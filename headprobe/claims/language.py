@@ -5,17 +5,17 @@ Pure: no files, no model. Every error is a `ClaimFileError` without a location; 
 
 Grammar of a claim (SPEC §3)::
 
-    claim   := heads ":" source "->" target
+    claim   := heads ":" source ("->" target)?    # no target: only for measure entropy
     heads   := pattern ("," pattern)*            # L3H10, L3H*, L*H10, L*H* (from 1)
-    source  := "token" | "mask" | "cls" | "sep" | "word:" REGEX | "span:" LABEL
+    source  := "token" | "all" | "mask" | "cls" | "sep" | "word:" REGEX | "span:" LABEL
     target  := "next" | "previous" | "self" | "offset:" SIGN? INT | "cls" | "sep" | "mask"
              | "punct" | "same-word" | "word:" REGEX | "span:" LABEL
     SIGN    := "+" | "-"                         # offset:2 means offset:+2
     LABEL   := [A-Za-z0-9_-]+
     REGEX   := a regular expression in RE2 syntax (`headprobe.claims.wordregex`: Python's
                without backreferences or lookaround), matched case-insensitively against the
-               whole word; a source REGEX runs up to the first "->", a target REGEX to the end
-               of the claim
+               whole word; a source REGEX runs up to the first "->" (or to the end of a claim
+               without a target), a target REGEX to the end of the claim
 
 Keywords are case-insensitive; whitespace between tokens is free. ``next``, ``previous`` and
 ``self`` are the offsets +1, -1 and 0 (``Target.offset``), so ``offset:0`` measures what ``self``
@@ -23,7 +23,10 @@ measures.
 
 Measures::
 
-    measure := "argmax" | "mass" | "topk:" K     # K a positive integer
+    measure := "argmax" | "mass" | "topk:" K | "entropy"    # K a positive integer
+
+Whether a claim has a target is checked against its measure where both are known
+(`headprobe.claims.files`, `headprobe.pyapi`): ``entropy`` takes none, every other measure one.
 
 Expectations (numbers in [0, 1]; a number may be written as a percentage, ``80%`` = 0.8)::
 
@@ -104,7 +107,8 @@ class _Cursor:
 
 
 def parse_claim(text: str) -> Claim:
-    """Parse ``"L2H5: token -> next"`` into a `Claim`; errors point at the column."""
+    """Parse ``"L2H5: token -> next"`` (or ``"L1H1: token"``, without a target) into a `Claim`;
+    errors point at the column."""
     if not isinstance(text, str):
         raise ClaimFileError(f"expected a claim string such as 'L2H5: token -> next', got "
                              f"{text!r} of type {type(text).__name__}")
@@ -114,8 +118,8 @@ def parse_claim(text: str) -> Claim:
     _check_length(text, "claim")
     cursor = _Cursor(text)
     heads, cursor = _heads(cursor)
-    source, cursor = _source(cursor)
-    target = _target(cursor)
+    source, after = _source(cursor)
+    target = None if after is None else _target(after)
     return Claim(heads=heads, source=source, target=target)
 
 
@@ -193,25 +197,26 @@ def _keyword(cursor: _Cursor, role: str, kinds: tuple[str, ...],
     return word, cursor.at(match.end())
 
 
-def _source(cursor: _Cursor, standalone: bool = False) -> tuple[Source, _Cursor]:
+def _source(cursor: _Cursor, standalone: bool = False) -> tuple[Source, _Cursor | None]:
+    """The source and a cursor after its "->" (None when the claim ends without a target)."""
     kind_text = "source" if standalone else "claim"
     word, cursor = _keyword(cursor, "source", SOURCE_KINDS, TARGET_KINDS, kind_text)
     if word in _WITH_ARG:
         cursor = _colon(cursor, word, kind_text)
         arrow = -1 if standalone else cursor.text.find("->", cursor.column)
         end = len(cursor.text) if arrow < 0 else arrow
-        if not standalone and arrow < 0:
-            raise cursor.at(len(cursor.text)).error(
-                "expected '->' followed by a target, as in 'span:adv -> span:verb'", kind_text)
         arg = _argument(cursor, end, word, kind_text)
-        return Source(word, arg), cursor.at(end + 2)  # type: ignore[arg-type]
+        after = None if arrow < 0 else cursor.at(end + 2)
+        return Source(word, arg), after  # type: ignore[arg-type]
     if standalone:
         _expect_end(cursor, "after the source", kind_text)
-        return Source(word), cursor  # type: ignore[arg-type]
+        return Source(word), None  # type: ignore[arg-type]
     cursor = cursor.skip_space()
+    if not cursor.rest:  # 'L1H1: token': no target (measure: entropy)
+        return Source(word), None  # type: ignore[arg-type]
     if not cursor.rest.startswith("->"):
-        found = repr(cursor.rest[:12]) if cursor.rest else "the end"
-        raise cursor.error(f"expected '->' after the source {word!r}, found {found}", kind_text)
+        raise cursor.error(f"expected '->' after the source {word!r}, found "
+                           f"{cursor.rest[:12]!r}", kind_text)
     return Source(word), cursor.at(cursor.column + 2)  # type: ignore[arg-type]
 
 
@@ -273,12 +278,12 @@ def _expect_end(cursor: _Cursor, where: str, kind: str) -> None:
 
 
 def parse_measure(value: object) -> Measure:
-    """``"argmax"``, ``"mass"`` or ``"topk:K"`` (K a positive integer)."""
+    """``"argmax"``, ``"mass"``, ``"topk:K"`` (K a positive integer) or ``"entropy"``."""
     if not isinstance(value, str):
-        raise ClaimFileError(f"expected a measure ('argmax', 'mass' or 'topk:K'), got {value!r} "
-                             f"of type {type(value).__name__}")
+        raise ClaimFileError(f"expected a measure ('argmax', 'mass', 'topk:K' or 'entropy'), got "
+                             f"{value!r} of type {type(value).__name__}")
     text = value.strip().lower()
-    if text in ("argmax", "mass"):
+    if text in ("argmax", "mass", "entropy"):
         return Measure(text)  # type: ignore[arg-type]
     name, colon, k = text.partition(":")
     if name.strip() == "topk":
@@ -288,8 +293,9 @@ def parse_measure(value: object) -> Measure:
                                  f"(at most 6 digits), as in 'topk:3'")
         return Measure("topk", k=int(k))
     raise ClaimFileError(f"unknown measure {value!r}"
-                         f"{did_you_mean(name, ('argmax', 'mass', 'topk'))}"
-                         f"; a measure is 'argmax' (default), 'mass' or 'topk:K' such as 'topk:3'")
+                         f"{did_you_mean(name, ('argmax', 'mass', 'topk', 'entropy'))}"
+                         f"; a measure is 'argmax' (default), 'mass', 'topk:K' such as 'topk:3', "
+                         f"or 'entropy'")
 
 
 # --- expectations ---------------------------------------------------------------------------

@@ -286,10 +286,11 @@ def read_sentence_file(path: str | os.PathLike[str], origin_for_errors: Location
                                  file=shown, line=problem.line) from None
         raise origin_for_errors.error(f"sentence file {shown!r}: {problem}") from None
     except FileNotFoundError:
+        base = ("the folder of the hypothesis file" if origin_for_errors.file
+                else "the current folder")
         raise origin_for_errors.error(
             f"sentence file {shown!r} does not exist (looked for {str(path.absolute())!r}; paths "
-            f"are relative to the folder of the hypothesis file); fix the path or create the "
-            f"file") from None
+            f"are relative to {base}); fix the path or create the file") from None
     except IsADirectoryError:
         raise origin_for_errors.error(f"{shown!r} is a folder; expected a text file with one "
                                       f"sentence a line") from None

@@ -11,20 +11,22 @@ from typing import Literal
 
 from headprobe.heads import HeadPattern
 
-SOURCE_KINDS = ("token", "mask", "cls", "sep", "word", "span")
+SOURCE_KINDS = ("token", "all", "mask", "cls", "sep", "word", "span")
 TARGET_KINDS = ("next", "previous", "self", "offset", "cls", "sep", "mask", "punct",
                 "same-word", "word", "span")
-MEASURES = ("argmax", "mass", "topk")
+MEASURES = ("argmax", "mass", "topk", "entropy")
 LEVELS: tuple[Literal["token", "word"], ...] = ("token", "word")
 QUANTIFIERS: tuple[Literal["each", "any", "none"], ...] = ("each", "any", "none")
 PERS: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
+AVERAGES: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
 
 
 @dataclass(frozen=True)
 class Source:
-    """Query positions examined. ``arg`` is the regex for ``word``, the label for ``span``."""
+    """Query positions examined. ``arg`` is the regex for ``word``, the label for ``span``;
+    ``all`` is every real position, ``[CLS]`` and ``[SEP]`` included (SPEC §13)."""
 
-    kind: Literal["token", "mask", "cls", "sep", "word", "span"]
+    kind: Literal["token", "all", "mask", "cls", "sep", "word", "span"]
     arg: str | None = None
 
     def __str__(self) -> str:
@@ -49,19 +51,21 @@ class Target:
 
 @dataclass(frozen=True)
 class Claim:
-    """``heads ":" source "->" target``."""
+    """``heads ":" source "->" target``, or ``heads ":" source`` (``target`` None) for
+    ``measure: entropy``, which needs no target (SPEC §13)."""
 
     heads: tuple[HeadPattern, ...]
     source: Source
-    target: Target
+    target: Target | None
 
     def __str__(self) -> str:
-        return f"{','.join(map(str, self.heads))}: {self.source} -> {self.target}"
+        text = f"{','.join(map(str, self.heads))}: {self.source}"
+        return text if self.target is None else f"{text} -> {self.target}"
 
 
 @dataclass(frozen=True)
 class Measure:
-    kind: Literal["argmax", "mass", "topk"] = "argmax"
+    kind: Literal["argmax", "mass", "topk", "entropy"] = "argmax"
     k: int | None = None
 
     def __str__(self) -> str:
@@ -69,8 +73,14 @@ class Measure:
 
     @property
     def is_share(self) -> bool:
-        """argmax and topk are shares of sources (Wilson intervals); mass is a mean."""
-        return self.kind != "mass"
+        """argmax and topk are shares of sources (Wilson intervals); mass and entropy are means
+        (bootstrap intervals)."""
+        return self.kind in ("argmax", "topk")
+
+    @property
+    def needs_target(self) -> bool:
+        """Every measure but entropy is about the attention on a claim's targets."""
+        return self.kind != "entropy"
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,7 @@ class ClaimSpec:
     level: Literal["token", "word"] = "token"
     quantifier: Literal["each", "any", "none"] = "each"
     per: Literal["pool", "sentence"] = "pool"
+    average: Literal["pool", "sentence"] = "pool"  # sentence: the mean of sentences' values
     confidence: float | None = None
     model: str | None = None
     skip: str | None = None

@@ -73,7 +73,8 @@ def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Se
     for rank, (sentence, run) in enumerate(zip(request.sentences, runs), start=1):
         view = windowed(attention_view(spec, head, sentence, run))
         title = (f"{spec.claim_text}   [{head}]\n"
-                 f"{spec.measure} = {format_value(view.value)} on this sentence; overall "
+                 f"{spec.measure} = {format_value(view.value)} on this sentence; "
+                 f"{'mean of sentences' if spec.average == 'sentence' else 'overall'} "
                  f"{format_value(result.value)} (n={result.n}), expected {spec.expect}"
                  f"{baseline_note(result, spec)}\n"
                  f"model: {result.model}" + (f"\n{view.note}" if view.note else ""))

@@ -10,7 +10,6 @@ heads asked for (see `positions.level_view`).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,13 +115,14 @@ class ClaimAccumulator:
         """One verdict per head, in the order of ``heads`` (judged under ``spec``, by default the
         accumulator's own).
 
-        Sentences are taken in index order and sums are exact (`math.fsum`), so the verdict,
-        interval and bootstrap do not depend on the order the runs arrived in (a forward cache
-        returns them in input order, the model in length order)."""
+        Sentences are taken in index order and sums are exact (`math.fsum`, in `verdict`), so
+        the verdict, interval and bootstrap do not depend on the order the runs arrived in (a
+        forward cache returns them in input order, the model in length order)."""
         order = sorted(range(len(self._indices)), key=self._indices.__getitem__)
         hits = (np.stack([self._hits[i] for i in order]) if self._hits
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
-        baseline = {k: math.fsum(values) for k, values in self._baseline.items()}
+        baseline = {k: np.array([values[i] for i in order], dtype=np.float64)
+                    for k, values in self._baseline.items()} if self.spec.baseline else {}
         return judge_heads(spec or self.spec,
                            np.array([self._counts[i] for i in order], dtype=np.int64),
                            np.array([self._left_out[i] for i in order], dtype=np.int64), hits,
@@ -170,4 +170,4 @@ def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, mod
         counterexamples=outcome.counterexamples, baseline=outcome.baseline,
         warnings=outcome.warnings, worst=outcome.worst, quantifier=spec.quantifier,
         baseline_beaten=outcome.baseline_beaten, meets_expectation=outcome.meets_expectation,
-        why=spec.why)
+        why=spec.why, average=spec.average)

@@ -1,4 +1,4 @@
-"""The three measures, per source row (SPEC §4), and the fixed-offset baseline. Pure numpy.
+"""The measures, per source row (SPEC §4, §13), and the fixed-offset baseline. Pure numpy.
 
 Rows are attention over every real position (``[CLS]`` and ``[SEP]`` included), one per counted
 source; ``targets`` is the matching boolean ``[source, position]`` target matrix.
@@ -7,6 +7,9 @@ source; ``targets`` is the matching boolean ``[source, position]`` target matrix
 - ``topk:K``: hit iff a target is among the K most-attended positions; ties rank lower positions
   first (a stable sort on ``-row``).
 - ``mass``: the total attention on the targets.
+- ``entropy``: the row's entropy ``-sum(p log p)`` (natural log, ``0 log 0 = 0``) divided by the
+  log of its number of positions: 0 when all attention is on one position, 1 when it is
+  uniform. ``targets`` are not used. A row of one position scores 0.
 """
 
 from __future__ import annotations
@@ -35,10 +38,24 @@ def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.n
         raise ValueError(f"rows {rows.shape} must end in the targets' shape {targets.shape}")
     if measure.kind == "mass":
         return np.where(targets, rows, 0.0).sum(axis=-1, dtype=np.float64)
+    if measure.kind == "entropy":
+        return row_entropy(rows)
     if measure.kind == "topk":
         return (in_top_k(rows, int(measure.k or 1)) & targets).any(axis=-1).astype(np.float64)
     chosen = np.argmax(rows, axis=-1)  # [..., source]; ties: the lowest position
     return targets[np.arange(targets.shape[0]), chosen].astype(np.float64)
+
+
+def row_entropy(rows: np.ndarray) -> np.ndarray:
+    """float64 ``[...]``: each row's entropy over the log of its length (``rows[..., position]``;
+    0: one position has everything, 1: uniform; rows of length 1 are 0)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    size = rows.shape[-1]
+    if size < 2:
+        return np.zeros(rows.shape[:-1])
+    positive = rows > 0
+    terms = np.where(positive, rows * np.log(np.where(positive, rows, 1.0)), 0.0)
+    return -terms.sum(axis=-1) / np.log(size)
 
 
 def in_top_k(rows: np.ndarray, k: int) -> np.ndarray:

@@ -7,6 +7,7 @@ matrices are computed lazily, only for the heads asked for, and cached too.
 
 A `Selection` is what a claim picks out of one view: the counted source positions, a boolean
 target matrix ``[source, position]`` and how many sources were left out for having no target.
+A claim without a target (``measure: entropy``) counts every source and has no target cells.
 """
 
 from __future__ import annotations
@@ -277,12 +278,18 @@ class Selection:
         return int(self.sources.shape[0])
 
 
-def select(view: LevelView, source: Source, target: Target,
+def select(view: LevelView, source: Source, target: Target | None,
            spans: tuple[Span, ...] = ()) -> Selection:
-    """Counted sources and their targets for one claim in one view (cached per view)."""
+    """Counted sources and their targets for one claim in one view (cached per view). Without
+    a target every source is counted, with an all-False target matrix."""
     key = (source, target, spans)
     if key not in view._selections:
         candidates = np.flatnonzero(source_mask(view, source, spans))
+        if target is None:
+            view._selections[key] = Selection(
+                sources=candidates, targets=np.zeros((candidates.size, view.size), dtype=bool),
+                left_out=0)
+            return view._selections[key]
         targets = target_masks(view, target, candidates, spans)  # [candidate, position]
         counted = targets.any(axis=1)
         view._selections[key] = Selection(
@@ -296,6 +303,8 @@ def source_mask(view: LevelView, source: Source, spans: tuple[Span, ...]) -> np.
     kind = source.kind
     if kind == "token":
         return ~view.special
+    if kind == "all":
+        return np.ones(view.size, dtype=bool)
     if kind in ("mask", "cls", "sep", "word", "span"):
         return _shared_mask(view, kind, source.arg, spans)
     raise ClaimFileError(f"unknown source kind {kind!r}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from headprobe.claims.spec import Source, Target
+from headprobe.evaluation.measures import row_entropy
 from headprobe.evaluation.positions import LevelView, select
 from headprobe.heads import Head
 
@@ -77,12 +78,11 @@ def sentence_numbers(view: LevelView, heads: tuple[Head, ...]) -> SentenceNumber
 
 
 def _entropy(rows: np.ndarray, size: int) -> np.ndarray:
-    """``[head]``: the sum over sources of each row's entropy / log(size)."""
+    """``[head]``: the sum over sources of each row's entropy / log(size) (`row_entropy`, the
+    same numbers as ``measure: entropy``)."""
     if size < 2 or rows.shape[1] == 0:
         return np.zeros(rows.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
-    return -terms.sum(axis=(1, 2)) / np.log(size)
+    return row_entropy(rows).sum(axis=-1)
 
 
 @dataclass

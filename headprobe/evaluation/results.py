@@ -109,6 +109,7 @@ class ClaimResult:
     change: float | None = None  # expect: unchanged: value - recorded value
     tolerance: float | None = None  # expect: unchanged
     failure: str | None = None  # why it failed, when the measured line does not say
+    average: str = "pool"  # sentence: the value is the mean of the sentences' values
 
     @property
     def failed_only_on_baseline(self) -> bool:
@@ -126,6 +127,8 @@ class ClaimResult:
             "n": self.n, "left_out": self.left_out, "passed": self.passed,
             "figures": list(self.figures),
         }
+        if self.average != "pool":
+            data["average"] = self.average
         if self.sentences is not None:
             data["sentences"] = self.sentences
         if self.counterexamples is not None:

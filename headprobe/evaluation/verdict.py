@@ -2,6 +2,10 @@
 
 Pure functions over small arrays; no runs, no model. Decisions (see docs/measures.md):
 
+- ``average: pool`` (default): the value is the total over all counted sources of all sentences
+  divided by their number; ``average: sentence``: the mean of the sentences' own values (each
+  sentence with a counted source weighs the same), with a bootstrap interval over sentences
+  whatever the measure, and a baseline averaged the same way.
 - ``per: pool`` passes iff the pooled value meets the expectation, and with ``confidence`` the
   whole interval does too.
 - ``per: sentence`` passes iff every sentence with at least one counted source meets the
@@ -15,7 +19,7 @@ Pure functions over small arrays; no runs, no model. Decisions (see docs/measure
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,9 +66,14 @@ def closeness(expect: Expectation, value: float | None) -> float:
     return -abs(value - (expect.low + high) / 2)
 
 
+BaselineHits = Mapping[int, "float | np.ndarray"]
+"""Per offset: the baseline's hits summed over sentences, or per sentence (``[sentence]``; what
+``average: sentence`` needs)."""
+
+
 def judge(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.ndarray,
           texts: Sequence[str], indices: Sequence[int],
-          baseline_hits: dict[int, float]) -> HeadOutcome:
+          baseline_hits: BaselineHits) -> HeadOutcome:
     """The verdict for one head; see `judge_heads` (``hits`` is ``[sentence]`` here)."""
     column = np.asarray(hits, dtype=np.float64)[:, None]
     return judge_heads(spec, counts, left_out, column, texts, indices, baseline_hits)[0]
@@ -72,26 +81,61 @@ def judge(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.nd
 
 def judge_heads(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits: np.ndarray,
                 texts: Sequence[str], indices: Sequence[int],
-                baseline_hits: dict[int, float]) -> list[HeadOutcome]:
+                baseline_hits: BaselineHits) -> list[HeadOutcome]:
     """One verdict per head. counts, left_out: ``[sentence]``; hits: ``[sentence, head]``;
     texts and indices: per sentence; ``baseline_hits``: per offset, hits summed over sentences
-    (the same for every head: sources and targets do not depend on the head)."""
+    or per sentence (the same for every head: sources and targets do not depend on the head;
+    ``average: sentence`` needs them per sentence)."""
     counts = np.asarray(counts, dtype=np.int64)
     hits = np.asarray(hits, dtype=np.float64).reshape(counts.shape[0], -1)
     n, dropped = int(counts.sum()), int(np.asarray(left_out).sum())
-    best = best_baseline(baseline_hits, n) if spec.baseline == "offset" else None
-    baseline = Baseline(*best) if best is not None else None
+    baseline = _baseline(spec, baseline_hits, counts) if spec.baseline == "offset" else None
     warnings = health_warnings(spec, n, dropped, len(texts))
+    values = _values(spec, hits, counts)
     intervals = _intervals(spec, hits, counts, n)
-    return [_outcome(spec, counts, hits[:, h], ci, texts, indices, baseline, warnings, dropped)
+    return [_outcome(spec, counts, hits[:, h], values[h], ci, texts, indices, baseline,
+                     warnings, dropped)
             for h, ci in enumerate(intervals)]
 
 
-def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray,
+def _values(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray) -> list[float | None]:
+    """Per head: pooled (total hits / total sources) or the mean of the sentences' values."""
+    kept = counts > 0
+    if not kept.any():
+        return [None] * hits.shape[1]
+    if spec.average == "sentence":
+        ratios = hits[kept] / counts[kept, None]  # [sentence, head]
+        return [math.fsum(column) / len(column) for column in ratios.T]
+    n = int(counts.sum())
+    return [math.fsum(column) / n for column in hits.T]
+
+
+def _baseline(spec: ClaimSpec, baseline_hits: BaselineHits,
+              counts: np.ndarray) -> Baseline | None:
+    """The best offset's value, averaged as the claim's value is."""
+    if spec.average != "sentence":
+        totals = {k: math.fsum(np.ravel(np.asarray(h, dtype=np.float64)))
+                  for k, h in baseline_hits.items()}
+        best = best_baseline(totals, int(counts.sum()))
+        return Baseline(*best) if best is not None else None
+    kept = counts > 0
+    if not kept.any():
+        return None
+    means = {}
+    for k, per_sentence in baseline_hits.items():
+        array = np.asarray(per_sentence, dtype=np.float64)
+        if array.shape != counts.shape:
+            raise ValueError(f"average: sentence needs the baseline's hits per sentence "
+                             f"({counts.shape[0]}), got shape {array.shape}")
+        means[k] = math.fsum(array[kept] / counts[kept]) / int(kept.sum())
+    best = best_baseline(means, 1)
+    return Baseline(*best) if best is not None else None
+
+
+def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray, value: float | None,
              ci: tuple[float, float] | None, texts: Sequence[str], indices: Sequence[int],
              baseline: Baseline | None, warnings: tuple[str, ...], dropped: int) -> HeadOutcome:
     n = int(counts.sum())
-    value = float(hits.sum() / n) if n else None
     per_sentence = {int(s): float(hits[s] / counts[s]) for s in np.flatnonzero(counts > 0)}
     if spec.per == "sentence":
         failing = [s for s, v in per_sentence.items() if not spec.expect.holds(v)]
@@ -120,8 +164,14 @@ def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray,
 
 def _intervals(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,
                n: int) -> list[tuple[float, float] | None]:
-    """Per head: Wilson for shares, the sentence bootstrap (shared resamples) for mass."""
+    """Per head: Wilson for pooled shares; the sentence bootstrap (shared resamples) for mass,
+    entropy and every ``average: sentence`` value (of the mean of the sentences' values)."""
     level = spec.confidence if spec.confidence is not None else DEFAULT_CONFIDENCE
+    if spec.average == "sentence":
+        kept = counts > 0
+        ratios = np.zeros_like(hits)
+        ratios[kept] = hits[kept] / counts[kept, None]
+        return bootstrap_ratios(ratios, kept.astype(np.float64), level)
     if spec.measure.is_share:
         return [wilson(float(total), n, level) for total in hits.sum(axis=0)]
     return bootstrap_ratios(hits, counts, level)

@@ -165,7 +165,8 @@ def _row(index: int, result: Mapping[str, Any]) -> str:
         f'<td data-sort="{ident}">{link}</td>',
         _cell(result.get("claim", "")),
         _cell(result.get("head", "")),
-        _cell(result.get("measure", "")),
+        _cell(str(result.get("measure", ""))
+              + (" (mean of sentences)" if result.get("average") == "sentence" else "")),
         _cell(format_number(value), sort=_sort_number(value)),
         _cell(format_interval(interval),
               sort=_sort_number(interval[0] if _is_pair(interval) else None)),

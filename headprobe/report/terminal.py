@@ -25,7 +25,8 @@ def measured_line(result: ClaimResult) -> str:
     if result.expect == "unchanged" and result.recorded is not None:
         expected = (f"unchanged from {format_value(result.recorded.get('value'))} "
                     f"(tolerance {result.tolerance:g})")
-    text = (f"{result.measure} = {format_value(result.value)}{ci}, expected {expected} "
+    measure = result.measure + (" (mean of sentences)" if result.average == "sentence" else "")
+    text = (f"{measure} = {format_value(result.value)}{ci}, expected {expected} "
             f"(n={result.n}, left out {result.left_out})")
     if result.baseline:
         text += (f"; best offset baseline k={result.baseline.offset:+d}: "
@@ -48,7 +49,8 @@ def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: 
     counterexamples or worst sentences, warnings, figures, the why and how to reproduce it."""
     spec = job.spec
     lines = [f"claim {spec.claim_text!r} failed on {result.head} ({spec.quantifier}, "
-             f"level {spec.level}, per {spec.per})",
+             f"level {spec.level}, per {spec.per}"
+             + (f", average {spec.average})" if spec.average != "pool" else ")"),
              "  " + measured_line(result),
              f"  model: {result.model}"]
     if result.failure:

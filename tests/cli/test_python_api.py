@@ -95,7 +95,24 @@ def test_annotated_sentences_and_spans(probe):
     assert (result.n, result.value) == (2, 1.0)
 
 
+def test_entropy_of_a_uniform_head_is_1_and_needs_no_target(probe):
+    result = probe.claim("L1H1: token").over(PLAIN).entropy()
+    assert result.value == pytest.approx(1.0) and result.n == N and result >= 0.99
+
+
+def test_sentence_average_weighs_each_sentence_the_same(probe):
+    # A uniform row's argmax is [CLS] (ties: the lowest position), the previous position of the
+    # first source only: each sentence scores 1 / its sources (7 and 4).
+    pooled = probe.claim("L1H1: token -> previous").over(PLAIN).argmax()
+    averaged = probe.claim("L1H1: token -> previous", average="sentence").over(PLAIN).argmax()
+    assert pooled.value == pytest.approx(2 / N)
+    assert averaged.value == pytest.approx((1 / 7 + 1 / 4) / 2)
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda p: p.claim("L1H1: token").over(PLAIN).argmax(), "has no target"),
+    (lambda p: p.claim("L1H1: token -> cls").over(PLAIN).entropy(), "needs no target"),
+    (lambda p: p.claim("L1H1: token", average="mean"), "average: expected one of"),
     (lambda p: p.claim("L1H1: token -> cls").argmax(), "call .over([...]) before measuring"),
     (lambda p: p.claim("L1H1: token -> cls", level="wrod"), "did you mean 'word'?"),
     (lambda p: p.claim("L1H1: token -> cls").over(PLAIN).topk(0), "positive integer K"),

@@ -51,6 +51,8 @@ def claim_texts(draw) -> str:
                              "span:adv", "all"]))
         target = draw(_pick(["next", "previous", "self", "offset:+2", "offset:-3", "cls",
                              "sep", "mask", "punct", "same-word", "word:.*s", "span:verb"]))
+        if draw(st.booleans()) and choice == 3:  # no target: measure entropy
+            return f"{heads}: {source}"
         return f"{heads}: {source} -> {target}"
     heads = draw(st.one_of(_pick(HEADS), any_text))
     source = draw(st.one_of(_pick(SOURCES), _pick(["word:" + r for r in REGEXES]), pieces))
@@ -62,7 +64,7 @@ def claim_texts(draw) -> str:
 
 expectations = st.one_of(pieces, st.integers(), st.floats(), st.booleans(), st.none())
 measures = st.one_of(_pick(["argmax", "mass", "topk:3", "topk:0", "topk:²", "topk:" + "9" * 5000,
-                            "top3", "MASS"]), pieces)
+                            "top3", "MASS", "entropy", "Entropy ", "entropy:2"]), pieces)
 sentences = st.one_of(any_text, pieces, st.lists(pieces, max_size=4).map(" ".join),
                       _pick(["The [cat]{animal} sat.", "A [[MASK]]{obj} fell.", "\u200b",
                              "\x00", "x\ud800y", "[MASK]{obj}", "\\[a\\]"]))
@@ -80,7 +82,7 @@ VALID_SENTENCES = ["The cat sat on the mat.", "A [dog]{noun} ran [quickly]{adv}.
                    "Then I picked up a [MASK] from the table.", "It's 3.5% - \"odd\", (yes)!"]
 VALID_CLAIMS = ["L1H1: token -> next", "L2H*: token -> cls", "L*H*: word:the|a -> same-word",
                 "L1H2,L2H1: span:adv -> span:noun", "L2H3: mask -> offset:-2", "L1H1: cls -> sep",
-                "L1H1: token -> punct"]
+                "L1H1: token -> punct", "L1H1: all", "L*H*: all -> sep", "L2H2: word:the"]
 VALID_EXPECTATIONS = [">= 0.5", "< 0.2", "80%", "between 0.1 and 0.9"]
 
 
@@ -100,7 +102,8 @@ def valid_hypothesis_files(draw) -> str:
                   f"    over: {draw(st.sampled_from(['s', 't', '[s, t]']))}",
                   f'    expect: "{draw(st.sampled_from(VALID_EXPECTATIONS))}"']
         for field, values in draw(st.lists(st.sampled_from([
-                ("measure", ["argmax", "mass", "topk:3"]), ("quantifier", ["each", "any", "none"]),
+                ("measure", ["argmax", "mass", "topk:3", "entropy"]),
+                ("quantifier", ["each", "any", "none"]), ("average", ["pool", "sentence", "x"]),
                 ("per", ["pool", "sentence"]), ("confidence", ["0.9", "0.95"]),
                 ("baseline", ["offset"]), ("why", ["because"]), ("xfail", ["known"])]),
                 max_size=3, unique_by=lambda pair: pair[0])):

@@ -144,9 +144,15 @@ def test_missing_target_points_at_the_end():
     assert caret_column(error) == 15
 
 
-def test_word_source_without_arrow_is_an_error():
-    error = parse_error("L2H5: word:the")
-    assert "expected '->'" in str(error)
+def test_claim_without_arrow_has_no_target_and_its_regex_runs_to_the_end():
+    claim = parse_claim("L2H5: word:the|a ")
+    assert claim.target is None and claim.source.arg == "the|a"
+    assert str(claim) == "L2H5: word:the|a"
+
+
+def test_source_followed_by_a_word_still_asks_for_the_arrow():
+    error = parse_error("L2H5: token next")
+    assert "expected '->' after the source 'token'" in str(error)
 
 
 def test_bad_head_points_at_that_head_in_the_list():
