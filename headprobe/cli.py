@@ -1,4 +1,4 @@
-"""The ``headprobe`` command: ``check``, ``show``, ``mask``, ``profile``, ``diff``.
+"""The ``headprobe`` command: ``check``, ``show``, ``mask``, ``profile``, ``diff``, ``discover``.
 
 Each subcommand lives in ``headprobe.commands.<name>`` with two functions:
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int`` (an exit code).
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from headprobe._version import __version__
 from headprobe.errors import ExitCode, HeadprobeError, printable
 
-COMMANDS = ("check", "show", "mask", "profile", "diff")
+COMMANDS = ("check", "show", "mask", "profile", "diff", "discover")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `headprobe ... | head`: the reader left; files are written already
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,9 @@ config and tokenizer, transformed weights in model.safetensors.
   attentions trade places.
 - `float16_round_trip`: every weight rounded to float16 and back, as an fp16 export would.
 - `zero_query`: one head's query weights and bias zeroed: its attention is uniform.
+
+`random_bert_base` is no derivation: a random checkpoint of bert-base's shape with MiniLM's
+tokenizer, for commands that must work on a 12 x 12 model.
 """
 
 from __future__ import annotations
@@ -84,3 +87,22 @@ def zero_query(layer: int, head: int, num_heads: int = 12) -> Callable[[State], 
         out[p + "bias"][rows] = 0.0
         return out
     return transform
+
+
+def random_bert_base(folder: Path, *, seed: int = 0, initializer_range: float = 0.1) -> Path:
+    """A randomly initialised BertForMaskedLM of bert-base's shape (12 layers x 12 heads, hidden
+    768) with MiniLM's tokenizer (bert-base-uncased's vocabulary), saved as safetensors."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(initializer_range=initializer_range)
+    model = transformers.BertForMaskedLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    source = minilm_folder()
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, folder / name)
+    return folder

@@ -9,12 +9,15 @@ cache; ``--no-cache`` neither reads nor writes the forward cache.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.cache.entries import ForwardCache
+from headprobe.claims.spec import Sentence
 from headprobe.engine.evaluate import ProgressFactory
 from headprobe.engine.models import ModelLike, ModelRegistry
+from headprobe.errors import ClaimFileError, UsageError
 from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.settings import DEFAULT_MODEL, read_settings
 
@@ -53,6 +56,19 @@ class CommandContext:
         if resolved in errors:
             raise errors[resolved]
         return self.registry.deferred(resolved)
+
+    def check_sentences(self, spec: str | None, sentences: Sequence[Sentence], label: str) -> int:
+        """The sentences fit the model and keep a token (else a `UsageError` naming the file
+        and line); returns how many hold words its vocabulary cannot spell ([UNK])."""
+        info = self.registry.info(spec or self.default_model)
+        if info is None:
+            return 0  # `model` says why
+        try:
+            return info.check_sentences(sentences, file=label, set_name="--sentences", line=None,
+                                        allow_unknown=True)
+        except ClaimFileError as error:
+            where = f"{error.file}:{error.line}: " if error.file and error.line else ""
+            raise UsageError(where + error.message) from None
 
 
 def command_context(args: argparse.Namespace) -> CommandContext:

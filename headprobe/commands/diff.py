@@ -105,8 +105,10 @@ def _side(spec: str, args: argparse.Namespace, context: CommandContext) -> Profi
         if args.sentences is not None or args.level != "token":
             _check_against_options(profile, spec, args)
         return profile
-    sentences, _ = load_sentences(args.sentences)
-    return compute_profile(context.model(spec), [s.text for s in sentences], level=args.level,
+    sentences, label = load_sentences(args.sentences)
+    model = context.model(spec)
+    context.check_sentences(spec, sentences, label)
+    return compute_profile(model, [s.text for s in sentences], level=args.level,
                            cache=context.cache, progress=context.progress)
 
 

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     context = command_context(args)
     sentences, label = load_sentences(args.sentences)
     model = context.model(args.model)
+    context.check_sentences(args.model, sentences, label)
     try:
         profile = compute_profile(model, [s.text for s in sentences], level=args.level,
                                   cache=context.cache, progress=context.progress)

@@ -9,6 +9,8 @@ One function per kind of figure:
   sky-blue (colour and line style differ, so colour-blind readers can tell them apart).
 - `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns, on
   the absolute scale (0 black, 1 white), so that panels compare with each other.
+- `changes_figure` (``diff``) and `head_grid_figure` (``discover``): a layers x heads grid of
+  labelled cells, one per head, named from 1.
 
 The pixel size of a figure depends only on the number of tokens (and, for the overview, on the
 number of layers and heads), never on the text of the labels: long labels are shortened with ``…``
@@ -373,6 +375,65 @@ def changes_figure(changes: np.ndarray, statistics: Sequence[Sequence[str]], *,
     bar = figure.add_axes(((grid_left + heads * cell_w + 20) / width, grid_bottom / height,
                            14 / width, layers * cell_h / height))
     figure.colorbar(image, cax=bar, label="largest |change|")
+    chars = int((width - 20) / (_TITLE_PX * 0.6))
+    figure.text(0.5, 1 - 8 / height, wrap_title(title, chars, max_lines=3), ha="center",
+                va="top", fontsize=_TITLE_PX * 72 / DPI, parse_math=False)
+    return figure
+
+
+def head_grid_figure(texts: Sequence[Sequence[str]], colours: Sequence[Sequence[str]], *,
+                     legend: Sequence[tuple[str, str]] = (),
+                     outlined: Sequence[tuple[int, int]] = (), title: str = "") -> Figure:
+    """A layers x heads grid, each cell coloured and labelled (``discover --figure``).
+
+    Args:
+      texts: ``[layer][head]``: the text of each cell under its name ``L{layer}H{head}``
+        (counted from 1); empty for a plain cell.
+      colours: ``[layer][head]``: each cell's fill (a matplotlib colour; white for plain).
+      legend: ``(colour, what it means)`` pairs, drawn under the grid.
+      outlined: 0-based ``(layer, head)`` cells drawn with a heavy outline.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    layers = len(texts)
+    heads = max((len(row) for row in texts), default=0)
+    if layers == 0 or heads == 0 or len(colours) != layers \
+            or any(len(row) != len(texts[i]) for i, row in enumerate(colours)):
+        raise UsageError("head_grid_figure: texts and colours must both be [layer][head] with "
+                         "at least one cell")
+    cell_w, cell_h = 86, 46
+    width = max(560, 90 + heads * cell_w + 40)
+    legend_h = 30 if legend else 0
+    height = 120 + layers * cell_h + 40 + legend_h
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+    grid_left, grid_bottom = 60, 40 + legend_h
+    axes = figure.add_axes((grid_left / width, grid_bottom / height,
+                            heads * cell_w / width, layers * cell_h / height))
+    axes.set_xlim(-0.5, heads - 0.5)
+    axes.set_ylim(layers - 0.5, -0.5)
+    axes.set_xticks(range(heads), [f"H{h + 1}" for h in range(heads)], fontsize=8)
+    axes.set_yticks(range(layers), [f"L{layer + 1}" for layer in range(layers)], fontsize=8)
+    axes.xaxis.tick_top()
+    boxed = set(outlined)
+    for layer in range(layers):
+        for head in range(len(texts[layer])):
+            axes.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1,
+                                     facecolor=colours[layer][head], edgecolor="#BBBBBB",
+                                     linewidth=0.5))
+            text = shorten(texts[layer][head], 14) if texts[layer][head].strip() else ""
+            axes.text(head, layer, f"L{layer + 1}H{head + 1}" + (f"\n{text}" if text else ""),
+                      ha="center", va="center", fontsize=6.5, color="black",
+                      fontweight="bold" if (layer, head) in boxed else "normal",
+                      parse_math=False)
+            if (layer, head) in boxed:
+                axes.add_patch(Rectangle((head - 0.46, layer - 0.46), 0.92, 0.92, fill=False,
+                                         edgecolor="#1b1b1b", linewidth=1.8))
+    if legend:
+        figure.legend(handles=[Patch(facecolor=colour, edgecolor="#888888", label=meaning)
+                               for colour, meaning in legend],
+                      loc="lower left", bbox_to_anchor=(grid_left / width, 6 / height),
+                      ncol=min(4, len(legend)), frameon=False, fontsize=8)
     chars = int((width - 20) / (_TITLE_PX * 0.6))
     figure.text(0.5, 1 - 8 / height, wrap_title(title, chars, max_lines=3), ha="center",
                 va="top", fontsize=_TITLE_PX * 72 / DPI, parse_math=False)

@@ -1,0 +1,384 @@
+"""``headprobe discover [--model SPEC] [--sentences FILE] [--for "SOURCE -> TARGET"] [--level L]
+[-o FILE.yaml] [--figure FILE.png]``: what the heads do, and the claims that say so (SPEC §12).
+
+Without ``--for``, every head's profile is matched against the behaviour catalogue
+(`headprobe.discovery.catalogue`) and the findings are printed as a table. With ``--for``, every
+head is ranked for that claim with its value, interval and the best fixed-offset baseline, and
+the best heads that beat the baseline with confidence are proposed (`headprobe.discovery.ranking`).
+
+``-o`` writes a hypothesis file of the findings or proposals (`headprobe.discovery.writer`),
+read back with the hypothesis-file reader before it is saved; ``--figure`` draws the layers x
+heads grid. Exit codes: 0 something was found (and written), 1 nothing was found (nothing is
+written), 4 bad input (nothing is written); argparse's own errors are 2. Everything that can be
+wrong with the input is checked before the model runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from headprobe.atomic import write_atomic
+from headprobe.claims.files import load_hypothesis_file
+from headprobe.claims.language import parse_claim, parse_measure
+from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence
+from headprobe.commands.common import CommandContext, add_model_options, command_context
+from headprobe.discovery.catalogue import CATALOGUE, Finding, find_behaviours, strongest
+from headprobe.discovery.ranking import Ranked, rank_heads, threshold
+from headprobe.discovery.writer import (
+    Provenance,
+    WrittenClaim,
+    hypothesis_file,
+    interval_text,
+    slug,
+)
+from headprobe.errors import ClaimFileError, ExitCode, UsageError, did_you_mean
+from headprobe.evaluation.results import format_value
+from headprobe.heads import Head, parse_head
+from headprobe.sentence_sets import BUNDLED_LABEL, bundled_path, load_sentences
+
+SHOWN = 20
+DEFAULT_TOP = 3
+KIND_COLOURS = {"diagonal": "#9CCBEC", "vertical": "#F3C57A", "broad": "#A8DDB5"}
+PROPOSED_COLOUR, BEATS_COLOUR = "#9CCBEC", "#E4F1FA"
+KIND_MEANING = {"diagonal": "a relative position (Kovaleva's diagonal)",
+                "vertical": "a fixed kind of token (Kovaleva's vertical)",
+                "broad": "broad attention"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "discover", help="find what heads do, and write the claims that say so",
+        description="Match every head against a catalogue of behaviours (previous, next and "
+                    "other offsets, self, same-word, punctuation, [SEP], [CLS], broad), or rank "
+                    "every head for one claim with --for, and write the findings as a "
+                    "hypothesis file. Exit 0: found; 1: nothing found; 4: bad input.",
+        epilog='Examples: headprobe discover --model sentence-transformers/all-MiniLM-L6-v2 -o '
+               'discovered.yaml --figure behaviours.png;  headprobe discover --for "span:adv -> '
+               'span:verb" --sentences adverbs.txt --level word')
+    add_model_options(parser)
+    parser.add_argument("--for", dest="claim", metavar='"SOURCE -> TARGET"',
+                        help='rank every head for this claim, e.g. "span:adv -> span:verb" on '
+                             'annotated sentences, or "word:it -> cls"')
+    parser.add_argument("--measure", default=None, metavar="MEASURE",
+                        help="with --for: argmax (default), mass, topk:K or entropy")
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
+                        help=f"with --for: propose at most N heads (default {DEFAULT_TOP})")
+    parser.add_argument("-o", "--output", metavar="FILE.yaml",
+                        help="write the findings as a hypothesis file")
+    parser.add_argument("--figure", metavar="FILE.png",
+                        help="draw the layers x heads grid labelled by behaviour")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=f"with --for: list every head (default: the best {SHOWN})")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    request = _parse_for(args) if args.claim else None
+    sentences, label = load_sentences(args.sentences)
+    if not sentences:
+        raise UsageError(f"{args.sentences}: no sentences (one a line; blank lines and lines "
+                         f"starting with '#' are skipped); discover needs some to measure")
+    if request is not None:
+        _check_spans(request[0], sentences, label)
+    context = command_context(args)
+    try:
+        model = context.model(args.model)
+        unknown = context.check_sentences(args.model, sentences, label)
+        heads = tuple(Head(layer, head) for layer in range(1, model.num_layers + 1)
+                      for head in range(1, model.num_heads + 1))
+        if request is None:
+            claims, grid, table = _discover(args, context, model, sentences, label, heads)
+            legend = [(KIND_COLOURS[k], KIND_MEANING[k]) for k in KIND_COLOURS]
+            title = (f"{model.name}: the behaviour each head shows most strongly (the value of "
+                     f"its statistic); {len(sentences)} sentences, level {args.level}")
+        else:
+            claims, grid, table = _rank(args, context, model, sentences, label, heads, *request)
+            legend = [(PROPOSED_COLOUR, "proposed"), (BEATS_COLOUR, "beats the baseline")]
+            title = (f"{model.name}: every head ranked for {args.claim.strip()} "
+                     f"({request[1]}, level {args.level}; #rank value)")
+    finally:
+        context.cache.close()
+    # Files first, then the table: a reader that stops early (| head) loses no file.
+    written = []
+    if claims and args.output:
+        written.append(_write_file(args, model.name, label, len(sentences), claims, unknown))
+    if args.figure:
+        written.append(_draw(args.figure, grid, model.num_layers, model.num_heads, legend,
+                             title))
+    if unknown:
+        table.append(f"note: {unknown} of the {len(sentences)} sentences have words the "
+                     f"vocabulary of {model.name} cannot spell; they were read as [UNK]"
+                     + (" (the file says unknown_words: allow)" if claims and args.output
+                        else ""))
+    print("\n".join(table))
+    if not claims and args.output:
+        written.append(f"nothing written to {args.output}: no claim to write")
+    print("\n".join(written))
+    sys.stdout.flush()
+    return int(ExitCode.OK if claims else ExitCode.TESTS_FAILED)
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.output and Path(args.output).suffix.lower() not in (".yaml", ".yml"):
+        raise UsageError(f"-o {args.output}: a hypothesis file's name ends in .yaml or .yml")
+    if args.figure and Path(args.figure).suffix.lower() != ".png":
+        raise UsageError(f"--figure {args.figure}: the figure is a PNG; name it FILE.png")
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: propose at least 1 head")
+    if args.measure is not None and not args.claim:
+        raise UsageError("--measure goes with --for (the catalogue has its own measures)")
+    for given in (args.output, args.figure):
+        if given and Path(given).is_dir():
+            raise UsageError(f"{given} is a folder; give a file name")
+
+
+def _parse_for(args: argparse.Namespace) -> tuple[Claim, Measure]:
+    """The --for claim over every head, and its measure; errors are usage errors."""
+    try:
+        measure = parse_measure(args.measure) if args.measure is not None else Measure()
+        claim = parse_claim(f"L*H*: {args.claim.strip()}")
+    except ClaimFileError as error:
+        raise UsageError(f"--for {args.claim!r}: {error.message}") from None
+    if measure.needs_target and claim.target is None:
+        raise UsageError(f"--for {args.claim!r}: give a target, as in 'token -> next' (only "
+                         f"--measure entropy is measured without one)")
+    if not measure.needs_target and claim.target is not None:
+        raise UsageError(f"--for {args.claim!r}: --measure entropy needs no target; write "
+                         f"--for {str(claim.source)!r}")
+    return claim, measure
+
+
+def _check_spans(claim: Claim, sentences: Sequence[Sentence], label: str) -> None:
+    """Every span label the claim names is marked in some sentence."""
+    known = {span.label for sentence in sentences for span in sentence.spans}
+    for role, part in (("source", claim.source), ("target", claim.target)):
+        if part is None or part.kind != "span" or part.arg in known:
+            continue
+        listed = (f"labels there: {', '.join(sorted(known))}" if known else
+                  "no sentence there has an annotated span; mark them as [text]{label}, "
+                  "one sentence a line, and pass the file with --sentences")
+        raise UsageError(f"--for: the {role} span:{part.arg} is not marked in any sentence of "
+                         f"{label}{did_you_mean(part.arg or '', known)}; {listed}")
+
+
+# --- without --for: the catalogue ------------------------------------------------------------
+
+
+def _discover(args: argparse.Namespace, context: CommandContext, model, sentences, label,
+              heads) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
+    from headprobe.regression.profiles import compute_profile
+
+    profile = compute_profile(model, [s.text for s in sentences], level=args.level,
+                              cache=context.cache, progress=context.progress)
+    findings = find_behaviours(profile.per_sentence, heads)
+    table = findings_table(findings, model.name, label, len(sentences), args.level, len(heads))
+    grid = {head: (f"{f.behaviour.label} {format_value(f.value)}",
+                   KIND_COLOURS[f.behaviour.kind]) for head, f in strongest(findings).items()}
+    return [_claim_of(f, label) for f in findings], grid, table
+
+
+def findings_table(findings: list[Finding], model: str, label: str, count: int, level: str,
+                   heads: int) -> list[str]:
+    """The findings as aligned text: a headline, one line per finding, the behaviours no head
+    shows, and a summary."""
+    unit = "words" if level == "word" else "tokens"
+    lines = [f"discover: {model}, {count} sentences of {label}, level {level}",
+             f"{'behaviour':<10} {'head':<7} {'measure':<8} {'value':>6}  {'95% CI':<16} "
+             f"{'n':>7}  criterion (on the 95% lower bound)"]
+    for f in findings:
+        lines.append(f"{f.behaviour.name:<10} {f.head!s:<7} {f.measure:<8} "
+                     f"{format_value(f.value):>6}  "
+                     f"[{format_value(f.ci[0])}, {format_value(f.ci[1])}]  {f.n:>7}  "
+                     f"{f.short_criterion}")
+    shown = {f.behaviour.name for f in findings}
+    missing = [entry.name for entry in CATALOGUE if entry.name not in shown]
+    if missing:
+        lines.append(f"no head: {', '.join(missing)}")
+    lines.append(f"{len(findings)} findings on {len({f.head for f in findings})} of {heads} "
+                 f"heads (n counts {unit}; docs/discover.md explains each behaviour)")
+    return lines
+
+
+def _claim_of(finding: Finding, label: str) -> WrittenClaim:
+    entry = finding.behaviour
+    target = f" -> {entry.target}" if entry.target is not None else ""
+    what = {"argmax": "share of tokens that look most at it", "mass": "mean attention on it",
+            "entropy": "mean normalised entropy"}[finding.measure]
+    why = (f"headprobe discover: {entry.name} ({entry.meaning}). {finding.measure} "
+           f"({what}) {format_value(finding.value)}, {interval_text(finding.ci)}, "
+           f"n={finding.n}, {finding.sentences} sentences of {label}; criterion: "
+           f"{finding.criterion}.")
+    return WrittenClaim(id=f"{entry.name}-{finding.head}",
+                        claim=f"{finding.head}: token{target}", measure=finding.measure,
+                        expect=threshold(finding.ci[0], finding.value), why=why)
+
+
+# --- with --for: one claim, every head ranked ------------------------------------------------
+
+
+def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, label, heads,
+          claim: Claim, measure: Measure
+          ) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
+    from headprobe.cache.runs import forward_runs
+    from headprobe.evaluation.accumulate import ClaimAccumulator
+
+    spec = ClaimSpec(file=label, line=0, id="for", claim=claim, over=("discovery",),
+                     expect=Expectation(">=", 0.0), measure=measure, level=args.level,
+                     baseline="offset" if measure.needs_target else None,
+                     claim_text=f"L*H*: {args.claim.strip()}")
+    accumulator = ClaimAccumulator(spec, heads)
+    runs = forward_runs([s.text for s in sentences], heads, fingerprint=model.fingerprint,
+                        encode=model.tokenize, num_layers=model.num_layers,
+                        num_heads=model.num_heads, load_model=lambda: model, cache=context.cache)
+    progress = context.progress
+    if progress is None:
+        for index, run in runs:
+            accumulator.add(index, sentences[index], run)
+    else:
+        with progress(len(sentences), "discover") as bar:
+            for index, run in runs:
+                accumulator.add(index, sentences[index], run)
+                bar.advance()
+    results = accumulator.head_results(model=model.name, fingerprint=model.fingerprint)
+    if all(r.value is None for r in results):
+        why = results[0].warnings[0] if results[0].warnings else "no source was counted"
+        raise UsageError(f"--for {args.claim!r} on {len(sentences)} sentences of {label} "
+                         f"(level {args.level}): {why}")
+    ranked = rank_heads(results, args.top)
+    table = ranking_table(ranked, spec, label, len(sentences),
+                          limit=None if args.verbose else SHOWN)
+    source_target = args.claim.strip()
+    claims = []
+    for entry in ranked:
+        if not entry.proposed:
+            continue
+        result = entry.result
+        assert result.value is not None and result.ci is not None
+        baseline = (f"; the best fixed offset, k={result.baseline.offset:+d}, scores "
+                    f"{format_value(result.baseline.value)}" if result.baseline else "")
+        why = (f"headprobe discover --for {source_target!r}: rank {entry.rank} of {len(heads)} "
+               f"heads. {measure} {format_value(result.value)}, {interval_text(result.ci)}, "
+               f"n={result.n}, {result.left_out} left out, {len(sentences)} sentences of "
+               f"{label}{baseline}.")
+        claims.append(WrittenClaim(id=f"{slug(source_target)}-{result.head}",
+                                   claim=f"{result.head}: {source_target}", measure=str(measure),
+                                   expect=threshold(result.ci[0], result.value), why=why,
+                                   baseline=result.baseline is not None))
+    grid = {parse_head(e.result.head): (f"#{e.rank} {format_value(e.result.value)}",
+                                        PROPOSED_COLOUR if e.proposed else
+                                        (BEATS_COLOUR if e.beats_baseline else "#FFFFFF"))
+            for e in ranked}
+    return claims, grid, table
+
+
+def ranking_table(ranked: list[Ranked], spec: ClaimSpec, label: str, count: int,
+                  limit: int | None = SHOWN) -> list[str]:
+    first = ranked[0].result
+    lines = [f"discover --for: {spec.claim_text} ({spec.measure}, level {spec.level}), "
+             f"{first.model}, {count} sentences of {label}"]
+    if first.baseline is not None:
+        lines.append(f"best fixed-offset baseline: k={first.baseline.offset:+d} scores "
+                     f"{format_value(first.baseline.value)}; a head is proposed when its lower "
+                     f"95% bound is above it")
+    lines.append(f"{'rank':>4}  {'head':<7} {'value':>6}  {'95% CI':<16} {'n':>6} "
+                 f"{'left out':>8}  verdict")
+    shown = ranked if limit is None else ranked[:limit]
+    for entry in shown:
+        r = entry.result
+        ci = "" if r.ci is None else f"[{format_value(r.ci[0])}, {format_value(r.ci[1])}]"
+        verdict = ("proposed" if entry.proposed else
+                   "beats the baseline" if entry.beats_baseline else
+                   "does not beat the baseline" if r.baseline is not None else "")
+        lines.append(f"{entry.rank:>4}  {r.head:<7} {format_value(r.value):>6}  {ci:<16} "
+                     f"{r.n:>6} {r.left_out:>8}  {verdict}")
+    if len(shown) < len(ranked):
+        lines.append(f"... {len(ranked) - len(shown)} more heads (-v lists them all)")
+    proposed = [e.result.head for e in ranked if e.proposed]
+    lines.append(f"proposed: {', '.join(proposed)}" if proposed else
+                 "proposed: none (no head beats the baseline with 95% confidence)")
+    return lines
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _write_file(args: argparse.Namespace, model: str, label: str, count: int,
+                claims: list[WrittenClaim], unknown: int) -> str:
+    """The hypothesis file, read back before it replaces anything; for the bundled set, a copy
+    of its sentences beside it (an installed package's path is no place to point a committed
+    file at)."""
+    output = Path(args.output)
+    folder = output.parent
+    copy: Path | None = None
+    if args.sentences is None:
+        copy = output.with_name(output.stem + ".sentences.txt")
+        sentences_path = copy.name
+    else:
+        sentences_path = os.path.relpath(Path(args.sentences).resolve(), folder.resolve())
+    provenance = Provenance(
+        model=model, level=args.level, sentences_path=Path(sentences_path).as_posix(),
+        sentences_label=label if copy is None else f"{BUNDLED_LABEL} (copied to {copy.name})",
+        sentence_count=count, date=datetime.date.today().isoformat(), unknown_words=unknown,
+        command=" ".join(shlex.quote(a) for a in ["headprobe", "discover", *sys.argv[2:]])
+        if sys.argv[1:2] == ["discover"] else "headprobe discover")
+    text = hypothesis_file(provenance, claims)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if copy is not None:
+            write_atomic(copy, bundled_path().read_bytes(), mode=0o644)
+        _verified(text, output, copy, claims)
+        write_atomic(output, text.encode("utf-8"), mode=0o644)
+    except OSError as error:
+        raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
+    return (f"wrote {len(claims)} claims to {output}"
+            + (f" and the sentences they were found on to {copy}" if copy else "")
+            + f"; check them on other sentences: headprobe check {output}")
+
+
+def _verified(text: str, output: Path, copy: Path | None, claims: list[WrittenClaim]) -> None:
+    """The written text is a valid hypothesis file whose sentence set resolves and whose claims
+    read back as written (read from a temporary file in the output's folder, so relative paths
+    mean what they will)."""
+    handle, name = tempfile.mkstemp(suffix=".yaml", prefix=".discover-", dir=output.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        read = load_hypothesis_file(name)
+        if [(c.id, c.claim_text, c.why) for c in read.claims] != \
+                [(c.id, c.claim, c.why) for c in claims]:
+            raise ClaimFileError("its claims read back differently from what was meant")
+    except ClaimFileError as error:  # a bug here, not the user's input
+        if copy is not None:
+            copy.unlink(missing_ok=True)
+        raise RuntimeError(f"discover wrote a hypothesis file it cannot read back: "
+                           f"{error}") from None
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _draw(path: str, grid: dict[Head, tuple[str, str]], layers: int, heads: int,
+          legend: list[tuple[str, str]], title: str) -> str:
+    from headprobe.report.figures import head_grid_figure, save_png
+
+    texts = [[grid.get(Head(layer, head), ("", "#FFFFFF"))[0] for head in range(1, heads + 1)]
+             for layer in range(1, layers + 1)]
+    colours = [[grid.get(Head(layer, head), ("", "#FFFFFF"))[1] for head in range(1, heads + 1)]
+               for layer in range(1, layers + 1)]
+    figure = head_grid_figure(texts, colours, legend=legend, title=title)
+    try:
+        save_png(figure, path)
+    except OSError as error:
+        raise UsageError(f"cannot write the figure {path}: {error.strerror or error}") from None
+    return f"figure: {path}"
+
