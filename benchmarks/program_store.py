@@ -39,7 +39,7 @@ def child(mode: str, cache: str) -> None:
         return
     from jax import export
 
-    from headprobe.model.bert import Outputs, forward
+    from headprobe.model.encoder import Outputs, forward
 
     jax.config.update("jax_compilation_cache_dir", os.path.join(cache, "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

@@ -16,8 +16,6 @@ from typing import Any
 from headprobe.claims.spec import Sentence
 from headprobe.errors import ClaimFileError
 
-UNKNOWN = "[UNK]"
-
 
 @dataclass
 class ModelInfo:
@@ -43,23 +41,24 @@ class ModelInfo:
             if len(ids) > self.max_length:
                 raise ClaimFileError(
                     f"sentence {sentence.text[:80]!r} ({where}) is {len(ids)} tokens long with "
-                    f"[CLS] and [SEP]; {self.spec} takes at most {self.max_length}. Shorten or "
+                    f"its special tokens; {self.spec} takes at most {self.max_length}. Shorten or "
                     f"split it.", file=file, line=line, field=f"sentences.{set_name}")
             if all(w is None for w in encoding.word_ids):
                 raise ClaimFileError(
-                    f"sentence {sentence.text[:80]!r} ({where}) has no token besides [CLS] and "
-                    f"[SEP]: the tokenizer of {self.spec} drops every character of it. Write "
+                    f"sentence {sentence.text[:80]!r} ({where}) has no token besides its special "
+                    f"tokens: the tokenizer of {self.spec} drops every character of it. Write "
                     f"some text, or remove it.", file=file, line=line,
                     field=f"sentences.{set_name}")
+            unk = self.tokenizer.unk_token
             unknown = [sentence.text[a:b] for tok, (a, b) in
                        zip(encoding.tokens, offsets)
-                       if tok == UNKNOWN and sentence.text[a:b] != UNKNOWN]
+                       if tok == unk and sentence.text[a:b] != unk]
             if unknown and allow_unknown:
                 with_unknown += 1
             elif unknown:
                 raise ClaimFileError(
                     f"sentence {sentence.text[:80]!r} ({where}) has {len(unknown)} word(s) the "
-                    f"vocabulary of {self.spec} cannot spell (they become [UNK]): "
+                    f"vocabulary of {self.spec} cannot spell (they become {unk}): "
                     f"{', '.join(repr(u) for u in unknown)}. Replace them or drop the sentence "
                     f"(or allow such words for the whole file with 'unknown_words: allow').",
                     file=file, line=line, field=f"sentences.{set_name}")
@@ -78,6 +77,7 @@ def inspect_model(spec: str) -> ModelInfo:
     """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
     from headprobe.model.checkpoint import find_weights, transformer_folder
     from headprobe.model.config import read_config
+    from headprobe.model.families import family_of
     from headprobe.model.resolve import resolve
     from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
 
@@ -86,5 +86,6 @@ def inspect_model(spec: str) -> ModelInfo:
     find_weights(folder)  # a folder without weights we can read is a usage error now, not later
     return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
                      num_heads=config.num_attention_heads,
-                     max_length=config.max_position_embeddings,
-                     tokenizer=RememberingTokenizer(load_tokenizer(folder)))
+                     max_length=config.max_length,
+                     tokenizer=RememberingTokenizer(load_tokenizer(
+                         folder, family_of(config.model_type))))

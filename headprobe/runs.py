@@ -5,9 +5,31 @@ Axes are 0-based and carry no padding: ``attentions[layer, head, query, key]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class SpecialNames(NamedTuple):
+    """The tokenizer's own tokens that claims call ``cls``, ``sep`` and ``mask`` (``<s>``,
+    ``</s>``, ``<mask>`` for RoBERTa): their names and, when known, their ids (a token is one
+    of them when its id is; without ids, when its string is)."""
+
+    cls: str = "[CLS]"
+    sep: str = "[SEP]"
+    mask: str = "[MASK]"
+    cls_id: int | None = None
+    sep_id: int | None = None
+    mask_id: int | None = None
+
+    def where(self, role: str, tokens: list[str], ids: np.ndarray) -> np.ndarray:
+        """bool ``[token]``: the positions holding the ``role`` (cls, sep, mask) token."""
+        token_id = getattr(self, f"{role}_id")
+        if token_id is not None and len(ids) == len(tokens):
+            return np.asarray(ids) == token_id
+        name = getattr(self, role)
+        return np.array([t == name for t in tokens], dtype=bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -15,12 +37,16 @@ class Encoding:
     """One text, tokenized with the special tokens added (what a run is built on).
 
     Attributes:
-      text: the exact string that was tokenized.
-      tokens: wordpieces, ``[CLS]`` first and ``[SEP]`` last.
+      text: the text as given (``[MASK]`` written in it, even when the model's mask token is
+        another string; offsets point into this text).
+      tokens: the tokenizer's tokens, its ``cls`` token first and ``sep`` token last.
       input_ids: int32 ``[token]``.
       word_ids: per token, the index of the tokenizer's word it belongs to (fast tokenizer's
         word ids); ``None`` for special tokens.
       offsets: per token, ``(start, end)`` character offsets into ``text``; ``(0, 0)`` for specials.
+      labels: per token, what figures show: the token without a tokenizer's markers (``Ġ``,
+        ``▁``, byte-level codes), or None for the tokens themselves (WordPiece's ``##`` stays).
+      specials: the tokenizer's names for ``cls``, ``sep`` and ``mask``.
     """
 
     text: str
@@ -28,9 +54,20 @@ class Encoding:
     input_ids: np.ndarray
     word_ids: tuple[int | None, ...]
     offsets: tuple[tuple[int, int], ...]
+    labels: tuple[str, ...] | None = field(default=None, kw_only=True)
+    specials: SpecialNames = field(default=SpecialNames(), kw_only=True)
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def display_tokens(self) -> tuple[str, ...]:
+        """What to call each token in figures and tables (`labels`, else the tokens)."""
+        return tuple(self.tokens) if self.labels is None else self.labels
+
+    def encoding_fields(self) -> dict[str, Any]:
+        """This encoding's fields, to build a `Run` from."""
+        return {f.name: getattr(self, f.name) for f in fields(Encoding)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,8 +41,7 @@ def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int
     attentions = np.full((num_layers, num_heads, n, n), np.nan, dtype=np.float32)
     layers, indices = zip(*heads) if heads else ((), ())
     attentions[list(layers), list(indices)] = stored
-    return Run(text=encoding.text, tokens=encoding.tokens, input_ids=encoding.input_ids,
-               word_ids=encoding.word_ids, offsets=encoding.offsets, attentions=attentions)
+    return Run(**encoding.encoding_fields(), attentions=attentions)
 
 
 def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: str,

@@ -22,6 +22,7 @@ import numpy as np
 
 from headprobe.commands.show import add_model_option, load_model, write_diagrams
 from headprobe.errors import UsageError
+from headprobe.model.tokenize import MASK_IN_TEXT
 
 DEFAULT_TOP_K = 3
 
@@ -49,8 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class Prediction:
-    token: str
+    token: str  # readable: BERT's wordpiece as it is, other tokenizers' decoded text
     score: float
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class MaskPredictions:
 
     def to_json(self) -> dict:
         return {"position": self.position,
-                "predictions": [{"token": p.token, "score": round(p.score, 6)}
+                "predictions": [{"token": p.token, "score": round(p.score, 6), "id": p.id}
                                 for p in self.predictions]}
 
 
@@ -79,15 +81,15 @@ def run(args: argparse.Namespace) -> int:
     for number, (text, sentence_run, masks) in enumerate(zip(texts, runs, positions)):
         ids = top_predictions(sentence_run.mlm_logits, masks, top_k)
         found = [MaskPredictions(position, tuple(
-                    Prediction(token, score) for token, score in
-                    zip(model.tokenizer.decode_tokens([i for i, _ in best]), (s for _, s in best))))
+                    Prediction(token, score, i) for token, (i, score) in
+                    zip(model.tokenizer.readable_tokens([i for i, _ in best]), best)))
                  for position, best in zip(masks, ids)]
         if args.json:
             print(json.dumps([m.to_json() for m in found], ensure_ascii=False))
         else:
             if number:
                 print()
-            print("\n".join(format_predictions(text, model.tokenizer.mask_token, found)))
+            print("\n".join(format_predictions(text, written_mask(text, model), found)))
         if args.diagrams:
             folder = Path(args.diagrams) / (f"text{number + 1}" if len(texts) > 1 else "")
             paths = write_diagrams(sentence_run, folder, model_name=model.name)
@@ -125,16 +127,24 @@ def require_mlm_head(model) -> None:
 
 
 def check_text(model, text: str, encoding) -> list[int]:
-    """The wordpiece positions of the masks in ``text``; raises for no mask or too long."""
+    """The token positions of the masks in ``text``; raises for no mask or too long."""
     mask_token = model.tokenizer.mask_token
-    positions = [i for i, token in enumerate(encoding.tokens) if token == mask_token]
+    positions = [int(i) for i in np.flatnonzero(
+        encoding.specials.where("mask", encoding.tokens, encoding.input_ids))]
     if not positions:
-        raise UsageError(f"Input must include mask token {mask_token}. Got {_shown(text)}")
+        also = f" (or {mask_token}, this model's own)" if mask_token != MASK_IN_TEXT else ""
+        raise UsageError(f"Input must include mask token {MASK_IN_TEXT}{also}. "
+                         f"Got {_shown(text)}")
     if len(encoding.tokens) > model.max_length:
         raise UsageError(
-            f"text {_shown(text)} is {len(encoding.tokens)} tokens long with [CLS] and [SEP]; "
+            f"text {_shown(text)} is {len(encoding.tokens)} tokens long with its special tokens; "
             f"{model.name} takes at most {model.max_length}. Shorten it.")
     return positions
+
+
+def written_mask(text: str, model) -> str:
+    """How the masks are written in ``text``: ``[MASK]``, or the model's own mask token."""
+    return MASK_IN_TEXT if MASK_IN_TEXT in text else model.tokenizer.mask_token
 
 
 def _shown(text: str) -> str:

@@ -124,7 +124,7 @@ def sentence_grid(sentence_run: Run, layer: int, head: int, level: str
     """The ``[query, key]`` grid and its labels for a 0-based ``(layer, head)``."""
     matrix = sentence_run.attentions[layer, head]
     if level == "token":
-        return np.asarray(matrix), list(sentence_run.tokens)
+        return np.asarray(matrix), list(sentence_run.display_tokens)
     groups = sentence_run.word_groups()
     labels = [sentence_run.word_text(group[0]) for group in groups]
     return word_grid(matrix, groups), labels
@@ -133,7 +133,7 @@ def sentence_grid(sentence_run: Run, layer: int, head: int, level: str
 def all_grids(sentence_run: Run, level: str) -> tuple[np.ndarray, list[str]]:
     """``[layer, head, query, key]`` at the level asked for, and its labels."""
     if level == "token":
-        return np.asarray(sentence_run.attentions), list(sentence_run.tokens)
+        return np.asarray(sentence_run.attentions), list(sentence_run.display_tokens)
     layers, heads = sentence_run.attentions.shape[:2]
     grids = [[sentence_grid(sentence_run, l, h, level)[0] for h in range(heads)]
              for l in range(layers)]

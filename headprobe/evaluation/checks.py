@@ -26,9 +26,7 @@ def fixed_offset(spec: ClaimSpec, sentences: Sequence[Sentence],
     hits = dict.fromkeys(BASELINE_OFFSETS, 0.0)
     for sentence, encoding in zip(sentences, encodings):
         n = len(encoding)
-        run = Run(text=encoding.text, tokens=encoding.tokens, input_ids=encoding.input_ids,
-                  word_ids=encoding.word_ids, offsets=encoding.offsets,
-                  attentions=np.zeros((1, 1, n, n), dtype=np.float32))
+        run = Run(**encoding.encoding_fields(), attentions=np.zeros((1, 1, n, n), dtype=np.float32))
         selection = select(level_view(run, spec.level), spec.claim.source, spec.claim.target,
                            tuple(sentence.spans))
         counted += selection.n

@@ -26,10 +26,6 @@ from headprobe.errors import ClaimFileError
 from headprobe.heads import Head
 from headprobe.runs import Run
 
-MASK_TOKEN = "[MASK]"
-CLS_TOKEN = "[CLS]"
-SEP_TOKEN = "[SEP]"
-
 _STEPS = {"next": 1, "previous": -1, "self": 0}
 
 
@@ -39,6 +35,7 @@ class _Text:
 
     text: str
     tokens: tuple[str, ...]
+    labels: tuple[str, ...]  # what figures call each token (`Encoding.display_tokens`)
     offsets: tuple[tuple[int, int], ...]
     token_groups: tuple[tuple[int, ...], ...]  # token positions per word
     token_word: np.ndarray  # int [token]: the word each token belongs to
@@ -97,7 +94,7 @@ class LevelView:
 
     @functools.cached_property
     def labels(self) -> tuple[str, ...]:
-        return self._text.tokens if self.level == "token" else self.word_texts
+        return self._text.labels if self.level == "token" else self.word_texts
 
     @functools.cached_property
     def chars(self) -> tuple[str, ...]:
@@ -218,20 +215,22 @@ def _run_tokens(run: Run) -> _RunTokens:
         raise ValueError(
             f"run attentions must be [layer, head, query, key] with {len(tokens)} query and key "
             f"positions (one per token), got shape {attentions.shape}")
-    is_mask_token = np.array([t == MASK_TOKEN for t in tokens], dtype=bool)
+    names = run.specials  # the tokenizer's own cls, sep and mask tokens (SPEC §7b)
+    ids = np.asarray(run.input_ids)
+    is_mask_token = names.where("mask", list(tokens), ids)
     special_token = np.asarray(run.special_mask, dtype=bool) & ~is_mask_token
     token_groups = tuple(tuple(pieces) for pieces in run.word_groups())
     # word groups are contiguous runs of pieces, in order
     token_word = np.repeat(np.arange(len(token_groups), dtype=np.int64),
                            [len(pieces) for pieces in token_groups])
-    is_cls = np.array([t == CLS_TOKEN for t in tokens], dtype=bool)
-    is_sep = np.array([t == SEP_TOKEN for t in tokens], dtype=bool)
+    is_cls = names.where("cls", list(tokens), ids) & special_token
+    is_sep = names.where("sep", list(tokens), ids) & special_token
     for shared in (is_mask_token, special_token, token_word, is_cls, is_sep):
         shared.flags.writeable = False  # both views may hold them
     return _RunTokens(
         attentions=attentions,
-        text=_Text(run.text, tokens, tuple(run.offsets), token_groups, token_word,
-                   special_token),
+        text=_Text(run.text, tokens, tuple(run.display_tokens), tuple(run.offsets), token_groups,
+                   token_word, special_token),
         is_mask=is_mask_token, is_cls=is_cls, is_sep=is_sep)
 
 

@@ -31,7 +31,8 @@ from headprobe.model.checkpoint import (
     read_state,
     transformer_folder,
 )
-from headprobe.model.config import BertConfig, read_config
+from headprobe.model.config import EncoderConfig, read_config
+from headprobe.model.families import family_of
 from headprobe.model.programs import ProgramStore
 from headprobe.model.resolve import DEFAULT_SPEC, resolve
 from headprobe.model.tokenize import Tokenizer, load_tokenizer
@@ -125,7 +126,7 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path
 class Model:
     """A loaded BERT: config, parameters on the JAX device, tokenizer. Build with `load`."""
 
-    def __init__(self, *, name: str, path: Path, config: BertConfig, params: Any,
+    def __init__(self, *, name: str, path: Path, config: EncoderConfig, params: Any,
                  has_mlm_head: bool, tokenizer: Tokenizer, weights: WeightFiles,
                  precision: str = "highest", programs: ProgramStore | None = None) -> None:
         import jax
@@ -186,7 +187,7 @@ class Model:
     @property
     def max_length(self) -> int:
         """The most tokens (``[CLS]`` and ``[SEP]`` included) one text may have."""
-        return self.config.max_position_embeddings
+        return self.config.max_length
 
     @property
     def fingerprint(self) -> str:
@@ -270,7 +271,7 @@ class Model:
             if len(encoding) > self.max_length:
                 shown = encoding.text if len(encoding.text) <= 80 else encoding.text[:77] + "..."
                 raise UsageError(
-                    f"text {shown!r} has {len(encoding)} tokens with [CLS] and [SEP]; "
+                    f"text {shown!r} has {len(encoding)} tokens with its special tokens; "
                     f"{self.name} takes at most {self.max_length}. Shorten or split it.")
 
     def _dispatch(self, batch: Batch, encodings: Sequence[Encoding], depth: int,
@@ -308,8 +309,7 @@ class Model:
             e = encodings[index]
             n = len(e)
             yield index, Run(
-                text=e.text, tokens=e.tokens, input_ids=e.input_ids, word_ids=e.word_ids,
-                offsets=e.offsets, attentions=own(attentions[row, :, :, :n, :n]),
+                **e.encoding_fields(), attentions=own(attentions[row, :, :, :n, :n]),
                 hidden_states=None if hidden is None else own(hidden[row, :, :n]),
                 mlm_logits=None if logits is None else own(logits[row, :n]))
 
@@ -343,7 +343,8 @@ def _as_texts(texts: Sequence[str]) -> list[str]:
 
 
 def load(spec: str | None = None, **options: Any) -> Model:
-    """Load a BERT-family model (SPEC §7): a local folder, or a hub id with optional ``@revision``.
+    """Load a BERT-family model (SPEC §7, §7b: bert, roberta, xlm-roberta, distilbert, electra,
+    albert): a local folder, or a hub id with optional ``@revision``.
 
     Options: ``compilation_cache``: keep compiled programs between processes (see
     `_program_store`): True (default) in `compilation_cache_dir` unless
@@ -369,7 +370,7 @@ def load(spec: str | None = None, **options: Any) -> Model:
         state = flax_to_state_dict(state)
     params, has_mlm_head = convert(state, config, source=str(weights.files[0]))
     del state
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(folder, family_of(config.model_type))
     return Model(name=DEFAULT_SPEC if spec is None else str(spec), path=folder, config=config,
                  params=params, has_mlm_head=has_mlm_head, tokenizer=tokenizer, weights=weights,
                  precision=precision,

@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from headprobe.model.bert import Outputs, forward
-from headprobe.model.config import BertConfig
+from headprobe.model.config import EncoderConfig
+from headprobe.model.encoder import Outputs, forward
 from headprobe.model.programs import ProgramStore
 
 #: (batch rows, padded length, layers run, with hidden states, with MLM logits)
@@ -27,7 +27,7 @@ Shape = tuple[int, int, int, bool, bool]
 class ForwardPrograms:
     """The programs of one model's forward pass (``params`` already on the device)."""
 
-    def __init__(self, config: BertConfig, params: Any, *, precision: str,
+    def __init__(self, config: EncoderConfig, params: Any, *, precision: str,
                  batch_sharding: Any = None, store: ProgramStore | None = None) -> None:
         self.config = config
         self.precision = precision

@@ -1,36 +1,42 @@
-"""The model's shape, read from a Hugging Face ``config.json`` (pure apart from `read_config`).
+"""The encoder's shape, read from a Hugging Face ``config.json`` (pure apart from `read_config`).
 
-Only the BERT family is supported: ``model_type: bert`` with one of `SUPPORTED_ARCHITECTURES`
-(a missing ``architectures`` field, as in some sentence-transformers folders, means ``BertModel``).
-Fields that Hugging Face's own ``BertConfig`` defaults (``hidden_act``, ``type_vocab_size``,
-``layer_norm_eps``, ``pad_token_id``) take the same defaults here; the sizes are required.
+Every supported family (SPEC §7b: ``bert``, ``roberta``, ``xlm-roberta``, ``distilbert``,
+``electra``, ``albert``) is the same post-LayerNorm transformer encoder; `EncoderConfig` holds
+its sizes and the few ways the families differ:
+
+- ``embedding_size``: ELECTRA and ALBERT embed into a smaller space and project up
+  (``embedding_projection``);
+- ``type_vocab_size`` 0: no token-type embeddings (DistilBERT);
+- ``position_offset``: RoBERTa's positions start after the padding index, counting only
+  non-padding tokens (``max_length`` is then ``max_position_embeddings - pad_token_id - 1``);
+- ``layer_groups``: ALBERT's layers share parameters: layer *i* applies group
+  ``group_of(i)``;
+- ``mlm_act``: the masked-LM head's activation when it is not ``hidden_act`` (RoBERTa's and
+  ELECTRA's generator heads use GELU whatever the config says);
+- ``tie_word_embeddings``: the masked-LM decoder is the word embedding matrix (False: its own
+  weight).
+
+How each family's config.json names these is in its module of `headprobe.model.families`;
+`read_config` picks the module by ``model_type``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headprobe.errors import ModelFormatError, did_you_mean
+from headprobe.errors import ModelFormatError
 
-SUPPORTED_MODEL_TYPES = ("bert",)
-SUPPORTED_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining")
 # Hugging Face's names for the activations; `gelu` is the exact (erf) GELU.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu",
                          "swish")
 
-_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-             "intermediate_size", "max_position_embeddings")
-_DEFAULTS: dict[str, Any] = {"hidden_act": "gelu", "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-                             "pad_token_id": 0}
-
 
 @dataclass(frozen=True)
-class BertConfig:
-    """Sizes and choices of a BERT encoder. ``head_dim = hidden_size // num_attention_heads``."""
+class EncoderConfig:
+    """Sizes and choices of one encoder. ``head_dim = hidden_size // num_attention_heads``."""
 
     vocab_size: int
     hidden_size: int
@@ -44,71 +50,57 @@ class BertConfig:
     pad_token_id: int
     architectures: tuple[str, ...] = ("BertModel",)
     model_type: str = "bert"
+    embedding_size: int | None = None  # None: the hidden size, no projection
+    embedding_projection: bool = False
+    position_offset: bool = False
+    layer_groups: int | None = None  # None: every layer its own parameters
+    mlm_act: str | None = None  # None: hidden_act
+    tie_word_embeddings: bool = True
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def embedding_dim(self) -> int:
+        """The width of the embeddings (and of the masked-LM head's output space)."""
+        return self.hidden_size if self.embedding_size is None else self.embedding_size
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens one text may have, special tokens included."""
+        if self.position_offset:
+            return self.max_position_embeddings - self.pad_token_id - 1
+        return self.max_position_embeddings
+
+    @property
+    def num_parameter_layers(self) -> int:
+        """How many layers have parameters of their own (ALBERT: its groups)."""
+        return self.num_hidden_layers if self.layer_groups is None else self.layer_groups
+
+    def group_of(self, layer: int) -> int:
+        """The parameter set layer ``layer`` (0-based) applies: itself, or its ALBERT group
+        (Hugging Face: ``int(i / (num_hidden_layers / num_hidden_groups))``)."""
+        if self.layer_groups is None:
+            return layer
+        return int(layer / (self.num_hidden_layers / self.layer_groups))
+
+    @property
+    def masked_lm_act(self) -> str:
+        return self.hidden_act if self.mlm_act is None else self.mlm_act
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config.json") -> BertConfig:
-        """Validate a parsed config.json; errors name ``source`` and the field."""
-        if not isinstance(data, Mapping):
-            raise ModelFormatError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        model_type = data.get("model_type", "bert")
-        if model_type not in SUPPORTED_MODEL_TYPES:
-            raise ModelFormatError(
-                f"{source}: model_type: {model_type!r} is not supported; headprobe loads the BERT "
-                f"family (model_type 'bert': {', '.join(SUPPORTED_ARCHITECTURES)}, and "
-                "sentence-transformers folders holding one). Pick a BERT checkpoint.")
-        architectures = tuple(data.get("architectures") or ("BertModel",))
-        unsupported = [a for a in architectures if a not in SUPPORTED_ARCHITECTURES]
-        if unsupported:
-            raise ModelFormatError(
-                f"{source}: architectures: {unsupported[0]!r} is not supported"
-                f"{did_you_mean(unsupported[0], SUPPORTED_ARCHITECTURES)}; supported: "
-                f"{', '.join(SUPPORTED_ARCHITECTURES)} (and sentence-transformers folders holding "
-                "one). Pick a BERT encoder checkpoint.")
-        position_type = data.get("position_embedding_type", "absolute")
-        if position_type != "absolute":
-            raise ModelFormatError(
-                f"{source}: position_embedding_type: {position_type!r} is not supported; only "
-                "'absolute' position embeddings are implemented.")
-        missing = [name for name in _REQUIRED if name not in data]
-        if missing:
-            raise ModelFormatError(
-                f"{source}: missing field(s) {', '.join(missing)}; a BERT config.json needs "
-                f"{', '.join(_REQUIRED)}. Re-save the model with transformers' save_pretrained.")
-        values = {**_DEFAULTS, **{k: data[k] for k in (*_REQUIRED, *_DEFAULTS) if k in data}}
-        if values["pad_token_id"] is None:
-            values["pad_token_id"] = 0
-        for name in (*_REQUIRED, "type_vocab_size", "pad_token_id"):
-            value = values[name]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ModelFormatError(
-                    f"{source}: {name}: expected a non-negative integer, got {values[name]!r}")
-        if values["hidden_act"] not in SUPPORTED_ACTIVATIONS:
-            raise ModelFormatError(
-                f"{source}: hidden_act: {values['hidden_act']!r} is not supported"
-                f"{did_you_mean(str(values['hidden_act']), SUPPORTED_ACTIVATIONS)}; supported: "
-                f"{', '.join(SUPPORTED_ACTIVATIONS)}")
-        heads = values["num_attention_heads"]
-        if heads == 0 or values["hidden_size"] % heads:
-            raise ModelFormatError(
-                f"{source}: hidden_size {values['hidden_size']} is not a multiple of "
-                f"num_attention_heads {values['num_attention_heads']}")
-        return cls(vocab_size=values["vocab_size"], hidden_size=values["hidden_size"],
-                   num_hidden_layers=values["num_hidden_layers"],
-                   num_attention_heads=values["num_attention_heads"],
-                   intermediate_size=values["intermediate_size"], hidden_act=values["hidden_act"],
-                   max_position_embeddings=values["max_position_embeddings"],
-                   type_vocab_size=values["type_vocab_size"],
-                   layer_norm_eps=float(values["layer_norm_eps"]),
-                   pad_token_id=values["pad_token_id"], architectures=architectures,
-                   model_type=model_type)
+    def from_dict(cls, data: Any, *, source: str = "config.json") -> EncoderConfig:
+        """`config_from_dict`: a parsed config.json of any supported family."""
+        return config_from_dict(data, source=source)
 
 
-def read_config(folder: Path) -> BertConfig:
-    """`BertConfig` from ``folder/config.json``."""
+#: The name most of the code and the tests know the config by.
+BertConfig = EncoderConfig
+
+
+def read_config(folder: Path) -> EncoderConfig:
+    """`EncoderConfig` from ``folder/config.json``, read by its family's module."""
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise ModelFormatError(
@@ -118,4 +110,14 @@ def read_config(folder: Path) -> BertConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ModelFormatError(f"{path}: cannot read it as JSON: {error}") from None
-    return BertConfig.from_dict(data, source=str(path))
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: Any, *, source: str = "config.json") -> EncoderConfig:
+    """Validate a parsed config.json with its family's reader; errors name ``source`` and the
+    field."""
+    from headprobe.model.families import family_for
+
+    if not isinstance(data, dict):
+        raise ModelFormatError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    return family_for(data, source).read_config(data, source)

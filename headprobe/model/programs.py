@@ -8,7 +8,7 @@ spends before its first batch. This store keeps the compiled executable itself
 
 Key. SHA-256 over everything the executable depends on: the JAX and jaxlib versions, the backend
 (platform, version, device kind and count, and on CPU the processor's feature flags, since XLA
-compiles for the host's instruction set), a digest of the model code (`bert.py`, `config.py`),
+compiles for the host's instruction set), a digest of the model code (`encoder.py`, `config.py`),
 the config, the precision, the parameter tree's shapes and dtypes, and the call's shape and
 static arguments (rows, length, depth, which outputs). The weights' values are arguments, not
 part of the program, so models of the same shape share programs.
@@ -54,7 +54,7 @@ SUFFIX = ".hpx"
 MAX_PROGRAM_BYTES = 256 << 20
 MAX_HEADER_BYTES = 1 << 16
 _KIND = "compiled-program store"
-CODE_FILES = ("bert.py", "config.py")
+CODE_FILES = ("encoder.py", "config.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""config.json -> BertConfig: required fields, HF defaults, and errors naming file and field."""
+"""config.json -> EncoderConfig (BERT here; tests/model/test_families.py has the other families):
+required fields, HF defaults, and errors naming file and field."""
 
 from __future__ import annotations
 
@@ -49,13 +50,20 @@ def test_missing_config_json_says_what_a_model_folder_holds(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model_type", "roberta", r"model_type: 'roberta' is not supported.*BertForMaskedLM"),
+    ("model_type", "deberta-v2",
+     r"model_type: 'deberta-v2' is not supported.*bert, roberta, xlm-roberta, distilbert, "
+     r"electra, albert"),
+    ("model_type", "roberta", r"architectures: 'BertForMaskedLM' is not supported \(did you "
+                              r"mean 'RobertaForMaskedLM'\?\)"),
+    ("is_decoder", True, r"attends causally \(a decoder\)"),
     ("architectures", ["GPT2LMHeadModel"], r"'GPT2LMHeadModel' is not supported.*BertModel"),
     ("architectures", ["BertForMaskedLm"], r"did you mean 'BertForMaskedLM'"),
     ("position_embedding_type", "relative_key", r"position_embedding_type: 'relative_key'"),
     ("hidden_act", "gelu_neww", r"hidden_act: 'gelu_neww'.*did you mean 'gelu_new'"),
     ("hidden_size", 16, r"hidden_size 16 is not a multiple of num_attention_heads 3"),
-    ("vocab_size", "23", r"vocab_size: expected a non-negative integer, got '23'"),
+    ("vocab_size", "23", r"vocab_size: expected an integer >= 1, got '23'"),
+    ("num_hidden_layers", 0, r"num_hidden_layers: expected an integer >= 1, got 0"),
+    ("layer_norm_eps", -1, r"layer_norm_eps: expected a small positive number"),
 ])
 def test_unsupported_or_malformed_values_are_named(field, value, message):
     with pytest.raises(ModelFormatError, match=message):

@@ -144,7 +144,7 @@ def test_many_lengths_compile_once_per_length_bucket(checkpoints):
 
 
 def test_text_longer_than_the_model_takes_is_a_usage_error(tiny):
-    with pytest.raises(UsageError, match=r"has 22 tokens with \[CLS\] and \[SEP\]; .* at most 19"):
+    with pytest.raises(UsageError, match=r"has 22 tokens with its special tokens; .* at most 19"):
         tiny.run([tiny_sentence(20, 0)])
 
 

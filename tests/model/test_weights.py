@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from headprobe.errors import ModelFormatError
-from headprobe.model.bert import param_shapes
 from headprobe.model.config import BertConfig
+from headprobe.model.encoder import param_shapes
 from headprobe.model.weights import convert, flax_to_state_dict
 
 CONFIG = BertConfig(vocab_size=23, hidden_size=15, num_hidden_layers=2, num_attention_heads=3,

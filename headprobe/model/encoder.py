@@ -1,18 +1,26 @@
-"""The BERT encoder in Flax (flax.linen), equal to Hugging Face's PyTorch ``BertModel`` in float32.
+"""The BERT-family encoder in Flax (flax.linen), equal to Hugging Face's PyTorch models
+(``BertModel``, ``RobertaModel``, ``XLMRobertaModel``, ``DistilBertModel``, ``ElectraModel``,
+``AlbertModel`` and their masked-LM heads) in float32. How the families differ is in the config
+(`headprobe.model.config.EncoderConfig`); the code below has no family names.
 
 Axis letters used in the einsums, named once: ``b`` batch, ``t``/``q`` query position, ``k`` key
-position, ``h`` hidden, ``n`` head, ``d`` head dim, ``c`` which of query/key/value, ``i``
-intermediate, ``v`` vocabulary.
+position, ``h`` hidden, ``e`` embedding width, ``n`` head, ``d`` head dim, ``c`` which of
+query/key/value, ``i`` intermediate, ``v`` vocabulary.
 
 The parameter tree (what `headprobe.model.weights.convert` builds)::
 
-    embeddings: word [v, h], position [p, h], token_type [y, h], norm {scale [h], bias [h]}
-    layers_0 .. layers_{L-1}:
+    embeddings: word [v, e], position [p, e], token_type [y, e] (when y > 0),
+      norm {scale [e], bias [e]}, projection {kernel [e, h], bias [h]} (ELECTRA, ALBERT)
+    layers_0 .. layers_{G-1} (G: layers, or ALBERT's groups; layer i applies group_of(i)):
       qkv {kernel [h, 3, n, d], bias [3, n, d]}, out_kernel [n, d, h], out_bias [h],
       attention_norm {scale, bias}, intermediate_kernel [h, i], intermediate_bias [i],
       output_kernel [i, h], output_bias [h], output_norm {scale, bias}
-    mlm (optional): transform_kernel [h, h], transform_bias [h], norm {scale, bias}, bias [v]
-      (the decoder is tied to embeddings.word)
+    mlm (optional): transform_kernel [h, e], transform_bias [e], norm {scale [e], bias [e]},
+      bias [v], decoder [v, e] (only when not tied to embeddings.word)
+
+Positions are ``0..t-1``, or with ``position_offset`` (RoBERTa) ``pad + 1 + (number of
+non-padding tokens before)`` for real tokens and ``pad`` for padding, as transformers computes
+them from the ids.
 
 Query, key and value are one fused matmul (``qkv``). Softmax runs in float32 with padded keys
 masked out, so padding never changes the outputs at real positions. Matmuls use
@@ -30,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from headprobe.errors import UsageError
-from headprobe.model.config import BertConfig
+from headprobe.model.config import EncoderConfig
 
 Params = dict[str, Any]
 
@@ -80,26 +88,50 @@ class LayerNorm(nn.Module):
 
 
 class Embeddings(nn.Module):
-    config: BertConfig
+    config: EncoderConfig
+    precision: str = "highest"
 
     def setup(self) -> None:
         c = self.config
-        self.word = self.param("word", _init, (c.vocab_size, c.hidden_size))
-        self.position = self.param("position", _init, (c.max_position_embeddings, c.hidden_size))
-        self.token_type = self.param("token_type", _init, (c.type_vocab_size, c.hidden_size))
+        e = c.embedding_dim
+        self.word = self.param("word", _init, (c.vocab_size, e))
+        self.position = self.param("position", _init, (c.max_position_embeddings, e))
+        if c.type_vocab_size:
+            self.token_type = self.param("token_type", _init, (c.type_vocab_size, e))
         self.norm = LayerNorm(c.layer_norm_eps)
+        if c.embedding_projection:
+            self.projection = Projection(c.hidden_size, self.precision)
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
         """[b, t] int ids, [b, t] int types -> [b, t, h]."""
-        positions = jnp.arange(input_ids.shape[1])
-        x = (jnp.take(self.word, input_ids, axis=0)
-             + jnp.take(self.token_type, token_type_ids, axis=0)
-             + jnp.take(self.position, positions, axis=0)[None])
-        return self.norm(x)
+        c = self.config
+        if c.position_offset:  # RoBERTa: count real tokens, start after the padding index
+            real = (input_ids != c.pad_token_id).astype(jnp.int32)
+            positions = jnp.cumsum(real, axis=1) * real + c.pad_token_id
+        else:
+            positions = jnp.arange(input_ids.shape[1])[None]
+        x = jnp.take(self.word, input_ids, axis=0) + jnp.take(self.position, positions, axis=0)
+        if c.type_vocab_size:
+            x = x + jnp.take(self.token_type, token_type_ids, axis=0)
+        x = self.norm(x)
+        return self.projection(x) if c.embedding_projection else x
+
+
+class Projection(nn.Module):
+    """A dense map to ``features`` (the embeddings' projection to the hidden size)."""
+
+    features: int
+    precision: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:  # [b, t, e] -> [b, t, h]
+        kernel = self.param("kernel", _init, (x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return _einsum("bte,eh->bth", x, kernel, precision=self.precision) + bias
 
 
 class SelfAttention(nn.Module):
-    config: BertConfig
+    config: EncoderConfig
     precision: str
 
     @nn.compact
@@ -123,7 +155,7 @@ class SelfAttention(nn.Module):
 class Layer(nn.Module):
     """One post-LN transformer layer."""
 
-    config: BertConfig
+    config: EncoderConfig
     precision: str
 
     @nn.compact
@@ -147,33 +179,38 @@ class Layer(nn.Module):
 
 
 class MaskedLMHead(nn.Module):
-    """dense + activation + LayerNorm, then the decoder tied to the word embeddings, plus a bias."""
+    """dense + activation + LayerNorm, then the decoder (the word embeddings unless untied),
+    plus a bias."""
 
-    config: BertConfig
+    config: EncoderConfig
     precision: str
 
     @nn.compact
     def __call__(self, x: jax.Array, word_embeddings: jax.Array) -> jax.Array:
-        """x [b, t, h], word_embeddings [v, h] -> logits [b, t, v]."""
+        """x [b, t, h], word_embeddings [v, e] -> logits [b, t, v]."""
         c, p = self.config, self.precision
-        kernel = self.param("transform_kernel", _init, (c.hidden_size, c.hidden_size))
-        bias = self.param("transform_bias", nn.initializers.zeros, (c.hidden_size,))
-        x = ACTIVATIONS[c.hidden_act](_einsum("bth,hg->btg", x, kernel, precision=p) + bias)
+        e = c.embedding_dim
+        kernel = self.param("transform_kernel", _init, (c.hidden_size, e))
+        bias = self.param("transform_bias", nn.initializers.zeros, (e,))
+        x = ACTIVATIONS[c.masked_lm_act](_einsum("bth,he->bte", x, kernel, precision=p) + bias)
         x = LayerNorm(c.layer_norm_eps, name="norm")(x)
+        decoder = word_embeddings if c.tie_word_embeddings else \
+            self.param("decoder", _init, (c.vocab_size, e))
         decoder_bias = self.param("bias", nn.initializers.zeros, (c.vocab_size,))
-        return _einsum("bth,vh->btv", x, word_embeddings, precision=p) + decoder_bias
+        return _einsum("bte,ve->btv", x, decoder, precision=p) + decoder_bias
 
 
-class Bert(nn.Module):
-    """The encoder, optionally with the masked-LM head; runs the first ``num_layers`` layers."""
+class Encoder(nn.Module):
+    """The encoder, optionally with the masked-LM head; runs the first ``num_layers`` layers
+    (layer i with the parameters of ``config.group_of(i)``)."""
 
-    config: BertConfig
+    config: EncoderConfig
     precision: str = "highest"
 
     def setup(self) -> None:
         c = self.config
-        self.embeddings = Embeddings(c)
-        self.layers = [Layer(c, self.precision) for _ in range(c.num_hidden_layers)]
+        self.embeddings = Embeddings(c, self.precision)
+        self.layers = [Layer(c, self.precision) for _ in range(c.num_parameter_layers)]
         self.mlm = MaskedLMHead(c, self.precision)
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array,
@@ -181,8 +218,8 @@ class Bert(nn.Module):
         mask = attention_mask.astype(bool)
         x = self.embeddings(input_ids, token_type_ids)
         hidden, attentions = [x], []
-        for layer in self.layers[:num_layers]:
-            x, probs = layer(x, mask)
+        for index in range(num_layers):
+            x, probs = self.layers[self.config.group_of(index)](x, mask)
             hidden.append(x)
             attentions.append(probs)
         logits = self.mlm(x, self.embeddings.word) if with_logits else None
@@ -197,7 +234,7 @@ class Bert(nn.Module):
 
 
 def forward(params: Params, input_ids: jax.Array, attention_mask: jax.Array,
-            token_type_ids: jax.Array, *, config: BertConfig, num_layers: int | None = None,
+            token_type_ids: jax.Array, *, config: EncoderConfig, num_layers: int | None = None,
             with_hidden: bool = True, with_logits: bool = False,
             precision: str = "highest") -> Outputs:
     """One pure forward pass.
@@ -212,17 +249,17 @@ def forward(params: Params, input_ids: jax.Array, attention_mask: jax.Array,
     depth = config.num_hidden_layers if num_layers is None else num_layers
     if not 1 <= depth <= config.num_hidden_layers:
         raise UsageError(f"num_layers: expected 1..{config.num_hidden_layers}, got {depth!r}")
-    outputs = Bert(config, precision).apply({"params": params}, input_ids, attention_mask,
+    outputs = Encoder(config, precision).apply({"params": params}, input_ids, attention_mask,
                                             token_type_ids, num_layers=depth,
                                             with_hidden=with_hidden, with_logits=with_logits)
     return cast(Outputs, outputs)  # flax types apply() as Any | (value, mutated variables)
 
 
-def param_shapes(config: BertConfig, *, with_mlm_head: bool = True) -> Params:
+def param_shapes(config: EncoderConfig, *, with_mlm_head: bool = True) -> Params:
     """The parameter tree's shapes (``jax.ShapeDtypeStruct`` leaves), without allocating."""
     ids = jnp.zeros((1, 2), jnp.int32)
-    shapes = jax.eval_shape(lambda: Bert(config).init(jax.random.PRNGKey(0), ids,
-                                                      method=Bert.init_all))["params"]
+    shapes = jax.eval_shape(lambda: Encoder(config).init(jax.random.PRNGKey(0), ids,
+                                                         method=Encoder.init_all))["params"]
     if not with_mlm_head:
         shapes = {k: v for k, v in shapes.items() if k != "mlm"}
     return shapes
