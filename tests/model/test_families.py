@@ -33,6 +33,7 @@ TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Hi there, it's 3.5 km to the naïve café — isn't it?", "Yes"]
 VARIANTS = {  # name -> (family, masked_lm, config overrides)
     "bert": ("bert", True, {}),
+    "bert-untied-decoder": ("bert", True, {"tie_word_embeddings": False}),
     "roberta": ("roberta", True, {}),
     "roberta-base-model": ("roberta", False, {}),
     "xlm-roberta": ("xlm-roberta", True, {}),

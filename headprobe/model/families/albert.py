@@ -48,7 +48,7 @@ NAMING = Naming(
                            attention_norm="attention.LayerNorm", intermediate="ffn",
                            output="ffn_output", output_norm="full_layer_layer_norm"),
     mlm_marker="predictions.", mlm_transform="predictions.dense", mlm_norm="predictions.LayerNorm",
-    mlm_decoder="predictions.decoder", mlm_bias=("predictions.bias", "predictions.decoder.bias"))
+    mlm_decoder="predictions.decoder", mlm_bias=("predictions.decoder.bias", "predictions.bias"))
 
 SPECIALS = SpecialTokens(cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="<unk>", pad="<pad>")
 

@@ -36,7 +36,7 @@ NAMING = Naming(
     projection=None, layer="encoder.layer.{index}.", layer_names=BERT_LAYER,
     mlm_marker="cls.predictions.", mlm_transform="cls.predictions.transform.dense",
     mlm_norm="cls.predictions.transform.LayerNorm", mlm_decoder="cls.predictions.decoder",
-    mlm_bias=("cls.predictions.bias", "cls.predictions.decoder.bias"))
+    mlm_bias=("cls.predictions.decoder.bias", "cls.predictions.bias"))
 
 
 def bert_like(data: Mapping[str, Any], source: str, *, family: str, prefixes: tuple[str, ...],

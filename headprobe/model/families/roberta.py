@@ -26,7 +26,7 @@ NAMING = Naming(
     token_type=BERT_NAMING.token_type, embedding_norm=BERT_NAMING.embedding_norm,
     projection=None, layer="encoder.layer.{index}.", layer_names=BERT_LAYER,
     mlm_marker="lm_head.", mlm_transform="lm_head.dense", mlm_norm="lm_head.layer_norm",
-    mlm_decoder="lm_head.decoder", mlm_bias=("lm_head.bias", "lm_head.decoder.bias"))
+    mlm_decoder="lm_head.decoder", mlm_bias=("lm_head.decoder.bias", "lm_head.bias"))
 
 SPECIALS = SpecialTokens(cls="<s>", sep="</s>", mask="<mask>", unk="<unk>", pad="<pad>")
 
