@@ -1,29 +1,28 @@
 """`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
 
-Batching keeps compilation rare and padding small: texts are sorted by length and cut into
-batches of ``batch_size`` counted from the longest, so the one partial batch holds the shortest
-texts; each batch is padded to a length bucket (`bucket_length`, multiples of 8 for short texts)
-and to a number of rows (`batch_rows`: ``batch_size`` for full batches, the next power of two for
-the partial one), so a call over thousands of sentences compiles once per length bucket, plus at
-most one shape for its partial batch.
+Sentences are packed (`headprobe.model.packing`): several to a row of one length for the whole
+call (128, 256 or 512 tokens: the smallest that holds the longest sentence), each attending only
+to itself, and the rows cut into batches of one size. So a call compiles **one program** per
+(layers run, outputs), whatever the mix of lengths, and computes almost no padding; a sentence
+packed with others gets what it gets alone (masked keys have probability exactly 0), to
+float32 rounding.
 
-Padding never changes real-token outputs: padded keys are masked out of the softmax. Every batch
-is also padded to at least `MIN_BATCH_TOKENS` tokens (rows x length): below that XLA's CPU backend
-takes a different matmul path with different float32 rounding, so a sentence run alone would
-differ from the same sentence in a batch by ~1e-6. With the floor, it is bit-identical on CPU.
+Every batch has at least `MIN_BATCH_TOKENS` tokens (rows x row length): below that XLA's CPU
+backend takes a different matmul path with different float32 rounding, so a sentence run alone
+would differ from the same sentence in a batch by ~1e-6. With the floor it does not.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from headprobe.errors import UsageError, did_you_mean
+from headprobe.model import packing
 from headprobe.model.checkpoint import (
     WeightFiles,
     find_weights,
@@ -50,54 +49,25 @@ PROGRAMS_FOLDER = "programs"
 MIN_BATCH_TOKENS = 128
 
 
-def bucket_length(length: int, max_length: int) -> int:
-    """The padded length for a batch whose longest text has ``length`` tokens.
-
-    Multiples of 8 up to 64, of 16 up to 128, of 32 up to 256, then of 64; never more than
-    ``max_length``. (Every padded position costs a full token of compute; each bucket costs one
-    compile, which the persistent compilation cache keeps for the next process.)
-    """
-    step = 8 if length <= 64 else 16 if length <= 128 else 32 if length <= 256 else 64
-    return min(-(-length // step) * step, max_length)
-
-
-def _power_of_two_at_least(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
+def batch_rows(rows: int, batch_size: int, row_length: int, heads_out: int,
+               multiple: int = 1) -> int:
+    """Rows per batch for a call of ``rows`` packed rows: at most ``batch_size`` (and what
+    `packing.rows_per_batch` allows), at least `MIN_BATCH_TOKENS` tokens, a ``multiple`` of
+    the devices a batch is split over."""
+    per_batch = packing.rows_per_batch(rows, row_length, heads_out, most=batch_size)
+    per_batch = max(per_batch, -(-MIN_BATCH_TOKENS // row_length))
+    return -(-per_batch // multiple) * multiple
 
 
-def batch_rows(count: int, batch_size: int, length: int, multiple: int = 1) -> int:
-    """Rows per batch of padded ``length`` in a call over ``count`` texts: the power of two
-    >= count, at most ``batch_size``, raised so that rows x length >= `MIN_BATCH_TOKENS`, then
-    rounded up to a ``multiple`` (the number of devices a batch is split over)."""
-    rows = min(batch_size, _power_of_two_at_least(count))
-    rows = max(rows, _power_of_two_at_least(-(-MIN_BATCH_TOKENS // length)))
-    return -(-rows // multiple) * multiple
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Which texts go together (``indices`` into the input), padded to ``length`` x ``rows``."""
-
-    indices: tuple[int, ...]
-    length: int
-    rows: int
-
-
-def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int,
-                 multiple: int = 1) -> list[Batch]:
-    """Sort by length, cut into batches from the longest end (the partial batch, if any, holds
-    the shortest texts and comes first), pick each batch's bucket and rows (a ``multiple``).
-    Pure."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    first = len(order) % batch_size
-    starts = ([0] if first else []) + list(range(first, len(order), batch_size))
-    batches = []
-    for start in starts:
-        chunk = tuple(order[start:start + (first if start == 0 and first else batch_size)])
-        length = bucket_length(max(lengths[i] for i in chunk), max_length)
-        batches.append(Batch(chunk, length,
-                             batch_rows(len(chunk), batch_size, length, multiple)))
-    return batches
+def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int, heads_out: int,
+                 multiple: int = 1) -> list[packing.PackedBatch]:
+    """The call's packed batches (`packing.plan` with `batch_rows`). Pure."""
+    if not lengths:
+        return []
+    row_length = packing.row_length_for(lengths, max_length)
+    rows = packing.pack(lengths, row_length)
+    per_batch = batch_rows(len(rows), batch_size, row_length, heads_out, multiple)
+    return packing.cut(rows, lengths, row_length, per_batch)
 
 
 def compilation_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
@@ -140,6 +110,7 @@ class Model:
         self.tokenizer = tokenizer
         self.weights = weights
         self.precision = precision
+        self.padded_tokens = 0  # tokens computed (rows x row length), over every call
         devices = jax.local_devices()
         self.num_devices = len(devices)
         self._batch_sharding = None
@@ -212,6 +183,7 @@ class Model:
 
         ``mlm_logits`` are given only when the model has the masked-LM head and all layers run.
         ``num_layers`` runs only the first layers (attentions then cover those layers).
+        ``batch_size``: the most packed rows per batch.
         """
         runs: list[Run | None] = [None] * len(texts)
         for index, run in self.iter_runs(texts, hidden_states=hidden_states,
@@ -223,16 +195,19 @@ class Model:
     def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
                   mlm_logits: bool = True, num_layers: int | None = None,
                   batch_size: int = 32, copy: bool = True,
-                  encodings: Sequence[Encoding] | None = None) -> Iterator[tuple[int, Run]]:
-        """Yield ``(index into texts, Run)`` batch by batch (shortest texts first), so that
-        thousands of texts can be processed in flat memory.
+                  encodings: Sequence[Encoding] | None = None,
+                  heads: Sequence[tuple[int, int]] | None = None) -> Iterator[tuple[int, Run]]:
+        """Yield ``(index into texts, Run)`` batch by batch, so that thousands of texts can be
+        processed in flat memory.
 
         ``copy=False`` leaves each run's arrays as views into its batch's output (no copy; a
-        run kept alive keeps its whole padded batch alive): for callers that use a run and drop
-        it, as `headprobe check` does. ``encodings``: the texts' `tokenize` results, when the
-        caller has them already (one per text, same order)."""
+        run kept alive keeps its whole batch alive): for callers that use a run and drop it,
+        as `headprobe check` does. ``encodings``: the texts' `tokenize` results, when the
+        caller has them already (one per text, same order). ``heads``: 0-based ``(layer,
+        head)`` pairs: only their attentions are computed into the runs (the others are NaN),
+        for callers that need a few heads of a large model."""
         depth = self._check_depth(num_layers)
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if encodings is None:
             encodings = self.tokenize(texts)
@@ -244,13 +219,17 @@ class Model:
                 raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
                                  "text in the same order")
         self._check_lengths(encodings)
+        selected = self._check_heads(heads, depth)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
+        outputs = _Outputs(depth, bool(hidden_states), with_logits, selected)
+        heads_out = len(selected) if selected is not None else depth * self.num_heads
         # One batch of lookahead: the next batch computes on the device (XLA's own threads)
         # while the caller works through the runs of this one.
         in_flight: _InFlight | None = None
         for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length,
-                                  multiple=self.num_devices):
-            dispatched = self._dispatch(batch, encodings, depth, bool(hidden_states), with_logits)
+                                  heads_out, multiple=self.num_devices):
+            self.padded_tokens += batch.rows * batch.row_length
+            dispatched = self._dispatch(batch, encodings, outputs)
             if in_flight is not None:
                 yield from self._collect(in_flight, encodings, copy)
             in_flight = dispatched
@@ -266,6 +245,20 @@ class Model:
                              f"{self.name}, got {num_layers!r}")
         return num_layers
 
+    def _check_heads(self, heads: Sequence[tuple[int, int]] | None,
+                     depth: int) -> tuple[tuple[int, int], ...] | None:
+        """The selected heads in layer order, or None for every head of the layers run."""
+        if heads is None:
+            return None
+        selected = tuple(sorted({(int(layer), int(head)) for layer, head in heads}))
+        if not selected or any(not (0 <= layer < depth and 0 <= head < self.num_heads)
+                               for layer, head in selected):
+            raise UsageError(f"heads: expected 0-based (layer, head) pairs within "
+                             f"{depth} layers and {self.num_heads} heads, got {heads!r}")
+        if len(selected) == depth * self.num_heads:
+            return None  # every head: the plain program
+        return selected
+
     def _check_lengths(self, encodings: Sequence[Encoding]) -> None:
         for encoding in encodings:
             if len(encoding) > self.max_length:
@@ -274,24 +267,21 @@ class Model:
                     f"text {shown!r} has {len(encoding)} tokens with its special tokens; "
                     f"{self.name} takes at most {self.max_length}. Shorten or split it.")
 
-    def _dispatch(self, batch: Batch, encodings: Sequence[Encoding], depth: int,
-                  with_hidden: bool, with_logits: bool) -> _InFlight:
+    def _dispatch(self, batch: packing.PackedBatch, encodings: Sequence[Encoding],
+                  outputs: _Outputs) -> _InFlight:
         """Start one batch on the device and return without waiting for it."""
-        ids = np.full((batch.rows, batch.length), self.config.pad_token_id, dtype=np.int32)
-        mask = np.zeros((batch.rows, batch.length), dtype=np.int32)
-        for row, index in enumerate(batch.indices):
-            n = len(encodings[index])
-            ids[row, :n] = encodings[index].input_ids
-            mask[row, :n] = 1
-        types = np.zeros_like(ids)
+        c = self.config
+        inputs = packing.batch_arrays(batch, _ids_by_index(batch, encodings), c.pad_token_id,
+                                      c.position_offset)
         if self._batch_sharding is not None:
             import jax
 
-            ids, mask, types = jax.device_put((ids, mask, types), self._batch_sharding)
-        shape = (batch.rows, batch.length, depth, with_hidden, with_logits)
-        inputs = (ids, mask, types)
+            inputs = jax.device_put(inputs, self._batch_sharding)
+        shape = (batch.rows, batch.row_length, outputs.depth, outputs.hidden, outputs.logits,
+                 outputs.heads)
         program, stored_key = self._programs.get(shape)
-        return _InFlight(batch, shape, inputs, program(self._params, *inputs), stored_key)
+        return _InFlight(batch, shape, inputs, program(self._params, *inputs), stored_key,
+                         outputs)
 
     def _collect(self, flight: _InFlight, encodings: Sequence[Encoding],
                  copy: bool = True) -> Iterator[tuple[int, Run]]:
@@ -305,23 +295,47 @@ class Model:
             program = self._programs.replace(flight.shape, flight.stored_key)
             attentions, hidden, logits = _to_numpy(program(self._params, *flight.inputs))
         own = np.ascontiguousarray if copy else (lambda view: view)
-        for row, index in enumerate(flight.batch.indices):
-            e = encodings[index]
-            n = len(e)
-            yield index, Run(
-                **e.encoding_fields(), attentions=own(attentions[row, :, :, :n, :n]),
-                hidden_states=None if hidden is None else own(hidden[row, :, :n]),
-                mlm_logits=None if logits is None else own(logits[row, :n]))
+        selected = flight.outputs.heads
+        for placed in flight.batch.placed:
+            e = encodings[placed.index]
+            span = slice(placed.start, placed.start + placed.length)
+            if selected is None:  # [batch, layer, head, q, k]
+                grid = own(attentions[placed.row, :, :, span, span])
+            else:  # [batch, selected head, q, k] -> NaN where not selected
+                grid = np.full((flight.outputs.depth, self.num_heads, placed.length,
+                                placed.length), np.nan, dtype=np.float32)
+                layers, heads = zip(*selected)
+                grid[list(layers), list(heads)] = attentions[placed.row, :, span, span]
+            yield placed.index, Run(
+                **e.encoding_fields(), attentions=grid,
+                hidden_states=None if hidden is None else own(hidden[placed.row, :, span]),
+                mlm_logits=None if logits is None else own(logits[placed.row, span]))
+
+
+def _ids_by_index(batch: packing.PackedBatch,
+                  encodings: Sequence[Encoding]) -> dict[int, np.ndarray]:
+    return {p.index: encodings[p.index].input_ids for p in batch.placed}
+
+
+class _Outputs(NamedTuple):
+    """What a call asks of each batch: layers run, hidden states, logits, selected heads."""
+
+    depth: int
+    hidden: bool
+    logits: bool
+    heads: tuple[tuple[int, int], ...] | None
+
 
 class _InFlight(NamedTuple):
-    """A batch dispatched to the device: its plan, program shape, inputs, (future) outputs, and
-    the store key of its program when that was loaded from the program store."""
+    """A batch dispatched to the device: its plan, program shape, inputs, (future) outputs, the
+    store key of its program when that was loaded from the program store, and what was asked."""
 
-    batch: Batch
-    shape: tuple[int, int, int, bool, bool]
+    batch: packing.PackedBatch
+    shape: tuple
     inputs: tuple[Any, Any, Any]
     out: Any
     stored_key: str | None
+    outputs: _Outputs
 
 
 def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -20,8 +20,9 @@ from headprobe.model.config import EncoderConfig
 from headprobe.model.encoder import Outputs, forward
 from headprobe.model.programs import ProgramStore
 
-#: (batch rows, padded length, layers run, with hidden states, with MLM logits)
-Shape = tuple[int, int, int, bool, bool]
+#: (batch rows, row length, layers run, with hidden states, with MLM logits, the heads whose
+#: attentions are returned: 0-based (layer, head) pairs, or None for all)
+Shape = tuple[int, int, int, bool, bool, "tuple[tuple[int, int], ...] | None"]
 
 
 class ForwardPrograms:
@@ -39,15 +40,16 @@ class ForwardPrograms:
         self._programs: dict[Shape, Callable[..., Any]] = {}
         self._stored: dict[Shape, str] = {}  # shape -> store key, for programs from the store
 
-        def traced(params: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
-                   num_layers: int, with_hidden: bool, with_logits: bool) -> Any:
+        def traced(params: Any, input_ids: Any, segment_ids: Any, position_ids: Any, *,
+                   num_layers: int, with_hidden: bool, with_logits: bool,
+                   heads: tuple[tuple[int, int], ...] | None) -> Any:
             self.compile_count += 1  # runs once per trace, i.e. per compiled shape
-            return forward(params, input_ids, attention_mask, token_type_ids, config=config,
+            return forward(params, input_ids, segment_ids, position_ids, config=config,
                            num_layers=num_layers, with_hidden=with_hidden,
-                           with_logits=with_logits, precision=precision)
+                           with_logits=with_logits, heads=heads, precision=precision)
 
         self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
-                                                         "with_logits"))
+                                                         "with_logits", "heads"))
 
     @property
     def loaded(self) -> int:
@@ -71,8 +73,9 @@ class ForwardPrograms:
         return self.get(shape)[0]
 
     def _make(self, shape: Shape) -> Callable[..., Any]:
-        rows, length, depth, with_hidden, with_logits = shape
-        statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits}
+        rows, length, depth, with_hidden, with_logits, heads = shape
+        statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits,
+                   "heads": heads}
         batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self.batch_sharding)
         args = (self.params, batch, batch, batch)
 

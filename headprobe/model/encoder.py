@@ -18,12 +18,15 @@ The parameter tree (what `headprobe.model.weights.convert` builds)::
     mlm (optional): transform_kernel [h, e], transform_bias [e], norm {scale [e], bias [e]},
       bias [v], decoder [v, e] (only when not tied to embeddings.word)
 
-Positions are ``0..t-1``, or with ``position_offset`` (RoBERTa) ``pad + 1 + (number of
-non-padding tokens before)`` for real tokens and ``pad`` for padding, as transformers computes
-them from the ids.
+The inputs are packed rows (`headprobe.model.packing`): token ids, segment ids (each sentence
+of a row its own number, 0 for padding) and position ids (restarting per sentence; RoBERTa's
+offset by the padding index, computed on the host as transformers computes them). A token
+attends only to the tokens of its own segment: other keys get probability exactly 0, so a
+sentence packed with others gets the outputs it gets alone. Token types are all 0.
 
-Query, key and value are one fused matmul (``qkv``). Softmax runs in float32 with padded keys
-masked out, so padding never changes the outputs at real positions. Matmuls use
+Query, key and value are one fused matmul (``qkv``). Softmax runs in float32 with other
+segments' keys and padding masked out. ``heads`` selects which heads' attentions are returned
+(all of the layers run, by default), so a check that needs one head does not copy 144. Matmuls use
 ``precision="highest"`` by default so that accelerators do not silently drop to TF32/bf16.
 `forward` is pure and unjitted: jit it at the outermost call site (`headprobe.model.api`).
 """
@@ -102,17 +105,13 @@ class Embeddings(nn.Module):
         if c.embedding_projection:
             self.projection = Projection(c.hidden_size, self.precision)
 
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-        """[b, t] int ids, [b, t] int types -> [b, t, h]."""
+    def __call__(self, input_ids: jax.Array, position_ids: jax.Array) -> jax.Array:
+        """[b, t] int ids, [b, t] int positions -> [b, t, h]."""
         c = self.config
-        if c.position_offset:  # RoBERTa: count real tokens, start after the padding index
-            real = (input_ids != c.pad_token_id).astype(jnp.int32)
-            positions = jnp.cumsum(real, axis=1) * real + c.pad_token_id
-        else:
-            positions = jnp.arange(input_ids.shape[1])[None]
-        x = jnp.take(self.word, input_ids, axis=0) + jnp.take(self.position, positions, axis=0)
-        if c.type_vocab_size:
-            x = x + jnp.take(self.token_type, token_type_ids, axis=0)
+        x = jnp.take(self.word, input_ids, axis=0)
+        if c.type_vocab_size:  # every token is of type 0; the sum in transformers' order
+            x = x + self.token_type[0]
+        x = x + jnp.take(self.position, position_ids, axis=0)
         x = self.norm(x)
         return self.projection(x) if c.embedding_projection else x
 
@@ -136,7 +135,7 @@ class SelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """x [b, t, h], mask [b, k] bool (True = real)
+        """x [b, t, h], mask [b, q, k] bool (True: q may attend to k)
         -> (context [b, q, n, d], probs [b, n, q, k])."""
         c, p = self.config, self.precision
         n, d, h = c.num_attention_heads, c.head_dim, c.hidden_size
@@ -145,7 +144,7 @@ class SelfAttention(nn.Module):
         qkv = _einsum("bth,hcnd->cbtnd", x, qkv_kernel, precision=p) + qkv_bias[:, None, None]
         query, key, value = qkv[0], qkv[1], qkv[2]
         scores = _einsum("bqnd,bknd->bnqk", query, key, precision=p) * (d ** -0.5)
-        scores = jnp.where(mask[:, None, None, :], scores.astype(jnp.float32),
+        scores = jnp.where(mask[:, None], scores.astype(jnp.float32),
                            jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1)
         context = _einsum("bnqk,bknd->bqnd", probs.astype(x.dtype), value, precision=p)
@@ -160,7 +159,7 @@ class Layer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """x [b, t, h], mask [b, t] -> (x [b, t, h], attention probs [b, n, q, k])."""
+        """x [b, t, h], mask [b, q, k] -> (x [b, t, h], attention probs [b, n, q, k])."""
         c, p = self.config, self.precision
         h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
         context, probs = SelfAttention(c, p, name="qkv")(x, mask)
@@ -213,15 +212,20 @@ class Encoder(nn.Module):
         self.layers = [Layer(c, self.precision) for _ in range(c.num_parameter_layers)]
         self.mlm = MaskedLMHead(c, self.precision)
 
-    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array,
-                 *, num_layers: int, with_hidden: bool, with_logits: bool) -> Outputs:
-        mask = attention_mask.astype(bool)
-        x = self.embeddings(input_ids, token_type_ids)
+    def __call__(self, input_ids: jax.Array, segment_ids: jax.Array, position_ids: jax.Array,
+                 *, num_layers: int, with_hidden: bool, with_logits: bool,
+                 heads: tuple[tuple[int, int], ...] | None = None) -> Outputs:
+        same = segment_ids[:, :, None] == segment_ids[:, None, :]
+        mask = same & (segment_ids[:, None, :] > 0)  # [b, q, k]
+        x = self.embeddings(input_ids, position_ids)
         hidden, attentions = [x], []
         for index in range(num_layers):
             x, probs = self.layers[self.config.group_of(index)](x, mask)
             hidden.append(x)
-            attentions.append(probs)
+            if heads is None:
+                attentions.append(probs)
+            else:
+                attentions += [probs[:, head] for layer, head in heads if layer == index]
         logits = self.mlm(x, self.embeddings.word) if with_logits else None
         return Outputs(attentions=jnp.stack(attentions, axis=1),
                        hidden_states=jnp.stack(hidden, axis=1) if with_hidden else None,
@@ -233,25 +237,33 @@ class Encoder(nn.Module):
                     num_layers=self.config.num_hidden_layers, with_hidden=False, with_logits=True)
 
 
-def forward(params: Params, input_ids: jax.Array, attention_mask: jax.Array,
-            token_type_ids: jax.Array, *, config: EncoderConfig, num_layers: int | None = None,
+def forward(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
+            position_ids: jax.Array, *, config: EncoderConfig, num_layers: int | None = None,
             with_hidden: bool = True, with_logits: bool = False,
+            heads: tuple[tuple[int, int], ...] | None = None,
             precision: str = "highest") -> Outputs:
-    """One pure forward pass.
+    """One pure forward pass over packed rows.
 
     Args:
       params: the tree described in the module docstring (``mlm`` needed only for logits).
-      input_ids, attention_mask, token_type_ids: int [batch, token]; mask 1 = real, 0 = padding.
+      input_ids, segment_ids, position_ids: int [batch, token] (see the module docstring; one
+        sentence per row: segment 1 for its tokens, 0 for padding, positions 0, 1, ...).
       num_layers: run only the first ``num_layers`` layers (default: all).
+      heads: 0-based ``(layer, head)`` pairs, in layer order, whose attentions to return (all
+        heads of every layer run when None).
     Returns:
-      `Outputs` with attentions float32 [batch, layer, head, query, key].
+      `Outputs` with attentions float32 [batch, layer, head, query, key], or with ``heads``
+      [batch, selected head, query, key].
     """
     depth = config.num_hidden_layers if num_layers is None else num_layers
     if not 1 <= depth <= config.num_hidden_layers:
         raise UsageError(f"num_layers: expected 1..{config.num_hidden_layers}, got {depth!r}")
-    outputs = Encoder(config, precision).apply({"params": params}, input_ids, attention_mask,
-                                            token_type_ids, num_layers=depth,
-                                            with_hidden=with_hidden, with_logits=with_logits)
+    if heads is not None and (not heads or any(not 0 <= layer < depth for layer, _ in heads)):
+        raise UsageError(f"heads: expected (layer, head) pairs with layers in 0..{depth - 1}")
+    outputs = Encoder(config, precision).apply({"params": params}, input_ids, segment_ids,
+                                               position_ids, num_layers=depth,
+                                               with_hidden=with_hidden,
+                                               with_logits=with_logits, heads=heads)
     return cast(Outputs, outputs)  # flax types apply() as Any | (value, mutated variables)
 
 

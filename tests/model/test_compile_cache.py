@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 import headprobe
-from headprobe.model.api import bucket_length, compilation_cache_dir
+from headprobe.model.api import compilation_cache_dir
 from headprobe.paths import NO_COMPILATION_CACHE_ENV, compilation_cache_disabled
 
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "red", "big", "rug", "table", "and", "it"]
@@ -167,15 +167,14 @@ def test_on_several_devices_jax_persistent_cache_skips_xla_compiles(planted_mode
     assert second["digest"] == first["digest"]
 
 
-def test_one_compile_per_bucket_however_many_batches(planted_model):
+def test_one_compile_for_a_call_however_many_lengths_and_batches(planted_model):
     model = headprobe.load(str(planted_model), compilation_cache=False)
     texts = _texts(60)
     lengths = [len(e) for e in model.tokenize(texts)]
-    buckets = {bucket_length(n, model.max_length) for n in lengths}
     model.run(texts, batch_size=4, hidden_states=False, mlm_logits=False)
-    assert len(texts) // 4 > len(buckets) and model.compile_count == len(buckets)
+    assert len(set(lengths)) > 3 and model.compile_count == 1
     model.run(list(reversed(texts)), batch_size=4, hidden_states=False, mlm_logits=False)
-    assert model.compile_count == len(buckets)
+    assert model.compile_count == 1
 
 
 @pytest.mark.parametrize("value, disabled", [("1", True), ("yes", True), ("0", False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -11,11 +12,10 @@ import pytest
 
 import headprobe
 from headprobe.errors import UsageError
+from headprobe.model import packing
 from headprobe.model.api import (
     MIN_BATCH_TOKENS,
-    Batch,
     batch_rows,
-    bucket_length,
     compilation_cache_dir,
     enable_compilation_cache,
     plan_batches,
@@ -83,11 +83,11 @@ def test_hidden_states_and_logits_are_left_out_when_not_asked(tiny):
     assert run.hidden_states is None and run.mlm_logits is None
 
 
-def test_iter_runs_yields_every_index_once_shortest_first(tiny):
+def test_iter_runs_yields_every_index_once_with_its_own_text(tiny):
     texts = [tiny_sentence(n, n) for n in (9, 2, 5, 7, 3)]
-    indices = [index for index, _ in tiny.iter_runs(texts, batch_size=2)]
-    assert sorted(indices) == list(range(5))
-    assert indices[0] == 1  # the shortest text comes first
+    pairs = list(tiny.iter_runs(texts, batch_size=2))
+    assert sorted(index for index, _ in pairs) == list(range(5))
+    assert all(run.text == texts[index] for index, run in pairs)
 
 
 def test_runs_without_a_copy_are_views_with_the_same_values(tiny):
@@ -127,20 +127,16 @@ def test_encodings_that_do_not_match_the_texts_are_a_usage_error(tiny):
             list(tiny.iter_runs(texts, encodings=wrong))
 
 
-def test_many_lengths_compile_once_per_length_bucket(checkpoints):
+def test_many_lengths_compile_one_program(checkpoints):
     pytest.importorskip("torch")
     model = headprobe.load(str(checkpoints("tiny-gelu", hidden_act="gelu")))
     texts = [tiny_sentence(1 + i % 16, i) for i in range(150)]
     lengths = [len(e) for e in model.tokenize(texts)]
-    buckets = {bucket_length(n, model.max_length) for n in lengths}
-    assert len(set(lengths)) == 16 and buckets == {8, 16, 19}
+    assert len(set(lengths)) == 16
     runs = model.run(texts, batch_size=8)
     assert len(runs) == 150
-    # compiled here, or loaded from the program store when an earlier process compiled them
-    assert 1 <= model.compile_count + model.loaded_count <= len(buckets)
-    programs = model.compile_count + model.loaded_count
-    model.run(texts[:20], batch_size=8)  # the same buckets and row counts: nothing new to compile
-    assert model.compile_count + model.loaded_count == programs
+    # compiled here, or loaded from the program store when an earlier process compiled it
+    assert model.compile_count + model.loaded_count == 1
 
 
 def test_text_longer_than_the_model_takes_is_a_usage_error(tiny):
@@ -163,24 +159,56 @@ def test_a_single_string_must_be_wrapped_in_a_list(tiny):
         tiny.run("the cat")
 
 
-@pytest.mark.parametrize("length, expected", [(1, 8), (16, 16), (17, 24), (64, 64), (65, 80),
-                                              (129, 160), (300, 320), (500, 512), (512, 512)])
-def test_length_buckets_round_up_and_stop_at_max_length(length, expected):
-    assert bucket_length(length, 512) == expected
+def test_rows_hold_the_longest_sentence_in_the_smallest_row_length():
+    assert packing.row_length_for([5, 40, 127], 512) == 128
+    assert packing.row_length_for([5, 129], 512) == 256
+    assert packing.row_length_for([300], 512) == 512
+    assert packing.row_length_for([12], 19) == 19  # never beyond the model's maximum
 
 
-def test_batches_are_sorted_by_length_and_the_partial_batch_holds_the_shortest():
-    lengths = [40, 3, 17, 5, 33]
-    assert plan_batches(lengths, 2, 512) == [Batch((1,), 8, 16), Batch((3, 2), 24, 8),
-                                             Batch((4, 0), 40, 4)]
-    full = plan_batches([20] * 70, 32, 512)
-    assert [(len(b.indices), b.rows) for b in full] == [(6, 8), (32, 32), (32, 32)]
-    assert [batch_rows(n, 32, 128) for n in (1, 2, 3, 5, 33, 1000)] == [1, 2, 4, 8, 32, 32]
+def test_packing_places_every_sentence_once_without_overflowing_a_row():
+    rng = np.random.default_rng(0)
+    lengths = [int(n) for n in rng.integers(5, 60, size=500)]
+    rows = packing.pack(lengths, 128)
+    assert sorted(i for row in rows for i in row) == list(range(500))
+    assert all(sum(lengths[i] for i in row) <= 128 for row in rows)
+    assert len(rows) * 128 / sum(lengths) - 1 < 0.03  # best fit decreasing: under 3% padding
+    with pytest.raises(ValueError, match="does not fit"):
+        packing.pack([130], 128)
 
 
-def test_small_batches_are_padded_to_the_minimum_token_count():
-    assert [batch_rows(1, 32, n) for n in (16, 32, 48, 64, 128, 512)] == [8, 4, 4, 2, 1, 1]
-    assert batch_rows(1, 1, 16) * 16 >= MIN_BATCH_TOKENS
+def test_batches_have_one_shape_and_few_padded_tokens():
+    rng = np.random.default_rng(1)
+    lengths = [int(n) for n in rng.integers(8, 50, size=1860)]
+    batches = plan_batches(lengths, 32, 512, heads_out=1)
+    assert len({(b.rows, b.row_length) for b in batches}) == 1
+    assert sorted(i for b in batches for i in b.indices) == list(range(1860))
+    assert packing.padded_fraction(batches) < 0.03
+    for batch in batches:  # sentences do not overlap within a row
+        for row in range(batch.rows):
+            spans = sorted((p.start, p.start + p.length) for p in batch.placed if p.row == row)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_rows_per_batch_bounded_by_batch_size_output_bytes_and_the_token_floor():
+    assert batch_rows(100, 32, 128, heads_out=1) <= 32
+    assert batch_rows(100, 32, 128, heads_out=144) * 144 * 128 * 128 * 4 <= \
+        packing.BATCH_OUTPUT_BYTES
+    assert batch_rows(1, 1, 16, heads_out=1) * 16 >= MIN_BATCH_TOKENS
+    assert batch_rows(3, 32, 128, heads_out=1, multiple=4) % 4 == 0
+
+
+def test_batch_arrays_restart_positions_and_number_segments():
+    batch = packing.PackedBatch(rows=2, row_length=8, placed=(
+        packing.Placed(0, 0, 0, 3), packing.Placed(1, 0, 3, 4), packing.Placed(2, 1, 0, 2)))
+    ids = {0: np.array([5, 6, 7]), 1: np.array([8, 9, 10, 11]), 2: np.array([12, 13])}
+    tokens, segments, positions = packing.batch_arrays(batch, ids, pad_token_id=0,
+                                                      position_offset=False)
+    assert tokens[0].tolist() == [5, 6, 7, 8, 9, 10, 11, 0]
+    assert segments.tolist() == [[1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 0, 0, 0, 0, 0, 0]]
+    assert positions[0].tolist() == [0, 1, 2, 0, 1, 2, 3, 0]
+    _, _, roberta = packing.batch_arrays(batch, ids, pad_token_id=1, position_offset=True)
+    assert roberta[0].tolist() == [2, 3, 4, 2, 3, 4, 5, 1]  # pad + 1 + index; padding: pad
 
 
 def test_compilation_cache_lives_in_the_user_cache_dir(monkeypatch, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import headprobe
 from headprobe.model.api import batch_rows, plan_batches
 
-# 5 texts of distinct lengths, so batches of 2 leave a ragged last batch.
+# 5 texts of distinct lengths, packed into rows of several sentences.
 TEXTS = ["The cat sat on the mat.", "A dog sat.", "Then I picked up a rug from the table.",
          "The zebra moved slowly across the road", "It was red"]
 
@@ -24,7 +24,7 @@ CHILD = textwrap.dedent("""
     texts = sys.argv[3:]
     runs = model.run(texts, batch_size=2)
     rows = {b.rows for b in __import__("headprobe.model.api", fromlist=["x"]).plan_batches(
-        [len(e) for e in model.tokenize(texts)], 2, model.max_length, model.num_devices)}
+        [len(e) for e in model.tokenize(texts)], 2, model.max_length, 1, model.num_devices)}
     np.savez(sys.argv[2], devices=len(jax.local_devices()), num_devices=model.num_devices,
              rows=sorted(rows), compiles=model.compile_count,
              **{f"a{i}": r.attentions for i, r in enumerate(runs)},
@@ -52,7 +52,8 @@ def test_a_batch_split_over_four_devices_gives_the_one_device_results(planted_mo
 
 
 def test_rows_are_rounded_up_to_a_multiple_of_the_device_count():
-    assert batch_rows(3, 32, 128, multiple=3) == 6  # 4 rows -> 6 for 3 devices
-    assert batch_rows(1, 32, 512, multiple=4) == 4
-    batches = plan_batches([9, 6, 14, 11, 5], 2, 16, multiple=3)
-    assert [(len(b.indices), b.rows) for b in batches] == [(1, 18), (2, 9), (2, 9)]
+    assert batch_rows(3, 32, 128, heads_out=1, multiple=3) == 3
+    assert batch_rows(1, 32, 512, heads_out=1, multiple=4) == 4
+    batches = plan_batches([9, 6, 14, 11, 5], 2, 16, heads_out=1, multiple=3)
+    assert all(b.rows % 3 == 0 for b in batches)
+    assert sorted(i for b in batches for i in b.indices) == [0, 1, 2, 3, 4]
