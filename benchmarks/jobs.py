@@ -202,31 +202,80 @@ def run_job(key: str, folder: Path, repeat: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def forward_efficiency(folder: Path, count: int, depth: int | None, ceiling: float) -> dict:
-    """The forward alone, steady (compiled), on real tokens: headprobe and PyTorch."""
-    from throughput import TorchBaseline, headprobe_forward
+def matmul_bound(tokens: int, hidden: int, inner: int) -> float:
+    """GFLOP/s XLA reaches on one layer's four dense matmuls alone (query/key/value, output,
+    feed-forward in and out) for ``tokens`` rows: what the forward's dense part can reach."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((tokens, hidden), dtype=np.float32))
+    weights = [jnp.asarray(rng.random(shape, dtype=np.float32) / shape[0])
+               for shape in ((hidden, 3 * hidden), (hidden, hidden), (hidden, inner),
+                             (inner, hidden))]
+
+    @jax.jit
+    def layer(x, qkv, out, up, down):
+        dot = lambda a, b: jnp.dot(a, b, precision="highest")  # noqa: E731
+        y = dot(x, qkv)[:, :hidden] + dot(x, out)
+        return dot(dot(y, up), down)
+
+    layer(x, *weights).block_until_ready()
+    best = float("inf")
+    for _ in range(20):
+        start = time.perf_counter()
+        layer(x, *weights).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    flops = 2 * tokens * (3 * hidden * hidden + hidden * hidden + 2 * hidden * inner)
+    return flops / best / 1e9
+
+
+def forward_efficiency(folder: Path, count: int, depth: int | None,
+                       heads: list[tuple[int, int]] | None, ceiling: float) -> dict:
+    """The forward alone, steady (compiled), on real tokens: headprobe as the job runs it (its
+    depth, its heads) and PyTorch (every layer, every head), the padding each computes, and
+    XLA's dense matmul bound on the job's batch shape."""
+    from throughput import TorchBaseline
 
     import headprobe
+    from headprobe.model.api import plan_batches
 
     texts = make_sentences(count)
     model = headprobe.load(str(folder), compilation_cache=False)
-    headprobe_forward(model, texts, num_layers=depth)
-    ours = min(headprobe_forward(model, texts, num_layers=depth) for _ in range(2))
+    encodings = model.tokenize(texts)
+
+    def ours() -> float:
+        start = time.perf_counter()
+        for _ in model.iter_runs(texts, hidden_states=False, mlm_logits=False,
+                                 num_layers=depth, heads=heads, encodings=encodings):
+            pass
+        return time.perf_counter() - start
+
+    ours()
+    before = model.padded_tokens
+    seconds = min(ours() for _ in range(2))
+    computed = (model.padded_tokens - before) / 2
     baseline = TorchBaseline(folder, texts, 32)
     theirs = min(baseline.run_pass() for _ in range(2))
     c = model.config
     layers = depth or c.num_hidden_layers
-    lengths = baseline.summary(theirs)["lengths"]
+    lengths = [len(e) for e in encodings]
     useful = forward_flops(lengths, layers, c.hidden_size, c.intermediate_size)
     torch_useful = forward_flops(lengths, c.num_hidden_layers, c.hidden_size,
                                  c.intermediate_size)  # PyTorch runs every layer
-    padded = getattr(model, "last_padded_tokens", None)
-    return {"headprobe_gflops": useful / ours / 1e9, "torch_gflops": torch_useful / theirs / 1e9,
-            "headprobe_pct": 100 * useful / ours / 1e9 / ceiling,
+    heads_out = len(heads) if heads else layers * c.num_attention_heads
+    batch = plan_batches(lengths, 32, model.max_length, heads_out)[0]
+    bound = matmul_bound(batch.rows * batch.row_length, c.hidden_size, c.intermediate_size)
+    return {"headprobe_gflops": useful / seconds / 1e9, "torch_gflops": torch_useful / theirs / 1e9,
+            "headprobe_pct": 100 * useful / seconds / 1e9 / ceiling,
             "torch_pct": 100 * torch_useful / theirs / 1e9 / ceiling,
             "tokens": sum(lengths), "torch_padded_pct": 100 * (baseline.padded / sum(lengths) - 1),
-            "headprobe_padded_pct": None if padded is None else 100 * (padded / sum(lengths) - 1),
-            "compiles": model.compile_count, "depth": layers}
+            "headprobe_padded_pct": 100 * (computed / sum(lengths) - 1),
+            "compiles": model.compile_count, "depth": layers,
+            "heads": "all" if not heads else len(heads),
+            "rows": f"{batch.rows} x {batch.row_length}", "matmul_bound": bound,
+            "matmul_bound_pct": 100 * bound / ceiling}
 
 
 def render(results: dict) -> str:
@@ -242,16 +291,18 @@ def render(results: dict) -> str:
                      f"{job['hf_peak_mib']:.0f} / {job['cold_peak_mib']:.0f} MiB | "
                      f"{', '.join(job['warm_imports']) or 'none'} |")
     if results.get("forward"):
-        lines += ["", "| forward (steady, compiled) | headprobe GFLOP/s (% of ceiling) | PyTorch "
-                  "GFLOP/s (% of ceiling) | padded tokens headprobe / PyTorch | programs |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| forward (steady, compiled), GFLOP/s on real tokens | headprobe "
+                  "(% of ceiling) | PyTorch, all layers (% of ceiling) | XLA's dense matmuls "
+                  "alone on the batch shape (% of ceiling) | padded tokens headprobe / PyTorch "
+                  "| batch rows x length | programs |",
+                  "|---|---|---|---|---|---|---|"]
         for label, f in results["forward"].items():
-            pad = ("n/a" if f["headprobe_padded_pct"] is None
-                   else f"+{f['headprobe_padded_pct']:.1f}%")
-            lines.append(f"| {label} (depth {f['depth']}) | {f['headprobe_gflops']:.0f} "
-                         f"({f['headprobe_pct']:.0f}%) | {f['torch_gflops']:.0f} "
-                         f"({f['torch_pct']:.0f}%) | {pad} / +{f['torch_padded_pct']:.1f}% | "
-                         f"{f['compiles']} |")
+            lines.append(f"| {label} (depth {f['depth']}, heads out: {f['heads']}) | "
+                         f"{f['headprobe_gflops']:.0f} ({f['headprobe_pct']:.0f}%) | "
+                         f"{f['torch_gflops']:.0f} ({f['torch_pct']:.0f}%) | "
+                         f"{f['matmul_bound']:.0f} ({f['matmul_bound_pct']:.0f}%) | "
+                         f"+{f['headprobe_padded_pct']:.1f}% / +{f['torch_padded_pct']:.1f}% | "
+                         f"{f['rows']} | {f['compiles']} |")
     return "\n".join(lines)
 
 
@@ -285,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_forward:
             if args.only in (None, "claim"):
                 forward["MiniLM, 1,860 sentences"] = forward_efficiency(
-                    folders["claim"], JOBS["claim"]["count"], None, results["ceiling"])
+                    folders["claim"], JOBS["claim"]["count"], 2, [(1, 8)], results["ceiling"])
             if args.only in (None, "model"):
                 forward["bert-base shape, 1,000 sentences"] = forward_efficiency(
-                    folders["model"], JOBS["model"]["count"], None, results["ceiling"])
+                    folders["model"], JOBS["model"]["count"], None, None, results["ceiling"])
     results["ceiling"] = max(results["ceiling"], matmul_ceiling())
     results["jobs"], results["forward"] = jobs, forward
     table = render(results)

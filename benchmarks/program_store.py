@@ -34,7 +34,7 @@ def child(mode: str, cache: str) -> None:
         model = load(MINILM, compilation_cache=cache)
         start = time.perf_counter()
         for rows, length in SHAPES:
-            model._program(rows, length, model.num_layers, False, False)
+            model._programs.get((rows, length, model.num_layers, False, False, None, length))
         print(time.perf_counter() - start)
         return
     from jax import export
@@ -55,15 +55,15 @@ def child(mode: str, cache: str) -> None:
             with open(path, "rb") as handle:
                 exported = export.deserialize(bytearray(handle.read()))
         else:
-            def run(params, ids, mask, types):
-                return forward(params, ids, mask, types, config=model.config,
+            def run(params, ids, segments, positions, starts, band=length):
+                return forward(params, ids, segments, positions, starts, config=model.config,
                                num_layers=model.num_layers, with_hidden=False,
-                               with_logits=False, precision="highest")
+                               with_logits=False, band=band, precision="highest")
 
-            exported = export.export(jax.jit(run))(model._params, spec, spec, spec)
+            exported = export.export(jax.jit(run))(model._params, spec, spec, spec, spec)
             with open(path, "wb") as handle:
                 handle.write(exported.serialize())
-        jax.jit(exported.call).lower(model._params, spec, spec, spec).compile()
+        jax.jit(exported.call).lower(model._params, spec, spec, spec, spec).compile()
     print(time.perf_counter() - start)
 
 

@@ -196,8 +196,9 @@ def padded_tokens(model, texts: list[str]) -> int:
     from headprobe.model.api import plan_batches
 
     lengths = [len(e) for e in model.tokenize(texts)]
-    return sum(b.rows * b.length for b in plan_batches(lengths, 32, model.max_length,
-                                                        model.num_devices))
+    heads = model.num_layers * model.num_heads
+    return sum(b.rows * b.row_length for b in plan_batches(lengths, 32, model.max_length, heads,
+                                                            multiple=model.num_devices))
 
 
 def bench_model(label: str, folder: Path, texts: list[str], batch1: int, ceiling: float) -> dict:

@@ -36,15 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if argv and argv[0] == "check" and not {"-h", "--help"} & set(argv[1:]):
-        # pytest's options and paths pass through untouched; `check` renames ours itself.
+        # pytest's options and paths pass through untouched; `check` renames ours itself (and
+        # the other commands' modules are not imported).
         args = argparse.Namespace(command="check", raw_check_args=argv[1:])
     else:
+        parser = build_parser()
         args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return int(ExitCode.USAGE_ERROR)
+        if args.command is None:
+            parser.print_help()
+            return int(ExitCode.USAGE_ERROR)
     module = importlib.import_module(f"headprobe.commands.{args.command}")
     try:
         return int(module.run(args))

@@ -85,7 +85,8 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     try:
         for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
                                              mlm_logits=False, num_layers=depth, copy=False,
-                                             encodings=[encodings[i] for i in missed]):
+                                             encodings=[encodings[i] for i in missed],
+                                             heads=pairs):
             if write and cache is not None:
                 cache.put(keys[missed[position]], pairs, stored_attentions(run, pairs),
                           max_heads=most)

@@ -127,6 +127,8 @@ def _check_characters(text: str) -> None:
     """A sentence is printable text with something visible in it: no NUL, other control
     characters (tabs and line breaks are spaces) or lone surrogates, and not only zero-width
     and space characters."""
+    if text.isascii() and text.isprintable() and not text.isspace() and text:
+        return  # the common case, at C speed: printable ASCII with a visible character
     for column, char in enumerate(text):
         category = unicodedata.category(char)
         if category == "Cs" or (category == "Cc" and char not in "\t\n\r"):

@@ -75,12 +75,14 @@ def bootstrap_ratios(hits: np.ndarray, counts: np.ndarray,
         return [None] * columns
     rng = np.random.default_rng(seed)
     statistics = []
+    both = np.column_stack([hits, counts])  # [sentence, column + 1]: one product per chunk
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
         picks = rng.integers(0, sentences, size=(size, sentences))  # [resample, draw]
         flat = (np.arange(size)[:, None] * sentences + picks).ravel()
         weights = np.bincount(flat, minlength=size * sentences).reshape(size, sentences)
-        statistics.append((weights @ hits) / (weights @ counts)[:, None])  # [resample, column]
+        sums = weights.astype(np.float64) @ both  # [resample, column + 1], BLAS
+        statistics.append(sums[:, :-1] / sums[:, -1:])  # [resample, column]
     values = np.concatenate(statistics)
     alpha = 1.0 - confidence
     bounds = np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=0)  # [2, column]

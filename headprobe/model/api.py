@@ -1,16 +1,15 @@
 """`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
 
 Sentences are packed (`headprobe.model.packing`): several to a row of one length for the whole
-call (128, 256 or 512 tokens: the smallest that holds the longest sentence), each attending only
-to itself, and the rows cut into batches of one size. So a call compiles **one program** per
-(layers run, outputs), whatever the mix of lengths, and computes almost no padding; a sentence
-packed with others gets what it gets alone (masked keys have probability exactly 0), to
-float32 rounding.
+call (32 to 512 tokens: the smallest that holds the longest sentence and packs tightly), each
+attending only to itself, and the rows cut into batches of one size. So a call compiles **one
+program** per (layers run, outputs), whatever the mix of lengths, and computes almost no
+padding; a sentence packed with others gets what it gets alone (masked keys have probability
+exactly 0), to float32 rounding.
 
 Every batch has at least `MIN_BATCH_TOKENS` tokens (rows x row length): below that XLA's CPU
 backend takes a different matmul path with different float32 rounding, so a sentence run alone
-would differ from the same sentence in a batch by ~1e-6. With the floor it does not.
-"""
+would differ from the same sentence in a batch by ~1e-6. With the floor it does not."""
 
 from __future__ import annotations
 
@@ -50,23 +49,25 @@ MIN_BATCH_TOKENS = 128
 
 
 def batch_rows(rows: int, batch_size: int, row_length: int, heads_out: int,
-               multiple: int = 1) -> int:
+               multiple: int = 1, band: int | None = None) -> int:
     """Rows per batch for a call of ``rows`` packed rows: at most ``batch_size`` (and what
     `packing.rows_per_batch` allows), at least `MIN_BATCH_TOKENS` tokens, a ``multiple`` of
     the devices a batch is split over."""
-    per_batch = packing.rows_per_batch(rows, row_length, heads_out, most=batch_size)
+    per_batch = packing.rows_per_batch(rows, row_length, heads_out, most=batch_size,
+                                       band=band)
     per_batch = max(per_batch, -(-MIN_BATCH_TOKENS // row_length))
     return -(-per_batch // multiple) * multiple
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_length: int, heads_out: int,
                  multiple: int = 1) -> list[packing.PackedBatch]:
-    """The call's packed batches (`packing.plan` with `batch_rows`). Pure."""
+    """The call's packed batches (`packing.choose_rows`, `batch_rows` with the call's band of
+    kept keys, `packing.cut`). Pure."""
     if not lengths:
         return []
-    row_length = packing.row_length_for(lengths, max_length)
-    rows = packing.pack(lengths, row_length)
-    per_batch = batch_rows(len(rows), batch_size, row_length, heads_out, multiple)
+    row_length, rows = packing.choose_rows(lengths, max_length)
+    band = packing.band_width(lengths, row_length)
+    per_batch = batch_rows(len(rows), batch_size, row_length, heads_out, multiple, band)
     return packing.cut(rows, lengths, row_length, per_batch)
 
 
@@ -221,13 +222,16 @@ class Model:
         self._check_lengths(encodings)
         selected = self._check_heads(heads, depth)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
-        outputs = _Outputs(depth, bool(hidden_states), with_logits, selected)
+        lengths = [len(e) for e in encodings]
         heads_out = len(selected) if selected is not None else depth * self.num_heads
+        batches = plan_batches(lengths, batch_size, self.max_length, heads_out,
+                               multiple=self.num_devices)
+        band = packing.band_width(lengths, batches[0].row_length) if batches else 1
+        outputs = _Outputs(depth, bool(hidden_states), with_logits, selected, band)
         # One batch of lookahead: the next batch computes on the device (XLA's own threads)
         # while the caller works through the runs of this one.
         in_flight: _InFlight | None = None
-        for batch in plan_batches([len(e) for e in encodings], batch_size, self.max_length,
-                                  heads_out, multiple=self.num_devices):
+        for batch in batches:
             self.padded_tokens += batch.rows * batch.row_length
             dispatched = self._dispatch(batch, encodings, outputs)
             if in_flight is not None:
@@ -278,7 +282,7 @@ class Model:
 
             inputs = jax.device_put(inputs, self._batch_sharding)
         shape = (batch.rows, batch.row_length, outputs.depth, outputs.hidden, outputs.logits,
-                 outputs.heads)
+                 outputs.heads, outputs.band)
         program, stored_key = self._programs.get(shape)
         return _InFlight(batch, shape, inputs, program(self._params, *inputs), stored_key,
                          outputs)
@@ -299,13 +303,14 @@ class Model:
         for placed in flight.batch.placed:
             e = encodings[placed.index]
             span = slice(placed.start, placed.start + placed.length)
-            if selected is None:  # [batch, layer, head, q, k]
-                grid = own(attentions[placed.row, :, :, span, span])
-            else:  # [batch, selected head, q, k] -> NaN where not selected
+            keys = slice(0, placed.length)  # the band starts at the sentence's first key
+            if selected is None:  # [batch, layer, head, q, band]
+                grid = own(attentions[placed.row, :, :, span, keys])
+            else:  # [batch, selected head, q, band] -> NaN where not selected
                 grid = np.full((flight.outputs.depth, self.num_heads, placed.length,
                                 placed.length), np.nan, dtype=np.float32)
                 layers, heads = zip(*selected)
-                grid[list(layers), list(heads)] = attentions[placed.row, :, span, span]
+                grid[list(layers), list(heads)] = attentions[placed.row, :, span, keys]
             yield placed.index, Run(
                 **e.encoding_fields(), attentions=grid,
                 hidden_states=None if hidden is None else own(hidden[placed.row, :, span]),
@@ -318,12 +323,14 @@ def _ids_by_index(batch: packing.PackedBatch,
 
 
 class _Outputs(NamedTuple):
-    """What a call asks of each batch: layers run, hidden states, logits, selected heads."""
+    """What a call asks of each batch: layers run, hidden states, logits, selected heads, and
+    the band of keys kept per query (`packing.band_width`)."""
 
     depth: int
     hidden: bool
     logits: bool
     heads: tuple[tuple[int, int], ...] | None
+    band: int
 
 
 class _InFlight(NamedTuple):
@@ -332,7 +339,7 @@ class _InFlight(NamedTuple):
 
     batch: packing.PackedBatch
     shape: tuple
-    inputs: tuple[Any, Any, Any]
+    inputs: tuple[Any, Any, Any, Any]
     out: Any
     stored_key: str | None
     outputs: _Outputs

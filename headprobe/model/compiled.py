@@ -21,8 +21,9 @@ from headprobe.model.encoder import Outputs, forward
 from headprobe.model.programs import ProgramStore
 
 #: (batch rows, row length, layers run, with hidden states, with MLM logits, the heads whose
-#: attentions are returned: 0-based (layer, head) pairs, or None for all)
-Shape = tuple[int, int, int, bool, bool, "tuple[tuple[int, int], ...] | None"]
+#: attentions are returned: 0-based (layer, head) pairs, or None for all, and the band of keys
+#: kept per query)
+Shape = tuple[int, int, int, bool, bool, "tuple[tuple[int, int], ...] | None", int]
 
 
 class ForwardPrograms:
@@ -40,16 +41,17 @@ class ForwardPrograms:
         self._programs: dict[Shape, Callable[..., Any]] = {}
         self._stored: dict[Shape, str] = {}  # shape -> store key, for programs from the store
 
-        def traced(params: Any, input_ids: Any, segment_ids: Any, position_ids: Any, *,
-                   num_layers: int, with_hidden: bool, with_logits: bool,
-                   heads: tuple[tuple[int, int], ...] | None) -> Any:
+        def traced(params: Any, input_ids: Any, segment_ids: Any, position_ids: Any,
+                   starts: Any, *, num_layers: int, with_hidden: bool, with_logits: bool,
+                   heads: tuple[tuple[int, int], ...] | None, band: int) -> Any:
             self.compile_count += 1  # runs once per trace, i.e. per compiled shape
-            return forward(params, input_ids, segment_ids, position_ids, config=config,
+            return forward(params, input_ids, segment_ids, position_ids, starts, config=config,
                            num_layers=num_layers, with_hidden=with_hidden,
-                           with_logits=with_logits, heads=heads, precision=precision)
+                           with_logits=with_logits, heads=heads, band=band,
+                           precision=precision)
 
         self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
-                                                         "with_logits", "heads"))
+                                                         "with_logits", "heads", "band"))
 
     @property
     def loaded(self) -> int:
@@ -73,11 +75,11 @@ class ForwardPrograms:
         return self.get(shape)[0]
 
     def _make(self, shape: Shape) -> Callable[..., Any]:
-        rows, length, depth, with_hidden, with_logits, heads = shape
+        rows, length, depth, with_hidden, with_logits, heads, band = shape
         statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits,
-                   "heads": heads}
+                   "heads": heads, "band": band}
         batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self.batch_sharding)
-        args = (self.params, batch, batch, batch)
+        args = (self.params, batch, batch, batch, batch)
 
         def compile_now() -> Callable[..., Any]:
             return self._forward.lower(*args, **statics).compile()

@@ -56,16 +56,25 @@ def test_tokenize_matches_the_tokens_of_a_run_without_running(minilm):
 
 
 @pytest.mark.parametrize("batch_size", [16, 1])
-def test_a_sentence_alone_and_inside_a_padded_batch_attend_the_same(minilm, sentences, batch_size):
+def test_a_sentence_alone_and_packed_with_others_attend_the_same(minilm, sentences, batch_size):
     longest = max(sentences, key=len)
+    others = [*sentences[40:60], longest]
+    lengths = [len(e) for e in minilm.tokenize(others)]
     for text in (sentences[0], sentences[2]):
         alone = minilm.run([text], batch_size=batch_size)[0]
-        batched = minilm.run([text, *sentences[40:60], longest], batch_size=16)[0]
-        assert len(batched.tokens) < len(minilm.tokenize([longest])[0])  # it was padded
-        np.testing.assert_allclose(alone.attentions, batched.attentions, atol=1e-6, rtol=0)
-        # Hidden states are O(1) (attentions are in [0, 1]); a different batch shape may take a
-        # different matmul blocking on CPU, which moves them by float32 rounding (~2e-6).
-        np.testing.assert_allclose(alone.hidden_states, batched.hidden_states, atol=1e-5, rtol=0)
+        (batch, *_) = plan_batches([len(minilm.tokenize([text])[0]), *lengths], 16,
+                                   minilm.max_length, heads_out=72)
+        shared = [p for p in batch.placed if p.row == next(
+            q.row for q in batch.placed if q.index == 0)]
+        assert len(shared) > 1  # it shares its row with other sentences
+        packed = minilm.run([text, *others], batch_size=16)[0]
+        # Within the parity tolerances against Hugging Face (attentions 1e-5, hidden states
+        # 1e-4): another batch shape may vectorise or block the matmuls and the GELU
+        # differently on CPU, which moves values by float32 rounding (measured: up to 1.3e-6
+        # in an attention, ~2e-6 in hidden states).
+        np.testing.assert_allclose(alone.attentions, packed.attentions, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(alone.hidden_states, packed.hidden_states, atol=1e-4, rtol=0)
+        assert np.abs(alone.attentions - packed.attentions).max() < 5e-6
 
 
 def test_first_layers_only_match_the_full_run_and_skip_logits(tiny):
@@ -159,11 +168,14 @@ def test_a_single_string_must_be_wrapped_in_a_list(tiny):
         tiny.run("the cat")
 
 
-def test_rows_hold_the_longest_sentence_in_the_smallest_row_length():
+def test_rows_hold_the_longest_sentence_in_the_smallest_row_length_that_packs_tightly():
     assert packing.row_length_for([5, 40, 127], 512) == 128
     assert packing.row_length_for([5, 129], 512) == 256
     assert packing.row_length_for([300], 512) == 512
     assert packing.row_length_for([12], 19) == 19  # never beyond the model's maximum
+    assert packing.row_length_for([16] * 40, 512) == 32  # two to a row: no padding
+    # 33 tokens each: one to a row of 64 wastes half; rows of 128 hold three
+    assert packing.row_length_for([33] * 90, 512) == 128
 
 
 def test_packing_places_every_sentence_once_without_overflowing_a_row():
@@ -183,7 +195,7 @@ def test_batches_have_one_shape_and_few_padded_tokens():
     batches = plan_batches(lengths, 32, 512, heads_out=1)
     assert len({(b.rows, b.row_length) for b in batches}) == 1
     assert sorted(i for b in batches for i in b.indices) == list(range(1860))
-    assert packing.padded_fraction(batches) < 0.03
+    assert packing.padded_fraction(batches) <= 0.03
     for batch in batches:  # sentences do not overlap within a row
         for row in range(batch.rows):
             spans = sorted((p.start, p.start + p.length) for p in batch.placed if p.row == row)
@@ -192,7 +204,7 @@ def test_batches_have_one_shape_and_few_padded_tokens():
 
 def test_rows_per_batch_bounded_by_batch_size_output_bytes_and_the_token_floor():
     assert batch_rows(100, 32, 128, heads_out=1) <= 32
-    assert batch_rows(100, 32, 128, heads_out=144) * 144 * 128 * 128 * 4 <= \
+    assert batch_rows(100, 32, 128, heads_out=144, band=48) * 144 * 128 * 48 * 4 <= \
         packing.BATCH_OUTPUT_BYTES
     assert batch_rows(1, 1, 16, heads_out=1) * 16 >= MIN_BATCH_TOKENS
     assert batch_rows(3, 32, 128, heads_out=1, multiple=4) % 4 == 0
@@ -202,12 +214,13 @@ def test_batch_arrays_restart_positions_and_number_segments():
     batch = packing.PackedBatch(rows=2, row_length=8, placed=(
         packing.Placed(0, 0, 0, 3), packing.Placed(1, 0, 3, 4), packing.Placed(2, 1, 0, 2)))
     ids = {0: np.array([5, 6, 7]), 1: np.array([8, 9, 10, 11]), 2: np.array([12, 13])}
-    tokens, segments, positions = packing.batch_arrays(batch, ids, pad_token_id=0,
-                                                      position_offset=False)
+    tokens, segments, positions, starts = packing.batch_arrays(batch, ids, pad_token_id=0,
+                                                              position_offset=False)
     assert tokens[0].tolist() == [5, 6, 7, 8, 9, 10, 11, 0]
     assert segments.tolist() == [[1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 0, 0, 0, 0, 0, 0]]
     assert positions[0].tolist() == [0, 1, 2, 0, 1, 2, 3, 0]
-    _, _, roberta = packing.batch_arrays(batch, ids, pad_token_id=1, position_offset=True)
+    assert starts[0].tolist() == [0, 0, 0, 3, 3, 3, 3, 0]  # where each token's sentence begins
+    _, _, roberta, _ = packing.batch_arrays(batch, ids, pad_token_id=1, position_offset=True)
     assert roberta[0].tolist() == [2, 3, 4, 2, 3, 4, 5, 1]  # pad + 1 + index; padding: pad
 
 
