@@ -124,3 +124,31 @@ def hf_bert_tokenizer(cls, words: list[str], folder: Path):
     vocab = Path(folder) / "vocab.txt"
     vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
     return cls(vocab_file=str(vocab), do_lower_case=True)
+
+
+ATTENTION_TOL = 1e-5
+HIDDEN_TOL = 1e-4
+
+
+def assert_same_as_hugging_face(runs, expected, *, logits: bool) -> None:
+    """Per run: attentions within 1e-5 and hidden states (embeddings first) and masked-LM
+    logits within 1e-4 (max abs) of Hugging Face's ``(attentions, hidden, logits)``."""
+    for run, (attentions, hidden, mlm_logits) in zip(runs, expected):
+        assert run.attentions.dtype == np.float32
+        assert run.attentions.shape == attentions.shape
+        assert run.hidden_states.shape == hidden.shape
+        np.testing.assert_allclose(run.hidden_states[0], hidden[0], atol=HIDDEN_TOL, rtol=0,
+                                   err_msg=f"embeddings differ for {run.text!r}")
+        for layer in range(attentions.shape[0]):
+            np.testing.assert_allclose(run.attentions[layer], attentions[layer],
+                                       atol=ATTENTION_TOL, rtol=0,
+                                       err_msg=f"layer {layer} attention, {run.text!r}")
+            np.testing.assert_allclose(run.hidden_states[layer + 1], hidden[layer + 1],
+                                       atol=HIDDEN_TOL, rtol=0,
+                                       err_msg=f"layer {layer} hidden state, {run.text!r}")
+        if logits:
+            assert run.mlm_logits.shape == mlm_logits.shape
+            np.testing.assert_allclose(run.mlm_logits, mlm_logits, atol=HIDDEN_TOL, rtol=0,
+                                       err_msg=f"masked-LM logits, {run.text!r}")
+        else:
+            assert run.mlm_logits is None

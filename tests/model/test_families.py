@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from families import KINDS, write_family_checkpoint
+from fixtures_models import assert_same_as_hugging_face
 
 import headprobe
 from headprobe.errors import ModelFormatError
@@ -26,8 +27,6 @@ from headprobe.errors import ModelFormatError
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-ATTENTION_TOL = 1e-5
-HIDDEN_TOL = 1e-4
 TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Then I picked up a [MASK] from the table.",
          "Hi there, it's 3.5 km to the naïve café — isn't it?", "Yes"]
@@ -91,25 +90,6 @@ def hugging_face_outputs(folder: Path, encodings, pad_id: int):
              None if logits is None else logits[i, :len(e)]) for i, e in enumerate(encodings)]
 
 
-def assert_matches(runs, expected, *, logits: bool) -> None:
-    for run, (attentions, hidden, mlm_logits) in zip(runs, expected):
-        assert run.attentions.shape == attentions.shape, run.text
-        np.testing.assert_allclose(run.hidden_states[0], hidden[0], atol=HIDDEN_TOL, rtol=0,
-                                   err_msg=f"embeddings, {run.text!r}")
-        for layer in range(attentions.shape[0]):
-            np.testing.assert_allclose(run.attentions[layer], attentions[layer],
-                                       atol=ATTENTION_TOL, rtol=0,
-                                       err_msg=f"layer {layer + 1} attention, {run.text!r}")
-            np.testing.assert_allclose(run.hidden_states[layer + 1], hidden[layer + 1],
-                                       atol=HIDDEN_TOL, rtol=0,
-                                       err_msg=f"layer {layer + 1} hidden state, {run.text!r}")
-        if logits:
-            np.testing.assert_allclose(run.mlm_logits, mlm_logits, atol=HIDDEN_TOL, rtol=0,
-                                       err_msg=f"masked-LM logits, {run.text!r}")
-        else:
-            assert run.mlm_logits is None
-
-
 def largest_differences(runs, expected) -> dict[str, float]:
     """Max abs difference per stage over every text (for the parity table in docs)."""
     stages = {"attention": 0.0, "hidden": 0.0, "logits": 0.0}
@@ -137,7 +117,7 @@ def test_family_matches_hugging_face_stage_by_stage(made, variant):
         assert list(encoding.input_ids) == tokenizer(written)["input_ids"], text
     runs = model.run(TEXTS, batch_size=4)
     expected = hugging_face_outputs(folder, encodings, model.config.pad_token_id)
-    assert_matches(runs, expected, logits=masked_lm)
+    assert_same_as_hugging_face(runs, expected, logits=masked_lm)
     print(variant, largest_differences(runs, expected))
 
 

@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 import pytest
+from fixtures_models import assert_same_as_hugging_face
 
 import headprobe
 from headprobe.model.weights import flax_to_state_dict
@@ -15,8 +16,6 @@ from headprobe.model.weights import flax_to_state_dict
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-ATTENTION_TOL = 1e-5
-HIDDEN_TOL = 1e-4
 TINY_TEXTS = ["the cat sat on the mat", "a big red dog ran .", "the dog", "cats running on a hat",
               "blue sun , red hat , big mat", "[MASK] cat sat"]
 
@@ -41,28 +40,6 @@ def hugging_face_outputs(folder, texts, *, masked_lm: bool):
     lengths = batch["attention_mask"].sum(dim=1).tolist()
     return [(attentions[i, :, :, :n, :n], hidden[i, :, :n],
              None if logits is None else logits[i, :n]) for i, n in enumerate(lengths)]
-
-
-def assert_same_as_hugging_face(runs, expected, *, logits: bool) -> None:
-    for run, (attentions, hidden, mlm_logits) in zip(runs, expected):
-        assert run.attentions.dtype == np.float32
-        assert run.attentions.shape == attentions.shape
-        assert run.hidden_states.shape == hidden.shape
-        np.testing.assert_allclose(run.hidden_states[0], hidden[0], atol=HIDDEN_TOL, rtol=0,
-                                   err_msg=f"embeddings differ for {run.text!r}")
-        for layer in range(attentions.shape[0]):
-            np.testing.assert_allclose(run.attentions[layer], attentions[layer],
-                                       atol=ATTENTION_TOL, rtol=0,
-                                       err_msg=f"layer {layer} attention, {run.text!r}")
-            np.testing.assert_allclose(run.hidden_states[layer + 1], hidden[layer + 1],
-                                       atol=HIDDEN_TOL, rtol=0,
-                                       err_msg=f"layer {layer} hidden state, {run.text!r}")
-        if logits:
-            assert run.mlm_logits.shape == mlm_logits.shape
-            np.testing.assert_allclose(run.mlm_logits, mlm_logits, atol=HIDDEN_TOL, rtol=0,
-                                       err_msg=f"masked-LM logits, {run.text!r}")
-        else:
-            assert run.mlm_logits is None
 
 
 def test_bundled_minilm_matches_hugging_face_on_every_layer(minilm, sentences):
