@@ -9,6 +9,11 @@ most 20 unless ``-v``. ``--json`` writes the diff; ``-o DIR`` draws ``changes.pn
 heads grid coloured by each head's largest change) and, when both sides are models, A and B side
 by side for the 5 most changed heads on the sentence where each changed most. Exit 0 when no
 head changed beyond the tolerance, 1 when some did.
+
+Every output is checked before anything is profiled or written (`headprobe.outputs`): a
+``--json`` that is a folder, a device or a named pipe, a ``-o`` that is not a folder, a folder
+that cannot be written, or a model too large for ``changes.png`` (more than `FIGURE_MAX` layers or
+heads a layer) is a usage error with nothing written; so is a disk that fills while writing.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from headprobe.atomic import write_atomic
 from headprobe.commands.common import CommandContext, add_model_options, command_context
 from headprobe.engine.models import ModelLike
-from headprobe.errors import ExitCode, UsageError
+from headprobe.errors import ExitCode, UsageError, printable
 from headprobe.evaluation.profile import STATISTICS, pooled
 from headprobe.evaluation.results import format_value
+from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
 from headprobe.regression.profiles import (
     Profile,
@@ -39,6 +44,8 @@ from headprobe.sentence_sets import load_sentences
 
 SHOWN = 20
 DRAWN = 5
+Side = Profile | ModelLike  # a profile read from a file, or a model
+FIGURE_MAX = 64  # layers, and heads a layer, that changes.png draws (bert-large: 24 x 16)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -63,52 +70,93 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    json_path, folder = _check_outputs(args)  # before anything is profiled or written
     context = command_context(args)
     try:
-        _check_sizes(args.a, args.b, context)
-        a, b = _side(args.a, args, context), _side(args.b, args, context)
+        sides = _check_sizes(args.a, args.b, context)
+        if folder is not None:
+            check_figure_size(sides[0])
+        a, b = (_side(side, spec, args, context) for side, spec in zip(sides, (args.a, args.b)))
         diff = diff_profiles(a, b, args.tolerance)
-        print("\n".join(table(diff, limit=None if args.verbose else SHOWN)))
-        if args.json:
-            _write(Path(args.json), json.dumps(diff.to_json(), indent=1, ensure_ascii=False))
-            print(f"diff: {args.json}")
-        if args.output:
-            for path in draw(diff, Path(args.output), context):
-                print(path)
+        # Files first, then the table: a reader that stops early (| head) loses no file.
+        written = _write_outputs(diff, json_path, folder, context)
     finally:
         context.cache.close()
+    print("\n".join(table(diff, limit=None if args.verbose else SHOWN) + written))
     sys.stdout.flush()
     return int(ExitCode.TESTS_FAILED if diff.changed else ExitCode.OK)
 
 
-def _check_sizes(a: str, b: str, context: CommandContext) -> None:
-    """Models of other sizes are a usage error before anything is profiled."""
-    sizes = []
-    for side in (a, b):
-        if looks_like_profile(side):
-            profile = read_profile(side)
-            sizes.append((profile.num_layers, profile.num_heads, profile.model))
-        else:
-            model = context.model(side)
-            sizes.append((model.num_layers, model.num_heads, side))
-    (la, ha, na), (lb, hb, nb) = sizes
+def _check_outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """``--json FILE`` and ``-o DIR``, each a place that can be written, and not one place."""
+    json_path = check_file(args.json, "--json") if args.json else None
+    folder = check_folder(args.output, "-o") if args.output else None
+    if json_path is not None and folder is not None \
+            and json_path.resolve() == folder.resolve():
+        raise UsageError(f"--json {args.json} and -o {args.output} are one path; give the "
+                         f"JSON file another name")
+    return json_path, folder
+
+
+def _write_outputs(diff: ProfileDiff, json_path: Path | None, folder: Path | None,
+                   context: CommandContext) -> list[str]:
+    """Write ``--json`` and draw into ``-o`` once every file's place is checked; the lines
+    that say where."""
+    paths = figure_paths(diff, folder) if folder is not None else []
+    for path in paths:
+        check_file(path, "-o")
+        if json_path is not None and path.resolve() == json_path.resolve():
+            raise UsageError(f"--json {json_path}: -o draws {path.name} there; give the JSON "
+                             f"file another name")
+    lines = []
+    if json_path is not None:
+        text = json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n"
+        write_file(json_path, text.encode("utf-8"), what="diff")
+        lines.append(f"diff: {json_path}")
+    if folder is not None:
+        lines += [str(path) for path in draw(diff, folder, context)]
+    return lines
+
+
+def _check_sizes(a: str, b: str, context: CommandContext) -> tuple[Side, Side]:
+    """A and B: each a profile read from its file or a loaded model; models of other sizes are
+    a usage error before anything is profiled."""
+    sides = tuple(read_profile(spec) if looks_like_profile(spec) else context.model(spec)
+                  for spec in (a, b))
+    (la, ha, na), (lb, hb, nb) = (_size(side, spec) for side, spec in zip(sides, (a, b)))
     if (la, ha) != (lb, hb):
         raise UsageError(f"cannot diff a {la}-layer, {ha}-head model ({na}) with a {lb}-layer, "
                          f"{hb}-head one ({nb}): heads only correspond between models of one "
                          f"size")
+    return sides[0], sides[1]
 
 
-def _side(spec: str, args: argparse.Namespace, context: CommandContext) -> Profile:
+def _size(side: Side, spec: str) -> tuple[int, int, str]:
+    """Layers, heads a layer, and the name to show."""
+    name = side.model if isinstance(side, Profile) else spec
+    return side.num_layers, side.num_heads, name
+
+
+def check_figure_size(side: Side) -> None:
+    """``changes.png`` has a cell per head: at most `FIGURE_MAX` layers and heads a layer."""
+    layers, heads = side.num_layers, side.num_heads
+    if layers > FIGURE_MAX or heads > FIGURE_MAX:
+        name = side.model if isinstance(side, Profile) else side.name
+        raise UsageError(f"-o: changes.png draws a cell per head, for models of at most "
+                         f"{FIGURE_MAX} layers of at most {FIGURE_MAX} heads; {name} has "
+                         f"{layers:,} layers of {heads:,} heads; leave -o out (the table with "
+                         f"-v, and --json, list every head)")
+
+
+def _side(side: Side, spec: str, args: argparse.Namespace, context: CommandContext) -> Profile:
     """A profile file as it is, or a model profiled on the sentences of the command."""
-    if looks_like_profile(spec):
-        profile = read_profile(spec)
+    if isinstance(side, Profile):
         if args.sentences is not None or args.level != "token":
-            _check_against_options(profile, spec, args)
-        return profile
+            _check_against_options(side, spec, args)
+        return side
     sentences, label = load_sentences(args.sentences)
-    model = context.model(spec)
     context.check_sentences(spec, sentences, label)
-    return compute_profile(model, [s.text for s in sentences], level=args.level,
+    return compute_profile(side, [s.text for s in sentences], level=args.level,
                            cache=context.cache, progress=context.progress)
 
 
@@ -126,9 +174,10 @@ def _check_against_options(profile: Profile, path: str, args: argparse.Namespace
 def table(diff: ProfileDiff, limit: int | None = SHOWN) -> list[str]:
     """The diff as aligned text: a headline, then the heads ranked by their largest change."""
     changed = diff.changed
-    lines = [f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
-             f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} sentences, "
-             f"level {diff.a.level})",
+    # A model spec from the command line may hold what no terminal can print (a surrogate).
+    lines = [printable(f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
+                       f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} "
+                       f"sentences, level {diff.a.level})"),
              f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}"]
     shown = diff.heads if limit is None else diff.heads[:limit]
     for change in shown:
@@ -140,10 +189,18 @@ def table(diff: ProfileDiff, limit: int | None = SHOWN) -> list[str]:
     return lines
 
 
+def figure_paths(diff: ProfileDiff, folder: Path) -> list[Path]:
+    """The files `draw` writes in ``folder``."""
+    paths = [folder / "changes.png"]
+    if diff.a.per_sentence and diff.b.per_sentence:
+        paths += [_side_by_side_path(change, folder) for change in diff.heads[:DRAWN]]
+    return paths
+
+
 def draw(diff: ProfileDiff, folder: Path, context: CommandContext) -> list[Path]:
     """``changes.png`` and, when both sides were profiled here, side-by-side diagrams of the
     most changed heads."""
-    from headprobe.report.figures import changes_figure, save_png
+    from headprobe.report.figures import changes_figure, render_png
 
     a = diff.a
     layers, heads = a.num_layers, a.num_heads
@@ -154,12 +211,16 @@ def draw(diff: ProfileDiff, folder: Path, context: CommandContext) -> list[Path]
         names[change.head.layer - 1][change.head.head - 1] = change.statistic
     title = (f"largest change per head: {diff.a.model} -> {diff.b.model}\n"
              f"{len(diff.changed)} heads beyond the tolerance {diff.tolerance:g} (outlined)")
-    paths = [save_png(changes_figure(grid, names, tolerance=diff.tolerance, title=title),
-                      folder / "changes.png")]
+    figure = changes_figure(grid, names, tolerance=diff.tolerance, title=title)
+    paths = [write_file(folder / "changes.png", render_png(figure), what="figure")]
     if diff.a.per_sentence and diff.b.per_sentence:
         paths += [_side_by_side(diff, change, folder, context)
                   for change in diff.heads[:DRAWN]]
     return paths
+
+
+def _side_by_side_path(change: HeadChange, folder: Path) -> Path:
+    return folder / f"{change.head}_{change.statistic.replace(':', '-')}.png"
 
 
 def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
@@ -167,7 +228,7 @@ def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
     """A and B of one head on the sentence where its statistic changed most."""
     from headprobe.cache.runs import forward_runs
     from headprobe.evaluation.positions import level_view
-    from headprobe.report.figures import save_png, side_by_side_figure
+    from headprobe.report.figures import render_png, side_by_side_figure
 
     a, b = diff.a, diff.b
     h, s = a.heads.index(change.head), STATISTICS.index(change.statistic)
@@ -192,15 +253,8 @@ def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
         title=f"{change.head}: {change.statistic} {format_value(change.a)} -> "
               f"{format_value(change.b)} ({change.change:+.3f} over {a.count} sentences)\n"
               f"on the sentence where it changed most: {text}")
-    return save_png(figure, folder / f"{change.head}_{change.statistic.replace(':', '-')}.png")
+    return write_file(_side_by_side_path(change, folder), render_png(figure), what="figure")
 
 
 def _same(model: ModelLike) -> ModelLike:
     return model
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        write_atomic(path, (text + "\n").encode("utf-8"), mode=0o644)
-    except OSError as error:
-        raise UsageError(f"cannot write {str(path)!r}: {error.strerror or error}") from None

@@ -1,7 +1,9 @@
 """``headprobe profile [--model SPEC] [--sentences FILE] [--level L] [-o FILE.json]``: every
 head's standard statistics over a sentence set (SPEC §11).
 
-Without ``-o`` the profile's JSON goes to stdout; with it, to the file, and a line says where.
+Without ``-o`` the profile's JSON goes to stdout; with it, to the file, and a line says where
+(a path that cannot be written, such as a folder, a device or a named pipe, is an error before
+the model runs).
 Without ``--sentences``, the bundled English sentence set. A model already profiled (or checked)
 on those sentences is read from the forward cache: the model does not run.
 """
@@ -13,6 +15,7 @@ import json
 import sys
 
 from headprobe.commands.common import add_model_options, command_context
+from headprobe.outputs import check_file
 from headprobe.regression.profiles import compute_profile, write_profile
 from headprobe.sentence_sets import load_sentences
 
@@ -32,6 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:  # before the model runs: a bad path fails at once
+        check_file(args.output, "-o")
     context = command_context(args)
     sentences, label = load_sentences(args.sentences)
     model = context.model(args.model)

@@ -13,7 +13,10 @@ discover's intervals); its JSON file holds the pooled values only::
 
 ``sentences.sha256`` is the SHA-256 of the JSON array of the sentence texts in order (compact,
 UTF-8): two profiles are over the same sentences exactly when their counts and digests agree.
-`read_profile` reads a user's profile file within bounds and checks it against this schema.
+`read_profile` reads a user's profile file within the size cap of user files
+(``$HEADPROBE_MAX_FILE_MB``) and checks it against this schema: every statistic null or a number
+from 0 to 1, names printable text on one line, every head of a model once; anything else is a
+`UsageError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -32,16 +35,20 @@ import numpy as np
 from headprobe._version import __version__
 from headprobe.cache.entries import ForwardCache
 from headprobe.cache.runs import forward_runs
-from headprobe.claims.textfile import TextFileProblem, read_user_text
+from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
 from headprobe.engine.evaluate import ProgressFactory
 from headprobe.engine.models import ModelLike
-from headprobe.errors import UsageError
+from headprobe.errors import UsageError, printable
 from headprobe.evaluation.positions import level_view
 from headprobe.evaluation.profile import STATISTICS, ProfileAccumulator, SentenceNumbers
 from headprobe.heads import Head, parse_head
+from headprobe.outputs import write_file
 
 LEVELS = ("token", "word")
 _DIGITS = 6
+_MAX_NAME = 1000  # characters of a model name or fingerprint
+_MAX_COUNT = 10**9  # sentences
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits at
 
 
 def sentences_digest(texts: Sequence[str]) -> str:
@@ -141,17 +148,10 @@ def _no_bar() -> _NoBar:
 
 
 def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
-    """Write the profile's JSON to ``path`` atomically."""
-    from headprobe.atomic import write_atomic
-
-    target = Path(path)
+    """Write the profile's JSON to ``path`` atomically (check the path first with
+    `headprobe.outputs.check_file`)."""
     text = json.dumps(profile.to_json(), indent=1, ensure_ascii=False) + "\n"
-    try:
-        write_atomic(target, text.encode("utf-8"), mode=0o644)
-    except OSError as error:
-        raise UsageError(f"cannot write the profile to {str(target)!r}: "
-                         f"{error.strerror or error}") from None
-    return target
+    return write_file(Path(path), text.encode("utf-8"), what="profile")
 
 
 def looks_like_profile(path: str | os.PathLike[str]) -> bool:
@@ -161,63 +161,126 @@ def looks_like_profile(path: str | os.PathLike[str]) -> bool:
 
 
 def read_profile(path: str | os.PathLike[str]) -> Profile:
-    """A profile file written by `write_profile`; a clear `UsageError` for anything else."""
+    """A profile file written by `write_profile`; a `UsageError` naming the file (and the
+    field) for anything else: a file over the size cap of user files, text that is not JSON or
+    nests deeper than any JSON could, a value out of range, a name that is not printable."""
     shown = os.fspath(path)
     try:
         data = json.loads(read_user_text(path))
     except (OSError, TextFileProblem) as error:
         raise UsageError(f"{shown}: cannot read the profile: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{shown}: not a profile: its JSON nests deeper than Python reads "
+                         f"(a profile nests 3 levels deep)") from None
     except ValueError as error:
         raise UsageError(f"{shown}: not a profile: not JSON ({error})") from None
     return profile_from_json(data, shown)
 
 
+class _NotAProfile(Exception):
+    """What is wrong with a profile's JSON; ``profile_from_json`` says which file."""
+
+
 def profile_from_json(data: Any, shown: str) -> Profile:
     """The `Profile` of a profile file's JSON, checked against the schema."""
-    def bad(what: str) -> UsageError:
-        return UsageError(f"{shown}: not a headprobe profile: {what}; write one with "
-                          f"'headprobe profile -o FILE.json'")
+    try:
+        return _profile(data)
+    except _NotAProfile as error:
+        raise UsageError(f"{shown}: not a headprobe profile: {error}; write one with "
+                         f"'headprobe profile -o FILE.json'") from None
 
+
+def _profile(data: Any) -> Profile:
     if not isinstance(data, dict):
-        raise bad("expected a JSON object")
+        raise _NotAProfile("expected a JSON object")
     for key in ("model", "model_fingerprint", "level", "sentences", "statistics", "heads"):
         if key not in data:
-            raise bad(f"no {key!r}")
-    sentences = data["sentences"]
-    if not isinstance(sentences, dict) or not isinstance(sentences.get("count"), int) \
-            or not isinstance(sentences.get("sha256"), str):
-        raise bad("'sentences' must be {\"count\": N, \"sha256\": \"...\"}")
+            raise _NotAProfile(f"no {key!r}")
     if data["statistics"] != list(STATISTICS):
-        raise bad(f"its statistics are not this headprobe's ({', '.join(STATISTICS[:3])}, ...)")
+        raise _NotAProfile(f"statistics: not this headprobe's ({', '.join(STATISTICS[:3])}, "
+                           f"...)")
     if data["level"] not in LEVELS:
-        raise bad(f"level {data['level']!r} is not one of {', '.join(LEVELS)}")
-    heads_json = data["heads"]
+        raise _NotAProfile(f"level: {_shown(data['level'])} is not one of {', '.join(LEVELS)}")
+    count, digest = _sentences(data["sentences"])
+    heads, values = _heads(data["heads"])
+    return Profile(model=_name(data["model"], "model"),
+                   fingerprint=_name(data["model_fingerprint"], "model_fingerprint"),
+                   level=str(data["level"]), count=count, sentences_sha256=digest, heads=heads,
+                   values=values)
+
+
+def _name(value: Any, field: str, limit: int = _MAX_NAME) -> str:
+    """A string of at most ``limit`` printable characters on one line."""
+    if not isinstance(value, str) or not value.strip():
+        raise _NotAProfile(f"{field}: expected a name, got {_shown(value)}")
+    if len(value) > limit:
+        raise _NotAProfile(f"{field}: {len(value):,} characters long; at most {limit:,}")
+    bad = next((c for c in value if c in _LINE_BREAKS or printable(c) != c), None)
+    if bad is not None:
+        raise _NotAProfile(f"{field}: holds {describe_character(bad)}; a name is printable "
+                           f"text on one line")
+    return value
+
+
+def _sentences(sentences: Any) -> tuple[int, str]:
+    """``sentences``: ``{"count": N, "sha256": "..."}`` with 1 <= N <= `_MAX_COUNT`."""
+    if not isinstance(sentences, dict) or not {"count", "sha256"} <= set(sentences):
+        raise _NotAProfile('sentences: expected {"count": N, "sha256": "..."}')
+    count = sentences["count"]
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_COUNT:
+        raise _NotAProfile(f"sentences.count: expected a whole number from 1 to "
+                           f"{_MAX_COUNT:,}, got {_shown(count)}")
+    return count, _name(sentences["sha256"], "sentences.sha256", limit=128)
+
+
+def _heads(heads_json: Any) -> tuple[tuple[Head, ...], np.ndarray]:
+    """Every head of a model and its statistics, ordered layer by layer."""
     if not isinstance(heads_json, dict) or not heads_json:
-        raise bad("'heads' must map head names to statistics")
-    heads: list[Head] = []
-    rows = []
+        raise _NotAProfile("heads: expected a mapping of head names to statistics")
+    rows: dict[Head, list[Any]] = {}
     for name, stats in heads_json.items():
         try:
-            head = parse_head(str(name))
+            head = parse_head(name)
         except Exception:  # a ClaimFileError about the name: say it our way
-            raise bad(f"{name!r} is not a head name such as 'L3H10'") from None
+            raise _NotAProfile(f"heads: {_shown(name)} is not a head name such as "
+                               f"'L3H10'") from None
         if not isinstance(stats, dict) or set(stats) != set(STATISTICS):
-            raise bad(f"{name} must have exactly the statistics {', '.join(STATISTICS[:2])}, ...")
-        row = []
-        for statistic in STATISTICS:
-            value = stats[statistic]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
-                raise bad(f"{name} {statistic}: {value!r} is not a number")
-            row.append(math.nan if value is None else float(value))
-        heads.append(head)
-        rows.append(row)
-    order = sorted(range(len(heads)), key=lambda i: (heads[i].layer, heads[i].head))
-    ordered = tuple(heads[i] for i in order)
+            raise _NotAProfile(f"heads.{name}: expected exactly the statistics "
+                               f"{', '.join(STATISTICS[:2])}, ...")
+        rows[head] = [stats[s] for s in STATISTICS]
+    ordered = tuple(sorted(rows, key=lambda h: (h.layer, h.head)))
     layers, per_layer = max(h.layer for h in ordered), max(h.head for h in ordered)
-    if len(ordered) != layers * per_layer or len(set(ordered)) != len(ordered):
-        raise bad(f"its heads are not every head of a {layers}-layer, {per_layer}-head model")
-    return Profile(model=str(data["model"]), fingerprint=str(data["model_fingerprint"]),
-                   level=str(data["level"]), count=sentences["count"],
-                   sentences_sha256=sentences["sha256"], heads=ordered,
-                   values=np.array([rows[i] for i in order], dtype=np.float64))
+    if len(ordered) != layers * per_layer or len(rows) != len(heads_json):
+        raise _NotAProfile(f"heads: not every head of a {layers}-layer, {per_layer}-head "
+                           f"model once ({len(heads_json):,} entries)")
+    return ordered, _values([rows[h] for h in ordered], ordered)
+
+
+def _values(rows: list[list[Any]], heads: tuple[Head, ...]) -> np.ndarray:
+    """float64 ``[head, statistic]``: each a number from 0 to 1, or null (NaN: nothing
+    counted); every statistic is a share, a mean attention or a normalised entropy."""
+    flat = [value for row in rows for value in row]
+    values = None
+    if set(map(type, flat)) <= {float, int, type(None)}:  # not bool: type() is exact
+        try:
+            values = np.array([math.nan if v is None else v for v in flat], dtype=np.float64)
+        except OverflowError:  # an integer of hundreds of digits: located below
+            pass
+    if values is not None:
+        counted = np.array([v is not None for v in flat])
+        if not (counted & ~((values >= 0.0) & (values <= 1.0))).any():
+            return values.reshape(len(rows), len(STATISTICS))
+    for head, row in zip(heads, rows):  # the first bad value, for the message
+        for statistic, value in zip(STATISTICS, row):
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))
+                                      or not 0.0 <= value <= 1.0):
+                raise _NotAProfile(f"heads.{head}.{statistic}: {_shown(value)} is not a "
+                                   f"number from 0 to 1 (or null)")
+    raise AssertionError("a bad value was not found")  # pragma: no cover
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, shortened to fit in a message."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text):,} characters)"
