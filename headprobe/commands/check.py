@@ -21,6 +21,7 @@ OPTIONS = {
     "--no-cache": ("--headprobe-no-cache", False),
     "--no-report": ("--headprobe-no-report", False),
     "--snapshot-update": ("--headprobe-snapshot-update", False),
+    "--allow-files-under": ("--headprobe-allow-files-under", True),
 }
 
 
@@ -42,6 +43,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the forward cache")
     parser.add_argument("--no-report", action="store_true", help="write no report")
+    parser.add_argument("--allow-files-under", metavar="DIR", action="append",
+                        help="let hypothesis files read sentence files under DIR too (besides "
+                             "the project); repeatable")
     parser.add_argument("--snapshot-update", action="store_true",
                         help="record the selected 'expect: unchanged' claims in their snapshot "
                              "files (__snapshots__/FILE.json beside each hypothesis file)")
@@ -77,14 +81,22 @@ def to_pytest_args(argv: list[str]) -> list[str]:
 
 
 class _DefaultPath:
-    """Adds ``hypotheses/`` when the command line names no file or folder."""
+    """Adds ``hypotheses/`` when the command line names no file or folder.
+
+    It does so before pytest loads its initial conftest.py files, and for them too: pytest looks
+    for those along the paths to collect, or with none along its ``testpaths`` setting, so a
+    project's ``tests/conftest.py`` (which may set environment variables or turn warnings into
+    errors for its own test suite) would otherwise be loaded into a ``headprobe check`` of
+    ``hypotheses/``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def pytest_load_initial_conftests(self, early_config, parser, args) -> None:
-        if not early_config.known_args_namespace.file_or_dir and "--help" not in args:
+        known = early_config.known_args_namespace
+        if not known.file_or_dir and "--help" not in args:
             args.append(self.path)
+            known.file_or_dir = [self.path]
 
 
 def run(args: argparse.Namespace) -> int:
