@@ -74,7 +74,11 @@ class ProbeModel:
         if baseline not in (None, "offset"):
             raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
         file, line, name = _caller()
-        spec = ClaimSpec(file=file, line=line, id=name, claim=parse_claim(text), over=("python",),
+        try:
+            claim = parse_claim(text)
+        except ClaimFileError as error:
+            raise error.located(file=file, line=line, field="claim") from None
+        spec = ClaimSpec(file=file, line=line, id=name, claim=claim, over=("python",),
                          expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
                          quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
                          margin=float(margin), claim_text=text,
@@ -212,12 +216,16 @@ def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
                          f"{did_you_mean(value, choices)}")
 
 
+_PACKAGE = Path(__file__).resolve().parent  # headprobe/
+
+
 def _caller() -> tuple[str, int, str]:
-    """File, line and function of the test that wrote the claim (for reports and errors)."""
+    """File, line and function of the code that wrote the claim (for reports and errors): the
+    first frame outside the headprobe package, as `warnings.warn`'s ``stacklevel`` would point
+    (``model.claim(...)`` goes through `headprobe.model.api` first)."""
     frame = inspect.currentframe()
     try:
-        here = Path(__file__).resolve()
-        while frame is not None and Path(frame.f_code.co_filename).resolve() == here:
+        while frame is not None and _PACKAGE in Path(frame.f_code.co_filename).resolve().parents:
             frame = frame.f_back
         if frame is None:
             return "<python>", 0, "claim"
