@@ -1,7 +1,9 @@
 """`Recorder`: the plugin object that keeps what a run produced, as pytest's junitxml keeps its
 ``LogXML``: the claims' results (YAML claims and Python-API claims) with their figures, every
-test's outcome as pytest counts it, the report (report.json and index.html, written at the end
-of the session) and the terminal summary.
+test's outcome as pytest counts it, how the run ended (its exit status, and what interrupted it),
+the report (report.json and index.html, written at the end of the session) and the terminal
+summary. A run that did not finish (Ctrl-C, ``pytest.exit``, an internal error) writes its report
+in its own folder, saying so, and leaves ``latest`` where it was (`headprobe.report.status`).
 
 It is registered in ``pytest_configure`` (`register`) for every pytest run, so this module
 imports nothing heavy; a run that records no claim writes no report.
@@ -61,6 +63,9 @@ class Recorder:
         self._run_dir: Path | None = None
         self._written: Path | None = None
         self._snapshots: list[tuple[Path, Any]] = []  # snapshot files written, with counts
+        self.selected = 0  # items selected to run (after deselection)
+        self.reason: str | None = None  # what stopped the run before it finished, if known
+        self.exit_status = 0
 
     @property
     def options(self) -> CheckOptions:
@@ -162,6 +167,20 @@ class Recorder:
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
         self.counts["deselected"] += len(items)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected = len(session.items)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C (SIGINT) or ``pytest.exit(...)``: the run stops here."""
+        if isinstance(excinfo.value, KeyboardInterrupt):
+            self.reason = "KeyboardInterrupt (Ctrl-C or SIGINT)"
+        else:
+            self.reason = str(getattr(excinfo.value, "msg", "") or excinfo.value) or None
+
+    def pytest_internalerror(self, excrepr: Any,
+                             excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.reason = f"internal error: {excinfo.exconly().strip()}"
+
     def pytest_assertrepr_compare(self, config: pytest.Config, op: str, left: Any,
                                   right: Any) -> list[str] | None:
         if type(left).__name__ != "Measured" or left.decided is None:
@@ -179,14 +198,14 @@ class Recorder:
                                                     pytest.ExitCode.USAGE_ERROR,
                                                     pytest.ExitCode.INTERNAL_ERROR):
             self._snapshots = store.flush()
+        self.exit_status = int(getattr(session, "exitstatus", exitstatus))  # as the command ends
         if not self.recorded:
             return  # nothing evaluated (collection errors, nothing selected): claim nothing
         if not self.options.write_report:
             return
-        if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
-            return
         from headprobe.report.store import finish_run
 
+        # Only a run that finished moves `latest`; any other writes its report in its own folder.
         self._written = finish_run(self.run_dir(), self.options.report_dir, self.report())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -202,17 +221,26 @@ class Recorder:
         for line in summary_lines(self.recorded, self._written,
                                   expected_failures=self.expected_failures):
             terminalreporter.write_line(line)
+        from headprobe.report.status import FINISHED, not_finished_text
+
+        if self.exit_status not in FINISHED:
+            terminalreporter.write_line(f"headprobe: {not_finished_text(self.report())}",
+                                        red=True, bold=True)
 
     def report(self) -> dict[str, Any]:
-        """The report.json of what was recorded (SPEC §5): results with their item and its
-        outcome, the items, and the outcomes counted as pytest counts them."""
+        """The report.json of what was recorded (SPEC §5): how the run ended, results with their
+        item and its outcome, the items, and the outcomes counted as pytest counts them."""
+        from headprobe.report.status import run_status
+
+        ended = run_status(self.exit_status, self.reason)
         results = []
         per_item: Counter[str] = Counter()
         for nodeid, result in self.recorded:
             entry = result.to_json()
             entry["item"] = nodeid
-            entry["outcome"] = self.outcomes.get(nodeid, "passed" if result.passed
-                                                 else "failed")
+            unfinished = "interrupted" if ended["interrupted"] else None  # its test never ended
+            entry["outcome"] = self.outcomes.get(nodeid, unfinished or (
+                "passed" if result.passed else "failed"))
             per_item[nodeid] += 1
             results.append(entry)
         items = [{"nodeid": nodeid, "outcome": outcome, "results": per_item[nodeid]}
@@ -222,7 +250,9 @@ class Recorder:
         summary["errors"] = self.counts["error"]
         if self.counts["deselected"]:
             summary["deselected"] = self.counts["deselected"]
+        if self.selected > len(items):
+            summary["not_run"] = self.selected - len(items)  # -x, or a run that did not finish
         summary["items"] = len(items)
         summary["results"] = len(results)
-        return {"headprobe_version": __version__, "started": self.started, "results": results,
-                "items": items, "summary": summary}
+        return {"headprobe_version": __version__, "started": self.started, **ended,
+                "results": results, "items": items, "summary": summary}

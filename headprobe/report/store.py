@@ -15,7 +15,8 @@ A run goes in three steps, so figures can be written while claims are still bein
 1. `new_run_dir` creates the run's folder (and ``figures/``) under a name no other run has;
 2. figures are saved into ``figures/`` (`figures.save_png` writes atomically);
 3. `finish_run` writes report.json and index.html (each to a temp name, then renamed) and only then
-   points ``latest`` at the new folder (a new symlink renamed over the old one).
+   points ``latest`` at the new folder (a new symlink renamed over the old one) -- for a run that
+   finished: an interrupted run's folder stays beside the others and ``latest`` where it was.
 
 `write_report` does all three at once. Earlier runs stay beside the new one.
 """
@@ -107,21 +108,26 @@ def to_jsonable(value: Any) -> Any:
 
 
 def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[str],
-               report: Mapping[str, Any], *, point_latest: bool = True) -> Path:
+               report: Mapping[str, Any], *, point_latest: bool | None = None) -> Path:
     """Write report.json and index.html into ``run_dir``, then point ``report_dir/latest`` at it.
 
     Returns the path of report.json. Each file is written to a temp name and renamed, and
-    ``latest`` moves only after both are complete.
+    ``latest`` moves only after both are complete, and by default (``point_latest=None``) only
+    when the report's run finished (`status.finished`: exit status 0 or 1, or none given). A run
+    that did not finish gets a banner at the top of its index.html saying so.
     """
     from headprobe.report.html import render_index_html
+    from headprobe.report.status import finished, with_banner
 
     folder = Path(run_dir)
     data = to_jsonable(report)
     write_atomic(folder / REPORT_JSON,
                  (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
                  mode=0o644)
-    write_atomic(folder / INDEX_HTML, render_index_html(data).encode("utf-8"), mode=0o644)
-    if point_latest:
+    page = with_banner(render_index_html(data), data)
+    write_atomic(folder / INDEX_HTML, page.encode("utf-8"), mode=0o644)
+    move_latest = finished(data) if point_latest is None else point_latest
+    if move_latest:
         point_latest_at(folder, report_dir)
     return folder / REPORT_JSON
 

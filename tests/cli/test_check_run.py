@@ -159,7 +159,9 @@ def test_some_failing_claims_exit_1_and_verbose_lists_every_item(first):
 
 def test_report_json_has_exactly_the_spec_keys_and_types(first):
     report = first.report()
-    assert set(report) == {"headprobe_version", "started", "results", "items", "summary"}
+    assert set(report) == {"headprobe_version", "started", "status", "exit_status",
+                           "interrupted", "results", "items", "summary"}
+    assert (report["status"], report["exit_status"], report["interrupted"]) == ("failed", 1, False)
     assert report["started"].endswith("Z") and report["headprobe_version"]
     keys = ["file", "id", "head", "claim", "measure", "level", "model", "model_fingerprint",
             "expect", "value", "ci", "n", "left_out", "passed", "figures"]
