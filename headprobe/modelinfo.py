@@ -1,9 +1,10 @@
 """What collection needs to know about a model, without JAX: its size and its tokenizer.
 
-`inspect_model` resolves a spec (SPEC §7), reads config.json, finds the weight files (without
-reading them) and loads the fast tokenizer, so that a model without usable weights is a usage
-error, and heads out of range, sentences longer than the model takes and unknown tokens are
-collection errors, all reported before anything runs.
+`inspect_model` resolves a spec (SPEC §7), reads config.json, finds the weight files and checks
+config.json against their shapes (safetensors headers only: no weight is read) and loads the
+fast tokenizer (its ids within the word embeddings), so that a model without usable weights, or
+whose files disagree, is a usage error, and heads out of range, sentences longer than the model
+takes and unknown tokens are collection errors, all reported before anything runs.
 """
 
 from __future__ import annotations
@@ -75,17 +76,24 @@ def _own_line(origin: str, file: str) -> int | None:
 
 def inspect_model(spec: str) -> ModelInfo:
     """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
-    from headprobe.model.checkpoint import find_weights, transformer_folder
+    from headprobe.model.checkpoint import find_weights, transformer_folder, weight_shapes
     from headprobe.model.config import read_config
     from headprobe.model.families import family_of
     from headprobe.model.resolve import resolve
     from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
+    from headprobe.model.weights import check_weights
 
     folder = transformer_folder(resolve(spec).folder)
     config = read_config(folder)
-    find_weights(folder)  # a folder without weights we can read is a usage error now, not later
+    # A folder without weights we can read, or weights config.json does not describe, is a
+    # usage error now, not later (a Flax msgpack's shapes are checked when it is read).
+    weights = find_weights(folder)
+    shapes = weight_shapes(weights)
+    if shapes is not None:
+        check_weights(shapes, config, source=str(weights.files[0]))
     return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
                      num_heads=config.num_attention_heads,
                      max_length=config.max_length,
                      tokenizer=RememberingTokenizer(load_tokenizer(
-                         folder, family_of(config.model_type))))
+                         folder, family_of(config.model_type),
+                         embedding_rows=config.vocab_size)))

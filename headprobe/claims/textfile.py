@@ -61,6 +61,21 @@ def read_user_text(path: str | os.PathLike[str]) -> str:
     `TextFileProblem` for a special file, a file over the cap, bytes that are not UTF-8 or a
     character that is not printable.
     """
+    cap = max_file_bytes()
+    data = read_regular_bytes(path, cap)
+    if len(data) > cap:
+        raise TextFileProblem(
+            f"the file is larger than {max_file_megabytes():g} MiB ({cap:,} bytes), the most "
+            f"headprobe reads from one file; split it, or raise the limit with "
+            f"{MAX_FILE_MB_ENV}=N (MiB)")
+    return decode_user_text(data)
+
+
+def read_regular_bytes(path: str | os.PathLike[str], cap: int) -> bytes:
+    """At most ``cap + 1`` bytes of the regular file ``path`` (a symbolic link is followed):
+    more than ``cap`` bytes means the file is larger. A FIFO, a device or a socket is refused
+    (`TextFileProblem`) before it is opened for reading, so nothing blocks or streams forever;
+    a folder raises IsADirectoryError, a missing file FileNotFoundError."""
     path = Path(path)
     try:
         info = os.stat(path)
@@ -69,24 +84,17 @@ def read_user_text(path: str | os.PathLike[str]) -> str:
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(21, "Is a directory", str(path))
     if not stat.S_ISREG(info.st_mode):
-        raise TextFileProblem(f"{_kind(info.st_mode)} is not a regular file; give the path of "
-                              f"a text file")
-    cap = max_file_bytes()
+        raise TextFileProblem(f"{special_file_kind(info.st_mode)} is not a regular file; give "
+                              f"the path of a text file")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     handle = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(handle).st_mode):  # replaced since the stat above
             raise TextFileProblem("is not a regular file; give the path of a text file")
         with os.fdopen(handle, "rb", closefd=False) as stream:
-            data = stream.read(cap + 1)
+            return stream.read(cap + 1)
     finally:
         os.close(handle)
-    if len(data) > cap:
-        raise TextFileProblem(
-            f"the file is larger than {max_file_megabytes():g} MiB ({cap:,} bytes), the most "
-            f"headprobe reads from one file; split it, or raise the limit with "
-            f"{MAX_FILE_MB_ENV}=N (MiB)")
-    return decode_user_text(data)
 
 
 def decode_user_text(data: bytes) -> str:
@@ -129,7 +137,8 @@ def describe_character(char: str) -> str:
     return f"U+{code:04X} ({kind})"
 
 
-def _kind(mode: int) -> str:
+def special_file_kind(mode: int) -> str:
+    """What a file that is not a regular file is (``a named pipe (FIFO)``, ``a device``)."""
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):

@@ -1,13 +1,14 @@
 """Reading a model folder's files: where the BERT is, its weights, its fingerprint. No maths.
 
 Weights come from ``model.safetensors`` (also sharded through ``model.safetensors.index.json``) or
-``flax_model.msgpack``. ``pytorch_model.bin`` is never unpickled: unpickling can run arbitrary code.
+``flax_model.msgpack``, each a regular file; JSON files are read within bounds
+(`headprobe.model.modelfiles`). ``pytorch_model.bin`` is never unpickled: unpickling can run
+arbitrary code.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import ModelFormatError
+from headprobe.model.modelfiles import present, read_model_json, require_regular_file, shown
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -32,46 +34,49 @@ class WeightFiles:
 
 def transformer_folder(folder: Path) -> Path:
     """The folder holding the BERT's config.json: ``folder`` itself, or for a sentence-transformers
-    folder the path of its ``sentence_transformers.models.Transformer`` module (``modules.json``),
-    e.g. ``0_Transformer/``."""
+    folder the path of its ``sentence_transformers.models.Transformer`` module (``modules.json``,
+    a subfolder of ``folder``), e.g. ``0_Transformer/``."""
     folder = Path(folder)
-    if (folder / "config.json").is_file():
+    if present(folder / "config.json"):
         return folder
     modules = folder / "modules.json"
-    if modules.is_file():
-        try:
-            entries = json.loads(modules.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ModelFormatError(f"{modules}: cannot read it as JSON: {error}") from None
+    if present(modules):
+        entries = read_model_json(modules)
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and str(entry.get("type", "")).endswith(".Transformer"):
-                candidate = folder / str(entry.get("path", ""))
-                if (candidate / "config.json").is_file():
+                candidate = _subfolder(folder, entry.get("path"))
+                if candidate is not None and (candidate / "config.json").is_file():
                     return candidate
     if (folder / "0_Transformer" / "config.json").is_file():
         return folder / "0_Transformer"
     return folder
 
 
+def _subfolder(folder: Path, name: Any) -> Path | None:
+    """``folder / name`` when ``name`` is a relative path inside ``folder``, else None."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        return None
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    return folder / relative
+
+
 def find_weights(folder: Path) -> WeightFiles:
-    """The weight files to read, preferring safetensors; a clear error for pickles only."""
+    """The weight files to read, preferring safetensors; a clear error for pickles only. Each
+    is a regular file (`require_regular_file`)."""
     folder = Path(folder)
     index = folder / SAFETENSORS_INDEX
-    if (folder / SAFETENSORS).is_file():
+    if require_regular_file(folder / SAFETENSORS):
         return WeightFiles("safetensors", (folder / SAFETENSORS,))
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ModelFormatError(f"{index}: not a safetensors index ({error!r}); expected a "
-                                   "JSON object with a 'weight_map'.") from None
-        shards = tuple(folder / name for name in sorted(set(weight_map.values())))
-        absent = [s.name for s in shards if not s.is_file()]
+    if present(index):
+        shards = tuple(folder / name for name in _shard_names(index))
+        absent = [s.name for s in shards if not require_regular_file(s)]
         if absent:
             raise ModelFormatError(f"{index}: shard(s) {', '.join(absent)} listed but not in "
                                    f"{folder}; download the missing shards.")
         return WeightFiles("safetensors", shards)
-    if (folder / FLAX_MSGPACK).is_file():
+    if require_regular_file(folder / FLAX_MSGPACK):
         return WeightFiles("flax", (folder / FLAX_MSGPACK,))
     pickles = [name for name in PICKLES if (folder / name).is_file()]
     if pickles:
@@ -84,6 +89,40 @@ def find_weights(folder: Path) -> WeightFiles:
     raise ModelFormatError(
         f"{folder}: no weights found; expected {SAFETENSORS}, {SAFETENSORS_INDEX} or "
         f"{FLAX_MSGPACK} beside config.json.")
+
+
+def _shard_names(index: Path) -> list[str]:
+    """The shard file names of a safetensors index: plain names of files beside it."""
+    content = read_model_json(index)
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelFormatError(f"{index}: weight_map: expected an object of weight name -> "
+                               f"shard file, got {shown(weight_map)}; re-save the model.")
+    names = sorted(set(map(str, weight_map.values())))
+    for name in names:
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ModelFormatError(f"{index}: weight_map: shard {shown(name)} is not the name "
+                                   f"of a file beside the index; re-save the model.")
+    return names
+
+
+def weight_shapes(weights: WeightFiles) -> dict[str, tuple[int, ...]] | None:
+    """Name -> shape of every tensor, from the safetensors headers alone (nothing is read into
+    memory); None for a Flax msgpack, whose shapes are known only once it is read."""
+    if weights.format != "safetensors":
+        return None
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in weights.files:
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                for name in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    shapes[name] = tuple(handle.get_slice(name).get_shape())
+        except Exception as error:  # a damaged header: say which file
+            raise ModelFormatError(f"{path}: cannot read the safetensors header: {error}; "
+                                   f"re-download or re-save the model.") from None
+    return shapes
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:

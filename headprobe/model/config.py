@@ -22,12 +22,12 @@ How each family's config.json names these is in its module of `headprobe.model.f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from headprobe.errors import ModelFormatError
+from headprobe.model.modelfiles import read_model_json
 
 # Hugging Face's names for the activations; `gelu` is the exact (erf) GELU.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu",
@@ -100,16 +100,16 @@ BertConfig = EncoderConfig
 
 
 def read_config(folder: Path) -> EncoderConfig:
-    """`EncoderConfig` from ``folder/config.json``, read by its family's module."""
+    """`EncoderConfig` from ``folder/config.json`` (read within bounds: `headprobe.model.
+    modelfiles`), validated by its family's module."""
     path = Path(folder) / "config.json"
-    if not path.is_file():
+    try:
+        data = read_model_json(path)  # a regular file of bounded size and nesting
+    except FileNotFoundError:
         raise ModelFormatError(
             f"{path}: no config.json in the model folder; a Hugging Face model folder holds "
-            "config.json beside its weights. Save it with transformers' save_pretrained.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelFormatError(f"{path}: cannot read it as JSON: {error}") from None
+            "config.json beside its weights. Save it with transformers' save_pretrained."
+        ) from None
     return config_from_dict(data, source=str(path))
 
 

@@ -14,7 +14,6 @@ readable label for figures (`Encoding.labels`): its characters in the text, with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,14 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import ModelFormatError
+from headprobe.model.modelfiles import (
+    decode_model_text,
+    parse_model_json,
+    present,
+    read_model_bytes,
+    read_model_json,
+    read_model_text,
+)
 from headprobe.runs import Encoding, SpecialNames
 
 MASK_IN_TEXT = "[MASK]"
@@ -32,12 +39,15 @@ class Tokenizer:
     off, and the names of its special tokens."""
 
     def __init__(self, backend: Any, *, mask_token: str = "[MASK]", unk_token: str = "[UNK]",
-                 cls_token: str = "[CLS]", sep_token: str = "[SEP]") -> None:
+                 cls_token: str = "[CLS]", sep_token: str = "[SEP]",
+                 source: str = "tokenizer", embedding_rows: int | None = None) -> None:
         backend.no_truncation()
         backend.no_padding()
         self.backend = backend
         self.mask_token = mask_token
         self.unk_token = unk_token
+        self.source = source  # the file errors name
+        self.embedding_rows = embedding_rows  # None: ids are not checked
         self.specials = SpecialNames(cls=cls_token, sep=sep_token, mask=mask_token,
                                      cls_id=backend.token_to_id(cls_token),
                                      sep_id=backend.token_to_id(sep_token),
@@ -58,9 +68,16 @@ class Tokenizer:
         if not texts:
             return []
         substituted = [substitute_masks(text, self.mask_token) for text in texts]
-        encoded = self.backend.encode_batch([s for s, _ in substituted], add_special_tokens=True)
+        try:
+            encoded = self.backend.encode_batch([s for s, _ in substituted],
+                                                add_special_tokens=True)
+        except Exception as error:  # the tokenizers library raises plain Exceptions
+            raise ModelFormatError(f"{self.source}: the tokenizer fails on "
+                                   f"{texts[0][:40]!r}...: {error}; save a working tokenizer "
+                                   f"with the model") from None
         out = []
         for text, (_, back), e in zip(texts, substituted, encoded):
+            input_ids = self._checked_ids(text, e)
             word_ids = tuple(e.word_ids)
             offsets = tuple(back(o) for o in e.offsets) if back is not None else tuple(e.offsets)
             if not self.wordpiece:  # '▁the' and 'Ġthe' may cover the space before the word
@@ -69,9 +86,22 @@ class Tokenizer:
             labels = None if self.wordpiece else readable_labels(text, e.tokens, offsets,
                                                                  word_ids)
             out.append(Encoding(text=text, tokens=list(e.tokens),
-                                input_ids=np.asarray(e.ids, dtype=np.int32), word_ids=word_ids,
+                                input_ids=input_ids, word_ids=word_ids,
                                 offsets=offsets, labels=labels, specials=self.specials))
         return out
+
+    def _checked_ids(self, text: str, encoding: Any) -> np.ndarray:
+        """The encoding's ids as int32, each a row of the word embeddings (an id past them
+        would be clamped to the last row by the lookup: a wrong number, never an error)."""
+        ids = np.asarray(encoding.ids, dtype=np.int64)
+        rows = self.embedding_rows
+        if rows is not None and ids.size and int(ids.max()) >= rows:
+            at = int(np.argmax(ids >= rows))
+            raise ModelFormatError(
+                f"{self.source}: token {encoding.tokens[at]!r} of {text[:40]!r} has id "
+                f"{int(ids[at])}, past the model's word embeddings ({rows} rows, config.json "
+                f"vocab_size); use the tokenizer saved with these weights")
+        return ids.astype(np.int32)
 
     def decode_tokens(self, ids: Sequence[int]) -> list[str]:
         """Token strings for ids (e.g. the top predictions at a ``[MASK]``)."""
@@ -191,67 +221,145 @@ class RememberingTokenizer:
         return self.tokenizer.readable_tokens(ids)
 
 
-def _special_token(folder: Path, name: str, default: str) -> str:
-    """``name`` (e.g. ``mask_token``) from special_tokens_map.json, else tokenizer_config.json."""
-    for file in ("special_tokens_map.json", "tokenizer_config.json"):
-        try:
-            value = json.loads((folder / file).read_text(encoding="utf-8")).get(name)
-        except (OSError, ValueError, AttributeError):
+SPECIAL_TOKEN_FILES = ("special_tokens_map.json", "tokenizer_config.json")
+#: What transformers may read to build a tokenizer without tokenizer.json; they are read
+#: within bounds and copied to a private folder that transformers then reads.
+TRANSFORMERS_FILES = ("vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+                      "sentencepiece.bpe.model", "sentencepiece.model", "added_tokens.json",
+                      *SPECIAL_TOKEN_FILES, "config.json")
+_CONVERTIBLE = ("vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _special_tokens(folder: Path, specials: Any) -> dict[str, str]:
+    """``cls_token``, ``sep_token``, ``mask_token``, ``unk_token``: from
+    special_tokens_map.json, else tokenizer_config.json, else the family's."""
+    found: dict[str, str] = {}
+    for file in reversed(SPECIAL_TOKEN_FILES):  # the first file wins
+        path = folder / file
+        if not present(path):
             continue
-        if isinstance(value, dict):
-            value = value.get("content")
-        if isinstance(value, str) and value:
-            return value
-    return default
+        content = read_model_json(path)
+        for name in ("cls_token", "sep_token", "mask_token", "unk_token"):
+            value = content.get(name) if isinstance(content, dict) else None
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str) and value:
+                found[name] = value
+    defaults = {"cls_token": specials.cls, "sep_token": specials.sep,
+                "mask_token": specials.mask, "unk_token": specials.unk}
+    return {**defaults, **found}
 
 
-def load_tokenizer(folder: Path, family: Any = None) -> Tokenizer:
+def load_tokenizer(folder: Path, family: Any = None, *,
+                   embedding_rows: int | None = None) -> Tokenizer:
     """The fast tokenizer saved in ``folder``: tokenizer.json, else (for a family with
     ``wordpiece_vocab``, BERT's by default) WordPiece from vocab.txt, else whatever fast
     tokenizer transformers can build from the folder. The `Family`'s special tokens name those
-    the tokenizer files do not."""
+    the tokenizer files do not. Every file is read within bounds (`headprobe.model.modelfiles`).
+
+    ``embedding_rows``: the rows of the model's word embeddings (default: ``vocab_size`` of the
+    folder's config.json, when it has one). A token id the tokenizer can produce past them is
+    a `ModelFormatError` naming the tokenizer's file, now (`check_vocabulary`) and for every
+    text encoded."""
     from headprobe.model.families import bert
 
     folder = Path(folder)
     family = family if family is not None else bert.FAMILY
-    specials = family.specials
-    wordpiece = family.wordpiece_vocab and (folder / "vocab.txt").is_file()
+    source, backend = _backend(folder, family)
+    names = _special_tokens(folder, family.specials)
+    if embedding_rows is None and present(folder / "config.json"):
+        from headprobe.model.config import read_config
+
+        embedding_rows = read_config(folder).vocab_size
+    tokenizer = Tokenizer(backend, **names, source=str(source), embedding_rows=embedding_rows)
+    check_vocabulary(tokenizer)
+    return tokenizer
+
+
+def _backend(folder: Path, family: Any) -> tuple[Path, Any]:
+    """(the file the tokenizer comes from, its `tokenizers.Tokenizer`)."""
     # tokenizer.json is read by the `tokenizers` library itself, as transformers'
     # PreTrainedTokenizerFast would (importing transformers costs ~1 s of start-up, and
     # AutoTokenizer would import torch).
-    try:
-        if (folder / "tokenizer.json").is_file():
-            from tokenizers import Tokenizer as RustTokenizer
+    tokenizer_json = folder / "tokenizer.json"
+    if present(tokenizer_json):
+        text = read_model_text(tokenizer_json)
+        from tokenizers import Tokenizer as RustTokenizer
 
-            backend = RustTokenizer.from_file(str(folder / "tokenizer.json"))
-        elif wordpiece:  # BERT's WordPiece, built by transformers from vocab.txt
-            from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # transformers 5: lazy alias
+        try:
+            return tokenizer_json, RustTokenizer.from_str(text)
+        except Exception as error:
+            raise ModelFormatError(f"{tokenizer_json}: cannot load the tokenizer: "
+                                   f"{str(error)[:300]}; save a tokenizer.json with the model "
+                                   f"(AutoTokenizer.from_pretrained(...).save_pretrained("
+                                   f"folder))") from None
+    if family.wordpiece_vocab and present(folder / "vocab.txt"):
+        return folder / "vocab.txt", _through_transformers(folder, folder / "vocab.txt")
+    for name in _CONVERTIBLE:
+        if present(folder / name):
+            return folder / name, _through_transformers(folder, folder / name)
+    raise ModelFormatError(
+        f"{folder}: no tokenizer (tokenizer.json, or vocab.txt for a WordPiece model) "
+        "beside config.json; save the tokenizer with the model "
+        "(AutoTokenizer.from_pretrained(...).save_pretrained(folder)).")
 
-            backend = _fast_backend(BertTokenizerFast.from_pretrained(str(folder),
-                                                                      local_files_only=True),
-                                    folder)
-        elif any((folder / name).is_file() for name in ("vocab.json", "spiece.model",
-                                                         "sentencepiece.bpe.model")):
-            from transformers import AutoTokenizer
 
-            backend = _fast_backend(AutoTokenizer.from_pretrained(str(folder),
-                                                                  local_files_only=True), folder)
-        else:
-            raise ModelFormatError(
-                f"{folder}: no tokenizer (tokenizer.json, or vocab.txt for a WordPiece model) "
-                "beside config.json; save the tokenizer with the model "
-                "(AutoTokenizer.from_pretrained(...).save_pretrained(folder)).")
-    except ModelFormatError:
-        raise
-    except Exception as error:
-        raise ModelFormatError(f"{folder}: cannot load the tokenizer: {error}; save a "
-                               f"tokenizer.json with the model "
-                               f"(AutoTokenizer.from_pretrained(...).save_pretrained(folder))"
-                               ) from None
-    return Tokenizer(backend, mask_token=_special_token(folder, "mask_token", specials.mask),
-                     unk_token=_special_token(folder, "unk_token", specials.unk),
-                     cls_token=_special_token(folder, "cls_token", specials.cls),
-                     sep_token=_special_token(folder, "sep_token", specials.sep))
+def _through_transformers(folder: Path, source: Path) -> Any:
+    """The fast tokenizer transformers builds from the folder's tokenizer files (WordPiece from
+    vocab.txt: BertTokenizerFast; others: AutoTokenizer), each read within bounds and copied
+    to a private folder first, so that transformers reads nothing else."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="headprobe-tokenizer-") as private:
+        for name in TRANSFORMERS_FILES:
+            if present(folder / name):
+                data = read_model_bytes(folder / name)
+                if name.endswith(".json"):
+                    parse_model_json(decode_model_text(data, folder / name), folder / name)
+                (Path(private) / name).write_bytes(data)
+        try:
+            if source.name == "vocab.txt":  # BERT's WordPiece, built by transformers
+                from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # transformers 5: lazy alias
+
+                built = BertTokenizerFast.from_pretrained(private, local_files_only=True)
+            else:
+                from transformers import AutoTokenizer
+
+                built = AutoTokenizer.from_pretrained(private, local_files_only=True)
+        except Exception as error:
+            raise ModelFormatError(f"{source}: cannot load the tokenizer: {str(error)[:300]}; "
+                                   f"save a tokenizer.json with the model "
+                                   f"(AutoTokenizer.from_pretrained(...).save_pretrained("
+                                   f"folder))") from None
+    return _fast_backend(built, folder)
+
+
+def check_vocabulary(tokenizer: Tokenizer) -> None:
+    """The tokenizer can encode text into rows of the model's word embeddings: its vocabulary
+    is not empty, a WordPiece vocabulary has its unknown token, and no id it can produce (its
+    vocabulary's, its added and special tokens', those its post-processor inserts) is past
+    ``embedding_rows``. Errors name the tokenizer's file."""
+    backend, source = tokenizer.backend, tokenizer.source
+    own = backend.get_vocab(with_added_tokens=False)  # the model's, without added tokens
+    if not own:
+        raise ModelFormatError(f"{source}: the tokenizer's vocabulary is empty; save the "
+                               f"tokenizer the model was trained with")
+    unknown = getattr(backend.model, "unk_token", None)
+    if tokenizer.wordpiece and unknown not in own:
+        raise ModelFormatError(f"{source}: the WordPiece vocabulary has no unknown token "
+                               f"{unknown!r}, which every word it cannot spell becomes; save the "
+                               f"tokenizer the model was trained with")
+    rows = tokenizer.embedding_rows
+    if rows is None:
+        return
+    vocabulary = backend.get_vocab(with_added_tokens=True)
+    token, top = max(vocabulary.items(), key=lambda item: item[1])
+    if top >= rows:
+        raise ModelFormatError(
+            f"{source}: token {token!r} has id {top}, past the model's word embeddings ({rows} "
+            f"rows, config.json vocab_size): this tokenizer belongs to another model; use the "
+            f"tokenizer saved with these weights")
+    tokenizer.encode(["a"])  # the ids a post-processor adds ([CLS], [SEP]) are checked there
 
 
 def _fast_backend(hf: Any, folder: Path) -> Any:

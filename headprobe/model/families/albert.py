@@ -29,10 +29,12 @@ from headprobe.model.families.base import (
     absolute_positions,
     activation,
     architectures,
+    flag,
     heads_divide,
     integer,
     number,
-    require,
+    pad_token,
+    read_sizes,
 )
 
 SIZES = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
@@ -56,8 +58,7 @@ SPECIALS = SpecialTokens(cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="<unk>", p
 def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
     absolute_positions(data, source)
     found = architectures(data, source, ("Albert",), "AlbertModel")
-    require(data, SIZES, source, "ALBERT")
-    sizes = {name: integer(data, name, source, minimum=1) for name in SIZES}
+    sizes = read_sizes(data, SIZES, source, "ALBERT", "num_hidden_layers")
     heads_divide(sizes["hidden_size"], sizes["num_attention_heads"], source,
                  ("hidden_size", "num_attention_heads"))
     groups = integer(data, "num_hidden_groups", source, default=1, minimum=1)
@@ -79,9 +80,9 @@ def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
         max_position_embeddings=sizes["max_position_embeddings"],
         type_vocab_size=integer(data, "type_vocab_size", source, default=2),
         layer_norm_eps=number(data, "layer_norm_eps", source, 1e-12),
-        pad_token_id=integer(data, "pad_token_id", source, default=0), architectures=found,
+        pad_token_id=pad_token(data, source, sizes["vocab_size"], 0), architectures=found,
         model_type="albert", embedding_size=sizes["embedding_size"], embedding_projection=True,
-        layer_groups=groups, tie_word_embeddings=bool(data.get("tie_word_embeddings", True)))
+        layer_groups=groups, tie_word_embeddings=flag(data, "tie_word_embeddings", source, True))
 
 
 FAMILY = Family(name="ALBERT", model_types=("albert",), class_prefixes=("Albert",),

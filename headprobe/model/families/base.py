@@ -16,6 +16,7 @@ from typing import Any
 
 from headprobe.errors import ModelFormatError, did_you_mean
 from headprobe.model.config import SUPPORTED_ACTIVATIONS, EncoderConfig
+from headprobe.model.modelfiles import shown
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,28 @@ def require(data: Mapping[str, Any], names: tuple[str, ...], source: str,
             f"{', '.join(names)}. Re-save the model with transformers' save_pretrained.")
 
 
+#: The largest size a config.json field may give (a tensor dimension: an int32, as in
+#: every framework); the weights' shapes must then agree with it.
+MAX_SIZE = 2**31 - 1
+#: The most layers (applications of a layer, for ALBERT) an encoder may have: the deepest
+#: released BERT-family models have 48; ALBERT's are not bounded by its weights.
+MAX_LAYERS = 1024
+
+
 def integer(data: Mapping[str, Any], name: str, source: str, *, default: int | None = None,
-            minimum: int = 0) -> int:
-    """A whole number ``>= minimum`` (``default`` when absent or null)."""
+            minimum: int = 0, maximum: int = MAX_SIZE) -> int:
+    """A whole number in ``minimum..maximum`` (``default`` when absent or null); a bool (JSON
+    ``true``) is no number."""
     value = data.get(name, default)
     if value is None and default is not None:
         value = default
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if type(value) is not int or value < minimum:
         bound = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-        raise ModelFormatError(f"{source}: {name}: expected {bound}, got {value!r}")
+        raise ModelFormatError(f"{source}: {name}: expected {bound}, got {shown(value)}")
+    if value > maximum:
+        raise ModelFormatError(f"{source}: {name}: {shown(value)} is more than {maximum:,}, the "
+                               f"most headprobe takes; use the config.json saved with the "
+                               f"weights")
     return value
 
 
@@ -137,18 +151,28 @@ def number(data: Mapping[str, Any], name: str, source: str, default: float) -> f
     value = data.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ModelFormatError(f"{source}: {name}: expected a small positive number such as "
-                               f"1e-12, got {value!r}")
+                               f"1e-12, got {shown(value)}")
     return float(value)
+
+
+def flag(data: Mapping[str, Any], name: str, source: str, default: bool) -> bool:
+    """``true`` or ``false`` (``default`` when absent or null); not a string or a number."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ModelFormatError(f"{source}: {name}: expected true or false, got {shown(value)}")
+    return value
 
 
 def activation(data: Mapping[str, Any], name: str, source: str, default: str) -> str:
     value = data.get(name, default)
-    if value not in SUPPORTED_ACTIVATIONS:
+    if not isinstance(value, str) or value not in SUPPORTED_ACTIVATIONS:
         raise ModelFormatError(
-            f"{source}: {name}: {value!r} is not supported"
-            f"{did_you_mean(str(value), SUPPORTED_ACTIVATIONS)}; supported: "
+            f"{source}: {name}: {shown(value)} is not supported"
+            f"{did_you_mean(str(value)[:100], SUPPORTED_ACTIVATIONS)}; supported: "
             f"{', '.join(SUPPORTED_ACTIVATIONS)}")
-    return str(value)
+    return value
 
 
 #: transformers' encoder classes are ``{Prefix}Model`` and ``{Prefix}For{Task}``; any of them
@@ -162,20 +186,47 @@ def architectures(data: Mapping[str, Any], source: str, prefixes: tuple[str, ...
                   default: str) -> tuple[str, ...]:
     """``architectures`` (default ``(default,)``): each one of the family's encoder classes."""
     known = tuple(prefix + task for prefix in prefixes for task in TASKS)
-    values = tuple(data.get("architectures") or (default,))
+    listed = data.get("architectures")
+    if listed is not None and (not isinstance(listed, list)
+                               or not all(isinstance(value, str) for value in listed)):
+        raise ModelFormatError(
+            f"{source}: architectures: expected a list of transformers class names such as "
+            f"[\"{default}\"], got {shown(listed)}")
+    values = tuple(listed or (default,))
     for value in values:
         if value not in known:
             raise ModelFormatError(
-                f"{source}: architectures: {value!r} is not supported"
-                f"{did_you_mean(str(value), known)}; a {data.get('model_type', 'bert')} "
+                f"{source}: architectures: {shown(value)} is not supported"
+                f"{did_you_mean(value[:100], known)}; a {data.get('model_type', 'bert')} "
                 f"checkpoint's architecture is {prefixes[0]}Model, {prefixes[0]}ForMaskedLM or "
                 f"another of transformers' {prefixes[0]}For... classes (a fine-tune: its encoder "
                 f"is loaded). Pick an encoder checkpoint of this family.")
-    if data.get("is_decoder") or data.get("add_cross_attention"):
+    if flag(data, "is_decoder", source, False) or flag(data, "add_cross_attention", source,
+                                                        False):
         raise ModelFormatError(
             f"{source}: is_decoder/add_cross_attention is set: this checkpoint attends causally "
             f"(a decoder); headprobe reads bidirectional encoders only.")
     return values
+
+
+def read_sizes(data: Mapping[str, Any], names: tuple[str, ...], source: str, family: str,
+               layers: str) -> dict[str, int]:
+    """The required sizes ``names``, each a positive integer; ``layers`` (the field that counts
+    layers) at most `MAX_LAYERS`, the others at most `MAX_SIZE`."""
+    require(data, names, source, family)
+    return {name: integer(data, name, source, minimum=1,
+                          maximum=MAX_LAYERS if name == layers else MAX_SIZE)
+            for name in names}
+
+
+def pad_token(data: Mapping[str, Any], source: str, vocab_size: int, default: int) -> int:
+    """``pad_token_id``: a row of the word embeddings (padding is looked up there)."""
+    value = integer(data, "pad_token_id", source, default=default)
+    if value >= vocab_size:
+        raise ModelFormatError(f"{source}: pad_token_id: {value} is not a row of the word "
+                               f"embeddings (vocab_size {vocab_size}); use the config.json "
+                               f"saved with the weights")
+    return value
 
 
 def heads_divide(hidden: int, heads: int, source: str, names: tuple[str, str]) -> None:
@@ -188,5 +239,5 @@ def absolute_positions(data: Mapping[str, Any], source: str) -> None:
     position_type = data.get("position_embedding_type", "absolute")
     if position_type not in ("absolute", None):
         raise ModelFormatError(
-            f"{source}: position_embedding_type: {position_type!r} is not supported; only "
+            f"{source}: position_embedding_type: {shown(position_type)} is not supported; only "
             "'absolute' position embeddings are implemented.")

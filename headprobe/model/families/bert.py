@@ -20,10 +20,12 @@ from headprobe.model.families.base import (
     absolute_positions,
     activation,
     architectures,
+    flag,
     heads_divide,
     integer,
     number,
-    require,
+    pad_token,
+    read_sizes,
 )
 
 SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -44,17 +46,16 @@ def bert_like(data: Mapping[str, Any], source: str, *, family: str, prefixes: tu
     """The fields BERT, RoBERTa and ELECTRA share, with the family's own ``choices``."""
     absolute_positions(data, source)
     found = architectures(data, source, prefixes, default_architecture)
-    require(data, SIZES, source, family)
-    sizes: dict[str, Any] = {name: integer(data, name, source, minimum=1) for name in SIZES}
+    sizes: dict[str, Any] = read_sizes(data, SIZES, source, family, "num_hidden_layers")
     heads_divide(sizes["hidden_size"], sizes["num_attention_heads"], source,
                  ("hidden_size", "num_attention_heads"))
     return EncoderConfig(
         **sizes, hidden_act=activation(data, "hidden_act", source, "gelu"),
         type_vocab_size=integer(data, "type_vocab_size", source, default=2),
         layer_norm_eps=number(data, "layer_norm_eps", source, 1e-12),
-        pad_token_id=integer(data, "pad_token_id", source, default=choices.pop("pad", 0)),
+        pad_token_id=pad_token(data, source, sizes["vocab_size"], choices.pop("pad", 0)),
         architectures=found, model_type=str(data.get("model_type", "bert")),
-        tie_word_embeddings=bool(data.get("tie_word_embeddings", True)), **choices)
+        tie_word_embeddings=flag(data, "tie_word_embeddings", source, True), **choices)
 
 
 def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:

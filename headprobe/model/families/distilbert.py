@@ -21,9 +21,10 @@ from headprobe.model.families.base import (
     Naming,
     activation,
     architectures,
+    flag,
     heads_divide,
-    integer,
-    require,
+    pad_token,
+    read_sizes,
 )
 
 SIZES = ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings")
@@ -42,8 +43,7 @@ NAMING = Naming(
 
 def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
     found = architectures(data, source, ("DistilBert",), "DistilBertModel")
-    require(data, SIZES, source, "DistilBERT")
-    sizes = {name: integer(data, name, source, minimum=1) for name in SIZES}
+    sizes = read_sizes(data, SIZES, source, "DistilBERT", "n_layers")
     heads_divide(sizes["dim"], sizes["n_heads"], source, ("dim", "n_heads"))
     return EncoderConfig(
         vocab_size=sizes["vocab_size"], hidden_size=sizes["dim"],
@@ -51,9 +51,9 @@ def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
         intermediate_size=sizes["hidden_dim"],
         hidden_act=activation(data, "activation", source, "gelu"),
         max_position_embeddings=sizes["max_position_embeddings"], type_vocab_size=0,
-        layer_norm_eps=1e-12, pad_token_id=integer(data, "pad_token_id", source, default=0),
+        layer_norm_eps=1e-12, pad_token_id=pad_token(data, source, sizes["vocab_size"], 0),
         architectures=found, model_type="distilbert",
-        tie_word_embeddings=bool(data.get("tie_word_embeddings", True)))
+        tie_word_embeddings=flag(data, "tie_word_embeddings", source, True))
 
 
 FAMILY = Family(name="DistilBERT", model_types=("distilbert",), class_prefixes=("DistilBert",),

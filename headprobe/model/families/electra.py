@@ -31,7 +31,7 @@ NAMING = Naming(
 def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
     hidden = data.get("hidden_size")
     embedding = integer(data, "embedding_size", source,
-                        default=hidden if isinstance(hidden, int) else 128, minimum=1)
+                        default=hidden if type(hidden) is int else 128, minimum=1)
     return bert_like(data, source, family="ELECTRA", prefixes=("Electra",),
                      default_architecture="ElectraModel", embedding_size=embedding,
                      embedding_projection=embedding != hidden, mlm_act="gelu")
