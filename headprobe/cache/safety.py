@@ -1,9 +1,14 @@
-"""What every on-disk cache of headprobe shares: bounded reads, stale temporaries, one warning.
+"""What every on-disk cache of headprobe shares: bounded reads, stale temporaries, one warning,
+owner-only files.
 
 A cache is never the source of truth. Whatever is read back from one is read within a bound
 (`read_cache_file` reads only a regular file, and at most the size the caller expects) and
 verified by the caller (a digest over everything that can change a result); what fails is
 ignored, recomputed, and reported once per run and kind as a `CacheWarning` (`Problems`).
+
+A cache holds the user's sentences, so it is private: the folders headprobe creates are 0700
+(`private_folder`; a folder that exists already, which the user may have made, is left as it is)
+and its files 0600 (`headprobe.atomic.write_atomic`'s mode, `private_file` for SQLite's).
 """
 
 from __future__ import annotations
@@ -41,6 +46,51 @@ class Problems:
 
 #: One per process: every cache of a run reports through it.
 PROBLEMS = Problems()
+
+
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_folder(folder: Path) -> Path:
+    """Create ``folder`` and its missing parents, each owner-only (0700); folders that exist
+    are left as they are. Raises OSError when it cannot (a file in the way, no permission)."""
+    folder = Path(folder)
+    missing = []
+    current = folder
+    while not os.path.lexists(current) and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, PRIVATE_FOLDER)
+        except FileExistsError:  # made meanwhile by another process
+            pass
+    if not folder.is_dir():
+        raise NotADirectoryError(20, "not a folder", str(folder))
+    return folder
+
+
+def private_file(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` owner-only: create it empty with mode 0600 if it does not exist (and
+    ``create``), or take the group's and others' permissions off this user's regular file (one
+    an older headprobe or SQLite made). Anything else at ``path`` is left alone."""
+    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
+        getattr(os, "O_BINARY", 0) | (os.O_CREAT if create else 0)
+    try:
+        handle = os.open(path, flags, PRIVATE_FILE)
+    except OSError:
+        return
+    try:
+        info = os.fstat(handle)
+        mode = stat.S_IMODE(info.st_mode)
+        if stat.S_ISREG(info.st_mode) and mode & 0o077 and \
+                info.st_uid == getattr(os, "getuid", lambda: info.st_uid)():
+            os.chmod(handle, mode & PRIVATE_FOLDER)
+    except (OSError, NotImplementedError):
+        pass
+    finally:
+        os.close(handle)
 
 
 class NotARegularFile(OSError):

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
-# compiled executables (`headprobe.model.programs`), in the JAX cache dir
+# traced programs (`headprobe.model.programs`), in the JAX cache dir
 PROGRAMS_FOLDER = "programs"
 MIN_BATCH_TOKENS = 128
 
@@ -83,6 +83,8 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path
     instead of compiling them (tracing is not cached).
 
     JAX reads the setting when it first compiles, so call this before the first model run.
+    JAX's cache files are machine code that JAX runs: use a folder that only you can write and
+    that is never restored from elsewhere (a CI cache). headprobe itself never calls this.
     """
     import jax
 
@@ -124,7 +126,7 @@ class Model:
         else:
             self._params = jax.device_put(params)
         # One program per (rows, length, depth, outputs). The store does not keep sharded
-        # programs (several devices); `load` turns on JAX's persistent cache for those instead.
+        # programs (several devices).
         self._programs = ForwardPrograms(config, self._params, precision=precision,
                                          batch_sharding=self._batch_sharding,
                                          store=programs if self.num_devices == 1 else None)
@@ -401,10 +403,10 @@ def load(spec: str | None = None, **options: Any) -> Model:
 def _program_store(option: Any) -> ProgramStore | None:
     """Where compiled programs are kept between processes (`load`'s ``compilation_cache``).
 
-    On one device: headprobe's program store (``FOLDER/programs``), which skips tracing and
-    compiling; JAX's persistent cache is then left off, because an executable JAX read back from
-    its cache cannot be serialized again. On several devices (sharded programs, which the store
-    does not keep): JAX's persistent cache in ``FOLDER``, which skips XLA's compile only.
+    On one device: headprobe's program store (``FOLDER/programs``), which keeps traced programs
+    (StableHLO, never code) and skips tracing. On several devices (sharded programs, which the
+    store does not keep): none. JAX's persistent compilation cache is never turned on here: its
+    entries are machine code, which a forged cache file would run (docs/cache.md).
     """
     if option is False or option is None or (option is True and compilation_cache_disabled()):
         return None
@@ -412,6 +414,5 @@ def _program_store(option: Any) -> ProgramStore | None:
 
     folder = compilation_cache_dir() if option is True else Path(option)
     if len(jax.local_devices()) > 1:
-        enable_compilation_cache(folder)
         return None
     return ProgramStore(folder / PROGRAMS_FOLDER)

@@ -1,14 +1,16 @@
 """`ForwardPrograms`: the compiled forward programs of one model, one per batch shape.
 
 A program comes from this process (compiled before), from the program store
-(`headprobe.model.programs`, on one device), or is traced and compiled now, ahead of its first
-call (so the time is counted in ``seconds``), then stored. A program loaded from the store that
-fails when it runs is discarded and compiled afresh (`replace`).
+(`headprobe.model.programs`, on one device: the traced program read back and compiled), or is
+traced and compiled now, ahead of its first call (so the time is counted in ``seconds``), then
+stored. A program loaded from the store that fails when it runs is discarded and compiled
+afresh (`replace`). Every program returns `Outputs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,7 @@ import numpy as np
 
 from headprobe.model.config import EncoderConfig
 from headprobe.model.encoder import Outputs, forward
-from headprobe.model.programs import ProgramStore
+from headprobe.model.programs import ProgramStore, export_program
 
 #: (batch rows, row length, layers run, with hidden states, with MLM logits, the heads whose
 #: attentions are returned: 0-based (layer, head) pairs, or None for all, and the band of keys
@@ -50,6 +52,7 @@ class ForwardPrograms:
                            with_logits=with_logits, heads=heads, band=band,
                            precision=precision)
 
+        self._traced = traced
         self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
                                                          "with_logits", "heads", "band"))
 
@@ -85,18 +88,36 @@ class ForwardPrograms:
             return self._forward.lower(*args, **statics).compile()
 
         if self.store is None:
-            return compile_now()
+            return _returning_outputs(compile_now())
+
+        def export_now() -> Any:
+            # A plain tuple: jax.export serializes tuples, lists, dicts and None only.
+            return export_program(jax.jit(functools.partial(_as_tuple, self._traced,
+                                                            **statics)), args)
+
         leaves = jax.tree_util.tree_leaves_with_path(self.params)
         fields = {"config": dataclasses.asdict(self.config), "precision": self.precision,
                   "params": [(jax.tree_util.keystr(path), leaf.shape, str(leaf.dtype))
                              for path, leaf in leaves],
                   "rows": rows, "length": length, **statics}
         # Placeholder leaves: only the tree structure of the outputs is used.
-        out = Outputs(0, 0 if with_hidden else None,  # type: ignore[arg-type]
-                      0 if with_logits else None)  # type: ignore[arg-type]
-        program, stored = self.store.program(fields, compile_now,
-                                             in_tree=jax.tree.structure((args, {})),
-                                             out_tree=jax.tree.structure(out))
+        out_tree = jax.tree.structure((0, 0 if with_hidden else None,
+                                       0 if with_logits else None))
+        program, stored = self.store.program(fields, export_now, compile_now, args=args,
+                                             out_tree=out_tree)
         if stored is not None:
             self._stored[shape] = stored
-        return program
+        return _returning_outputs(program)
+
+
+def _as_tuple(traced: Callable[..., Outputs], *args: Any, **statics: Any) -> tuple[Any, ...]:
+    return tuple(traced(*args, **statics))
+
+
+def _returning_outputs(program: Callable[..., Any]) -> Callable[..., Outputs]:
+    """``program`` (returning `Outputs` or the plain tuple of a stored program) as one that
+    returns `Outputs`."""
+    def run(*args: Any) -> Outputs:
+        return Outputs(*program(*args))
+
+    return run

@@ -1,30 +1,37 @@
-"""Compiled forward programs kept on disk, so that a second process neither traces nor compiles.
+"""Traced forward programs kept on disk as StableHLO, so that a second process does not trace.
 
-JAX's persistent compilation cache (``jax/`` in headprobe's cache dir) skips XLA's compile in a
-second process, but JAX still traces the Flax model and lowers it for every shape before it can
-look a program up: about 0.3 s per (batch rows, length) shape here, most of what a warm start
-spends before its first batch. This store keeps the compiled executable itself
-(`jax.experimental.serialize_executable`), one file per shape, and loads it back in ~0.05 s.
+Before XLA compiles the forward pass, JAX traces the Flax model and lowers it for every shape
+(about 0.3-0.5 s per (batch rows, length) shape). This store keeps the lowered program, one file
+per shape, as `jax.export` serializes it: StableHLO (MLIR bytecode) in a flatbuffer, with the
+argument and result trees as plain data. A second process reads it back (~0.01 s), checks it and
+compiles it with XLA. Nothing in a file is pickled or is machine code, so a file cannot run code
+when it is read; what it describes is a computation on the call's arrays.
 
-Key. SHA-256 over everything the executable depends on: the JAX and jaxlib versions, the backend
-(platform, version, device kind and count, and on CPU the processor's feature flags, since XLA
-compiles for the host's instruction set), a digest of the model code (`encoder.py`, `config.py`),
-the config, the precision, the parameter tree's shapes and dtypes, and the call's shape and
-static arguments (rows, length, depth, which outputs). The weights' values are arguments, not
-part of the program, so models of the same shape share programs.
+Key. SHA-256 over everything the program depends on: the JAX and jaxlib versions, the backend
+(platform, version, device kind and count), a digest of the model code (`encoder.py`,
+`config.py`), the config, the precision, the parameter tree's shapes and dtypes, and the call's
+shape and static arguments (rows, length, depth, which outputs). The weights' values are
+arguments, not part of the program, so models of the same shape share programs.
 
-Layout. ``FOLDER/ab/cdef….hpx``: ``MAGIC``, a 4-byte little-endian header length, a JSON header
-holding the key and the SHA-256 and size of the payload, then JAX's serialized executable. Writes
-are atomic (temporary file + rename). A file is read only if it is a regular file of at most
-`MAX_PROGRAM_BYTES`, and its payload is checked against the digest before JAX sees a byte of it:
-a file that is truncated, damaged, foreign (another key inside) or cannot be loaded by this JAX
-is ignored, counted in ``invalid``, reported once as a `CacheWarning` (unless it is merely from
-another JAX), and replaced by a fresh compile. Temporaries a killed run left are removed.
+Layout. ``FOLDER/ab/cdef….stablehlo``: ``MAGIC``, a 4-byte little-endian header length, a JSON
+header holding the key and the SHA-256 and size of the payload, then the serialized program.
+Writes are atomic (temporary file + rename), owner-only (0600, folders 0700). A file is read only
+if it is a regular file of at most `MAX_PROGRAM_BYTES`, and its payload is checked against the
+digest before JAX sees a byte of it.
 
-Trust. Like JAX's own compilation cache, the files are executable code (JAX serializes them with
-pickle, and the digest guards against damage, not against someone who can write the folder):
-the cache folder must be as trusted as JAX's own, written only by headprobe, and never shared
-with people you would not run code from.
+Checks (`check_program`). Before a program is compiled it must be one for this call: one device,
+this backend's platform, the call's argument tree with its shapes and dtypes, the expected result
+tree of float32 arrays, no effects or disabled safety checks, and nothing that reaches outside
+the computation: no custom call (the only way StableHLO names native code: host callbacks,
+library kernels), no infeed, outfeed, send or recv. A file that is truncated, damaged, foreign
+or fails a check is ignored, counted in ``invalid``, reported once as a `CacheWarning`, and
+replaced by a fresh trace. Temporaries a killed run left and the pickled executables that
+earlier versions stored (``*.hpx``) are removed from the folders the store visits.
+
+Trust. The digest guards against damage, not forgery: whoever can write the folder can write a
+program with a matching digest. Such a program can make the forward pass compute other numbers
+(wrong attention, so wrong results), or fail to compile; it cannot run code (see docs/cache.md).
+headprobe does not turn JAX's own persistent compilation cache on: its entries are machine code.
 """
 
 from __future__ import annotations
@@ -32,29 +39,39 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import platform
+import os
+import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from headprobe.atomic import write_atomic
 from headprobe.cache.safety import (
     PROBLEMS,
+    TEMPORARY_PREFIX,
     NotARegularFile,
     Problems,
+    private_folder,
     read_cache_file,
     remove_special,
     remove_stale_temporaries,
 )
 
-MAGIC = b"HPX2"
-FORMAT_VERSION = 2  # 1: no payload digest
-SUFFIX = ".hpx"
+MAGIC = b"HPX3"
+FORMAT_VERSION = 3  # 1: pickled executable, no digest; 2: pickled executable (*.hpx)
+SUFFIX = ".stablehlo"
+LEGACY_SUFFIX = ".hpx"  # pickled executables of format 1 and 2: never read, removed
 MAX_PROGRAM_BYTES = 256 << 20
 MAX_HEADER_BYTES = 1 << 16
 _KIND = "compiled-program store"
 CODE_FILES = ("encoder.py", "config.py")
+# Operations that reach outside the computation: native code by name (custom calls: host
+# callbacks, library kernels) and the host's data channels.
+_OUTSIDE = re.compile(r"custom_call|infeed|outfeed|\b(?:stablehlo|mhlo)\.(?:send|recv)\b")
+# The custom calls that are XLA operations in disguise, as MLIR prints them: JAX < 0.4.32 writes
+# erf (the exact GELU's) as this call, which XLA turns into its own erf operation.
+_XLA_OPERATIONS = re.compile(r"custom_call @mhlo\.erf\(")
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,23 +83,8 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_features() -> str:
-    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; where /proc/cpuinfo
-    has none, the processor or machine name."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return hashlib.sha256(" ".join(sorted(line.split(":", 1)[1].split())).encode()
-                                  ).hexdigest()[:16]
-    return platform.machine()
-
-
 def environment() -> dict[str, Any]:
-    """What, besides the call itself, a compiled program depends on."""
+    """What, besides the call itself, a stored program depends on."""
     import jax
     import jaxlib
 
@@ -91,32 +93,7 @@ def environment() -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
             "platform": backend.platform, "platform_version": backend.platform_version,
             "device_kind": devices[0].device_kind, "devices": len(devices),
-            "cpu": _cpu_features() if backend.platform == "cpu" else "", "code": _code_digest()}
-
-
-_JAX_CACHE_HITS = [0]
-
-
-def _count_jax_cache_hit(event: str, **_: str | int) -> None:
-    if event == "/jax/compilation_cache/cache_hits":
-        _JAX_CACHE_HITS[0] += 1
-
-
-@functools.lru_cache(maxsize=1)
-def _listen_for_jax_cache_hits() -> None:
-    import jax
-
-    jax.monitoring.register_event_listener(_count_jax_cache_hit)
-
-
-def jax_cache_hits() -> int:
-    """How many programs JAX's persistent compilation cache has served in this process.
-
-    An executable that JAX read back from its cache serializes without its code (running it after
-    `deserialize_and_load` fails with "Function ... not found"), so the store keeps only
-    programs compiled afresh: compare this count before and after a compile."""
-    _listen_for_jax_cache_hits()
-    return _JAX_CACHE_HITS[0]
+            "code": _code_digest()}
 
 
 def program_key(fields: Mapping[str, Any]) -> str:
@@ -125,14 +102,14 @@ def program_key(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def encode_program(key: str, executable: bytes) -> bytes:
-    header = json.dumps({"key": key, "size": len(executable),
-                         "sha256": hashlib.sha256(executable).hexdigest()}).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + executable
+def encode_program(key: str, payload: bytes) -> bytes:
+    header = json.dumps({"key": key, "size": len(payload),
+                         "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    return MAGIC + struct.pack("<I", len(header)) + header + payload
 
 
 def decode_program(blob: bytes, key: str) -> bytes | None:
-    """The executable bytes if ``blob`` is a whole, undamaged entry for ``key``, else None."""
+    """The payload if ``blob`` is a whole, undamaged entry for ``key``, else None."""
     if len(blob) < 8 or blob[:4] != MAGIC:
         return None
     (size,) = struct.unpack("<I", blob[4:8])
@@ -144,15 +121,80 @@ def decode_program(blob: bytes, key: str) -> bytes | None:
         return None
     if not isinstance(header, dict) or header.get("key") != key:
         return None
-    executable = blob[8 + size:]
-    if not executable or header.get("size") != len(executable) or \
-            header.get("sha256") != hashlib.sha256(executable).hexdigest():
+    payload = blob[8 + size:]
+    if not payload or header.get("size") != len(payload) or \
+            header.get("sha256") != hashlib.sha256(payload).hexdigest():
         return None
-    return executable
+    return payload
+
+
+# ---- jax.export: the program's form on disk ------------------------------------------------
+
+
+def export_program(jitted: Callable[..., Any], args: Sequence[Any]) -> Any:
+    """Trace and lower ``jitted`` (a `jax.jit` function) for ``args``: a `jax.export.Exported`."""
+    from jax import export as jax_export
+
+    return jax_export.export(jitted)(*args)  # type: ignore[arg-type]
+
+
+def serialize_program(exported: Any) -> bytes:
+    """The bytes of a `jax.export.Exported` (a flatbuffer: data, no code)."""
+    return bytes(exported.serialize())
+
+
+def deserialize_program(payload: bytes) -> Any:
+    """A `jax.export.Exported` from `serialize_program`'s bytes (raises on malformed bytes)."""
+    from jax import export as jax_export
+
+    return jax_export.deserialize(bytearray(payload))
+
+
+def compile_program(exported: Any, args: Sequence[Any]) -> Callable[..., Any]:
+    """XLA's executable of ``exported`` for ``args`` (arrays or `jax.ShapeDtypeStruct`s)."""
+    import jax
+
+    return jax.jit(exported.call).lower(*args).compile()
+
+
+def check_program(exported: Any, args: Sequence[Any], out_tree: Any) -> str | None:
+    """Why ``exported`` is not a program for a call with ``args`` returning ``out_tree`` (a
+    tree of float32 arrays), or None when it is (see the module docstring)."""
+    import jax
+    import numpy as np
+    from jax import export as jax_export
+
+    leaves, in_tree = jax.tree.flatten((tuple(args), {}))
+    if exported.nr_devices != 1:
+        return f"made for {exported.nr_devices} devices"
+    if tuple(exported.platforms) != (jax_export.default_export_platform(),):
+        return f"made for {', '.join(exported.platforms)}"
+    if exported.in_tree != in_tree or len(exported.in_avals) != len(leaves) or any(
+            tuple(aval.shape) != tuple(leaf.shape) or aval.dtype != leaf.dtype
+            for aval, leaf in zip(exported.in_avals, leaves)):
+        return "its arguments are not the call's"
+    if exported.out_tree != out_tree or any(aval.dtype != np.float32
+                                            for aval in exported.out_avals):
+        return "its results are not the forward pass's"
+    if exported.ordered_effects or exported.unordered_effects or \
+            exported.disabled_safety_checks:
+        return "it has side effects"
+    return reaches_outside(exported.mlir_module())
+
+
+def reaches_outside(module: str) -> str | None:
+    """What in the printed StableHLO ``module`` reaches outside the computation, or None:
+    every custom call must be one of `_XLA_OPERATIONS`."""
+    channels = [found for found in _OUTSIDE.findall(module) if found != "custom_call"]
+    if channels:
+        return f"it reaches outside the computation ({channels[0]})"
+    if module.count("custom_call") > len(_XLA_OPERATIONS.findall(module)):
+        return "it reaches outside the computation (custom_call)"
+    return None
 
 
 class ProgramStore:
-    """Serialized executables in ``folder`` (see the module docstring)."""
+    """Serialized programs in ``folder`` (see the module docstring)."""
 
     def __init__(self, folder: Path, problems: Problems = PROBLEMS) -> None:
         self.folder = Path(folder)
@@ -165,8 +207,8 @@ class ProgramStore:
     def path_for(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key[2:]}{SUFFIX}"
 
-    def load(self, key: str, in_tree: Any, out_tree: Any) -> Callable[..., Any] | None:
-        """The compiled program stored under ``key``, or None (missing or unusable)."""
+    def read(self, key: str) -> bytes | None:
+        """The verified payload stored under ``key``, or None (missing or damaged)."""
         path = self.path_for(key)
         self._sweep(path.parent)
         try:
@@ -182,16 +224,31 @@ class ProgramStore:
             return None
         if blob is None:
             return None
-        executable = decode_program(blob, key)
-        if executable is None:
+        payload = decode_program(blob, key)
+        if payload is None:
             self._damaged(path, "its digest or key does not match")
+        return payload
+
+    def load(self, key: str, args: Sequence[Any], out_tree: Any) -> Callable[..., Any] | None:
+        """The program stored under ``key``, checked and compiled for ``args``; None when
+        there is none or it cannot be used (then it is reported, and replaced by `program`)."""
+        payload = self.read(key)
+        if payload is None:
+            return None
+        path = self.path_for(key)
+        try:
+            exported = deserialize_program(payload)
+        except Exception:  # malformed bytes, or a program this JAX cannot read
+            self._damaged(path, "it is not a program this JAX can read")
+            return None
+        problem = check_program(exported, args, out_tree)
+        if problem is not None:
+            self._damaged(path, f"a program that cannot be used: {problem}")
             return None
         try:
-            from jax.experimental.serialize_executable import deserialize_and_load
-
-            program = deserialize_and_load(executable, in_tree, out_tree)
+            program = compile_program(exported, args)
         except Exception:
-            self.invalid += 1
+            self._damaged(path, "XLA cannot compile it")
             return None
         self.loaded += 1
         return program
@@ -201,9 +258,22 @@ class ProgramStore:
         self.problems.damaged(_KIND, path, why)
 
     def _sweep(self, folder: Path) -> None:
-        if folder not in self._swept:
-            self._swept.add(folder)
-            remove_stale_temporaries(folder)
+        """Once per folder and process: remove stale temporaries and legacy executables."""
+        if folder in self._swept:
+            return
+        self._swept.add(folder)
+        remove_stale_temporaries(folder)
+        try:
+            legacy = [entry.path for entry in os.scandir(folder)
+                      if entry.name.endswith(LEGACY_SUFFIX)
+                      and not entry.name.startswith(TEMPORARY_PREFIX)]
+        except OSError:
+            return
+        for path in legacy:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def discard(self, key: str) -> None:
         """Forget a stored program that loaded but failed to run (counted in ``invalid``)."""
@@ -214,34 +284,37 @@ class ProgramStore:
         except OSError:
             pass
 
-    def program(self, fields: Mapping[str, Any], compile_now: Callable[[], Any], *,
-                in_tree: Any, out_tree: Any) -> tuple[Callable[..., Any], str | None]:
+    def program(self, fields: Mapping[str, Any], export_now: Callable[[], Any],
+                compile_now: Callable[[], Any], *, args: Sequence[Any],
+                out_tree: Any) -> tuple[Callable[..., Any], str | None]:
         """The program for ``fields`` (the call's shape and static arguments, see
-        `program_key`): ``(program, its key)`` when it was loaded from the store, else
-        ``(compile_now(), None)``, stored when JAX compiled it afresh."""
+        `program_key`): ``(program, its key)`` when it came from the store, else
+        ``(program, None)``: traced now by ``export_now()`` (a `jax.export.Exported`), stored
+        and compiled, or, where this JAX cannot export it, ``compile_now()``."""
         key = program_key(fields)
-        program = self.load(key, in_tree, out_tree)
+        program = self.load(key, args, out_tree)
         if program is not None:
             return program, key
-        served_before = jax_cache_hits()
-        compiled = compile_now()
-        if jax_cache_hits() == served_before:  # only a fresh compile serializes whole
-            self.save(key, compiled, in_tree, out_tree)
-        return compiled, None
-
-    def save(self, key: str, compiled: Any, in_tree: Any, out_tree: Any) -> bool:
-        """Store ``compiled`` (a `jax.stages.Compiled`) under ``key``; False when this backend
-        cannot serialize it or its trees are not the ones `load` will be given."""
         try:
-            from jax.experimental.serialize_executable import serialize
+            exported = export_now()
+        except Exception:  # not exportable here: compile it the ordinary way, unstored
+            return compile_now(), None
+        self.save(key, exported, args, out_tree)
+        return compile_program(exported, args), None
 
-            executable, got_in, got_out = serialize(compiled)
+    def save(self, key: str, exported: Any, args: Sequence[Any], out_tree: Any) -> bool:
+        """Store ``exported`` under ``key``; False when it cannot be serialized here (no
+        ``flatbuffers``) or would not pass `check_program` when loaded."""
+        try:
+            payload = serialize_program(exported)
         except Exception:
             return False
-        if got_in != in_tree or got_out != out_tree:
+        if check_program(exported, args, out_tree) is not None:
             return False
+        path = self.path_for(key)
         try:
-            write_atomic(self.path_for(key), encode_program(key, executable))
+            private_folder(path.parent)
+            write_atomic(path, encode_program(key, payload))
         except OSError:
             return False
         self.written += 1

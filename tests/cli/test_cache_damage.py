@@ -64,7 +64,7 @@ def _database(cache):
 
 
 def _program(cache):
-    return sorted((cache / "jax" / "programs").glob("??/*.hpx"))[0]
+    return sorted((cache / "jax" / "programs").glob("??/*.stablehlo"))[0]
 
 
 def _memo(cache):
