@@ -10,7 +10,13 @@ the best heads that beat the baseline with confidence are proposed (`headprobe.d
 read back with the hypothesis-file reader before it is saved; ``--figure`` draws the layers x
 heads grid. Exit codes: 0 something was found (and written), 1 nothing was found (nothing is
 written), 4 bad input (nothing is written); argparse's own errors are 2. Everything that can be
-wrong with the input is checked before the model runs.
+wrong with the input, the output paths included, is checked before the model runs.
+
+For the bundled set, ``-o FILE.yaml`` copies it to ``FILE.sentences.txt``; a file of that name
+is kept when it holds exactly the bundled set, and otherwise never overwritten (a usage error
+saying what to do). The copy and the hypothesis file are written whole in a staging folder
+beside them, then the copy takes its name (never replacing a file), then the hypothesis file:
+a run stopped at any point leaves a hypothesis file that points at sentences that exist.
 """
 
 from __future__ import annotations
@@ -20,12 +26,10 @@ import datetime
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from headprobe.atomic import write_atomic
-from headprobe.claims.files import load_hypothesis_file
+from headprobe.claims.files import parse_hypothesis_text
 from headprobe.claims.language import parse_claim, parse_measure
 from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence
 from headprobe.commands.common import CommandContext, add_model_options, command_context
@@ -41,6 +45,15 @@ from headprobe.discovery.writer import (
 from headprobe.errors import ClaimFileError, ExitCode, UsageError, did_you_mean
 from headprobe.evaluation.results import format_value
 from headprobe.heads import Head, parse_head
+from headprobe.outputs import (
+    cannot_write,
+    check_file,
+    holds_exactly,
+    publish_new,
+    staging_folder,
+    write_file,
+    write_new_file,
+)
 from headprobe.sentence_sets import BUNDLED_LABEL, bundled_path, load_sentences
 
 SHOWN = 20
@@ -107,12 +120,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         context.cache.close()
     # Files first, then the table: a reader that stops early (| head) loses no file.
+    # The figure is drawn before anything is written, so a failure to draw writes nothing.
+    png = _draw(grid, model.num_layers, model.num_heads, legend, title) if args.figure else None
     written = []
     if claims and args.output:
         written.append(_write_file(args, model.name, label, len(sentences), claims, unknown))
-    if args.figure:
-        written.append(_draw(args.figure, grid, model.num_layers, model.num_heads, legend,
-                             title))
+    if png is not None:
+        write_file(Path(args.figure), png, what="figure")
+        written.append(f"figure: {args.figure}")
     if unknown:
         table.append(f"note: {unknown} of the {len(sentences)} sentences have words the "
                      f"vocabulary of {model.name} cannot spell; they were read as [UNK]"
@@ -138,9 +153,28 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--top {args.top}: propose at least 1 head")
     if args.measure is not None and not args.claim:
         raise UsageError("--measure goes with --for (the catalogue has its own measures)")
-    for given in (args.output, args.figure):
-        if given and Path(given).is_dir():
-            raise UsageError(f"{given} is a folder; give a file name")
+    # Every file discover may write, checked before the model runs and before any is written.
+    if args.output:
+        output = check_file(args.output, "-o")
+        if args.sentences is None:
+            copy = check_file(sentences_copy(output), "-o")
+            _keep_copy(copy, args.output)
+    if args.figure:
+        check_file(args.figure, "--figure")
+
+
+def sentences_copy(output: Path) -> Path:
+    """Where ``-o FILE.yaml`` copies the bundled sentence set: ``FILE.sentences.txt``."""
+    return output.with_name(output.stem + ".sentences.txt")
+
+
+def _keep_copy(copy: Path, output: str) -> bool:
+    """True when the copy of the bundled set is there already, byte for byte; False when it is
+    not there; a `UsageError` when another file has its name (never overwritten)."""
+    return holds_exactly(
+        copy, bundled_path().read_bytes(), where=f"-o {output}",
+        fix=f"move it away, or, if it holds the sentences you mean, pass it with --sentences "
+            f"{copy} (the file then points at it), or choose another -o name")
 
 
 def _parse_for(args: argparse.Namespace) -> tuple[Claim, Measure]:
@@ -317,12 +351,12 @@ def _write_file(args: argparse.Namespace, model: str, label: str, count: int,
                 claims: list[WrittenClaim], unknown: int) -> str:
     """The hypothesis file, read back before it replaces anything; for the bundled set, a copy
     of its sentences beside it (an installed package's path is no place to point a committed
-    file at)."""
+    file at), never over a file headprobe did not write."""
     output = Path(args.output)
     folder = output.parent
     copy: Path | None = None
     if args.sentences is None:
-        copy = output.with_name(output.stem + ".sentences.txt")
+        copy = sentences_copy(output)
         sentences_path = copy.name
     else:
         sentences_path = os.path.relpath(Path(args.sentences).resolve(), folder.resolve())
@@ -333,52 +367,62 @@ def _write_file(args: argparse.Namespace, model: str, label: str, count: int,
         command=" ".join(shlex.quote(a) for a in ["headprobe", "discover", *sys.argv[2:]])
         if sys.argv[1:2] == ["discover"] else "headprobe discover")
     text = hypothesis_file(provenance, claims)
+    new_copy = copy if copy is not None and not _keep_copy(copy, args.output) else None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if copy is not None:
-            write_atomic(copy, bundled_path().read_bytes(), mode=0o644)
-        _verified(text, output, copy, claims)
-        write_atomic(output, text.encode("utf-8"), mode=0o644)
+        _write_together(output, text, new_copy, claims)
+    except FileExistsError:  # a file took the copy's name while the model ran
+        raise UsageError(f"-o {args.output}: {copy} appeared while discover ran; headprobe "
+                         f"does not overwrite it: move it away and run again") from None
     except OSError as error:
-        raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
+        raise cannot_write(output, error) from None
     return (f"wrote {len(claims)} claims to {output}"
-            + (f" and the sentences they were found on to {copy}" if copy else "")
+            + (f" and the sentences they were found on to {copy}" if new_copy else
+               f" (its sentences: {copy}, kept as it was)" if copy else "")
             + f"; check them on other sentences: headprobe check {output}")
 
 
-def _verified(text: str, output: Path, copy: Path | None, claims: list[WrittenClaim]) -> None:
-    """The written text is a valid hypothesis file whose sentence set resolves and whose claims
-    read back as written (read from a temporary file in the output's folder, so relative paths
-    mean what they will)."""
-    handle, name = tempfile.mkstemp(suffix=".yaml", prefix=".discover-", dir=output.parent)
+def _write_together(output: Path, text: str, copy: Path | None,
+                    claims: list[WrittenClaim]) -> None:
+    """The hypothesis file and, when ``copy`` is given, the new copy of the bundled set: both
+    written whole in a staging folder beside them and the file read back there; then the copy
+    takes its name (never replacing a file), then the hypothesis file takes its own. Whenever
+    the run stops, the hypothesis file at ``output`` is the old one or the new one, and points
+    at sentences that exist; an exception (Ctrl-C included) removes the new copy."""
+    with staging_folder(output.parent) as stage:
+        if copy is not None:
+            write_new_file(stage / copy.name, bundled_path().read_bytes())
+        _verified(text, output, stage if copy is not None else output.parent, claims)
+        write_new_file(stage / output.name, text.encode("utf-8"))
+        if copy is not None:
+            publish_new(stage / copy.name, copy)
+        try:
+            os.replace(stage / output.name, output)
+        except BaseException:
+            if copy is not None:
+                copy.unlink(missing_ok=True)
+            raise
+
+
+def _verified(text: str, output: Path, base: Path, claims: list[WrittenClaim]) -> None:
+    """The text is a valid hypothesis file whose sentence set resolves (relative to ``base``,
+    where the sentence file is or is staged) and whose claims read back as written."""
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        read = load_hypothesis_file(name)
+        read = parse_hypothesis_text(text, str(output), base_dir=base)
         if [(c.id, c.claim_text, c.why) for c in read.claims] != \
                 [(c.id, c.claim, c.why) for c in claims]:
             raise ClaimFileError("its claims read back differently from what was meant")
     except ClaimFileError as error:  # a bug here, not the user's input
-        if copy is not None:
-            copy.unlink(missing_ok=True)
         raise RuntimeError(f"discover wrote a hypothesis file it cannot read back: "
                            f"{error}") from None
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
-def _draw(path: str, grid: dict[Head, tuple[str, str]], layers: int, heads: int,
-          legend: list[tuple[str, str]], title: str) -> str:
-    from headprobe.report.figures import head_grid_figure, save_png
+def _draw(grid: dict[Head, tuple[str, str]], layers: int, heads: int,
+          legend: list[tuple[str, str]], title: str) -> bytes:
+    """The PNG of the layers x heads grid."""
+    from headprobe.report.figures import head_grid_figure, render_png
 
     texts = [[grid.get(Head(layer, head), ("", "#FFFFFF"))[0] for head in range(1, heads + 1)]
              for layer in range(1, layers + 1)]
     colours = [[grid.get(Head(layer, head), ("", "#FFFFFF"))[1] for head in range(1, heads + 1)]
                for layer in range(1, layers + 1)]
-    figure = head_grid_figure(texts, colours, legend=legend, title=title)
-    try:
-        save_png(figure, path)
-    except OSError as error:
-        raise UsageError(f"cannot write the figure {path}: {error.strerror or error}") from None
-    return f"figure: {path}"
-
+    return render_png(head_grid_figure(texts, colours, legend=legend, title=title))
