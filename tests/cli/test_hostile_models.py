@@ -141,6 +141,8 @@ FIELDS = {
                   ["'embeddings.position_embeddings.weight' has shape [512, 384]"]),
     "token types": ({"type_vocab_size": 3},
                     ["'embeddings.token_type_embeddings.weight' has shape [2, 384]"]),
+    "no token types": ({"type_vocab_size": 0},
+                       ["config.json: type_vocab_size: expected an integer >= 1, got 0"]),
     "intermediate": ({"intermediate_size": 1000},
                      ["'encoder.layer.0.intermediate.dense.weight' has shape [1536, 384]"]),
     "heads not dividing": ({"num_attention_heads": 5},

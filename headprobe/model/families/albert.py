@@ -78,7 +78,7 @@ def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
         intermediate_size=sizes["intermediate_size"],
         hidden_act=activation(data, "hidden_act", source, "gelu_new"),
         max_position_embeddings=sizes["max_position_embeddings"],
-        type_vocab_size=integer(data, "type_vocab_size", source, default=2),
+        type_vocab_size=integer(data, "type_vocab_size", source, default=2, minimum=1),
         layer_norm_eps=number(data, "layer_norm_eps", source, 1e-12),
         pad_token_id=pad_token(data, source, sizes["vocab_size"], 0), architectures=found,
         model_type="albert", embedding_size=sizes["embedding_size"], embedding_projection=True,

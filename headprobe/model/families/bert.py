@@ -51,7 +51,7 @@ def bert_like(data: Mapping[str, Any], source: str, *, family: str, prefixes: tu
                  ("hidden_size", "num_attention_heads"))
     return EncoderConfig(
         **sizes, hidden_act=activation(data, "hidden_act", source, "gelu"),
-        type_vocab_size=integer(data, "type_vocab_size", source, default=2),
+        type_vocab_size=integer(data, "type_vocab_size", source, default=2, minimum=1),
         layer_norm_eps=number(data, "layer_norm_eps", source, 1e-12),
         pad_token_id=pad_token(data, source, sizes["vocab_size"], choices.pop("pad", 0)),
         architectures=found, model_type=str(data.get("model_type", "bert")),
