@@ -278,3 +278,22 @@ def test_discover_killed_between_its_renames_leaves_the_old_state(discovered):
     assert again.rc == 0, again
     assert "(its sentences: found.sentences.txt, kept as it was)" in again.stdout
     assert copy.stat().st_ino == old_inode
+
+
+def test_discover_interrupted_at_its_yaml_rename_removes_the_copy_it_made(
+        discovered, tmp_path, monkeypatch, capsys):
+    root, first = discovered
+    assert first.rc == 0, first
+    rename = os.replace
+
+    def interrupted(source, target, *args, **kwargs):
+        if str(target).endswith(".yaml"):
+            raise KeyboardInterrupt  # Ctrl-C between the two renames
+        return rename(source, target, *args, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setattr(os, "replace", interrupted)
+    rc = main(["discover", "--model", MINILM, "-o", "found.yaml", "-q"])
+    assert rc == 2, capsys.readouterr()
+    assert list(tmp_path.iterdir()) == []  # no hypothesis file, no copy, no staging folder
