@@ -340,21 +340,20 @@ def check_vocabulary(tokenizer: Tokenizer) -> None:
     vocabulary's, its added and special tokens', those its post-processor inserts) is past
     ``embedding_rows``. Errors name the tokenizer's file."""
     backend, source = tokenizer.backend, tokenizer.source
-    own = backend.get_vocab(with_added_tokens=False)  # the model's, without added tokens
-    if not own:
+    if backend.get_vocab_size(with_added_tokens=False) == 0:  # the model's own, not added ones
         raise ModelFormatError(f"{source}: the tokenizer's vocabulary is empty; save the "
                                f"tokenizer the model was trained with")
     unknown = getattr(backend.model, "unk_token", None)
-    if tokenizer.wordpiece and unknown not in own:
+    if tokenizer.wordpiece and backend.model.token_to_id(str(unknown)) is None:
         raise ModelFormatError(f"{source}: the WordPiece vocabulary has no unknown token "
                                f"{unknown!r}, which every word it cannot spell becomes; save the "
                                f"tokenizer the model was trained with")
     rows = tokenizer.embedding_rows
     if rows is None:
         return
-    vocabulary = backend.get_vocab(with_added_tokens=True)
-    token, top = max(vocabulary.items(), key=lambda item: item[1])
-    if top >= rows:
+    vocabulary = backend.get_vocab(with_added_tokens=True)  # 50 ms for 30,000 tokens
+    if max(vocabulary.values()) >= rows:
+        token, top = max(vocabulary.items(), key=lambda item: item[1])
         raise ModelFormatError(
             f"{source}: token {token!r} has id {top}, past the model's word embeddings ({rows} "
             f"rows, config.json vocab_size): this tokenizer belongs to another model; use the "

@@ -262,6 +262,12 @@ def _empty_wordpiece(source: Path) -> dict:
     return data
 
 
+def _wordpiece_without_unknown(source: Path) -> dict:
+    data = tokenizer_json(source)
+    del data["model"]["vocab"]["[UNK]"]
+    return data
+
+
 TOKENIZERS = {
     "a word past the embeddings": (_remapped_word, ["tokenizer.json: token 'the' has id 40000, "
                                                     "past the model's word embeddings (30522 "
@@ -272,6 +278,9 @@ TOKENIZERS = {
                                   ["tokenizer.json: token '[CLS]'", "has id 40000"]),
     "an empty WordPiece vocabulary": (_empty_wordpiece,
                                       ["tokenizer.json: the tokenizer's vocabulary is empty"]),
+    "a WordPiece vocabulary without [UNK]": (
+        _wordpiece_without_unknown,
+        ["tokenizer.json: the WordPiece vocabulary has no unknown token '[UNK]'"]),
 }
 
 
