@@ -60,6 +60,12 @@ def hypothesis_storage(directory: Path | None) -> Iterator[None]:
         return
     from hypothesis import configuration
 
+    from headprobe.cache.safety import private_folder
+
+    try:  # the examples it keeps are sentences: owner-only, as the rest of the cache
+        private_folder(directory)
+    except OSError:
+        pass  # hypothesis reports a folder it cannot use
     previous = getattr(configuration, "__hypothesis_home_directory", None)
     configuration.set_hypothesis_home_dir(directory)
     try:

@@ -24,7 +24,9 @@ once as a `CacheWarning`, recomputed and written again. A database SQLite itself
 ("malformed", "not a database"), or a cache path that is not a regular file, is deleted and
 started afresh, also with one warning. `put` keeps entries in memory; `flush` (also called once
 `PENDING_BYTES` wait) writes them in one transaction. A cache that cannot be written (a full
-disk, a read-only folder) warns once and the run goes on without it.
+disk, a read-only folder) warns once and the run goes on without it. The database and its
+companions are the owner's only (0600, in a 0700 folder when headprobe creates it): they hold
+the sentences.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.cache.safety import PROBLEMS, Problems, remove_special
+from headprobe.cache.safety import (
+    PROBLEMS,
+    Problems,
+    private_file,
+    private_folder,
+    remove_special,
+)
 from headprobe.errors import CacheWarning
 
 FORMAT_VERSION = 2  # 1: pack files (CACHE/forward/packs/, no longer read)
@@ -202,12 +210,16 @@ class _Database:
     def _open(self) -> sqlite3.Connection:
         if self.folder.exists() and not self.folder.is_dir():
             raise NotADirectoryError(20, "not a folder", str(self.folder))
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
             if remove_special(self.folder / name):
                 self.problems.damaged(_KIND, self.folder / name, "not a regular file")
         if self.path.is_dir() and not self.path.is_symlink():
             raise OSError(f"{self.path} is a folder")
+        # Owner-only: SQLite gives its -wal and -shm files the database file's permissions.
+        private_file(self.path)
+        for name in (DATABASE + "-wal", DATABASE + "-shm"):
+            private_file(self.folder / name, create=False)
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                              check_same_thread=False)
         try:

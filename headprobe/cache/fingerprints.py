@@ -29,6 +29,7 @@ from headprobe.cache.safety import (
     PROBLEMS,
     NotARegularFile,
     Problems,
+    private_folder,
     read_cache_file,
     remove_stale_temporaries,
 )
@@ -69,6 +70,7 @@ def compute_fingerprint(folder: str | os.PathLike[str], *,
     digest = fingerprint(weights, config)
     remove_stale_temporaries(memo.parent)
     try:
+        private_folder(memo.parent)
         write_atomic(memo, _memo_bytes(stamp, digest))
     except OSError:  # only a memo: the next run hashes again
         pass
