@@ -346,8 +346,10 @@ def _sparse(path: Path) -> None:
 
 KINDS = {"fifo": (_fifo, "a named pipe (FIFO) is not a regular file"),
          "dev-zero": (_dev_zero, "a device is not a regular file"),
-         "sparse 3 GiB": (_sparse, "larger than ")}
+         "sparse 3 GiB": (_sparse, "larger than "),
+         "folder": (Path.mkdir, "cannot read it: Is a directory")}
 SPECIAL = [("config.json", "fifo"), ("config.json", "dev-zero"), ("config.json", "sparse 3 GiB"),
+           ("config.json", "folder"),
            ("special_tokens_map.json", "fifo"), ("special_tokens_map.json", "dev-zero"),
            ("tokenizer_config.json", "fifo"), ("tokenizer.json", "fifo"),
            ("tokenizer.json", "dev-zero"), ("model.safetensors", "fifo"),
@@ -371,6 +373,21 @@ def test_vocab_txt_as_a_fifo_is_refused_at_once(tmp_path, minilm, check_cache):
     os.mkfifo(folder / "vocab.txt")
     run = check_command(tmp_path, folder, check_cache)
     assert_usage_error(run, f"{folder / 'vocab.txt'}: a named pipe (FIFO) is not a regular file")
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("tokenizer.json", "[" * 200_000 + "]" * 200_000, "cannot load the tokenizer"),
+    ("tokenizer.json", "{", "cannot load the tokenizer"),
+    ("special_tokens_map.json", "{", "cannot read it as JSON"),
+    ("tokenizer_config.json", "{" * 200_000, "the JSON is nested 200,000 levels deep"),
+], ids=["tokenizer.json 200k deep", "tokenizer.json cut", "special_tokens_map.json cut",
+        "tokenizer_config.json 200k deep"])
+def test_tokenizer_files_that_are_no_json_are_usage_errors(tmp_path, minilm, check_cache,
+                                                          monkeypatch, capfd, name, text,
+                                                          words):
+    folder = damaged_copy(tmp_path, minilm, **{name: text})
+    run = check(tmp_path, folder, check_cache, monkeypatch, capfd)
+    assert_usage_error(run, f"{folder / name}: {words}")
 
 
 def test_the_cap_on_model_files_can_be_raised_and_lowered(tmp_path, minilm, check_cache,
