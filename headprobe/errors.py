@@ -102,6 +102,14 @@ class ClaimFileErrors(ClaimFileError):
                 + "\n".join(str(error) for error in self.errors))
 
 
+class FileOutsideProject(ClaimFileError):
+    """A hypothesis file names a file outside the folders it may read (the project, and those
+    allowed with ``--allow-files-under`` or ``files_under``): a usage error (exit 4), raised
+    once collection ends, so that nothing of the file is read or published."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
 def collected(errors: list[ClaimFileError]) -> ClaimFileError:
     """The one error, or all of them as a `ClaimFileErrors`, each message once."""
     unique = list({str(error): error for error in errors}.values())

@@ -6,6 +6,7 @@ Command-line options (``headprobe check --model`` ..., i.e. pytest's ``--headpro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class CheckOptions:
       write_report: False with ``--no-report``.
       verbosity: pytest's (``-q`` negative, ``-v`` positive).
       snapshot_update: ``--snapshot-update``: record ``expect: unchanged`` claims.
+      files_under: the folders hypothesis files may read sentence files from (`files_under`).
     """
 
     root: Path
@@ -45,6 +47,7 @@ class CheckOptions:
     write_report: bool
     verbosity: int
     snapshot_update: bool = False
+    files_under: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> CheckOptions:
@@ -64,7 +67,8 @@ class CheckOptions:
             cache_enabled=not config.getoption("headprobe_no_cache", False),
             write_report=not config.getoption("headprobe_no_report", False),
             verbosity=int(config.getoption("verbose", 0)),
-            snapshot_update=bool(config.getoption("headprobe_snapshot_update", False)))
+            snapshot_update=bool(config.getoption("headprobe_snapshot_update", False)),
+            files_under=files_under(config, settings.files_under))
 
     def model_for(self, declared: str | None) -> str:
         """The model a claim runs on: ``--model``, else the one its file names, else the
@@ -90,6 +94,18 @@ class CheckOptions:
     def programs(self) -> Path | bool:
         """Where compiled programs are kept (`headprobe.load`'s ``compilation_cache``)."""
         return False if compilation_cache_disabled() else self.cache_dir / "jax"
+
+
+def files_under(config: pytest.Config, configured: tuple[str, ...]) -> tuple[Path, ...]:
+    """Where hypothesis files may read sentence files, symbolic links resolved: the project
+    (pytest's rootdir), each ``--allow-files-under DIR`` (relative to where the run started)
+    and each of ``files_under`` in ``[tool.headprobe]`` (relative to pyproject.toml)."""
+    started = Path(config.invocation_params.dir)
+    folders = [Path(config.rootpath)]
+    folders += [started / Path(folder).expanduser()
+                for folder in config.getoption("headprobe_allow_files_under", None) or ()]
+    folders += [_settings_root(config) / Path(folder).expanduser() for folder in configured]
+    return tuple(dict.fromkeys(Path(os.path.realpath(folder)) for folder in folders))
 
 
 def _settings_root(config: pytest.Config) -> Path:

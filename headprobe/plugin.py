@@ -35,6 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=False, help="do not read or write the forward cache")
     group.addoption("--headprobe-cache-dir", dest="headprobe_cache_dir", default=None,
                     metavar="DIR", help="cache folder (default: the user cache dir)")
+    group.addoption("--headprobe-allow-files-under", dest="headprobe_allow_files_under",
+                    action="append", default=None, metavar="DIR",
+                    help="let hypothesis files read sentence files under DIR too (besides the "
+                         "project: pytest's rootdir); repeatable")
     group.addoption("--headprobe-all-yaml", dest="headprobe_all_yaml", action="store_true",
                     default=False, help="collect every *.yaml/*.yml file as a hypothesis file "
                                         "(what `headprobe check` does)")

@@ -1,7 +1,9 @@
 """``[tool.headprobe]`` in pyproject.toml: project defaults for `headprobe check` and the fixtures.
 
-Keys: ``model`` (default model spec), ``report_dir`` (default ``reports``), ``cache_dir``, ``seed``.
-Command-line options override them.
+Keys: ``model`` (default model spec), ``report_dir`` (default ``reports``), ``cache_dir``, ``seed``,
+``files_under`` (folders outside the project that hypothesis files may read sentence files from,
+relative to pyproject.toml's folder). Command-line options override them (``files_under`` adds
+to ``--allow-files-under``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = ("model", "report_dir", "cache_dir", "seed")
+KEYS = ("model", "report_dir", "cache_dir", "seed", "files_under")
 DEFAULT_MODEL = "bert-base-uncased"
 """The model of claims, fixtures and commands that name none and have no ``model`` setting."""
 
@@ -28,6 +30,7 @@ class Settings:
     report_dir: str | None = None
     cache_dir: str | None = None
     seed: int | None = None
+    files_under: tuple[str, ...] = ()
 
 
 def read_settings(folder: Path) -> Settings:
@@ -47,5 +50,10 @@ def read_settings(folder: Path) -> Settings:
     seed = table.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise UsageError(f"{path}: [tool.headprobe]: seed: expected an integer, got {seed!r}")
+    files_under = table.get("files_under", [])
+    if not isinstance(files_under, list) or not all(isinstance(f, str) and f.strip()
+                                                    for f in files_under):
+        raise UsageError(f"{path}: [tool.headprobe]: files_under: expected a list of folders "
+                         f"such as [\"../shared-sentences\"], got {files_under!r}")
     return Settings(model=table.get("model"), report_dir=table.get("report_dir"),
-                    cache_dir=table.get("cache_dir"), seed=seed)
+                    cache_dir=table.get("cache_dir"), seed=seed, files_under=tuple(files_under))

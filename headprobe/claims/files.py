@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,6 +31,7 @@ from headprobe.claims.language import (
 )
 from headprobe.claims.sentences import (
     Location,
+    check_sentence_file_place,
     check_slot_values,
     check_template,
     expand_template,
@@ -107,20 +108,25 @@ T = TypeVar("T")
 C = TypeVar("C", bound=str)  # one of the choices of a field
 
 
-def load_hypothesis_file(path: str | os.PathLike[str]) -> HypothesisFile:
+def load_hypothesis_file(path: str | os.PathLike[str],
+                         files_under: Sequence[Path] | None = None) -> HypothesisFile:
     """Read and validate one hypothesis file; raises `ClaimFileError` located at the bad spot
-    (`ClaimFileErrors` for several)."""
-    hfile, errors = load_hypothesis_file_partly(path)
+    (`ClaimFileErrors` for several). ``files_under``: see `load_hypothesis_file_partly`."""
+    hfile, errors = load_hypothesis_file_partly(path, files_under)
     if errors:
         raise collected(errors)
     return hfile
 
 
 def load_hypothesis_file_partly(path: str | os.PathLike[str],
+                                files_under: Sequence[Path] | None = None,
                                 ) -> tuple[HypothesisFile, list[ClaimFileError]]:
     """The file with every claim that reads well, and the mistakes of the others, so that a
     collector can check the good claims against the model and report every mistake at once.
-    A file whose structure cannot be read at all raises `ClaimFileError`."""
+    A file whose structure cannot be read at all raises `ClaimFileError`.
+
+    ``files_under``: the resolved folders sentence files must lie in (symbolic links resolved;
+    `check_sentence_file_place`), or None for any file (the user's own choice, not a file's)."""
     shown = os.fspath(path)
     try:
         text = read_user_text(path)
@@ -131,27 +137,29 @@ def load_hypothesis_file_partly(path: str | os.PathLike[str],
     except OSError as error:
         raise ClaimFileError(f"cannot read the hypothesis file: {error.strerror}",
                              file=shown) from None
-    return _parse(text, shown, Path(path).parent)
+    return _parse(text, shown, Path(path).parent, files_under)
 
 
 def parse_hypothesis_text(text: str, file: str, base_dir: str | os.PathLike[str] = ".",
-                          ) -> HypothesisFile:
+                          files_under: Sequence[Path] | None = None) -> HypothesisFile:
     """Validate the YAML ``text`` of a hypothesis file called ``file`` (used in errors);
-    sentence-file paths are relative to ``base_dir``."""
-    hfile, errors = _parse(text, file, base_dir)
+    sentence-file paths are relative to ``base_dir`` (and must lie under ``files_under``)."""
+    hfile, errors = _parse(text, file, base_dir, files_under)
     if errors:
         raise collected(errors)
     return hfile
 
 
 def _parse(text: str, file: str, base_dir: str | os.PathLike[str],
+           files_under: Sequence[Path] | None = None,
            ) -> tuple[HypothesisFile, list[ClaimFileError]]:
     try:
         check_printable(text)
     except TextFileProblem as problem:
         raise ClaimFileError(str(problem), file=file, line=problem.line) from None
     root = _compose(text, file)
-    reader = _Reader(file, base_dir=Path(base_dir))
+    reader = _Reader(file, base_dir=Path(base_dir),
+                     files_under=None if files_under is None else tuple(files_under))
     return reader.hypothesis_file(root), reader.errors
 
 
@@ -381,6 +389,7 @@ class _Sets(_Nodes):
     """Reads slots and sentence sets (inline lists, sentence files, templates)."""
 
     base_dir: Path = Path(".")
+    files_under: tuple[Path, ...] | None = None  # where sentence files may be (None: anywhere)
     file_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
     broken_sets: set[str] = field(default_factory=set)  # sets whose mistakes are reported
 
@@ -430,7 +439,10 @@ class _Sets(_Nodes):
         value = self.value(node, where)
         if isinstance(value, str) and value.strip():
             path = Path(os.path.normpath(self.base_dir / value.strip()))
-            sentences = read_sentence_file(path, Location(self.file, _line(node), where))
+            origin = Location(self.file, _line(node), where)
+            if self.files_under is not None:
+                check_sentence_file_place(path, self.files_under, origin, value.strip())
+            sentences = read_sentence_file(path, origin)
             return SentenceSet(name, tuple(sentences), line=_line(key_node))
         raise self.wrong_type(node, where, "a list of sentences, a path to a text file (one "
                                            "sentence a line) or a mapping with 'template:'")

@@ -1,6 +1,7 @@
 """Sentences: span annotations, templates and sentence files, turned into `Sentence` objects.
 
-Pure except `read_sentence_file`, which reads one text file. Errors are `ClaimFileError`s; those
+Pure except `read_sentence_file`, which reads one text file, and `check_sentence_file_place`,
+which resolves its path. Errors are `ClaimFileError`s; those
 about a sentence's text point at the column with a caret.
 
 Annotations (SPEC §2)::
@@ -19,8 +20,10 @@ than once (the same value each time) and inside a span (``[{adverb}]{adv}``).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
+import shlex
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,11 +31,12 @@ from pathlib import Path
 
 from headprobe.claims.spec import Sentence, Span
 from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
-from headprobe.errors import ClaimFileError, did_you_mean
+from headprobe.errors import ClaimFileError, FileOutsideProject, did_you_mean
 
 __all__ = [
     "MAX_EXPANDED",
     "Location",
+    "check_sentence_file_place",
     "check_slot_values",
     "check_template",
     "expand_template",
@@ -269,6 +273,26 @@ def expand_template(template: str, slots: Slots, origin: str = "") -> list[Sente
 
 
 # --- sentence files ------------------------------------------------------------------------
+
+
+def check_sentence_file_place(path: str | os.PathLike[str], files_under: Sequence[Path],
+                              origin: Location, written: str) -> None:
+    """Raise `FileOutsideProject` (located at ``origin``) unless ``path``, with every symbolic
+    link resolved, lies under one of ``files_under`` (resolved folders: the project and those
+    the user allowed). ``written`` is the path as the hypothesis file wrote it. The file is not
+    read, so nothing of it can leak into an error or a report."""
+    resolved = Path(os.path.realpath(path))
+    if any(resolved.is_relative_to(root) for root in files_under):
+        return
+    folders = " or ".join(str(root) for root in files_under)
+    folder = str(resolved.parent)
+    raise FileOutsideProject(
+        f"sentence file {written!r} is outside the project: it resolves to {str(resolved)!r}, "
+        f"and a hypothesis file may only name files under {folders}. If you trust this file, "
+        f"allow its folder: headprobe check --allow-files-under {shlex.quote(folder)} (or "
+        f"files_under = [{json.dumps(folder)}] under [tool.headprobe] in pyproject.toml); "
+        f"else copy the sentences into the project.",
+        file=origin.file, line=origin.line, field=origin.field)
 
 
 def read_sentence_file(path: str | os.PathLike[str], origin_for_errors: Location) -> list[Sentence]:
