@@ -32,7 +32,7 @@ from headprobe.modelinfo import ModelInfo
 from headprobe.options import CheckOptions
 from headprobe.regression.profiles import sentences_digest
 from headprobe.regression.snapshots import Recorded, SnapshotStore, snapshot_path
-from headprobe.regression.unchanged import judge_unchanged
+from headprobe.regression.unchanged import judge_unchanged, not_recorded
 
 T = TypeVar("T")
 
@@ -118,6 +118,20 @@ def _judge_against_snapshot(config: pytest.Config, job: ClaimJob,
         store.record(file, spec.id, result.head,
                      Recorded(result.value, result.n, result.model_fingerprint, digest))
     return judged
+
+
+def unrecorded(config: pytest.Config, job: ClaimJob) -> str | None:
+    """Why an ``expect: unchanged`` job fails unmeasured: its snapshot has no value for its
+    head (and this run does not record one); one line. None for any other job."""
+    spec = job.spec
+    if not spec.expect.is_unchanged or options(config).snapshot_update:
+        return None
+    recorded = snapshots(config).load(spec.file).get(spec.id, {})
+    missing = [str(head) for head in job.heads if str(head) not in recorded]
+    if not missing:
+        return None
+    return not_recorded(spec.id, missing[0], str(snapshot_path(job.display_file)),
+                        job.display_file, options(config).model_override)
 
 
 def _progress(config: pytest.Config) -> ProgressFactory | None:

@@ -24,19 +24,14 @@ from headprobe.checkrun import (
     options,
     sentence_sets,
     snapshots,
+    unrecorded,
 )
 from headprobe.claims.files import load_hypothesis_file_partly
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.claims.spec import HypothesisFile as ParsedFile
 from headprobe.engine.evaluate import evaluate
-from headprobe.errors import (
-    ClaimFileError,
-    ClaimWarning,
-    FileOutsideProject,
-    HeadprobeError,
-    collected,
-)
+from headprobe.errors import ClaimFileError, ClaimWarning, HeadprobeError, collected
 from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
@@ -57,11 +52,7 @@ class HypothesisFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         """The file's claim items, once every claim checks out against its model; every
         independent mistake of the file is reported at once."""
-        hfile, errors = load_hypothesis_file_partly(self.path, options(self.config).files_under)
-        outside = [error for error in errors if isinstance(error, FileOutsideProject)]
-        if outside:  # a usage error once collection ends (`raise_model_errors`)
-            self.config.stash.setdefault(_OUTSIDE, []).extend(outside)
-            errors = [error for error in errors if not isinstance(error, FileOutsideProject)]
+        hfile, errors = load_hypothesis_file_partly(self.path)
         if any(spec.expect.is_unchanged for spec in hfile.claims):
             try:  # a snapshot file that cannot be used is a mistake of this file too
                 snapshots(self.config).load(self.path)
@@ -155,6 +146,9 @@ class ClaimItem(pytest.Item):
 
     def runtest(self) -> None:
         record = recorder(self.config)
+        missing = unrecorded(self.config, self.job)
+        if missing is not None:  # nothing recorded to compare with: one line, nothing measured
+            raise ClaimFailed(missing)
         result = pending(self.config).result(self)
         run = options(self.config)
         if not result.passed:
@@ -193,7 +187,8 @@ class PendingEvaluation:
         if item.job.key not in self._results:
             jobs = [i.job for i in item.session.items if isinstance(i, ClaimItem)
                     and i.job.key not in self._results
-                    and not any(m.name == "skip" for m in i.iter_markers())]
+                    and not any(m.name == "skip" for m in i.iter_markers())
+                    and unrecorded(self.config, i.job) is None]
             write = options(self.config).write_report
             settings = evaluation_settings(self.config,
                                            recorder(self.config).run_dir if write else None)
@@ -211,16 +206,9 @@ def pending(config: pytest.Config) -> PendingEvaluation:
     return config.stash[_PENDING]
 
 
-_OUTSIDE = pytest.StashKey[list[FileOutsideProject]]()
-
-
 def raise_model_errors(config: pytest.Config) -> None:
-    """After collection: sentence files outside the project, then models that cannot be had,
-    end the run as a usage error (exit 4), saying which claims asked for each model and how
-    to run the others."""
-    outside = config.stash.get(_OUTSIDE, [])
-    if outside:
-        raise pytest.UsageError("\n".join(dict.fromkeys(str(error) for error in outside)))
+    """After collection: models that cannot be had end the run as a usage error (exit 4),
+    saying which claims asked for each and how to run the others."""
     registry = models_if_any(config)
     errors = registry.errors if registry is not None else {}
     if not errors:

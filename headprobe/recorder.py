@@ -63,6 +63,7 @@ class Recorder:
         self._run_dir: Path | None = None
         self._written: Path | None = None
         self._snapshots: list[tuple[Path, Any]] = []  # snapshot files written, with counts
+        self._snapshot_errors: list[str] = []  # snapshot files that could not be written
         self.selected = 0  # items selected to run (after deselection)
         self.reason: str | None = None  # what stopped the run before it finished, if known
         self.exit_status = 0
@@ -198,6 +199,9 @@ class Recorder:
                                                     pytest.ExitCode.USAGE_ERROR,
                                                     pytest.ExitCode.INTERNAL_ERROR):
             self._snapshots = store.flush()
+            if store.errors:  # a snapshot file that could not be written: a usage error
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+                self._snapshot_errors = store.errors
         self.exit_status = int(getattr(session, "exitstatus", exitstatus))  # as the command ends
         if not self.recorded:
             return  # nothing evaluated (collection errors, nothing selected): claim nothing
@@ -214,6 +218,8 @@ class Recorder:
             terminalreporter.write_line(
                 f"headprobe snapshots: {counts.written} written, {counts.changed} changed, "
                 f"{counts.unchanged} left alone: {shown}")
+        for error in self._snapshot_errors:
+            terminalreporter.write_line(f"ERROR: {error}", red=True, bold=True)
         if not self.recorded:
             return
         from headprobe.report.terminal import summary_lines

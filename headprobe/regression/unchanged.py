@@ -5,11 +5,15 @@ the sentences it was measured on, and the tolerance give the judged result. It f
 recorded value, with sentences other than those recorded on, or when |value - recorded| exceeds
 the tolerance; ``failure`` says which, with both values, the change and both fingerprints.
 With ``update`` (``--snapshot-update``) it passes unless it has no value, and is to be recorded.
+
+A claim with no recorded value is not worth measuring: `headprobe check` fails it at once with
+`not_recorded`'s one line (how to record it) and evaluates nothing for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.regression.snapshots import Recorded
@@ -27,10 +31,8 @@ def judge_unchanged(result: ClaimResult, recorded: Recorded | None, sentences_sh
     if update:
         return dataclasses.replace(judged, passed=True, failure=None)
     if recorded is None:
-        return dataclasses.replace(judged, passed=False, failure=(
-            f"no value recorded for {result.id} on {result.head} in {snapshot}: record it with "
-            f"--snapshot-update (headprobe check FILE --snapshot-update), review the new "
-            f"snapshot file and commit it"))
+        return dataclasses.replace(judged, passed=False, failure=not_recorded(
+            result.id, result.head, snapshot))
     if recorded.sentences_sha256 != sentences_sha256:
         return dataclasses.replace(judged, passed=False, failure=(
             f"the sentences changed since the value was recorded (sha256 "
@@ -43,6 +45,17 @@ def judge_unchanged(result: ClaimResult, recorded: Recorded | None, sentences_sh
             f"{format_value(recorded.value)} recorded (tolerance {tolerance:g}); model "
             f"{result.model_fingerprint} now, {recorded.model_fingerprint} when recorded"))
     return dataclasses.replace(judged, passed=True)
+
+
+def not_recorded(claim_id: str, head: str, snapshot: str, hypothesis_file: str = "FILE",
+                 model: str | None = None) -> str:
+    """The one line that fails an ``expect: unchanged`` claim with no recorded value: where
+    it was looked for and the command that records it."""
+    command = f"headprobe check {shlex.quote(hypothesis_file)} --snapshot-update"
+    if model is not None:
+        command += f" --model {shlex.quote(model)}"
+    return (f"not recorded: no value recorded for {claim_id} on {head} in {snapshot}; record "
+            f"it with `{command}`, then review the snapshot file and commit it")
 
 
 def _json(recorded: Recorded | None) -> dict[str, object] | None:
