@@ -31,7 +31,13 @@ from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.claims.spec import HypothesisFile as ParsedFile
 from headprobe.engine.evaluate import evaluate
-from headprobe.errors import ClaimFileError, ClaimWarning, HeadprobeError, collected
+from headprobe.errors import (
+    ClaimFileError,
+    ClaimWarning,
+    FileOutsideProject,
+    HeadprobeError,
+    collected,
+)
 from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
@@ -52,7 +58,11 @@ class HypothesisFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         """The file's claim items, once every claim checks out against its model; every
         independent mistake of the file is reported at once."""
-        hfile, errors = load_hypothesis_file_partly(self.path)
+        hfile, errors = load_hypothesis_file_partly(self.path, options(self.config).files_under)
+        outside = [error for error in errors if isinstance(error, FileOutsideProject)]
+        if outside:  # a usage error once collection ends (`raise_model_errors`)
+            self.config.stash.setdefault(_OUTSIDE, []).extend(outside)
+            errors = [error for error in errors if not isinstance(error, FileOutsideProject)]
         if any(spec.expect.is_unchanged for spec in hfile.claims):
             try:  # a snapshot file that cannot be used is a mistake of this file too
                 snapshots(self.config).load(self.path)
@@ -206,9 +216,16 @@ def pending(config: pytest.Config) -> PendingEvaluation:
     return config.stash[_PENDING]
 
 
+_OUTSIDE = pytest.StashKey[list[FileOutsideProject]]()
+
+
 def raise_model_errors(config: pytest.Config) -> None:
-    """After collection: models that cannot be had end the run as a usage error (exit 4),
-    saying which claims asked for each and how to run the others."""
+    """After collection: sentence files outside the project, then models that cannot be had,
+    end the run as a usage error (exit 4), saying which claims asked for each model and how
+    to run the others."""
+    outside = config.stash.get(_OUTSIDE, [])
+    if outside:
+        raise pytest.UsageError("\n".join(dict.fromkeys(str(error) for error in outside)))
     registry = models_if_any(config)
     errors = registry.errors if registry is not None else {}
     if not errors:
