@@ -1,12 +1,18 @@
-"""A second process's programs: headprobe's program store against `jax.export` + JAX's cache.
+"""A second process's programs: headprobe's program store against a fresh trace and compile.
 
-    python benchmarks/program_store.py [--repeats 3]      # needs `pip install flatbuffers`
+    python benchmarks/program_store.py [--repeats 3]
 
-For MiniLM's forward at six batch shapes, a fresh process gets every program (1) from
-headprobe's program store (`headprobe.model.programs`: pickled executables, verified by digest),
-or (2) by deserializing a `jax.export` file (StableHLO, no pickle) and compiling it with JAX's
-persistent compilation cache on. The first process of each fills its cache; the table shows the
-seconds later processes spend getting the six programs, side by side on one machine.
+For MiniLM's forward at six batch shapes, a fresh process gets every program
+
+1. ``fresh``: traced, lowered and compiled (no store: ``compilation_cache=False``);
+2. ``store``: from headprobe's program store (`headprobe.model.programs`: StableHLO written by
+   `jax.export`, read back, checked and compiled by XLA; what ``headprobe check`` does);
+3. ``store + own JAX cache``: the same with JAX's persistent compilation cache turned on by the
+   user (``JAX_COMPILATION_CACHE_DIR``) in a folder of their own, which skips XLA's compile. Its
+   entries are machine code, so headprobe never turns it on itself (docs/cache.md).
+
+The first process of each fills its caches; the table shows the seconds later processes spend
+getting the six programs (`Model.program_seconds`), side by side on one machine.
 """
 
 from __future__ import annotations
@@ -17,72 +23,53 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 SHAPES = [(32, 16), (32, 24), (32, 32), (32, 40), (32, 48), (16, 56)]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MODES = ("fresh", "store", "store + own JAX cache")
 
 
 def child(mode: str, cache: str) -> None:
-    """One process: get the six programs, print the seconds it took."""
-    import jax
-    import numpy as np
-
+    """One process: get the six programs, print the seconds it took and how many it loaded."""
     from headprobe.model.api import load
 
-    if mode == "store":
-        model = load(MINILM, compilation_cache=cache)
-        start = time.perf_counter()
-        for rows, length in SHAPES:
-            model._programs.get((rows, length, model.num_layers, False, False, None, length))
-        print(time.perf_counter() - start)
-        return
-    from jax import export
-
-    from headprobe.model.encoder import Outputs, forward
-
-    jax.config.update("jax_compilation_cache_dir", os.path.join(cache, "jax-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    export.register_namedtuple_serialization(Outputs, serialized_name="headprobe.Outputs")
-    model = load(MINILM, compilation_cache=False)
-    start = time.perf_counter()
-    os.makedirs(os.path.join(cache, "exported"), exist_ok=True)
+    model = load(MINILM, compilation_cache=False if mode == "fresh" else cache)
     for rows, length in SHAPES:
-        path = os.path.join(cache, "exported", f"{rows}x{length}.bin")
-        spec = jax.ShapeDtypeStruct((rows, length), np.int32)
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                exported = export.deserialize(bytearray(handle.read()))
-        else:
-            def run(params, ids, segments, positions, starts, band=length):
-                return forward(params, ids, segments, positions, starts, config=model.config,
-                               num_layers=model.num_layers, with_hidden=False,
-                               with_logits=False, band=band, precision="highest")
+        model._programs.get((rows, length, model.num_layers, False, False, None, length))
+    print(model.program_seconds, model.loaded_count)
 
-            exported = export.export(jax.jit(run))(model._params, spec, spec, spec, spec)
-            with open(path, "wb") as handle:
-                handle.write(exported.serialize())
-        jax.jit(exported.call).lower(model._params, spec, spec, spec, spec).compile()
-    print(time.perf_counter() - start)
+
+def _environment(mode: str, cache: str) -> dict[str, str]:
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "HEADPROBE_NO_COMPILATION_CACHE"):
+        env.pop(name, None)
+    if mode == "store + own JAX cache":
+        env.update(JAX_COMPILATION_CACHE_DIR=os.path.join(cache, "own-jax-cache"),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    return env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print("| way | first process (s) | later processes (s, each) | median |")
-    print("|---|---|---|---|")
-    for mode in ("store", "export"):
-        cache = tempfile.mkdtemp(prefix=f"hp-{mode}-")
-        times = []
+    print("| way | first process (s) | later processes (s, each) | median | programs loaded |")
+    print("|---|---|---|---|---|")
+    for mode in MODES:
+        cache = tempfile.mkdtemp(prefix="hp-programs-")
+        times, loaded = [], []
         for _ in range(args.repeats + 1):
             done = subprocess.run([sys.executable, __file__, "--child", mode, cache],
-                                  capture_output=True, text=True, check=True)
-            times.append(float(done.stdout.strip().splitlines()[-1]))
+                                  env=_environment(mode, cache), capture_output=True, text=True,
+                                  check=True)
+            seconds, count = done.stdout.strip().splitlines()[-1].split()
+            times.append(float(seconds))
+            loaded.append(int(count))
         later = times[1:]
         print(f"| {mode} | {times[0]:.2f} | {', '.join(f'{t:.2f}' for t in later)} | "
-              f"{statistics.median(later):.2f} |")
+              f"{statistics.median(later):.2f} | {loaded[-1]} of {len(SHAPES)} |")
 
 
 if __name__ == "__main__":

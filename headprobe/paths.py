@@ -1,8 +1,9 @@
 """Where headprobe keeps caches: under the user cache directory, never inside a repository.
 
 ``$HEADPROBE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``.
-Sub-folders: ``jax/`` (compiled programs), ``forward/`` (forward results), ``hypothesis/``
-(remembered counterexamples). ``$HEADPROBE_NO_COMPILATION_CACHE=1`` keeps no compiled programs.
+Sub-folders: ``jax/programs/`` (traced programs, StableHLO: `headprobe.model.programs`),
+``forward/`` (forward results), ``hypothesis/`` (remembered counterexamples); created owner-only
+(`headprobe.cache.safety.private_folder`). ``$HEADPROBE_NO_COMPILATION_CACHE=1`` keeps no programs.
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ CODE_FILES = ("encoder.py", "config.py")
 # Operations that reach outside the computation: native code by name (custom calls: host
 # callbacks, library kernels) and the host's data channels.
 _OUTSIDE = re.compile(r"custom_call|infeed|outfeed|\b(?:stablehlo|mhlo)\.(?:send|recv)\b")
-# The custom calls that are XLA operations in disguise, as MLIR prints them: JAX < 0.4.32 writes
-# erf (the exact GELU's) as this call, which XLA turns into its own erf operation.
+# The custom calls that are XLA operations in disguise, as MLIR prints them: older JAX (0.4.31)
+# writes erf (the exact GELU's) as this call, which XLA turns into its own erf operation.
 _XLA_OPERATIONS = re.compile(r"custom_call @mhlo\.erf\(")
 
 
