@@ -34,7 +34,7 @@ hypotheses:
 
 
 def _refused(run, written: str, resolved: str) -> None:
-    """Exit 4 with an ERROR at the YAML line naming the path and how to allow it; nothing published."""
+    """Exit 4, an ERROR at the YAML line naming the path and how to allow it; no report."""
     assert run.rc == 4, run
     assert "Traceback" not in run.output, run
     message = re.search(r"^ERROR: \S*claims\.yaml:3: sentences\.secret: (.*)$", run.stderr,
@@ -103,3 +103,16 @@ def test_sentence_files_anywhere_inside_the_project_stay_allowed(tmp_path, plant
     run = check_inprocess(project, "hypotheses/claims.yaml", "-p", "no:cacheprovider",
                           cache_dir=check_cache, monkeypatch=monkeypatch, capfd=capfd)
     assert run.rc == 0, run
+
+
+def test_files_under_in_pyproject_must_be_a_list_of_folders(tmp_path):
+    from headprobe.errors import UsageError
+    from headprobe.settings import read_settings
+
+    (tmp_path / "pyproject.toml").write_text('[tool.headprobe]\nfiles_under = "/etc"\n',
+                                             encoding="utf-8")
+    with pytest.raises(UsageError, match=r"files_under: expected a list of folders"):
+        read_settings(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.headprobe]\nfiles_under = ["../s"]\n',
+                                             encoding="utf-8")
+    assert read_settings(tmp_path).files_under == ("../s",)
