@@ -137,7 +137,7 @@ class Model:
 
     @property
     def loaded_count(self) -> int:
-        """Programs this process loaded from the program store instead of compiling them."""
+        """Programs this process loaded from the program store instead of tracing them."""
         return self._programs.loaded
 
     @property

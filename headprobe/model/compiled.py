@@ -58,7 +58,7 @@ class ForwardPrograms:
 
     @property
     def loaded(self) -> int:
-        """Programs this process loaded from the program store instead of compiling them."""
+        """Programs this process loaded from the program store instead of tracing them."""
         return 0 if self.store is None else self.store.loaded
 
     def get(self, shape: Shape) -> tuple[Callable[..., Any], str | None]:
