@@ -11,8 +11,8 @@ intermediate 11, 16 positions, 2 token types, the vocabulary `WORDS`) in Hugging
   bias 0 on both.
 
 So in a sentence without "zebra" every key of L1H1 is exactly zero: its attention is exactly
-uniform over the real positions, the argmax ties go to the lowest position ([CLS]), and the mass on
-any one position is exactly 1/len. In a sentence with "zebra" every position attends mostly to
+uniform over the real positions, every position ties for the argmax (each gets 1/len of the hit),
+and the mass on any one position is exactly 1/len. In a sentence with "zebra" every position attends mostly to
 "zebra". All other weights are random (fixed seed).
 """
 

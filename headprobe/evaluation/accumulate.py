@@ -145,7 +145,8 @@ class ClaimAccumulator:
         order = sorted(range(len(outcomes)), key=lambda i: (-closeness(spec.expect,
                                                                       outcomes[i].value), i))
         heads = tuple(HeadValue(str(self.heads[i]), outcomes[i].value, outcomes[i].ci,
-                                outcomes[i].n, outcomes[i].left_out, outcomes[i].passed)
+                                outcomes[i].n, outcomes[i].left_out, outcomes[i].passed,
+                                outcomes[i].ci_note)
                       for i in order)
         result = _result(spec, self.heads[chosen], outcomes[chosen], passed, model, fingerprint)
         return [dataclasses.replace(result, heads=heads)]
@@ -170,4 +171,6 @@ def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, mod
         counterexamples=outcome.counterexamples, baseline=outcome.baseline,
         warnings=outcome.warnings, worst=outcome.worst, quantifier=spec.quantifier,
         baseline_beaten=outcome.baseline_beaten, meets_expectation=outcome.meets_expectation,
-        why=spec.why, average=spec.average)
+        why=spec.why, average=spec.average, ci_note=outcome.ci_note,
+        failure=None if passed else outcome.failure,
+        sentences_failed=outcome.sentences_failed)

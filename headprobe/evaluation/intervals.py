@@ -4,6 +4,12 @@
 - Mass: a percentile bootstrap over sentences — resample whole sentences with replacement; the
   statistic is the resample's total mass over its total source count. Sentences, not sources,
   are resampled because sources of one sentence share context and are not independent.
+
+A bootstrap over too few sentences has no spread to measure: with m sentences the resample that
+draws one sentence m times has probability m^-m, and while that is at least a tail of the
+interval ((1 - confidence) / 2) the bound is that sentence's own value, not an estimate (one
+sentence: the value itself). `bootstrap_sentences_needed` says how many sentences are enough;
+callers report no interval below it (see docs/measures.md).
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ _CHUNK = 100
 def _check_level(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+
+
+def bootstrap_sentences_needed(confidence: float = DEFAULT_CONFIDENCE) -> int:
+    """The fewest sentences whose percentile bootstrap bounds are estimates: the smallest m with
+    m^-m < (1 - confidence) / 2 (4 at 95% and 99%, 5 at 99.9%)."""
+    _check_level(confidence)
+    tail = (1.0 - confidence) / 2
+    m = 1
+    while float(m) ** -m >= tail:
+        m += 1
+    return m
 
 
 def wilson(hits: float, n: int,

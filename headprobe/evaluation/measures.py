@@ -3,13 +3,18 @@
 Rows are attention over every real position (``[CLS]`` and ``[SEP]`` included), one per counted
 source; ``targets`` is the matching boolean ``[source, position]`` target matrix.
 
-- ``argmax``: hit iff the most-attended position is a target; ties go to the lowest position.
-- ``topk:K``: hit iff a target is among the K most-attended positions; ties rank lower positions
-  first (a stable sort on ``-row``).
+- ``argmax``: 1 when the most-attended position is a target, 0 when it is not; a row whose
+  maximum is tied among m positions gives 1/m to each of them, so it scores (tied targets) / m.
+- ``topk:K``: 1 when a target is among the K most-attended positions; when the K-th place is tied,
+  the chance that a uniformly random choice among the tied positions puts a target in the top K
+  (``topk:1`` is ``argmax``).
 - ``mass``: the total attention on the targets.
 - ``entropy``: the row's entropy ``-sum(p log p)`` (natural log, ``0 log 0 = 0``) divided by the
   log of its number of positions: 0 when all attention is on one position, 1 when it is
   uniform. ``targets`` are not used. A row of one position scores 0.
+
+Ties: two weights of a row are tied when they differ by at most `TIE_RTOL` of the larger one
+(float32 softmax rounds equal logits to weights a few units in the last place apart).
 """
 
 from __future__ import annotations
@@ -20,16 +25,13 @@ from headprobe.claims.spec import Measure
 
 #: Offsets the baseline tries, in tie-break order: smaller |k| first, then the negative k.
 BASELINE_OFFSETS: tuple[int, ...] = (-1, 1, -2, 2, -3, 3)
-
-
-def ranked(rows: np.ndarray, k: int) -> np.ndarray:
-    """int ``[..., source, min(k, position)]``: the k most-attended positions of each row, ties
-    lower positions first."""
-    return np.argsort(-rows, axis=-1, kind="stable")[..., :k]
+#: Relative tolerance of a tie: about 8 float32 units in the last place.
+TIE_RTOL = 1e-6
 
 
 def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.ndarray:
-    """float64 ``[..., source]``: 1.0/0.0 per source for shares, the attention on targets for mass.
+    """float64 ``[..., source]``: per source its share of a hit (argmax, topk: 0 to 1, see the
+    module docstring for ties), the attention on its targets (mass) or its row's entropy.
 
     rows: float ``[..., source, position]`` (e.g. ``[head, source, position]``);
     targets: bool ``[source, position]``, shared by the leading axes.
@@ -41,9 +43,59 @@ def source_hits(rows: np.ndarray, targets: np.ndarray, measure: Measure) -> np.n
     if measure.kind == "entropy":
         return row_entropy(rows)
     if measure.kind == "topk":
-        return (in_top_k(rows, int(measure.k or 1)) & targets).any(axis=-1).astype(np.float64)
-    chosen = np.argmax(rows, axis=-1)  # [..., source]; ties: the lowest position
-    return targets[np.arange(targets.shape[0]), chosen].astype(np.float64)
+        return topk_hits(rows, targets, int(measure.k or 1))
+    return argmax_hits(rows, targets)
+
+
+def tied(rows: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """bool, ``rows``' shape: the weights within `TIE_RTOL` (relative) of ``value`` (which
+    broadcasts against ``rows``, e.g. ``[..., source, 1]``)."""
+    return np.abs(rows - value) <= TIE_RTOL * np.maximum(rows, value)
+
+
+def top_ties(rows: np.ndarray) -> np.ndarray:
+    """bool ``[..., source, position]``: each row's most-attended positions (its maximum and
+    every position tied with it: no weight exceeds the maximum, so `tied` is one comparison)."""
+    return rows >= rows.max(axis=-1, keepdims=True) * (1.0 - TIE_RTOL)
+
+
+def argmax_hits(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """float64 ``[..., source]``: the share of each row's tied maxima that are targets (1 or 0
+    without a tie: the target matrix at the argmax, the share computed only where rows tie)."""
+    chosen = np.argmax(rows, axis=-1)  # [..., source]
+    top = rows >= np.take_along_axis(rows, chosen[..., None], axis=-1) * (1.0 - TIE_RTOL)
+    ties = _count(top)
+    hits = targets[np.arange(targets.shape[0]), chosen].astype(np.float64)
+    if (ties > 1).any():
+        hits = np.where(ties > 1, _count(top & targets) / ties, hits)
+    return hits
+
+
+def _count(cells: np.ndarray) -> np.ndarray:
+    """int32 ``[...]``: the True cells of each row (``cells[..., position]``; summed as bytes,
+    faster than a sum of booleans)."""
+    return np.ascontiguousarray(cells).view(np.uint8).sum(axis=-1, dtype=np.int32)
+
+
+def topk_hits(rows: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """float64 ``[..., source]``: 1 when a target is among the K most-attended positions; with
+    m positions tied at the K-th place, t of them targets and s places left for them, the chance
+    that s of the m drawn at random include a target: ``1 - C(m - t, s) / C(m, s)``."""
+    size = rows.shape[-1]
+    if k >= size:
+        return np.broadcast_to(targets.any(axis=-1), rows.shape[:-1]).astype(np.float64)
+    kth = np.partition(rows, size - k, axis=-1)[..., size - k, None]  # [..., source, 1]
+    boundary = tied(rows, kth)
+    above = (rows > kth) & ~boundary
+    slots = k - above.sum(axis=-1)  # [..., source], 1..k
+    m = boundary.sum(axis=-1)
+    t = (boundary & targets).sum(axis=-1)
+    draw = np.arange(k)  # C(m - t, s) / C(m, s) = prod over draws j < s of (m - t - j) / (m - j)
+    use = draw < slots[..., None]  # [..., source, k]
+    misses = np.where(use, np.maximum((m - t)[..., None] - draw, 0), 1.0)
+    picks = np.where(use, m[..., None] - draw, 1.0)
+    miss_all = np.prod(misses / picks, axis=-1)
+    return np.where((above & targets).any(axis=-1), 1.0, 1.0 - miss_all)
 
 
 def row_entropy(rows: np.ndarray) -> np.ndarray:
@@ -58,31 +110,18 @@ def row_entropy(rows: np.ndarray) -> np.ndarray:
     return -terms.sum(axis=-1) / np.log(size)
 
 
-def in_top_k(rows: np.ndarray, k: int) -> np.ndarray:
-    """bool ``[..., source, position]``: the k most-attended positions of each row, ties lower
-    positions first — the same set as ``ranked(rows, k)``, without a full sort.
-
-    With ``v`` the k-th largest value: every position above ``v`` is in; of the positions equal
-    to ``v``, the lowest ``k - (count above v)`` are in.
-    """
+def chosen_cells(rows: np.ndarray, measure: Measure) -> np.ndarray:
+    """bool ``[..., source, position]``: the positions a source "looks at": its top K and every
+    position tied at the K-th place for ``topk:K``, else its maximum and the positions tied with
+    it."""
+    k = int(measure.k or 1) if measure.kind == "topk" else 1
+    if k == 1:
+        return top_ties(rows)
     size = rows.shape[-1]
     if k >= size:
         return np.ones(rows.shape, dtype=bool)
-    kth = np.partition(rows, size - k, axis=-1)[..., size - k, None]  # [..., source, 1]
-    above = rows > kth
-    tied = rows == kth
-    slots = k - above.sum(axis=-1, keepdims=True)
-    earlier_ties = np.cumsum(tied, axis=-1) - tied
-    return above | (tied & (earlier_ties < slots))
-
-
-def chosen_positions(rows: np.ndarray, measure: Measure) -> np.ndarray:
-    """int ``[..., source, k]``: the positions a source "looks at": its top K for ``topk:K``,
-    else its argmax (ties to the lowest position) as a single column."""
-    k = int(measure.k or 1) if measure.kind == "topk" else 1
-    if k == 1:
-        return np.argmax(rows, axis=-1)[..., None]
-    return ranked(rows, k)
+    kth = np.partition(rows, size - k, axis=-1)[..., size - k, None]
+    return (rows > kth) | tied(rows, kth)
 
 
 def baseline_hits(sources: np.ndarray, targets: np.ndarray) -> dict[int, float]:

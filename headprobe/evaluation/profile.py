@@ -6,8 +6,9 @@ computes one sentence's numbers for all heads and statistics in one vectorised p
 over heads or statistics): with the attention rows of every head ``[head, source, position]``
 and the target sets of every target ``[target, source, position]``,
 
-- argmax hits ``[target, head]``: counted sources whose most-attended position (ties: the
-  lowest) is a target;
+- argmax hits ``[target, head]``: counted sources whose most-attended position is a target, a
+  row whose maximum is tied among m positions counting (tied targets) / m (`measures.top_ties`:
+  the same numbers as ``measure: argmax``);
 - mass ``[target, head]``: the attention on the targets, summed over counted sources;
 - counted ``[target]``: sources with at least one target (the others are left out, per target);
 - entropy ``[head]``: the sum over sources of the row's entropy divided by the log of its number
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from headprobe.claims.spec import Source, Target
-from headprobe.evaluation.measures import row_entropy
+from headprobe.evaluation.measures import row_entropy, top_ties
 from headprobe.evaluation.positions import LevelView, select
 from headprobe.heads import Head
 
@@ -69,9 +70,9 @@ def sentence_numbers(view: LevelView, heads: tuple[Head, ...]) -> SentenceNumber
         targets[t, rows] = selection.targets
     counted = np.asarray(targets.any(axis=-1))  # [target, source]
     rows = view.rows(heads, sources).astype(np.float64)  # [head, source, position]
-    chosen = np.argmax(rows, axis=-1)  # [head, source]; ties: the lowest position
-    hit = targets[:, np.arange(sources.size)[None, :], chosen]  # [target, head, source]
-    argmax = (hit & counted[:, None, :]).sum(axis=-1).astype(np.float64)
+    top = top_ties(rows).astype(np.float64)  # [head, source, position]: the tied maxima
+    share = top / top.sum(axis=-1, keepdims=True)  # each gets 1/m of its row's hit
+    argmax = np.einsum("hsn,tsn->th", share, targets.astype(np.float64))  # [target, head]
     mass = np.einsum("hsn,tsn->th", rows, targets.astype(np.float64))
     return SentenceNumbers(argmax=argmax, mass=mass, counted=counted.sum(axis=-1),
                            entropy=_entropy(rows, size), sources=int(sources.size))

@@ -57,11 +57,15 @@ class HeadValue:
     n: int
     left_out: int
     passed: bool
+    ci_note: str | None = None  # why there is no interval although there is a value
 
     def to_json(self) -> dict[str, Any]:
-        return {"head": self.head, "value": _round(self.value),
+        data = {"head": self.head, "value": _round(self.value),
                 "ci": None if self.ci is None else [_round(self.ci[0]), _round(self.ci[1])],
                 "n": self.n, "left_out": self.left_out, "passed": self.passed}
+        if self.ci_note is not None:
+            data["ci_note"] = self.ci_note
+        return data
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ class ClaimResult:
     ``counterexamples`` are set for ``per: sentence``; ``baseline`` for ``baseline: offset``,
     with ``baseline_beaten`` saying whether the value beat it (by the margin). ``heads`` holds
     every matched head's value for ``any``/``none``, best first. ``why`` is the claim's reason as
-    written; ``reproduce`` a command that runs just this claim again.
+    written; ``reproduce`` a command that runs just this claim again. ``ci`` is None with a value
+    when too few sentences counted for a bootstrap; ``ci_note`` then says so (``1 sentence, the
+    bootstrap needs 4``). ``failure`` says why a claim failed when its value does not (``2 of 12
+    sentences below 0.8 (worst 0.610)``, with ``sentences_failed`` 2, for ``per: sentence``).
     """
 
     file: str
@@ -110,6 +117,8 @@ class ClaimResult:
     tolerance: float | None = None  # expect: unchanged
     failure: str | None = None  # why it failed, when the measured line does not say
     average: str = "pool"  # sentence: the value is the mean of the sentences' values
+    ci_note: str | None = None  # why there is no interval although there is a value
+    sentences_failed: int | None = None  # per: sentence: how many sentences miss
 
     @property
     def failed_only_on_baseline(self) -> bool:
@@ -127,6 +136,8 @@ class ClaimResult:
             "n": self.n, "left_out": self.left_out, "passed": self.passed,
             "figures": list(self.figures),
         }
+        if self.ci_note is not None:
+            data["ci_note"] = self.ci_note
         if self.average != "pool":
             data["average"] = self.average
         if self.sentences is not None:

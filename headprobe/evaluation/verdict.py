@@ -8,8 +8,12 @@ Pure functions over small arrays; no runs, no model. Decisions (see docs/measure
   whatever the measure, and a baseline averaged the same way.
 - ``per: pool`` passes iff the pooled value meets the expectation, and with ``confidence`` the
   whole interval does too.
+- A sentence bootstrap over fewer sentences than `bootstrap_sentences_needed` gives no interval
+  (``ci`` None, ``ci_note`` says why): ``per: pool`` then passes on the value alone, and fails
+  with ``confidence`` (which asks for an interval that cannot be had).
 - ``per: sentence`` passes iff every sentence with at least one counted source meets the
   expectation on its own value; the pooled value and interval are reported but not checked.
+  A failure says how many sentences miss and the worst value (``failure``).
 - ``baseline: offset`` additionally needs pooled value > baseline value + margin (strictly).
 - No counted source at all: no value, no interval, fail.
 - ``any`` / ``none`` pick one head to report: among passing heads the one with the best value in
@@ -25,7 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Expectation
-from headprobe.evaluation.intervals import DEFAULT_CONFIDENCE, bootstrap_ratios, wilson
+from headprobe.evaluation.intervals import (
+    DEFAULT_CONFIDENCE,
+    bootstrap_ratios,
+    bootstrap_sentences_needed,
+    wilson,
+)
 from headprobe.evaluation.measures import best_baseline
 from headprobe.evaluation.results import Baseline
 
@@ -51,6 +60,9 @@ class HeadOutcome:
     worst: tuple[int, ...]
     baseline_beaten: bool | None = None  # None without a baseline
     meets_expectation: bool = False  # the verdict before the baseline
+    ci_note: str | None = None  # why there is no interval although there is a value
+    failure: str | None = None  # why it fails, when the value and interval do not say
+    sentences_failed: int | None = None  # per: sentence: how many sentences miss
 
 
 def closeness(expect: Expectation, value: float | None) -> float:
@@ -92,9 +104,9 @@ def judge_heads(spec: ClaimSpec, counts: np.ndarray, left_out: np.ndarray, hits:
     baseline = _baseline(spec, baseline_hits, counts) if spec.baseline == "offset" else None
     warnings = health_warnings(spec, n, dropped, len(texts))
     values = _values(spec, hits, counts)
-    intervals = _intervals(spec, hits, counts, n)
+    intervals, note = _intervals(spec, hits, counts, n)
     return [_outcome(spec, counts, hits[:, h], values[h], ci, texts, indices, baseline,
-                     warnings, dropped)
+                     warnings, dropped, note)
             for h, ci in enumerate(intervals)]
 
 
@@ -134,19 +146,31 @@ def _baseline(spec: ClaimSpec, baseline_hits: BaselineHits,
 
 def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray, value: float | None,
              ci: tuple[float, float] | None, texts: Sequence[str], indices: Sequence[int],
-             baseline: Baseline | None, warnings: tuple[str, ...], dropped: int) -> HeadOutcome:
+             baseline: Baseline | None, warnings: tuple[str, ...], dropped: int,
+             ci_note: str | None) -> HeadOutcome:
     n = int(counts.sum())
     per_sentence = {int(s): float(hits[s] / counts[s]) for s in np.flatnonzero(counts > 0)}
+    failure, failed = None, None
     if spec.per == "sentence":
         failing = [s for s, v in per_sentence.items() if not spec.expect.holds(v)]
         passed = n > 0 and not failing
         order = sorted(failing, key=lambda s: (len(texts[s]), per_sentence[s], indices[s]))
         counterexamples: tuple[str, ...] | None = tuple(texts[s] for s in order)
         sentences: int | None = len(per_sentence)
+        failed = len(failing)
+        if failing:
+            failure = sentences_missing(spec.expect, [per_sentence[s] for s in failing],
+                                        len(per_sentence))
     else:
         passed = value is not None and spec.expect.holds(value)
-        if passed and spec.confidence is not None and ci is not None:
-            passed = spec.expect.holds_interval(*ci)
+        if passed and spec.confidence is not None and not spec.expect.is_unchanged:
+            if ci is not None:
+                passed = spec.expect.holds_interval(*ci)
+            else:
+                passed = False
+                failure = (f"confidence {spec.confidence:g} needs the whole interval to meet the "
+                           f"expectation, and there is none ({ci_note}): add sentences or "
+                           f"drop confidence")
         counterexamples, sentences = None, None
     meets = bool(passed)
     beaten = None
@@ -159,22 +183,45 @@ def _outcome(spec: ClaimSpec, counts: np.ndarray, hits: np.ndarray, value: float
         value=value, ci=ci, n=n, left_out=dropped, passed=bool(passed), sentences=sentences,
         counterexamples=counterexamples, baseline=baseline, warnings=warnings,
         worst=tuple(int(indices[s]) for s in worst), baseline_beaten=beaten,
-        meets_expectation=meets)
+        meets_expectation=meets, ci_note=ci_note if ci is None and value is not None else None,
+        failure=failure, sentences_failed=failed)
+
+
+def sentences_missing(expect: Expectation, values: Sequence[float], checked: int) -> str:
+    """``2 of 12 sentences below 0.8 (worst 0.610)``: the sentences that miss the expectation
+    (``values``: their own values), of ``checked``, and the one furthest from it."""
+    worst = min(values, key=lambda v: closeness(expect, v))
+    noun = "sentence" if checked == 1 else "sentences"
+    return f"{len(values)} of {checked} {noun} {_missing_side(expect)} (worst {worst:.3f})"
+
+
+def _missing_side(expect: Expectation) -> str:
+    """Where a value that misses ``expect`` lies: ``below 0.8``, ``outside 0.2 to 0.5``."""
+    sides = {">=": "below", ">": "at or below", "<=": "above", "<": "at or above"}
+    if expect.op in sides:
+        return f"{sides[expect.op]} {expect.low:g}"
+    high = expect.high if expect.high is not None else 1.0
+    return f"outside {expect.low:g} to {high:g}"
 
 
 def _intervals(spec: ClaimSpec, hits: np.ndarray, counts: np.ndarray,
-               n: int) -> list[tuple[float, float] | None]:
+               n: int) -> tuple[list[tuple[float, float] | None], str | None]:
     """Per head: Wilson for pooled shares; the sentence bootstrap (shared resamples) for mass,
-    entropy and every ``average: sentence`` value (of the mean of the sentences' values)."""
+    entropy and every ``average: sentence`` value (of the mean of the sentences' values) — or,
+    when too few sentences counted a source for a bootstrap, no interval and a note saying so."""
     level = spec.confidence if spec.confidence is not None else DEFAULT_CONFIDENCE
+    if spec.average != "sentence" and spec.measure.is_share:
+        return [wilson(float(total), n, level) for total in hits.sum(axis=0)], None
+    kept = counts > 0
+    sentences, needed = int(kept.sum()), bootstrap_sentences_needed(level)
+    if 0 < sentences < needed:
+        noun = "sentence" if sentences == 1 else "sentences"
+        return [None] * hits.shape[1], f"{sentences} {noun}, the bootstrap needs {needed}"
     if spec.average == "sentence":
-        kept = counts > 0
         ratios = np.zeros_like(hits)
         ratios[kept] = hits[kept] / counts[kept, None]
-        return bootstrap_ratios(ratios, kept.astype(np.float64), level)
-    if spec.measure.is_share:
-        return [wilson(float(total), n, level) for total in hits.sum(axis=0)]
-    return bootstrap_ratios(hits, counts, level)
+        return bootstrap_ratios(ratios, kept.astype(np.float64), level), None
+    return bootstrap_ratios(hits, counts, level), None
 
 
 def health_warnings(spec: ClaimSpec, n: int, left_out: int, sentences: int) -> tuple[str, ...]:

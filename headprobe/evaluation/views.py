@@ -13,7 +13,7 @@ import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import score_sentence
-from headprobe.evaluation.measures import chosen_positions
+from headprobe.evaluation.measures import chosen_cells
 from headprobe.evaluation.positions import level_view, select
 from headprobe.heads import Head
 from headprobe.runs import Run
@@ -32,7 +32,8 @@ class AttentionView:
       matrix: float32 ``[query, key]``.
       labels: per position: the wordpiece, or the word at ``level: word``.
       expected: ``(query, key)`` cells: every counted source with each of its targets.
-      actual: ``(query, key)`` cells: every counted source with its argmax (its top K for topk).
+      actual: ``(query, key)`` cells: every counted source with its argmax (its top K for topk),
+        and every cell tied with it (a uniform row: the whole row).
       value: the sentence's score (``None`` when no source counted).
       rows, columns: the sentence positions the matrix's rows and columns show (all of them,
         unless `windowed` cut the view); ``labels`` go with the rows, `column_labels` with the
@@ -57,8 +58,8 @@ def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
     matrix = view.matrix(head)
     expected = tuple((int(q), int(k)) for q, row in zip(selection.sources, selection.targets)
                      for k in np.flatnonzero(row))
-    chosen = chosen_positions(matrix[selection.sources], spec.measure)  # [source, k]
-    actual = tuple((int(q), int(k)) for q, ks in zip(selection.sources, chosen) for k in ks)
+    chosen = chosen_cells(matrix[selection.sources], spec.measure)  # [source, position]
+    actual = tuple((int(selection.sources[i]), int(k)) for i, k in zip(*np.nonzero(chosen)))
     positions = tuple(range(view.size))
     return AttentionView(matrix=matrix.astype(np.float32), labels=view.labels,
                          expected=expected, actual=actual,

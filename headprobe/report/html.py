@@ -6,7 +6,9 @@ sentences, ids, claims, labels, file names, models — passes through `html.esca
 also URL-quoted, and a path that is absolute or has a scheme is not linked at all.
 
 The page leads with the outcomes counted as pytest counts them and a layers x heads grid per
-model (each head's outcome and value; a click filters the table to that head). The table fits
+model (each head's outcome and value; a click filters the table to that head). The table (with
+each claim's expectation as written, and under a failure's outcome why it failed when the value
+does not say, such as ``2 of 12 sentences below 0.8 (worst 0.610)``) fits
 the page (1,400 px and up: no horizontal scrolling), can be sorted by clicking a header (numbers
 as numbers), filtered by a text box and by outcome. Failures are listed after the table with
 their why, reproduce command, baseline, every head of an any/none claim, counterexamples and
@@ -24,8 +26,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-COLUMNS = ("file", "id", "claim", "head", "measure", "value", "interval", "n", "left out",
-           "result", "baseline")
+COLUMNS = ("file", "id", "claim", "head", "measure", "value", "interval", "expected", "n",
+           "left out", "result", "baseline")
 
 
 def render_index_html(report: Mapping[str, Any]) -> str:
@@ -168,11 +170,12 @@ def _row(index: int, result: Mapping[str, Any]) -> str:
         _cell(str(result.get("measure", ""))
               + (" (mean of sentences)" if result.get("average") == "sentence" else "")),
         _cell(format_number(value), sort=_sort_number(value)),
-        _cell(format_interval(interval),
+        _cell(format_interval(interval, result.get("ci_note")),
               sort=_sort_number(interval[0] if _is_pair(interval) else None)),
+        _cell(format_expected(result)),
         _cell(_int_text(result.get("n")), sort=_sort_number(result.get("n"))),
         _cell(_int_text(result.get("left_out")), sort=_sort_number(result.get("left_out"))),
-        f'<td class="outcome {status}" data-sort="{status}">{_e(status)}</td>',
+        f'<td class="outcome {status}" data-sort="{status}">{_e(status)}{_reason(result)}</td>',
         _cell(format_baseline(result.get("baseline"))),
     ]
     heads = " ".join(_heads_of(result))
@@ -202,15 +205,17 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
              f'<h3>{_e(result.get("file", ""))} :: {_e(name)}</h3>',
              "<dl>"]
     for key, label in (("claim", "claim"), ("expect", "expected"), ("value", "value"),
-                       ("ci", "95% interval"), ("model", "model"), ("level", "level"),
-                       ("sentences", "sentences checked"), ("why", "why"),
+                       ("ci", "95% interval"), ("failure", "why it failed"), ("model", "model"),
+                       ("level", "level"), ("sentences", "sentences checked"), ("why", "why"),
                        ("reproduce", "reproduce"), ("item", "test"), ("error", "error")):
-        if result.get(key) is not None:
-            shown = result[key]
+        if result.get(key) is not None or (key == "ci" and result.get("ci_note")):
+            shown = result.get(key)
             if key == "value":
                 shown = format_number(shown)
             elif key == "ci":
-                shown = format_interval(shown)
+                shown = format_interval(shown, result.get("ci_note"))
+            elif key == "expect":
+                shown = format_expected(result)
             lines.append(f"<dt>{_e(label)}</dt><dd>{_e(shown)}</dd>")
     if result.get("baseline"):
         beaten = result.get("baseline_beaten")
@@ -228,7 +233,7 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
                      f'</th></tr>')
         lines.extend(f'<tr><td>{_e(h.get("head", ""))}</td>'
                      f'<td>{_e(format_number(h.get("value")))}</td>'
-                     f'<td>{_e(format_interval(h.get("ci")))}</td>'
+                     f'<td>{_e(format_interval(h.get("ci"), h.get("ci_note")))}</td>'
                      f'<td>{_e(_int_text(h.get("n")))}</td>'
                      f'<td>{_e(_int_text(h.get("left_out")))}</td>'
                      f'<td>{"yes" if h.get("passed") else "no"}</td></tr>' for h in heads)
@@ -289,10 +294,34 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def format_interval(interval: Any) -> str:
+def format_interval(interval: Any, note: Any = None) -> str:
+    """``[0.380, 0.445]``, or ``n/a (NOTE)`` without an interval but with a note saying why."""
     if not _is_pair(interval):
-        return "" if interval is None else str(interval)
+        if interval is None:
+            return f"n/a ({note})" if note else ""
+        return str(interval)
     return f"[{format_number(interval[0])}, {format_number(interval[1])}]"
+
+
+def format_expected(result: Mapping[str, Any]) -> str:
+    """The expectation as written (``>= 0.8``), ``unchanged ± 0.02`` with its tolerance, and
+    ``in every sentence`` for ``per: sentence`` (a result that counts ``sentences``)."""
+    expect = str(result.get("expect", ""))
+    tolerance = result.get("tolerance")
+    if expect == "unchanged" and isinstance(tolerance, (int, float)):
+        expect += f" ± {tolerance:g}"
+    if result.get("sentences") is not None:
+        expect += " in every sentence"
+    return expect
+
+
+def _reason(result: Mapping[str, Any]) -> str:
+    """Why a failure failed, under its outcome, when it is short enough for the table (an
+    unchanged claim's, with both fingerprints, is in the details)."""
+    failure = result.get("failure")
+    if not failure or result.get("expect") == "unchanged" or outcome(result) == "passed":
+        return ""
+    return f'<br><small class="reason">{_e(failure)}</small>'
 
 
 def format_baseline(baseline: Any) -> str:
@@ -347,12 +376,12 @@ table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 #results{width:100%;table-layout:fixed}
 #results td{overflow-wrap:anywhere}
-#results th:nth-child(1){width:16%}#results th:nth-child(2){width:10%}
-#results th:nth-child(3){width:18%}#results th:nth-child(4){width:5%}
+#results th:nth-child(1){width:13%}#results th:nth-child(2){width:9%}
+#results th:nth-child(3){width:15%}#results th:nth-child(4){width:5%}
 #results th:nth-child(5){width:6%}#results th:nth-child(6){width:6%}
-#results th:nth-child(7){width:10%}#results th:nth-child(8){width:5%}
-#results th:nth-child(9){width:5%}#results th:nth-child(10){width:7%}
-#results th:nth-child(11){width:12%}
+#results th:nth-child(7){width:9%}#results th:nth-child(8){width:8%}
+#results th:nth-child(9){width:4%}#results th:nth-child(10){width:5%}
+#results th:nth-child(11){width:10%}#results th:nth-child(12){width:10%}
 .grids{display:flex;flex-wrap:wrap;gap:1.5em;margin:1em 0}
 .grid figcaption{font-size:.85em;color:#555;margin-bottom:.3em}
 table.heads{font-size:.75em}table.heads td,table.heads th{padding:.15em .3em;text-align:center}
@@ -366,6 +395,7 @@ th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
 td[data-numeric]{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.outcome.passed{color:#1a7f37;font-weight:bold}td.outcome.failed{color:#c62828;font-weight:bold}
+td.outcome .reason{font-weight:normal;color:#1b1b1b}
 tr.hidden{display:none}
 section.detail{border-top:2px solid #c62828;margin-top:1.5em;padding-top:.5em}
 section.detail.passed{border-top-color:#1a7f37}

@@ -18,16 +18,24 @@ SHOWN_HEADS = 3  # heads of an any/none claim listed in a failure; report.json h
 
 
 def measured_line(result: ClaimResult) -> str:
-    """``argmax = 0.412, 95% CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``."""
-    ci = (f", CI [{format_value(result.ci[0])}, {format_value(result.ci[1])}]"
-          if result.ci else "")
+    """``argmax = 0.412, CI [0.380, 0.445], expected >= 0.8 (n=1234, left out 55)``; a
+    ``per: sentence`` failure leads with the sentences that miss (``argmax: 2 of 12 sentences
+    below 0.8 (worst 0.610), expected >= 0.8 in every sentence; over all sentences 0.856, CI
+    [...] (n=..., left out ...)``), and another reason to fail follows the numbers."""
+    ci = interval_text(result.ci, result.ci_note)
     expected = result.expect
     if result.expect == "unchanged" and result.recorded is not None:
         expected = (f"unchanged from {format_value(result.recorded.get('value'))} "
                     f"(tolerance {result.tolerance:g})")
     measure = result.measure + (" (mean of sentences)" if result.average == "sentence" else "")
-    text = (f"{measure} = {format_value(result.value)}{ci}, expected {expected} "
-            f"(n={result.n}, left out {result.left_out})")
+    counts = f"(n={result.n}, left out {result.left_out})"
+    if result.sentences_failed:
+        text = (f"{measure}: {result.failure}, expected {expected} in every sentence; over all "
+                f"sentences {format_value(result.value)}{ci} {counts}")
+    else:
+        text = f"{measure} = {format_value(result.value)}{ci}, expected {expected} {counts}"
+        if _failure_in_line(result):
+            text += f"; {result.failure}"
     if result.baseline:
         text += (f"; best offset baseline k={result.baseline.offset:+d}: "
                  f"{format_value(result.baseline.value)}")
@@ -36,9 +44,22 @@ def measured_line(result: ClaimResult) -> str:
     return text
 
 
+def interval_text(ci: tuple[float, float] | None, note: str | None) -> str:
+    """``, CI [0.380, 0.445]``, ``, CI n/a (1 sentence, the bootstrap needs 4)`` or nothing."""
+    if ci:
+        return f", CI [{format_value(ci[0])}, {format_value(ci[1])}]"
+    return f", CI n/a ({note})" if note else ""
+
+
+def _failure_in_line(result: ClaimResult) -> bool:
+    """Whether `measured_line` says ``failure`` (an unchanged claim's is too long: it has a
+    line of its own)."""
+    return result.failure is not None and result.expect != "unchanged"
+
+
 def head_line(head: HeadValue) -> str:
     """``L6H1: 0.412, CI [0.380, 0.445], n=1234, left out 55 (meets the expectation)``."""
-    ci = f", CI [{format_value(head.ci[0])}, {format_value(head.ci[1])}]" if head.ci else ""
+    ci = interval_text(head.ci, head.ci_note)
     verdict = "meets the expectation" if head.passed else "does not meet it"
     return (f"{head.head}: {format_value(head.value)}{ci}, n={head.n}, left out "
             f"{head.left_out} ({verdict})")
@@ -53,7 +74,7 @@ def failure_text(job: ClaimJob, result: ClaimResult, run_dir: Path | None, cwd: 
              + (f", average {spec.average})" if spec.average != "pool" else ")"),
              "  " + measured_line(result),
              f"  model: {result.model}"]
-    if result.failure:
+    if result.failure and not _failure_in_line(result):
         lines.append(f"  {result.failure}")
     if result.heads:
         shown = result.heads[:SHOWN_HEADS]

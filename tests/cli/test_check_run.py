@@ -1,9 +1,10 @@
 """`headprobe check` end to end on the planted tiny checkpoint (tests/fixtures_models.py).
 
-Head L1H1 of that model attends exactly uniformly in a sentence without "zebra" (so argmax ties go
-to [CLS], and the mass on any one position is exactly 1/len) and almost only to "zebra" when the
-sentence has it. So every number below is known by hand. One run of the real console command
-(``-v --junitxml --seed``) is shared by most tests; a second run (``--lf``) by the rest.
+Head L1H1 of that model attends exactly uniformly in a sentence without "zebra" (so every position
+ties for the argmax and gets 1/len of the hit, and the mass on any one position is exactly 1/len)
+and almost only to "zebra" when the sentence has it. So every number below is known by hand. One
+run of the real console command (``-v --junitxml --seed``) is shared by most tests; a second run
+(``--lf``) by the rest.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import pytest
 from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
+ZEBRAS = ["The zebra sat on the mat.", "A zebra sat."]  # the same lengths as PLAIN
 LENGTHS = [9, 6]  # tokens with [CLS] and [SEP]: the, cat, sat, on, the, mat, . / a, dog, sat, .
 SOURCES = [n - 2 for n in LENGTHS]  # 7 + 4 = 11 sources (`token`)
+# A uniform row gives each position 1/len of the argmax hit: [CLS] or the next token alike.
+UNIFORM_SHARE = sum(s / length for s, length in zip(SOURCES, LENGTHS)) / sum(SOURCES)
 ANIMALS = ["horse", "cat", "zebra", "dog"]
 THINGS = ["red carpet", "table", "rug", "mat", "big red carpet"]
 MINIMAL = "The zebra sat on the mat."
@@ -30,6 +34,9 @@ sentences:
   plain:
     - {PLAIN[0]}
     - {PLAIN[1]}
+  zebras:
+    - {ZEBRAS[0]}
+    - {ZEBRAS[1]}
   animals:
     generate: {GENERATE}
     template: "The {{animal}} sat on the {{thing}}."
@@ -40,7 +47,7 @@ hypotheses:
   - id: to-cls
     claim: "L1H1: token -> cls"
     over: plain
-    expect: ">= 0.9"
+    expect: "<= 0.2"
   - id: to-next
     claim: "L1H1: token -> next"
     over: plain
@@ -57,13 +64,13 @@ hypotheses:
     over: plain
     expect: "<= 0.2"
   - id: layer-one
-    claim: "L1H*: token -> cls"
-    over: plain
+    claim: "L1H*: token -> word:zebra"
+    over: zebras
     expect: ">= 0.0"
   - id: any-head
-    claim: "L1H*: token -> cls"
+    claim: "L1H*: token -> word:zebra"
     quantifier: any
-    over: plain
+    over: zebras
     expect: ">= 0.9"
   - id: no-head
     claim: "L1H1: token -> next"
@@ -71,19 +78,19 @@ hypotheses:
     over: plain
     expect: ">= 0.5"
   - id: no-head-fails
-    claim: "L1H1,L2H2: token -> cls"
+    claim: "L1H1,L2H2: token -> word:zebra"
     quantifier: none
-    over: plain
+    over: zebras
     expect: ">= 0.9"
   - id: confident
-    claim: "L1H1: token -> cls"
+    claim: "L1H1: token -> word:zebra"
     confidence: 0.95
-    over: plain
+    over: zebras
     expect: ">= 0.9"
   - id: beats-offsets
-    claim: "L1H1: token -> cls"
+    claim: "L1H1: token -> word:zebra"
     baseline: offset
-    over: plain
+    over: zebras
     expect: ">= 0.5"
   - id: skipped
     claim: "L1H1: token -> cls"
@@ -99,7 +106,7 @@ hypotheses:
     claim: "L1H1: token -> cls"
     per: sentence
     over: animals
-    expect: ">= 0.9"
+    expect: ">= 0.05"
 """
 
 FAILING = {"to-next[L1H1]", "no-head-fails[L1H1]", "confident[L1H1]", "planted[L1H1]"}
@@ -169,7 +176,8 @@ def test_report_json_has_exactly_the_spec_keys_and_types(first):
         assert list(result)[:len(keys)] == keys, result
         assert set(result) - set(keys) <= {"sentences", "counterexamples", "baseline",
                                            "warnings", "outcome", "item", "why", "reproduce",
-                                           "quantifier", "heads", "baseline_beaten"}
+                                           "quantifier", "heads", "baseline_beaten", "failure",
+                                           "ci_note"}
         # the outcome is the item's, as pytest decided it; an xfail claim fails as expected
         assert result["outcome"] == ("xfailed" if result["id"] == "known-bad"
                                      else "passed" if result["passed"] else "failed"), result
@@ -178,7 +186,12 @@ def test_report_json_has_exactly_the_spec_keys_and_types(first):
         assert result["file"] == "hypotheses/planted.yaml"
         assert result["model_fingerprint"].startswith("sha256:")
         assert isinstance(result["value"], float) and isinstance(result["n"], int)
-        assert len(result["ci"]) == 2 and result["ci"][0] <= result["value"] <= result["ci"][1]
+        if result["measure"] == "mass":  # a bootstrap over 2 sentences: no interval
+            assert result["ci"] is None, result
+            assert result["ci_note"] == "2 sentences, the bootstrap needs 4", result
+        else:
+            assert len(result["ci"]) == 2, result
+            assert result["ci"][0] <= result["value"] <= result["ci"][1], result
         assert isinstance(result["passed"], bool) and isinstance(result["figures"], list)
     ids = [f"{r['id']}[{r['head']}]" for r in report["results"]]
     assert "skipped[L1H1]" not in ids  # a skipped claim is not evaluated
@@ -198,11 +211,11 @@ def test_exact_values_of_a_uniform_head(first):
     results = first.results()
     n = sum(SOURCES)
     to_cls = results["to-cls[L1H1]"]
-    assert (to_cls["value"], to_cls["n"], to_cls["left_out"], to_cls["passed"]) == (1.0, n, 0,
-                                                                                    True)
+    assert (to_cls["value"], to_cls["n"], to_cls["left_out"], to_cls["passed"]) == (
+        round(UNIFORM_SHARE, 6), n, 0, True)
     assert to_cls["figures"] == []
     to_next = results["to-next[L1H1]"]
-    assert (to_next["value"], to_next["passed"]) == (0.0, False)
+    assert (to_next["value"], to_next["passed"]) == (round(UNIFORM_SHARE, 6), False)
     # mass on one position of a uniform row is 1/len; the mean over all sources:
     mass = sum(s / length for s, length in zip(SOURCES, LENGTHS)) / n
     assert results["mass-next[L1H1]"]["value"] == pytest.approx(round(mass, 6), abs=1e-6)
@@ -219,7 +232,8 @@ def test_any_names_the_best_head_and_none_the_offending_one(first):
     each = {h: results[f"layer-one[{h}]"]["value"] for h in ("L1H1", "L1H2", "L1H3")}
     assert max(each, key=each.get) == "L1H1" and sorted(each.values())[-2] < 1.0
     best = results["any-head[L1H1]"]
-    assert (best["value"], best["passed"], best["claim"]) == (1.0, True, "L1H*: token -> cls")
+    assert (best["value"], best["passed"], best["claim"]) == (1.0, True,
+                                                              "L1H*: token -> word:zebra")
     assert results["no-head[L1H1]"]["passed"] is True
     offending = results["no-head-fails[L1H1]"]
     assert (offending["passed"], offending["value"]) == (False, 1.0)
@@ -233,7 +247,7 @@ def test_confidence_needs_the_whole_interval(first):
 
 def test_offset_baseline_is_reported(first):
     beats = first.results()["beats-offsets[L1H1]"]
-    # Always attending to i-1 puts the first source of each sentence on [CLS]: 2 of 11.
+    # Always attending to i-1 puts the source after "zebra" on it, once per sentence: 2 of 11.
     assert beats["baseline"] == {"offset": -1, "value": round(2 / sum(SOURCES), 6)}
     assert beats["passed"] is True
 
@@ -247,7 +261,7 @@ def test_xfail_is_evaluated_reported_and_worded_as_xfail(first):
 def test_failure_shows_measure_interval_n_why_and_figure_paths_that_exist(first):
     out = first.output
     assert "claim 'L1H1: token -> next' failed on L1H1" in out
-    assert "argmax = 0.000, CI [0.000, 0.259], expected >= 0.5 (n=11, left out 0)" in out
+    assert "argmax = 0.131, CI [0.030, 0.423], expected >= 0.5 (n=11, left out 0)" in out
     assert "why: The planted head is uniform" in out
     run_dir = first.report_dirs()[-1]
     for result in first.report()["results"]:
@@ -312,7 +326,7 @@ def test_all_passing_claims_exit_0_quietly_into_the_report_dir(tmp_path, planted
   - id: to-cls
     claim: "L1H1: token -> cls"
     over: plain
-    expect: ">= 0.9"
+    expect: "<= 0.2"
 """}, settings=f'model = "{planted_model}"\n')
     run = check_subprocess(tmp_path, "ok.yaml", "-q", "--report-dir", "out/reports",
                            cache_dir=check_cache)

@@ -13,17 +13,21 @@ import pytest
 from checkrun import CheckRun, check_subprocess, run_command, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
-N = 11  # sources (`token`) in PLAIN
+ZEBRAS = ["The zebra sat on the mat.", "A zebra sat."]
+N = 11  # sources (`token`) in PLAIN, and in ZEBRAS
+# L1H1 is uniform on PLAIN: each of a row's 9 (6) tied positions gets 1/9 (1/6) of the argmax hit.
+UNIFORM_SHARE = (7 / 9 + 4 / 6) / N
 
 TEST_FILE = '''
 from hypothesis import given, settings
 from headprobe.strategies import from_template
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
+ZEBRAS = ["The zebra sat on the mat.", "A zebra sat."]
 
 
-def test_uniform_head_looks_at_cls(headprobe_model):
-    assert headprobe_model.claim("L1H1: token -> cls").over(PLAIN).argmax() >= 0.9
+def test_planted_head_looks_at_zebra(headprobe_model):
+    assert headprobe_model.claim("L1H1: token -> word:zebra").over(ZEBRAS).argmax() >= 0.9
 
 
 def test_uniform_head_looks_at_next(headprobe_model):
@@ -36,7 +40,8 @@ def test_uniform_head_looks_at_next(headprobe_model):
                      animal=["horse", "cat", "zebra", "dog"],
                      thing=["red carpet", "table", "rug", "mat", "big red carpet"]))
 def test_no_animal_draws_the_eye(headprobe_model, sentence):
-    assert headprobe_model.claim("L1H1: token -> cls").over([sentence]).argmax() >= 0.9
+    # uniform rows give [CLS] 1/len >= 1/16 of the argmax hit; a zebra takes all of it
+    assert headprobe_model.claim("L1H1: token -> cls").over([sentence]).argmax() >= 0.05
 '''
 
 
@@ -55,11 +60,11 @@ def probe(planted_model):
 
 
 def test_measured_shows_value_interval_and_n(probe):
-    result = probe.claim("L1H1: token -> cls").over(PLAIN).argmax()
+    result = probe.claim("L1H1: token -> word:zebra").over(ZEBRAS).argmax()
     assert (result.value, result.n, result.left_out, result.head) == (1.0, N, 0, "L1H1")
     assert float(result) == 1.0
-    assert repr(result) == ("<L1H1: token -> cls on L1H1: argmax = 1.000, 95% CI [0.741, 1.000],"
-                            " n=11, left out 0>")
+    assert repr(result) == ("<L1H1: token -> word:zebra on L1H1: argmax = 1.000, 95% CI "
+                            "[0.741, 1.000], n=11, left out 0>")
 
 
 def test_comparisons_decide_and_record_the_claim(probe):
@@ -73,26 +78,29 @@ def test_comparisons_decide_and_record_the_claim(probe):
 
 
 def test_topk_counts_a_target_among_the_k_most_attended(probe):
-    # Uniform rows: ties go to lower positions, so the top 2 are [CLS] and the first word.
+    # Uniform rows: every position ties, so 2 of a row's len places go to chance: 2/len each.
     top2 = probe.claim("L1H1: token -> cls").over(PLAIN).topk(2)
-    assert top2.value == 1.0
-    # "A dog sat.": top 2 are positions 0 and 1, the previous of sources 1 and 2 (of 4).
-    assert probe.claim("L1H1: token -> previous").over(["A dog sat."]).topk(2).value == 0.5
+    assert top2.value == pytest.approx(2 * UNIFORM_SHARE)
+    # "A dog sat.": 6 positions, 2 places: each source's previous position is in with 1/3.
+    assert probe.claim("L1H1: token -> previous").over(["A dog sat."]).topk(2).value == \
+        pytest.approx(1 / 3)
+    top2_zebra = probe.claim("L1H*: token -> word:zebra").over(ZEBRAS).topk(2)
+    assert top2_zebra.results[0].value == 1.0
 
 
 def test_several_heads_each_must_meet_the_bound(probe):
-    result = probe.claim("L1H*: token -> cls").over(PLAIN).argmax()
+    result = probe.claim("L1H*: token -> word:zebra").over(ZEBRAS).argmax()
     assert [r.head for r in result.results] == ["L1H1", "L1H2", "L1H3"]
     assert not result >= 0.9  # L1H2 and L1H3 are random heads
     assert result.decided.head != "L1H1"
-    any_head = probe.claim("L1H*: token -> cls", quantifier="any").over(PLAIN).argmax()
+    any_head = probe.claim("L1H*: token -> word:zebra", quantifier="any").over(ZEBRAS).argmax()
     assert any_head >= 0.9 and any_head.decided.head == "L1H1"
 
 
 def test_annotated_sentences_and_spans(probe):
     result = probe.claim("L1H1: span:subj -> cls").over(["The [cat]{subj} sat.",
                                                            "A [dog]{subj} sat."]).argmax()
-    assert (result.n, result.value) == (2, 1.0)
+    assert (result.n, result.value) == (2, pytest.approx(1 / 6))  # uniform over 6 positions
 
 
 def test_entropy_of_a_uniform_head_is_1_and_needs_no_target(probe):
@@ -101,12 +109,12 @@ def test_entropy_of_a_uniform_head_is_1_and_needs_no_target(probe):
 
 
 def test_sentence_average_weighs_each_sentence_the_same(probe):
-    # A uniform row's argmax is [CLS] (ties: the lowest position), the previous position of the
-    # first source only: each sentence scores 1 / its sources (7 and 4).
+    # A uniform row gives its previous position 1/len of the argmax hit: each sentence scores
+    # 1 / its length (9 and 6), pooled over 7 and 4 sources.
     pooled = probe.claim("L1H1: token -> previous").over(PLAIN).argmax()
     averaged = probe.claim("L1H1: token -> previous", average="sentence").over(PLAIN).argmax()
-    assert pooled.value == pytest.approx(2 / N)
-    assert averaged.value == pytest.approx((1 / 7 + 1 / 4) / 2)
+    assert pooled.value == pytest.approx(UNIFORM_SHARE)
+    assert averaged.value == pytest.approx((1 / 9 + 1 / 6) / 2)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -163,7 +171,7 @@ def test_failing_python_claim_shows_value_interval_n_and_figures(under_check):
     assert run.rc == 1, run
     assert "2 failed, 1 passed" in run.output, run
     assert "claim 'L1H1: token -> next' failed on L1H1" in run.output
-    assert "argmax = 0.000, CI [0.000, 0.259], expected >= 0.5 (n=11, left out 0)" in run.output
+    assert "argmax = 0.131, CI [0.030, 0.423], expected >= 0.5 (n=11, left out 0)" in run.output
     figures = [line.split("figure: ", 1)[1].strip() for line in run.output.splitlines()
                if "figure: " in line]
     assert figures and all((run.cwd / f).is_file() for f in figures), figures
@@ -180,12 +188,12 @@ def test_python_claims_land_in_the_report_once_per_test(under_check):
     results = under_check.report()["results"]
     by_id = {r["id"]: r for r in results}
     assert len(results) == 3 and set(by_id) == {
-        "test_uniform_head_looks_at_cls", "test_uniform_head_looks_at_next",
+        "test_planted_head_looks_at_zebra", "test_uniform_head_looks_at_next",
         "test_no_animal_draws_the_eye"}
-    assert by_id["test_uniform_head_looks_at_cls"]["passed"] is True
+    assert by_id["test_planted_head_looks_at_zebra"]["passed"] is True
     failed = by_id["test_uniform_head_looks_at_next"]
     assert (failed["passed"], failed["value"], failed["n"], failed["expect"]) == (
-        False, 0.0, N, ">= 0.5")
+        False, round(UNIFORM_SHARE, 6), N, ">= 0.5")
     assert failed["file"] == "test_claims.py" and failed["figures"]
     run_dir = under_check.report_dirs()[-1]
     assert all((run_dir / f).is_file() for f in failed["figures"])
@@ -201,7 +209,7 @@ def test_plain_pytest_runs_the_same_file_with_headprobe_model_option(tmp_path, p
                        "--headprobe-report-dir=out"], tmp_path, check_cache)
     assert run.rc == 1, run
     assert "2 failed, 1 passed" in run.output, run
-    assert "argmax = 0.000, CI [0.000, 0.259], expected >= 0.5 (n=11, left out 0)" in run.output
+    assert "argmax = 0.131, CI [0.030, 0.423], expected >= 0.5 (n=11, left out 0)" in run.output
     assert len(run.report("out")["results"]) == 3
 
 

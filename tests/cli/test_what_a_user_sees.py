@@ -34,7 +34,9 @@ sentences:
     - Then I picked up a red rug from the table.
 """
 
-CLAIMS = SETS + """
+CLAIMS = SETS + """  zebras:
+    - The zebra sat on the mat.
+    - A zebra sat.
 hypotheses:
   - id: uniform-next
     claim: "L1H1: token -> next"
@@ -46,10 +48,10 @@ hypotheses:
     quantifier: any
     over: plain
     expect: ">= 0.99"
-  - id: cls-baseline
-    claim: "L1H1: token -> cls"
+  - id: zebra-baseline
+    claim: "L1H1: token -> word:zebra"
     baseline: offset
-    over: plain
+    over: zebras
     expect: ">= 0.5"
   - id: next-baseline
     claim: "L1H2: token -> next"
@@ -117,7 +119,7 @@ def test_a_failure_because_of_the_baseline_says_so(run):
     result = _result(run, "next-baseline")
     assert result["passed"] is False and result["value"] >= 0.0  # the expectation is met
     assert result["baseline_beaten"] is False and result["baseline"]["offset"] == 1
-    assert _result(run, "cls-baseline")["baseline_beaten"] is True
+    assert _result(run, "zebra-baseline")["baseline_beaten"] is True
     assert "(not beaten: that is why it fails)" in run.output
 
 
@@ -125,7 +127,7 @@ def test_a_claim_that_can_never_beat_its_baseline_is_warned_at_collection(run):
     assert "ClaimWarning" in run.output
     assert "next-baseline: every source's target includes the token at offset +1" in run.output
     assert "can never beat the offset baseline" in run.output
-    assert "cls-baseline: every source" not in run.output  # [CLS] is not at one fixed offset
+    assert "zebra-baseline: every source" not in run.output  # zebra: at no one fixed offset
 
 
 def test_check_prints_where_both_reports_are(run):
@@ -189,7 +191,7 @@ def test_a_progress_bar_shows_in_a_terminal_not_with_q_and_not_in_ci(tmp_path, p
     (tmp_path / "many.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_project(tmp_path, {"p.yaml": "sentences:\n  many: many.txt\nhypotheses:\n"
                                        "  - id: c\n    claim: \"L1H1: token -> cls\"\n"
-                                       "    over: many\n    expect: \">= 0.5\"\n"})
+                                       "    over: many\n    expect: \"<= 0.5\"\n"})
 
     def in_a_terminal(*extra: str, ci: bool = False) -> str:
         env = _environment(tmp_path / f"cache{len(extra)}{ci}")
@@ -305,7 +307,7 @@ def test_unknown_words_are_an_error_unless_the_file_allows_them_and_then_counted
         tmp_path, check_cache, planted_model, monkeypatch, capfd):
     sets = "sentences:\n  s:\n    - The cat sat.\n    - The gnu sat.\n    - A dog sat.\n"
     body = "hypotheses:\n  - id: a\n    claim: \"L1H1: token -> cls\"\n    over: s\n" \
-           "    expect: 0.5\n"
+           "    expect: <= 0.5\n"
     write_project(tmp_path, {"u.yaml": f"model: {planted_model}\n{sets}{body}",
                              "allow.yaml": f"model: {planted_model}\nunknown_words: allow\n"
                                            f"{sets}{body}"})
@@ -337,12 +339,12 @@ import headprobe
 model = headprobe.load({str(planted_model)!r}, compilation_cache=False)
 measured = model.claim("L1H1: token -> cls").over(["The cat sat.", "A dog sat."]).argmax()
 print(repr(measured))
-print(measured >= 0.9, len(measured.results))
+print(measured <= 0.2, len(measured.results))
 """, encoding="utf-8")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "<L1H1: token -> cls on L1H1: argmax = 1.000" in done.stdout
+    assert "<L1H1: token -> cls on L1H1: argmax = 0.167" in done.stdout  # uniform: 1/6
     assert done.stdout.strip().splitlines()[-1] == "True 1"
     assert not (tmp_path / "reports").exists()  # a script writes no report
 

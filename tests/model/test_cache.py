@@ -577,7 +577,7 @@ hypotheses:
   - id: to-cls
     claim: "L1H1: token -> cls"
     over: plain
-    expect: ">= 0.9"
+    expect: "<= 0.2"
   - id: layer-two
     claim: "L2H*: token -> cls"
     measure: mass

@@ -19,9 +19,9 @@ from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
 CLAIMS = """
 sentences:
   plain:
-    - The cat sat on the mat.
-    - A dog sat.
-    - Then I picked up a red rug from the table.
+    - The zebra sat on the mat.
+    - A zebra sat.
+    - Then I picked up a red rug from the zebra.
 hypotheses:
   - id: to-cls
     claim: "L1H1: token -> TARGET"
@@ -66,7 +66,7 @@ class Counter:
 def check(tmp_path, planted_model, monkeypatch, capfd):
     from checkrun import check_inprocess, write_project
 
-    def run(target: str = "cls", *extra: str):
+    def run(target: str = "word:zebra", *extra: str):
         project = write_project(tmp_path / "project",
                                 {"claims.yaml": CLAIMS.replace("TARGET", target)})
         # `-> next` with `baseline: offset` earns a ClaimWarning (it can never beat the
@@ -123,7 +123,7 @@ def test_an_unchanged_rerun_neither_scores_nor_runs_the_model_and_reports_the_sa
 def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
         check, tmp_path, monkeypatch):
     counter = Counter(monkeypatch)
-    assert check("cls").rc == 0
+    assert check("word:zebra").rc == 0
     changed = check("next")  # other target: a new scoring key for to-cls only
     # Every sentence misses on to-cls, so each is run once more (from the forward cache) and
     # both claims are scored on it.
@@ -131,7 +131,7 @@ def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
     fresh = check("next", "--no-cache")
     assert changed.report()["results"] == fresh.report()["results"]
     scored = counter.scores
-    assert check("cls").rc == 0 and check("next").rc == changed.rc
+    assert check("word:zebra").rc == 0 and check("next").rc == changed.rc
     assert counter.scores == scored  # both versions of the claim are cached side by side
     assert _entries(tmp_path) == 3
 
@@ -156,11 +156,11 @@ def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, 
 
 def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
     counter = Counter(monkeypatch)
-    check("cls", "--no-cache")
+    check("word:zebra", "--no-cache")
     assert not (tmp_path / "cache" / "forward").exists()
     cold = check()
     rows = _stored(tmp_path)
-    bypass = check("cls", "--no-cache")
+    bypass = check("word:zebra", "--no-cache")
     assert counter.scores == 3 * 2 * 3  # the cached numbers were not read
     assert _stored(tmp_path) == rows
     assert bypass.report()["results"] == cold.report()["results"]

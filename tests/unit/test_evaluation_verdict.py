@@ -14,6 +14,7 @@ from headprobe.heads import Head, HeadPattern
 from headprobe.runs import Run
 
 NO_BASELINE: dict[int, float] = {}
+NO_CI = "1 sentence, the bootstrap needs 4"
 
 
 def make_spec(expect: Expectation = Expectation(">=", 0.8), *, target: str = "next",
@@ -58,9 +59,10 @@ def test_confidence_requires_the_whole_interval_to_meet_the_expectation():
 
 def test_mass_interval_is_the_sentence_bootstrap():
     spec = make_spec(Expectation(">=", 0.3), measure=Measure("mass"))
-    outcome = verdict(spec, counts=[2, 3, 1], hits=[0.5, 1.5, 0.25])
-    assert outcome.value == pytest.approx(2.25 / 6)
-    assert outcome.ci == bootstrap_ratio(np.array([0.5, 1.5, 0.25]), np.array([2, 3, 1]))
+    outcome = verdict(spec, counts=[2, 3, 1, 2], hits=[0.5, 1.5, 0.25, 0.75])
+    assert outcome.value == pytest.approx(3.0 / 8)
+    assert outcome.ci == bootstrap_ratio(np.array([0.5, 1.5, 0.25, 0.75]),
+                                         np.array([2, 3, 1, 2]))
 
 
 # --- per: sentence -------------------------------------------------------------------------
@@ -213,17 +215,18 @@ def test_result_json_has_exactly_the_spec_keys_in_order():
         "file": "hyp/a.yaml", "id": "next-token", "head": "L1H1",
         "claim": "L1H*: token -> next", "measure": "mass", "level": "token", "model": "tiny",
         "model_fingerprint": "sha256:abc", "expect": ">= 35%", "value": 0.6,
-        "ci": [0.6, 0.6], "n": 3, "left_out": 0, "passed": True, "figures": [],
+        "ci": None, "n": 3, "left_out": 0, "passed": True, "figures": [],
+        "ci_note": NO_CI,  # a bootstrap over one sentence has no spread
         "quantifier": "any",
         "heads": [  # every matched head, best first
-            {"head": "L1H1", "value": 0.6, "ci": [0.6, 0.6], "n": 3, "left_out": 0,
-             "passed": True},
-            {"head": "L1H4", "value": 0.4, "ci": [0.4, 0.4], "n": 3, "left_out": 0,
-             "passed": True},
-            {"head": "L1H3", "value": 0.3, "ci": [0.3, 0.3], "n": 3, "left_out": 0,
-             "passed": False},
-            {"head": "L1H2", "value": 0.2, "ci": [0.2, 0.2], "n": 3, "left_out": 0,
-             "passed": False}],
+            {"head": "L1H1", "value": 0.6, "ci": None, "n": 3, "left_out": 0,
+             "passed": True, "ci_note": NO_CI},
+            {"head": "L1H4", "value": 0.4, "ci": None, "n": 3, "left_out": 0,
+             "passed": True, "ci_note": NO_CI},
+            {"head": "L1H3", "value": 0.3, "ci": None, "n": 3, "left_out": 0,
+             "passed": False, "ci_note": NO_CI},
+            {"head": "L1H2", "value": 0.2, "ci": None, "n": 3, "left_out": 0,
+             "passed": False, "ci_note": NO_CI}],
         "warnings": ["only 3 source(s) counted (fewer than 20): the value rests on little "
                      "evidence — add sentences"]}
     assert list(result.to_json())[:15] == ["file", "id", "head", "claim", "measure", "level",
@@ -238,4 +241,4 @@ def test_result_json_adds_per_sentence_and_baseline_fields_and_rounds():
     assert data["value"] == 0.2 and data["passed"] is False     # the baseline (+1) scores 1.0
     assert data["sentences"] == 1 and data["counterexamples"] == []
     assert data["baseline"] == {"offset": 1, "value": 1.0} and data["baseline_beaten"] is False
-    assert data["ci"] == [round(v, 6) for v in data["ci"]]
+    assert data["ci"] is None and data["ci_note"] == NO_CI

@@ -82,10 +82,10 @@ def test_table_has_one_row_per_result_with_every_column():
         result("prev-token", 0.31, False, head="L1H3", figures=["figures/prev_L1H3_1.png"])))
     rows = read(page).rows
     assert rows[0] == ["hypotheses/minilm/positional.yaml", "next-token", "L2H5: token -> next",
-                       "L2H5", "argmax", "0.910", "[0.860, 0.960]", "100", "3", "passed",
-                       "offset -1: 0.420"]
-    assert rows[1][1] == "prev-token" and rows[1][3] == "L1H3" and rows[1][9] == "failed"
-    assert rows[1][10] == ""
+                       "L2H5", "argmax", "0.910", "[0.860, 0.960]", ">= 0.8", "100", "3",
+                       "passed", "offset -1: 0.420"]
+    assert rows[1][1] == "prev-token" and rows[1][3] == "L1H3" and rows[1][10] == "failed"
+    assert rows[1][11] == ""
     assert "1 passed" in page and "1 failed" in page
 
 
