@@ -12,8 +12,8 @@ intermediate 11, 16 positions, 2 token types, the vocabulary `WORDS`) in Hugging
 
 So in a sentence without "zebra" every key of L1H1 is exactly zero: its attention is exactly
 uniform over the real positions, every position ties for the argmax (each gets 1/len of the hit),
-and the mass on any one position is exactly 1/len. In a sentence with "zebra" every position attends mostly to
-"zebra". All other weights are random (fixed seed).
+and the mass on any one position is exactly 1/len. In a sentence with "zebra" every position
+attends mostly to "zebra". All other weights are random (fixed seed).
 """
 
 from __future__ import annotations
