@@ -16,7 +16,9 @@ Layout. ``CACHE/forward/entries-v2.sqlite3`` (WAL mode; many processes may read 
 once), one table ``entries(key, header, data, seal)``: ``key`` is the SHA-256 of the key's
 fields, ``header`` a JSON object (the key's fields, the heads, the token count, the SHA-256 of
 ``data``, the scores), ``data`` the raw little-endian float32 ``[stored head, query, key]`` and
-``seal`` the SHA-256 of the key and the header. SQLite does not checksum its pages, so every
+``seal`` the SHA-256 of the key and the header; and a table ``claims`` of the same columns
+holding a whole claim's numbers per row (`headprobe.cache.scores`), sealed the same way and
+read by `claim_data`. SQLite does not checksum its pages, so every
 read is verified: the seal before the header is used (the scores), the data's digest before the
 attention is used, the key's fields, the heads and the token count against what was asked. Reads
 are bounded by the size the caller expects. An entry that fails is ignored (a miss), reported
@@ -61,8 +63,9 @@ MAX_HEADER_BYTES = 16 << 20
 DEFAULT_MAX_HEADS = 1024  # the most heads an entry may store when the caller does not say
 _KIND = "forward cache"
 _CORRUPT = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, header BLOB NOT NULL, "
-           "data BLOB NOT NULL, seal BLOB NOT NULL)")
+_TABLES = ("entries", "claims")
+_SCHEMA = tuple(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, header BLOB NOT NULL, "
+                f"data BLOB NOT NULL, seal BLOB NOT NULL)" for table in _TABLES)
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,17 @@ def _key_digest(key: EntryKey) -> str:
 
 def encoding_digest(encoding: Any) -> str:
     """SHA-256 of a tokenizer encoding's tokens, ids, word ids and offsets (what a run is
-    built on besides the weights)."""
-    payload = json.dumps([list(encoding.tokens), np.asarray(encoding.input_ids).tolist(),
-                          list(encoding.word_ids),
-                          [list(o) for o in encoding.offsets]], separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    built on besides the weights): the tokens as JSON, then the counts and the raw int64
+    arrays (word id -1 for none)."""
+    ids = np.asarray(encoding.input_ids, dtype="<i8").ravel()
+    words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype="<i8")
+    offsets = np.asarray(encoding.offsets, dtype="<i8").reshape(-1)
+    digest = hashlib.sha256(json.dumps(list(encoding.tokens), separators=(",", ":"),
+                                       ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    digest.update(np.array([ids.size, words.size, offsets.size], dtype="<i8").tobytes())
+    for part in (ids, words, offsets):
+        digest.update(part.tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -225,7 +234,8 @@ class _Database:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
+            for schema in _SCHEMA:
+                db.execute(schema)
         except BaseException:
             db.close()
             raise
@@ -243,9 +253,10 @@ class _Database:
                 return self.query(sql, args)
             return None
 
-    def write(self, rows: list[tuple[str, bytes, bytes, bytes]]) -> None:
-        """Insert or replace ``rows`` in one transaction; a failure warns once and stops
-        writing."""
+    def write(self, rows: list[tuple[str, bytes, bytes, bytes]],
+              claims: Sequence[tuple[str, bytes, bytes, bytes]] = ()) -> None:
+        """Insert or replace ``rows`` (entries) and ``claims`` in one transaction; a failure
+        warns once and stops writing."""
         if self._db is not None and not self.path.exists():  # the folder was deleted meanwhile
             self.close()
         db = self.connect() if self.writable else None
@@ -255,6 +266,7 @@ class _Database:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", claims)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -262,7 +274,7 @@ class _Database:
                 raise
         except sqlite3.DatabaseError as error:
             if _is_damage(error) and self._recover(error):
-                self.write(rows)
+                self.write(rows, claims)
                 return
             self._cannot_write(error)
 
@@ -319,6 +331,7 @@ class ForwardCache:
         self.stats = CacheStats()
         self._database = _Database(self.folder, problems)
         self._pending: dict[str, tuple[bytes, bytes, bytes]] = {}  # key digest -> row
+        self._pending_claims: dict[str, tuple[bytes, bytes, bytes]] = {}  # claim key -> row
         self._pending_size = 0
 
     @property
@@ -433,11 +446,57 @@ class ForwardCache:
         """Write the entries waiting in memory in one transaction. If that fails (a full disk,
         a folder that cannot be written) a `CacheWarning` says so once and the cache stops
         writing: the run goes on, uncached."""
-        if not self._pending:
+        if not self._pending and not self._pending_claims:
             return
         pending, self._pending, self._pending_size = self._pending, {}, 0
+        claims, self._pending_claims = self._pending_claims, {}
         self._database.write([(digest, header, data, sealed)
-                              for digest, (header, data, sealed) in pending.items()])
+                              for digest, (header, data, sealed) in pending.items()],
+                             [(key, header, data, sealed)
+                              for key, (header, data, sealed) in claims.items()])
+
+    # ---- whole claims --------------------------------------------------------------------------
+    def claim_data(self, key: str, fields: dict[str, Any], max_bytes: int) -> bytes | None:
+        """The data stored under the claim key ``key`` (a SHA-256 hex digest) if its header is
+        sealed for ``key``, names exactly ``fields`` and the data is whole and at most
+        ``max_bytes``; else None (damage counted and reported once, like an entry's)."""
+        if not self.enabled:
+            return None
+        pending = self._pending_claims.get(key)
+        if pending is not None:
+            header, data, stored_seal = pending
+        else:
+            rows = self._database.query(
+                "SELECT CASE WHEN length(header) <= ?2 THEN header END, "
+                "CASE WHEN length(data) <= ?3 THEN data END, seal FROM claims WHERE key = ?1",
+                (key, MAX_HEADER_BYTES, max_bytes))
+            if not rows:
+                return None
+            header, data, stored_seal = rows[0]
+        decoded = None
+        if header is not None and data is not None and stored_seal == _claim_seal(key, header):
+            try:
+                decoded = json.loads(bytes(header).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                decoded = None
+        if (not isinstance(decoded, dict) or decoded.get("fields") != fields
+                or decoded.get("data_sha256") != hashlib.sha256(bytes(data)).hexdigest()):
+            self._invalid("a claim's numbers whose digest or contents do not match its key")
+            return None
+        return bytes(data)
+
+    def put_claim_data(self, key: str, fields: dict[str, Any], data: bytes) -> None:
+        """Keep ``data`` under the claim key ``key`` with ``fields`` (written by `flush`)."""
+        if not self.enabled or not self._database.writable:
+            return
+        header = json.dumps({"fields": fields, "data_sha256": hashlib.sha256(data).hexdigest()},
+                            ensure_ascii=True, sort_keys=True).encode("ascii")
+        self._pending_claims[key] = (header, data, _claim_seal(key, header))
+
+
+def _claim_seal(key: str, header: bytes) -> bytes:
+    """The SHA-256 that binds a claim row's header to its key."""
+    return hashlib.sha256(b"claim\0" + key.encode("ascii") + b"\0" + bytes(header)).digest()
 
 
 def _is_damage(error: sqlite3.DatabaseError) -> bool:

@@ -17,6 +17,14 @@ never used.
 The scoring-code digest hashes the source of the modules that compute the numbers, so editing
 the scoring invalidates every entry's scores instead of serving stale numbers (the attention
 stays valid). Scores from other scoring code are ignored, and rewritten with the entry.
+
+Whole claims. A claim whose every sentence was scored is also kept as one row of the forward
+cache's ``claims`` table (`ScoreCache.get_claim` / `put_claim`): the numbers of all its sentences
+in order, as raw little-endian int64 and float64 arrays, under the SHA-256 of the scoring key's
+claim part, the scoring-code digest and every sentence's entry key and spans. An unchanged
+re-run reads one row per claim instead of one entry per sentence; the row's header names its
+fields and the data's SHA-256 and is sealed with its key (`ForwardCache.claim_data`), and the
+arrays are checked for shape and range before use, so a damaged row is a miss, never a number.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import numpy as np
 from headprobe.cache.entries import CacheStats, EntryKey, ForwardCache, ScoresUpdate
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
+from headprobe.evaluation.measures import BASELINE_OFFSETS
 from headprobe.heads import Head
 
 FORMAT_VERSION = 3
@@ -69,6 +78,59 @@ def _claim_part(spec: ClaimSpec, heads: tuple[Head, ...]) -> str:
               "baseline": spec.baseline == "offset"}
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text[:-1] + ',"spans":'
+
+
+def claim_fields(spec: ClaimSpec, heads: Sequence[Head], count: int) -> dict[str, Any]:
+    """What a whole claim's row names in its header (checked on every read)."""
+    return {"version": FORMAT_VERSION, "scoring": scoring_digest(),
+            "claim": _claim_part(spec, tuple(heads)), "sentences": count,
+            "heads": len(heads), "baseline": spec.baseline == "offset"}
+
+
+def claim_key(fields: Mapping[str, Any], sentences: Sequence[Sentence],
+              keys: Sequence[EntryKey]) -> str:
+    """SHA-256 (hex) of a whole claim: its fields and, in order, each sentence's entry key and
+    spans."""
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=True).encode("ascii"))
+    for sentence, key in zip(sentences, keys, strict=True):
+        spans = [[s.label, s.start, s.end] for s in sentence.spans]
+        digest.update(b"\0" + key.digest.encode("ascii") + b"\0"
+                      + json.dumps(spans, ensure_ascii=True).encode("ascii"))
+    return digest.hexdigest()
+
+
+def encode_claim_numbers(numbers: Sequence[SentenceNumbers], heads: int,
+                         baseline: bool) -> bytes:
+    """The numbers of every sentence, in order: n and left-out (int64), hits ``[sentence,
+    head]`` and, with ``baseline``, hits per offset ``[sentence, offset]`` (float64)."""
+    parts = [np.array([x.n for x in numbers], dtype="<i8"),
+             np.array([x.left_out for x in numbers], dtype="<i8"),
+             np.stack([x.hits for x in numbers]).astype("<f8").reshape(len(numbers), heads)]
+    if baseline:
+        parts.append(np.array([x.baseline for x in numbers], dtype="<f8"))
+    return b"".join(part.tobytes() for part in parts)
+
+
+def claim_bytes(count: int, heads: int, baseline: bool) -> int:
+    """The size of `encode_claim_numbers`'s output."""
+    return 8 * count * (2 + heads + (len(BASELINE_OFFSETS) if baseline else 0))
+
+
+def decode_claim_numbers(data: bytes, count: int, heads: int,
+                         baseline: bool) -> list[SentenceNumbers] | None:
+    """`encode_claim_numbers`'s numbers, or None unless they have its size and sane values."""
+    if len(data) != claim_bytes(count, heads, baseline):
+        return None
+    flat = np.frombuffer(data, dtype="<i8", count=2 * count)
+    n, left_out = flat[:count], flat[count:]
+    rest = np.frombuffer(data, dtype="<f8", offset=16 * count)
+    hits = rest[:count * heads].reshape(count, heads)
+    offsets = rest[count * heads:].reshape(count, -1) if baseline else None
+    if (n < 0).any() or (left_out < 0).any() or not np.isfinite(rest).all():
+        return None
+    return [SentenceNumbers(int(n[i]), int(left_out[i]), hits[i].copy(),
+                            None if offsets is None else tuple(float(v) for v in offsets[i]))
+            for i in range(count)]
 
 
 def encode_numbers(numbers: SentenceNumbers) -> dict[str, Any]:
@@ -130,6 +192,29 @@ class ScoreCache:
             found.append(numbers)
         self.stats.hits += 1
         return found
+
+    def get_claim(self, spec: ClaimSpec, heads: Sequence[Head], sentences: Sequence[Sentence],
+                  keys: Sequence[EntryKey]) -> list[SentenceNumbers] | None:
+        """The numbers of every sentence of a whole claim, in order, if its row is stored."""
+        if not self.enabled or not sentences:
+            return None
+        fields = claim_fields(spec, heads, len(sentences))
+        baseline = bool(fields["baseline"])
+        data = self.forward.claim_data(claim_key(fields, sentences, keys), fields,
+                                       claim_bytes(len(sentences), len(heads), baseline))
+        if data is None:
+            return None
+        return decode_claim_numbers(data, len(sentences), len(heads), baseline)
+
+    def put_claim(self, spec: ClaimSpec, heads: Sequence[Head], sentences: Sequence[Sentence],
+                  keys: Sequence[EntryKey], numbers: Sequence[SentenceNumbers]) -> None:
+        """Keep a whole claim's numbers (``numbers[i]`` of ``sentences[i]``) as one row."""
+        if not self.enabled or not sentences:
+            return
+        fields = claim_fields(spec, heads, len(sentences))
+        self.forward.put_claim_data(
+            claim_key(fields, sentences, keys), fields,
+            encode_claim_numbers(numbers, len(heads), bool(fields["baseline"])))
 
     def update(self, numbers: Mapping[str, SentenceNumbers]) -> ScoresUpdate:
         """For `ForwardCache.put`: the entry's scores with ``numbers`` written in by scoring key,

@@ -66,6 +66,9 @@ class EvaluationSettings:
 
 # Per sentence text: (accumulator, index into the claim's sentences, sentence, scoring key).
 _Users = dict[str, list[tuple[ClaimAccumulator, int, Sentence, str]]]
+# Per accumulator (by id) still to be kept whole: its numbers by sentence index; None once it
+# came whole from the cache.
+_Collected = dict[int, dict[int, SentenceNumbers] | None]
 
 
 def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelLike],
@@ -98,8 +101,14 @@ def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
     heads = unique_heads(h for job in jobs for h in job.heads)
     cache = settings.cache if settings.cache is not None and settings.cache.enabled else None
     scores = ScoreCache(cache) if cache is not None else None
-    pending, keys = _cached_scores(model, users, scores)
-    _score_runs(model, pending, keys, heads, users, scores, settings)
+    keys = _entry_keys(model, users) if scores is not None else {}
+    collected: _Collected = {}
+    if scores is not None:
+        users = _whole_claims_cached(accumulators, users, keys, scores, collected)
+    pending = _cached_scores(users, keys, scores, collected)
+    _score_runs(model, pending, keys, heads, users, scores, settings, collected)
+    if scores is not None:
+        _keep_whole_claims(accumulators, keys, scores, collected)
     results: dict[str, ClaimResult] = {}
     for accumulator, group in accumulators:
         by_head = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
@@ -121,7 +130,7 @@ def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
 
 def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey],
                 heads: Sequence[Head], users: _Users, scores: ScoreCache | None,
-                settings: EvaluationSettings) -> None:
+                settings: EvaluationSettings, collected: _Collected) -> None:
     """Run ``texts`` (through the forward cache, which they do not write: each entry is
     written here once, with its scores) and score every claim that uses each."""
     pairs = head_pairs(heads)
@@ -133,7 +142,7 @@ def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey]
             numbers: dict[str, SentenceNumbers] = {}
             for accumulator, sentence_index, sentence, key in users[text]:
                 scored = accumulator.score(sentence, run)
-                accumulator.record(sentence_index, sentence.text, scored)
+                _record(accumulator, sentence_index, sentence, scored, collected)
                 numbers[key] = scored
             if scores is not None:
                 scores.put(keys[text], numbers, pairs, stored_attentions(run, pairs),
@@ -143,25 +152,77 @@ def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey]
             cache.flush()
 
 
-def _cached_scores(model: ModelLike, users: _Users,
-                   scores: ScoreCache | None) -> tuple[list[str], dict[str, EntryKey]]:
+def _entry_keys(model: ModelLike, users: _Users) -> dict[str, EntryKey]:
+    """Each text's forward-cache key (its tokenization: the texts are tokenized once)."""
+    texts = list(users)
+    return {text: entry_key(model.fingerprint, encoding)
+            for text, encoding in zip(texts, model.tokenize(texts))}
+
+
+def _record(accumulator: ClaimAccumulator, index: int, sentence: Sentence,
+            numbers: SentenceNumbers, collected: _Collected) -> None:
+    """Record one sentence's numbers, and keep them for the claim's whole row."""
+    accumulator.record(index, sentence.text, numbers)
+    kept = collected.setdefault(id(accumulator), {})
+    if kept is not None:
+        kept[index] = numbers
+
+
+def _whole_claims_cached(accumulators: Sequence[tuple[ClaimAccumulator, list[ClaimJob]]],
+                         users: _Users, keys: Mapping[str, EntryKey], scores: ScoreCache,
+                         collected: _Collected) -> _Users:
+    """Record every claim whose whole row the score cache holds (one read per claim); return
+    the users that still need their sentences' numbers."""
+    done: set[int] = set()
+    for accumulator, group in accumulators:
+        sentences = group[0].sentences
+        found = scores.get_claim(accumulator.spec, accumulator.heads, sentences,
+                                 [keys[s.text] for s in sentences])
+        if found is None:
+            continue
+        for index, (sentence, numbers) in enumerate(zip(sentences, found)):
+            accumulator.record(index, sentence.text, numbers)
+        collected[id(accumulator)] = None
+        done.add(id(accumulator))
+    if not done:
+        return users
+    rest = {text: [user for user in pairs if id(user[0]) not in done]
+            for text, pairs in users.items()}
+    return defaultdict(list, {text: pairs for text, pairs in rest.items() if pairs})
+
+
+def _keep_whole_claims(accumulators: Sequence[tuple[ClaimAccumulator, list[ClaimJob]]],
+                       keys: Mapping[str, EntryKey], scores: ScoreCache,
+                       collected: _Collected) -> None:
+    """Write the whole row of every claim scored sentence by sentence in this run."""
+    for accumulator, group in accumulators:
+        kept = collected.get(id(accumulator))
+        sentences = group[0].sentences
+        if kept is None or len(kept) != len(sentences):
+            continue
+        scores.put_claim(accumulator.spec, accumulator.heads, sentences,
+                         [keys[s.text] for s in sentences],
+                         [kept[i] for i in range(len(sentences))])
+    scores.forward.flush()
+
+
+def _cached_scores(users: _Users, keys: Mapping[str, EntryKey], scores: ScoreCache | None,
+                   collected: _Collected) -> list[str]:
     """Record the score cache's numbers of every text whose (claim, sentence) pairs all hit;
-    return the texts that still need a run, and each text's forward-cache key."""
+    return the texts that still need a run."""
     texts = list(users)
     if scores is None or not texts:
-        return texts, {}
+        return texts
     pending: list[str] = []
-    keys: dict[str, EntryKey] = {}
-    for text, encoding in zip(texts, model.tokenize(texts)):
-        keys[text] = entry_key(model.fingerprint, encoding)
+    for text in texts:
         pairs = users[text]
         found = scores.get(keys[text], [key for *_, key in pairs])
         if found is None:
             pending.append(text)
             continue
         for (accumulator, sentence_index, sentence, _), numbers in zip(pairs, found):
-            accumulator.record(sentence_index, sentence.text, numbers)
-    return pending, keys
+            _record(accumulator, sentence_index, sentence, numbers, collected)
+    return pending
 
 
 def _runs(model: ModelLike, texts: Sequence[str], heads: Sequence[Head],

@@ -97,6 +97,12 @@ def _stored(tmp_path) -> list:
         return sorted(db.execute("SELECT * FROM entries").fetchall())
 
 
+def _forget_whole_claims(tmp_path) -> None:
+    """Delete the whole-claim rows, so that a re-run reads the entries sentence by sentence."""
+    with sqlite3.connect(_database(tmp_path)) as db:
+        db.execute("DELETE FROM claims")
+
+
 def _damage_header(tmp_path, damage: bytes) -> None:
     """Overwrite the JSON header of one entry with ``damage`` (padded with spaces, or NUL
     bytes for an empty damage, to the header's length)."""
@@ -126,8 +132,8 @@ def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
     assert check("word:zebra").rc == 0
     changed = check("next")  # other target: a new scoring key for to-cls only
     # Every sentence misses on to-cls, so each is run once more (from the forward cache) and
-    # both claims are scored on it.
-    assert counter.scores == 2 * 3 + 2 * 3 and counter.forwards == 3
+    # scored for to-cls; layer-two is unchanged and read whole from its claim row.
+    assert counter.scores == 2 * 3 + 3 and counter.forwards == 3
     fresh = check("next", "--no-cache")
     assert changed.report()["results"] == fresh.report()["results"]
     scored = counter.scores
@@ -143,6 +149,7 @@ def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, 
     counter = Counter(monkeypatch)
     cold = check()
     _damage_header(tmp_path, damage)
+    _forget_whole_claims(tmp_path)
     monkeypatch.setattr(safety, "PROBLEMS", Problems())  # this process's first warning again
     monkeypatch.setattr(safety.Problems, "damaged", lambda self, *args: told.append(args))
     told: list = []
@@ -152,6 +159,42 @@ def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, 
     assert told and "forward cache" in told[0][0]
     check()
     assert counter.scores == 2 * 3 + 2
+
+
+def test_an_unchanged_rerun_reads_one_row_per_claim_not_one_entry_per_sentence(
+        check, tmp_path, monkeypatch):
+    from headprobe.cache.entries import ForwardCache as Cache
+
+    cold = check()
+    reads: list = []
+    real_header = Cache.header
+    monkeypatch.setattr(Cache, "header", lambda self, key: reads.append(key)
+                        or real_header(self, key))
+    warm = check()
+    assert reads == []  # both claims came whole from their rows
+    assert warm.report()["results"] == cold.report()["results"]
+    with sqlite3.connect(_database(tmp_path)) as db:
+        assert db.execute("SELECT count(*) FROM claims").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("damage", ["data", "header", "seal"])
+def test_a_damaged_claim_row_is_ignored_and_its_numbers_come_from_the_entries(
+        check, tmp_path, monkeypatch, damage):
+    from headprobe.cache import safety
+
+    counter = Counter(monkeypatch)
+    cold = check()
+    with sqlite3.connect(_database(tmp_path)) as db:
+        key, value = sorted(db.execute(f"SELECT key, {damage} FROM claims").fetchall())[0]
+        flipped = bytes([value[0] ^ 0x01]) + bytes(value[1:])
+        db.execute(f"UPDATE claims SET {damage} = ? WHERE key = ?", (flipped, key))
+    monkeypatch.setattr(safety, "PROBLEMS", Problems())
+    monkeypatch.setattr(safety.Problems, "damaged", lambda self, *args: told.append(args))
+    told: list = []
+    again = check()
+    assert counter.scores == 2 * 3  # the sentences' entries still hold the numbers
+    assert again.report()["results"] == cold.report()["results"]
+    assert told and "forward cache" in told[0][0]
 
 
 def test_no_cache_neither_reads_nor_writes_scores(check, tmp_path, monkeypatch):
