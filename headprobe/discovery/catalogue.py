@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from headprobe.evaluation.intervals import bootstrap_ratios, wilson
+from headprobe.evaluation.intervals import bootstrap_ratios, bootstrap_sentences_needed, wilson
 from headprobe.evaluation.profile import TARGETS, SentenceNumbers
 from headprobe.heads import Head
 
@@ -147,10 +147,13 @@ def estimate(numbers: tuple[SentenceNumbers, ...], target: str | None, measure: 
     if n == 0:
         return Estimate(nan, nan.copy(), nan.copy(), 0)
     values = np.array([math.fsum(column) / n for column in hits.T])
+    intervals: list[tuple[float, float] | None]
     if measure == "argmax":
         intervals = [wilson(float(total), n) for total in hits.sum(axis=0)]
+    elif int((counts > 0).sum()) < bootstrap_sentences_needed():
+        intervals = [None] * heads  # too few sentences for a bootstrap: no interval, no finding
     else:
-        intervals = bootstrap_ratios(hits, counts)
+        intervals = list(bootstrap_ratios(hits, counts))
     lows = np.array([np.nan if ci is None else ci[0] for ci in intervals])
     highs = np.array([np.nan if ci is None else ci[1] for ci in intervals])
     return Estimate(values, lows, highs, n)

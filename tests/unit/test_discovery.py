@@ -125,3 +125,13 @@ def test_written_file_reads_back_as_written(tmp_path, model, path, label):
         for c in claims]
     assert read.sets["discovery"].sentences[0].text == "The cat sat on the mat."
     assert max(len(line) for line in text.splitlines() if "why" not in line) <= 100
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_mass_and_entropy_find_nothing_from_too_few_sentences_for_a_bootstrap(count):
+    # A bootstrap over 1-3 sentences has no spread (check reports no interval): every sentence
+    # at mass 0.8 on [CLS] and entropy 0.95 is no finding, though the values would be.
+    few = numbers(count, argmax={}, mass={"cls": [0.8, 0.8, 0.8]}, entropy=[0.95] * 3)
+    assert find_behaviours(few, HEADS) == []
+    assert [f.measure for f in find_behaviours(numbers(4, argmax={}, mass={"cls": [0.8] * 3},
+                                                       entropy=[0.2] * 3), HEADS)] == ["mass"] * 3
