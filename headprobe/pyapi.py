@@ -166,6 +166,7 @@ class Measured:
         # Described: the one head, the first of several (each), or the chosen one (any/none).
         first = self._judged()[0]
         self.value, self.ci, self.n, self.left_out = first.value, first.ci, first.n, first.left_out
+        self.ci_note = first.ci_note  # why there is no interval although there is a value
         self.head = first.head
 
     def _judged(self, expect: Expectation | None = None):
@@ -205,7 +206,7 @@ class Measured:
 
     def __repr__(self) -> str:
         ci = (f", 95% CI [{format_value(self.ci[0])}, {format_value(self.ci[1])}]"
-              if self.ci else "")
+              if self.ci else f", CI n/a ({self.ci_note})" if self.ci_note else "")
         return (f"<{self.spec.claim_text} on {self.head}: {self.spec.measure} = "
                 f"{format_value(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
 

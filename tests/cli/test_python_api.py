@@ -222,3 +222,9 @@ def test_fixture_without_a_model_that_can_be_had_is_a_usage_error(tmp_path, chec
     assert run.rc == 4, run
     assert "headprobe_model: model 'nobody/no-such-model' could not be found" in run.output, run
     assert "Looked in:" in run.output and not run.report_dirs(), run
+
+
+def test_a_mass_over_one_sentence_shows_that_it_has_no_interval(probe):
+    result = probe.claim("L1H1: token -> next").over(PLAIN[:1]).mass()
+    assert result.ci is None and result.ci_note
+    assert f"CI n/a ({result.ci_note})" in repr(result)
