@@ -39,7 +39,9 @@ LARGE_FILES = frozenset({"tokenizer.json", "vocab.txt", "vocab.json", "merges.tx
                          "spiece.model", "sentencepiece.bpe.model", "sentencepiece.model"})
 MAX_JSON_DEPTH = 64
 
-_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string runs to its closing quote or, unterminated, to the end of the text: a match never
+# fails after scanning ahead, so stripping strings stays linear in the text's length.
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 

@@ -421,3 +421,14 @@ def test_the_undamaged_copy_loads_with_the_bundled_numbers(tmp_path, minilm):
     model = headprobe.load(str(folder), compilation_cache=False)
     (encoding,) = model.tokenize([TEXT])
     assert encoding.input_ids.tolist() == [101, 1996, 4937, 2938, 2006, 1996, 13523, 1012, 102]
+
+
+def test_the_json_depth_check_is_linear_on_escaped_quotes():
+    """A string of 200,000 escaped quotes left open (400 KB) was quadratic to strip (an hour
+    for a megabyte); depths outside strings are still counted."""
+    from headprobe.model.modelfiles import json_depth
+
+    start = time.perf_counter()
+    assert json_depth('{"a": "' + '\\"' * 200_000) == 1
+    assert time.perf_counter() - start < 2.0
+    assert json_depth('{"a": [1, {"b": "[[[\\"]"}]}') == 3
