@@ -358,7 +358,14 @@ def check_vocabulary(tokenizer: Tokenizer) -> None:
             f"{source}: token {token!r} has id {top}, past the model's word embeddings ({rows} "
             f"rows, config.json vocab_size): this tokenizer belongs to another model; use the "
             f"tokenizer saved with these weights")
-    tokenizer.encode(["a"])  # the ids a post-processor adds ([CLS], [SEP]) are checked there
+    # The ids a post-processor adds ([CLS], [SEP]), checked on one probe text straight through
+    # the backend: `Tokenizer.encode` is what callers use (and count) for their sentences.
+    try:
+        probe = backend.encode("a", add_special_tokens=True)
+    except Exception as error:  # the tokenizers library raises plain Exceptions
+        raise ModelFormatError(f"{source}: the tokenizer fails on 'a': {error}; save a working "
+                               f"tokenizer with the model") from None
+    tokenizer._checked_ids("a", probe)
 
 
 def _fast_backend(hf: Any, folder: Path) -> Any:
