@@ -66,6 +66,7 @@ class Recorder:
         self._snapshot_errors: list[str] = []  # snapshot files that could not be written
         self.selected = 0  # items selected to run (after deselection)
         self.reason: str | None = None  # what stopped the run before it finished, if known
+        self.stopped = False  # Ctrl-C or pytest.exit(...), whatever exit status it chose
         self.exit_status = 0
 
     @property
@@ -173,6 +174,7 @@ class Recorder:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C (SIGINT) or ``pytest.exit(...)``: the run stops here."""
+        self.stopped = True
         if isinstance(excinfo.value, KeyboardInterrupt):
             self.reason = "KeyboardInterrupt (Ctrl-C or SIGINT)"
         else:
@@ -195,7 +197,8 @@ class Recorder:
         if cache is not None:
             cache.close()  # checkpoints SQLite's write-ahead log into the file
         store = checkrun.snapshots_if_any(self.config) if checkrun is not None else None
-        if store is not None and exitstatus not in (pytest.ExitCode.INTERRUPTED,
+        if store is not None and not self.stopped and exitstatus not in (
+                                                    pytest.ExitCode.INTERRUPTED,
                                                     pytest.ExitCode.USAGE_ERROR,
                                                     pytest.ExitCode.INTERNAL_ERROR):
             self._snapshots = store.flush()
@@ -227,9 +230,9 @@ class Recorder:
         for line in summary_lines(self.recorded, self._written,
                                   expected_failures=self.expected_failures):
             terminalreporter.write_line(line)
-        from headprobe.report.status import FINISHED, not_finished_text
+        from headprobe.report.status import finished, not_finished_text
 
-        if self.exit_status not in FINISHED:
+        if not finished(self.report()):
             terminalreporter.write_line(f"headprobe: {not_finished_text(self.report())}",
                                         red=True, bold=True)
 
@@ -238,7 +241,7 @@ class Recorder:
         item and its outcome, the items, and the outcomes counted as pytest counts them."""
         from headprobe.report.status import run_status
 
-        ended = run_status(self.exit_status, self.reason)
+        ended = run_status(self.exit_status, self.reason, stopped=self.stopped)
         results = []
         per_item: Counter[str] = Counter()
         for nodeid, result in self.recorded:

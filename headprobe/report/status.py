@@ -23,11 +23,16 @@ FINISHED = (0, 1)
 BANNER_ID = "run-status"
 
 
-def run_status(exit_status: int, reason: str | None = None) -> dict[str, Any]:
-    """The fields of report.json that say how the run ended."""
+def run_status(exit_status: int, reason: str | None = None, *,
+               stopped: bool = False) -> dict[str, Any]:
+    """The fields of report.json that say how the run ended. ``stopped``: the run was stopped
+    (Ctrl-C, ``pytest.exit``) whatever exit status it then chose, even 0 or 1."""
     code = int(exit_status)
-    fields: dict[str, Any] = {"status": STATUS.get(code, f"exit status {code}"),
-                              "exit_status": code, "interrupted": code not in FINISHED}
+    interrupted = stopped or code not in FINISHED
+    status = STATUS.get(code, f"exit status {code}") if code not in FINISHED or not stopped \
+        else "interrupted"
+    fields: dict[str, Any] = {"status": status, "exit_status": code,
+                              "interrupted": interrupted}
     if fields["interrupted"] and reason:
         fields["reason"] = reason
     return fields
@@ -35,7 +40,7 @@ def run_status(exit_status: int, reason: str | None = None) -> dict[str, Any]:
 
 def finished(report: Mapping[str, Any]) -> bool:
     """Whether the report's run finished (a report without an exit status is taken as one)."""
-    return int(report.get("exit_status", 0)) in FINISHED
+    return int(report.get("exit_status", 0)) in FINISHED and not report.get("interrupted")
 
 
 def not_finished_text(report: Mapping[str, Any]) -> str:

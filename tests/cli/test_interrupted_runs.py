@@ -207,3 +207,17 @@ def test_an_internal_error_mid_run_leaves_a_report_that_is_not_green(tmp_path, p
         "internal error", 3, True), report
     assert report["reason"] == "internal error: RuntimeError: a plugin's bug"
     assert (tmp_path / "reports" / "latest").resolve() == previous.resolve()
+
+
+def test_a_run_stopped_by_pytest_exit_with_status_0_is_not_green(tmp_path, planted_model,
+                                                                 check_cache):
+    write_project(tmp_path, {"test_claims.py": USAGE_ERROR_MID_RUN.replace(
+        'headprobe_load("nobody/no-such-model")', 'pytest.exit("stopped early", returncode=0)')
+        .replace("PLAIN =", "import pytest\nPLAIN =")}, settings=f'model = "{planted_model}"\n')
+    run, report, previous = _ended_early(tmp_path, check_cache)
+    assert run.rc == 0, run
+    assert (report["status"], report["exit_status"], report["interrupted"]) == (
+        "interrupted", 0, True), report
+    assert report["reason"] == "stopped early"
+    assert (tmp_path / "reports" / "latest").resolve() == previous.resolve()
+    assert "This run did not finish" in run.output, run
