@@ -1,8 +1,8 @@
 """Sentences: span annotations, templates and sentence files, turned into `Sentence` objects.
 
 Pure except `read_sentence_file`, which reads one text file, and `check_sentence_file_place`,
-which resolves its path. Errors are `ClaimFileError`s; those
-about a sentence's text point at the column with a caret.
+which resolves its path and looks at what kind of file it is. Errors are `ClaimFileError`s;
+those about a sentence's text point at the column with a caret.
 
 Annotations (SPEC §2)::
 
@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.claims.spec import Sentence, Span
-from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
+from headprobe.claims.textfile import (
+    TextFileProblem,
+    describe_character,
+    read_user_text,
+    stat_regular,
+)
 from headprobe.errors import ClaimFileError, FileOutsideProject, did_you_mean
 
 __all__ = [
@@ -280,7 +285,16 @@ def check_sentence_file_place(path: str | os.PathLike[str], files_under: Sequenc
     """Raise `FileOutsideProject` (located at ``origin``) unless ``path``, with every symbolic
     link resolved, lies under one of ``files_under`` (resolved folders: the project and those
     the user allowed). ``written`` is the path as the hypothesis file wrote it. The file is not
-    read, so nothing of it can leak into an error or a report."""
+    read, so nothing of it can leak into an error or a report.
+
+    A path no file could be read from wherever it lies (one with a NUL, a FIFO, a device) is
+    a `ClaimFileError` at ``origin`` saying so first, as `read_sentence_file` would."""
+    try:
+        stat_regular(path)
+    except TextFileProblem as problem:
+        raise origin.error(f"sentence file {str(path)!r}: {problem}") from None
+    except OSError:
+        pass  # missing or unreadable: its place decides first, then reading says what is wrong
     resolved = Path(os.path.realpath(path))
     if any(resolved.is_relative_to(root) for root in files_under):
         return

@@ -77,15 +77,9 @@ def read_regular_bytes(path: str | os.PathLike[str], cap: int) -> bytes:
     (`TextFileProblem`) before it is opened for reading, so nothing blocks or streams forever;
     a folder raises IsADirectoryError, a missing file FileNotFoundError."""
     path = Path(path)
-    try:
-        info = os.stat(path)
-    except ValueError:  # e.g. an embedded NUL in the path
-        raise TextFileProblem("the path contains a NUL character; fix the path") from None
+    info = stat_regular(path)
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(21, "Is a directory", str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise TextFileProblem(f"{special_file_kind(info.st_mode)} is not a regular file; give "
-                              f"the path of a text file")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     handle = os.open(path, flags)
     try:
@@ -95,6 +89,20 @@ def read_regular_bytes(path: str | os.PathLike[str], cap: int) -> bytes:
             return stream.read(cap + 1)
     finally:
         os.close(handle)
+
+
+def stat_regular(path: str | os.PathLike[str]) -> os.stat_result:
+    """``os.stat(path)`` (a symbolic link is followed) of a regular file or a folder, without
+    opening it: a path with a NUL, a FIFO, a device or a socket is a `TextFileProblem`; a
+    missing file raises FileNotFoundError, as `os.stat` does."""
+    try:
+        info = os.stat(path)
+    except ValueError:  # e.g. an embedded NUL in the path
+        raise TextFileProblem("the path contains a NUL character; fix the path") from None
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        raise TextFileProblem(f"{special_file_kind(info.st_mode)} is not a regular file; give "
+                              f"the path of a text file")
+    return info
 
 
 def decode_user_text(data: bytes) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from headprobe.claims.sentences import (
     MAX_EXPANDED,
     Location,
+    check_sentence_file_place,
     check_template,
     expand_template,
     parse_annotated,
@@ -15,7 +18,7 @@ from headprobe.claims.sentences import (
     template_slot_names,
 )
 from headprobe.claims.spec import Sentence, Span
-from headprobe.errors import ClaimFileError
+from headprobe.errors import ClaimFileError, FileOutsideProject
 
 
 def spanned(sentence: Sentence) -> dict[str, str]:
@@ -245,3 +248,32 @@ def test_non_utf8_file_is_an_error(tmp_path):
     path.write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(ClaimFileError, match="not UTF-8"):
         read_sentence_file(path, WHERE)
+
+
+def test_a_sentence_file_path_with_a_nul_is_a_located_error_before_its_place(tmp_path):
+    with pytest.raises(ClaimFileError, match=r"^hyp/h.yaml:12: sentences.everyday: sentence "
+                                             r"file .*NUL character") as info:
+        check_sentence_file_place(tmp_path / "data\0.txt", [tmp_path], WHERE, "data\0.txt")
+    assert not isinstance(info.value, FileOutsideProject)  # exit 2, not 4
+
+
+def test_a_fifo_outside_the_project_is_refused_as_not_a_regular_file_and_never_opened(
+        tmp_path):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    os.mkfifo(elsewhere / "pipe")  # opening it for reading would block
+    (project / "pipe.txt").symlink_to(elsewhere / "pipe")
+    with pytest.raises(ClaimFileError, match=r"^hyp/h.yaml:12: sentences.everyday: .*a named "
+                                             r"pipe \(FIFO\) is not a regular file") as info:
+        check_sentence_file_place(project / "pipe.txt", [project], WHERE, "pipe.txt")
+    assert not isinstance(info.value, FileOutsideProject)
+
+
+def test_a_missing_or_regular_file_outside_the_project_is_outside_it(tmp_path):
+    (tmp_path / "here.txt").write_text("A cat.\n", encoding="utf-8")
+    inside = tmp_path / "project"
+    inside.mkdir()
+    for name in ("here.txt", "missing.txt"):
+        with pytest.raises(FileOutsideProject, match="is outside the project"):
+            check_sentence_file_place(tmp_path / name, [inside], WHERE, name)
