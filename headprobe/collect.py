@@ -43,6 +43,7 @@ from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
 from headprobe.modelinfo import ModelInfo
 from headprobe.recorder import recorder
+from headprobe.regression.unchanged import unmeasured
 from headprobe.report.terminal import failure_text, reproduce_command
 
 
@@ -158,6 +159,11 @@ class ClaimItem(pytest.Item):
         record = recorder(self.config)
         missing = unrecorded(self.config, self.job)
         if missing is not None:  # nothing recorded to compare with: one line, nothing measured
+            spec = self.job.spec
+            self.result = unmeasured(spec, ",".join(map(str, self.job.heads)),
+                                     self.job.model_spec, missing,
+                                     tolerance=spec.tolerance or 0.0)
+            record.record(self.nodeid, self.result)
             raise ClaimFailed(missing)
         result = pending(self.config).result(self)
         run = options(self.config)

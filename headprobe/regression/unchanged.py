@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 
+from headprobe.claims.spec import ClaimSpec
 from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.regression.snapshots import Recorded
 
@@ -45,6 +46,20 @@ def judge_unchanged(result: ClaimResult, recorded: Recorded | None, sentences_sh
             f"{format_value(recorded.value)} recorded (tolerance {tolerance:g}); model "
             f"{result.model_fingerprint} now, {recorded.model_fingerprint} when recorded"))
     return dataclasses.replace(judged, passed=True)
+
+
+def unmeasured(spec: ClaimSpec, head: str, model: str, failure: str, *,
+               tolerance: float) -> ClaimResult:
+    """The failed result of an ``expect: unchanged`` claim left unmeasured because nothing is
+    recorded for it: no value, no interval, n 0, ``failure`` saying how to record it (so
+    report.json and the HTML list it like any failure)."""
+    return ClaimResult(file=spec.file, id=spec.id, head=head,
+                       claim=spec.claim_text or str(spec.claim), measure=str(spec.measure),
+                       level=spec.level, model=model, model_fingerprint="",
+                       expect=str(spec.expect), value=None, ci=None, n=0, left_out=0,
+                       passed=False, quantifier=spec.quantifier, why=spec.why,
+                       average=spec.average, recorded=None, tolerance=tolerance,
+                       failure=failure)
 
 
 def not_recorded(claim_id: str, head: str, snapshot: str, hypothesis_file: str = "FILE",

@@ -22,6 +22,9 @@ def measured_line(result: ClaimResult) -> str:
     ``per: sentence`` failure leads with the sentences that miss (``argmax: 2 of 12 sentences
     below 0.8 (worst 0.610), expected >= 0.8 in every sentence; over all sentences 0.856, CI
     [...] (n=..., left out ...)``), and another reason to fail follows the numbers."""
+    if result.expect == "unchanged" and result.recorded is None and result.value is None \
+            and result.failure:
+        return result.failure  # not recorded, so not measured: the line says how to record it
     ci = interval_text(result.ci, result.ci_note)
     expected = result.expect
     if result.expect == "unchanged" and result.recorded is not None:

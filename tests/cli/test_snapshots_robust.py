@@ -166,7 +166,7 @@ def test_a_claim_with_nothing_recorded_fails_in_one_line_unmeasured(tmp_path, wi
     assert "13 failed" in run.output
     after = run.stdout.split(" FAILURES ")[1].splitlines()[1:]
     body = list(itertools.takewhile(lambda line: not line.startswith(("=", "IMPORTED ")), after))
-    lines = [line for line in body if not line.startswith("____")]
+    lines = [line for line in body if line and not line.startswith("____")]
     assert len(lines) == 13 and all(line.startswith("not recorded: ") for line in lines), body
     assert lines[0] == ("not recorded: no value recorded for next-token on L1H2 in "
                         "hyp/__snapshots__/heads.yaml.json; record it with `headprobe check "
@@ -174,6 +174,13 @@ def test_a_claim_with_nothing_recorded_fails_in_one_line_unmeasured(tmp_path, wi
                         "commit it")
     assert "IMPORTED jax=False matplotlib=False" in run.output  # no forward pass, no figures
     assert not list(folder.glob("reports/**/*.png"))
+    # The report lists them as failures, so a run where nothing is recorded is never green.
+    report = json.loads((folder / "reports" / "latest" / "report.json").read_text("utf-8"))
+    assert report["summary"]["failed"] == 13 and len(report["results"]) == 13
+    first = report["results"][0]
+    assert (first["passed"], first["value"], first["recorded"]) == (False, None, None)
+    assert first["failure"] == lines[0]
+    assert f"FAILED {first['item']}: not recorded: " in run.output
 
 
 def test_only_the_unrecorded_claims_of_a_file_fail_unmeasured(recorded_project, check_cache):
