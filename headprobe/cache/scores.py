@@ -204,7 +204,11 @@ class ScoreCache:
                                        claim_bytes(len(sentences), len(heads), baseline))
         if data is None:
             return None
-        return decode_claim_numbers(data, len(sentences), len(heads), baseline)
+        numbers = decode_claim_numbers(data, len(sentences), len(heads), baseline)
+        if numbers is None:  # sealed, yet not numbers put_claim writes: damage all the same
+            self.forward.problems.damaged("forward cache", self.forward.path,
+                                          "a claim's numbers out of shape or range")
+        return numbers
 
     def put_claim(self, spec: ClaimSpec, heads: Sequence[Head], sentences: Sequence[Sentence],
                   keys: Sequence[EntryKey], numbers: Sequence[SentenceNumbers]) -> None:
@@ -212,6 +216,10 @@ class ScoreCache:
         if not self.enabled or not sentences:
             return
         fields = claim_fields(spec, heads, len(sentences))
+        if not all(np.isfinite(x.hits).all() and x.n >= 0 and x.left_out >= 0
+                   and np.isfinite(np.asarray(x.baseline or (), dtype=np.float64)).all()
+                   for x in numbers):
+            return  # not numbers a row may hold: the sentences' entries keep them instead
         self.forward.put_claim_data(
             claim_key(fields, sentences, keys), fields,
             encode_claim_numbers(numbers, len(heads), bool(fields["baseline"])))
