@@ -14,6 +14,7 @@ and its files 0600 (`headprobe.atomic.write_atomic`'s mode, `private_file` for S
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 import warnings
@@ -24,6 +25,8 @@ from headprobe.errors import CacheWarning
 TEMPORARY_PREFIX = ".tmp-"  # `headprobe.atomic.write_atomic` names its temporaries so
 STALE_SECONDS = 3600.0  # a temporary this old is left over, whoever wrote it
 ORPHAN_SECONDS = 60.0  # ... or this old when the process named in it is gone
+# Exactly the names write_atomic gives its temporaries: .tmp-PID-THREAD-N, then the suffix.
+_TEMPORARY = re.compile(r"\.tmp-(\d+)-\d+-\d+(?:\.[A-Za-z0-9]+)*\Z")
 
 
 class Problems:
@@ -156,12 +159,15 @@ def remove_stale_temporaries(folder: Path, now: float | None = None) -> int:
     except OSError:
         return 0
     for entry in entries:
-        if not entry.name.startswith(TEMPORARY_PREFIX):
-            continue
+        if _TEMPORARY.match(entry.name) is None:
+            continue  # not a name write_atomic gives: a user's own file, never deleted
         try:
-            age = now - entry.stat(follow_symlinks=False).st_mtime
+            status = entry.stat(follow_symlinks=False)
         except OSError:
             continue
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        age = now - status.st_mtime
         if age > STALE_SECONDS or (age > ORPHAN_SECONDS and not _alive(_pid_of(entry.name))):
             try:
                 os.unlink(entry.path)
@@ -172,8 +178,8 @@ def remove_stale_temporaries(folder: Path, now: float | None = None) -> int:
 
 
 def _pid_of(name: str) -> int | None:
-    part = name[len(TEMPORARY_PREFIX):].split("-", 1)[0]
-    return int(part) if part.isdigit() else None
+    match = _TEMPORARY.match(name)
+    return int(match.group(1)) if match else None
 
 
 def _alive(pid: int | None) -> bool:

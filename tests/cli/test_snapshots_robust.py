@@ -273,13 +273,15 @@ def test_temporaries_left_by_killed_writers_are_swept_and_live_ones_kept(recorde
     snapshots = folder / "hyp" / "__snapshots__"
     dead = snapshots / ".tmp-999999999-1-0.json"  # killed at the rename two hours ago
     live = snapshots / f".tmp-{os.getpid()}-1-0.json"  # a writer at work now
-    for path in (dead, live):
+    users = snapshots / ".tmp-notes.json"  # not a name headprobe gives: the user's own file
+    for path in (dead, live, users):
         path.write_text("{", encoding="utf-8")
     hours_ago = time.time() - 2 * 3600
     os.utime(dead, (hours_ago, hours_ago))
+    os.utime(users, (hours_ago, hours_ago))
     run = _check(folder, check_cache, "--snapshot-update", "-k", "next-token")
     assert run.rc == 0, run
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.exists() and users.exists()
 
 
 # ---- 5. hostile snapshot files ---------------------------------------------------------------
