@@ -145,6 +145,9 @@ def holds_exactly(path: Path, blob: bytes, *, where: str, fix: str) -> bool:
     what to do) for anything else, which headprobe will not overwrite."""
     info = _stat(path, where)
     if info is None:
+        if os.path.lexists(path):  # a link to nothing: a name headprobe will not take over
+            raise UsageError(f"{where}: {os.fspath(path)} already exists as a broken symbolic "
+                             f"link; headprobe does not overwrite a file it did not write: {fix}")
         return False
     if stat.S_ISREG(info.st_mode) and info.st_size == len(blob):
         try:

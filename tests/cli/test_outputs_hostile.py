@@ -211,6 +211,15 @@ def test_discover_never_overwrites_a_sentence_file_it_did_not_write(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["found.sentences.txt"]
 
 
+def test_discover_refuses_a_broken_link_in_place_of_its_sentence_file_before_running(
+        tmp_path):
+    (tmp_path / "found.sentences.txt").symlink_to(tmp_path / "nowhere.txt")
+    run = headprobe(tmp_path, "discover", "--model", MINILM, "-o", "found.yaml", "-q")
+    assert_usage_error(run, "found.sentences.txt already exists as a broken symbolic link",
+                       "does not overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["found.sentences.txt"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--figure", "file/grid.png"], ["--figure file/grid.png: file is a file, not a folder"]),
     (["--figure", "fifo.png"], ["--figure fifo.png: is a named pipe (FIFO)"]),
