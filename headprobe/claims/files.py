@@ -54,7 +54,13 @@ from headprobe.claims.spec import (
     SentenceSet,
     Template,
 )
-from headprobe.claims.textfile import TextFileProblem, check_printable, read_user_text
+from headprobe.claims.textfile import (
+    TextFileProblem,
+    check_printable,
+    describe_character,
+    first_unprintable,
+    read_user_text,
+)
 from headprobe.errors import ClaimFileError, collected, did_you_mean
 from headprobe.heads import parse_head_patterns
 
@@ -332,6 +338,11 @@ class _Nodes:
         if not isinstance(value, str) or not value.strip():
             what = "an empty string" if isinstance(value, str) else self.describe(node)
             raise self.error(node, fieldname, f"expected a string such as {example!r}, got {what}")
+        bad = first_unprintable(value)
+        if bad is not None:  # written with a YAML escape ("\udcff", "\x00"): the file is printable
+            raise self.error(node, fieldname, f"{describe_character(value[bad])} at character "
+                                              f"{bad + 1} of {value!r}; remove it ({fieldname} "
+                                              f"is printable text)")
         return value.strip()
 
     def text(self, node: Node, fieldname: str) -> str:

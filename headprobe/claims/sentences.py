@@ -281,10 +281,11 @@ def expand_template(template: str, slots: Slots, origin: str = "") -> list[Sente
 
 
 def check_sentence_file_place(path: str | os.PathLike[str], files_under: Sequence[Path],
-                              origin: Location, written: str) -> None:
-    """Raise `FileOutsideProject` (located at ``origin``) unless ``path``, with every symbolic
-    link resolved, lies under one of ``files_under`` (resolved folders: the project and those
-    the user allowed). ``written`` is the path as the hypothesis file wrote it. The file is not
+                              origin: Location, written: str) -> Path:
+    """``path`` with every symbolic link resolved, if it lies under one of ``files_under``
+    (resolved folders: the project and those the user allowed): read that path, not ``path``,
+    so a link changed meanwhile is not followed elsewhere. Else `FileOutsideProject` (located
+    at ``origin``). ``written`` is the path as the hypothesis file wrote it. The file is not
     read, so nothing of it can leak into an error or a report.
 
     A path no file could be read from wherever it lies (one with a NUL, a FIFO, a device) is
@@ -297,7 +298,7 @@ def check_sentence_file_place(path: str | os.PathLike[str], files_under: Sequenc
         pass  # missing or unreadable: its place decides first, then reading says what is wrong
     resolved = Path(os.path.realpath(path))
     if any(resolved.is_relative_to(root) for root in files_under):
-        return
+        return resolved
     folders = " or ".join(str(root) for root in files_under)
     folder = str(resolved.parent)
     raise FileOutsideProject(
