@@ -14,6 +14,7 @@ paths, so that a malformed file is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,10 +64,49 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     from headprobe.claims.files import looks_like_hypothesis_file
 
     if parent.config.getoption("headprobe_all_yaml") or looks_like_hypothesis_file(file_path):
+        if not _utf8_name(file_path, parent.config.rootpath):  # a usage error, at the end
+            parent.config.stash.setdefault(_NOT_UTF8, []).append(file_path)
+            return None
         from headprobe.collect import HypothesisFile
 
         return HypothesisFile.from_parent(parent, path=file_path)
     return None
+
+
+#: Hypothesis files whose path in the project is not UTF-8: no test id can name them (pytest's
+#: own cache of test ids, report.json and terminals all need text), so they are refused.
+_NOT_UTF8 = pytest.StashKey[list[Path]]()
+
+
+def _utf8_name(path: Path, rootpath: Path) -> bool:
+    """Whether ``path`` below ``rootpath`` (what its test id holds) is UTF-8 text."""
+    try:
+        str(path.relative_to(rootpath) if path.is_relative_to(rootpath) else path).encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8, decoded as lone surrogates
+        return False
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    """A hypothesis file `_utf8_name` refused ends the collection as a usage error (exit 4),
+    also where pytest would say it found nothing for the path named on the command line."""
+    try:
+        result = yield
+    except pytest.UsageError:
+        _refuse_names(session.config)
+        raise
+    _refuse_names(session.config)
+    return result
+
+
+def _refuse_names(config: pytest.Config) -> None:
+    paths = config.stash.get(_NOT_UTF8, [])
+    if paths:
+        shown = ", ".join(os.fsencode(path).decode("utf-8", "backslashreplace")
+                          for path in paths)
+        raise pytest.UsageError(f"hypothesis file {shown}: its name is not UTF-8 text, so no "
+                                f"test id can name it; rename it (letters, digits, '-', '_')")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,

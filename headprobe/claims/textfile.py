@@ -120,15 +120,21 @@ def decode_user_text(data: bytes) -> str:
     return text
 
 
+def first_unprintable(text: str) -> int | None:
+    """The index of the first character of ``text`` no text file of ours may hold (NUL, other
+    control characters, lone surrogates, non-characters), or None."""
+    bad = _NOT_PRINTABLE.search(text)
+    return None if bad is None else bad.start()
+
+
 def check_printable(text: str) -> None:
     """Raise `TextFileProblem` at the first character that is not printable."""
-    bad = _NOT_PRINTABLE.search(text)
-    if bad is None:
+    position = first_unprintable(text)
+    if position is None:
         return
-    position = bad.start()
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
-    raise TextFileProblem(f"{describe_character(bad.group())} at line {line}, column {column}; "
+    raise TextFileProblem(f"{describe_character(text[position])} at line {line}, column {column}; "
                           f"remove it (text files hold printable characters, tabs and line "
                           f"breaks)", line, column)
 

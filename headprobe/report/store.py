@@ -107,6 +107,19 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"report.json cannot hold a {type(value).__name__}: {value!r}")
 
 
+def text_bytes(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate (a file name that is not UTF-8, text from a caller
+    that never checked it) written as its escape ``\\udcff`` instead of failing the write."""
+    return text.encode("utf-8", errors="backslashreplace")
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as indented JSON in UTF-8 (non-ASCII text as it is). A lone surrogate can only
+    be inside a string there, where `text_bytes` writes it as the JSON escape ``\\udcff``: the
+    file stays valid UTF-8 and reads back to the same string."""
+    return text_bytes(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[str],
                report: Mapping[str, Any], *, point_latest: bool | None = None) -> Path:
     """Write report.json and index.html into ``run_dir``, then point ``report_dir/latest`` at it.
@@ -121,11 +134,9 @@ def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[st
 
     folder = Path(run_dir)
     data = to_jsonable(report)
-    write_atomic(folder / REPORT_JSON,
-                 (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-                 mode=0o644)
+    write_atomic(folder / REPORT_JSON, json_bytes(data), mode=0o644)
     page = with_banner(render_index_html(data), data)
-    write_atomic(folder / INDEX_HTML, page.encode("utf-8"), mode=0o644)
+    write_atomic(folder / INDEX_HTML, text_bytes(page), mode=0o644)
     move_latest = finished(data) if point_latest is None else point_latest
     if move_latest:
         point_latest_at(folder, report_dir)

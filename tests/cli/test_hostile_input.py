@@ -186,6 +186,42 @@ def test_a_sentence_file_that_is_not_a_small_regular_file_is_refused(
     _assert_located(run, 3, *words)
 
 
+@pytest.mark.parametrize("field, written, words", [
+    ("id", '"\\udcff"', ["U+DCFF (a lone surrogate", "character 1 of '\\udcff'"]),
+    ("id", '"a\\x07b"', ["U+0007 (a control character) at character 2"]),
+    ("why", '"because \\ud800"', ["U+D800 (a lone surrogate"]),
+])
+def test_an_escaped_character_no_file_may_hold_is_a_located_collection_error(
+        tmp_path, planted_model, check_cache, field, written, words):
+    """YAML escapes write characters the file itself may not hold; pytest's own cache
+    (lastfailed, node ids) is on, as users run it, and must still be written."""
+    claim = CLAIM.replace("id: a", f"id: {written}") if field == "id" else \
+        CLAIM + f"    why: {written}\n"
+    project = write_project(tmp_path / "p", {"h.yaml": _file(planted_model, claim)})
+    run = check_subprocess(project, "h.yaml", cache_dir=check_cache)
+    assert run.rc == 2, run
+    assert "Traceback" not in run.output and "INTERNALERROR" not in run.output, run
+    line = 7 if field == "id" else 11
+    assert f"h.yaml:{line}: {field}: " in run.output, run
+    for word in words:
+        assert word in run.output, (word, run)
+    assert (project / ".pytest_cache" / "v" / "cache" / "lastfailed").is_file(), run
+
+
+def test_a_hypothesis_file_whose_name_is_not_utf8_is_a_usage_error(tmp_path, planted_model,
+                                                                    check_cache):
+    project = write_project(tmp_path / "p", {})
+    name = os.fsdecode(b"h\xff.yaml")  # 'h\udcff.yaml': no test id, no report can hold it
+    (project / name).write_text(_file(planted_model), encoding="utf-8")
+    for args in ((name,), (".",)):
+        run = check_subprocess(project, *args, cache_dir=check_cache)
+        assert run.rc == 4, run
+        assert "Traceback" not in run.output and "INTERNALERROR" not in run.output, run
+        assert run.stderr.strip().splitlines() == [
+            f"ERROR: hypothesis file {project}/h\\xff.yaml: its name is not UTF-8 text, so no "
+            f"test id can name it; rename it (letters, digits, '-', '_')"], run
+
+
 @pytest.mark.parametrize("files, words", [
     ({"pytorch_model.bin": b"\x80\x02pickle"}, ["only pytorch_model.bin found",
                                                 "never unpickles"]),

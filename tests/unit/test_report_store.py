@@ -104,6 +104,20 @@ def test_finish_run_converts_numpy_values_and_nan_to_json(tmp_path):
     assert (result["value"], result["n"], result["ci"]) == (0.25, 7, [None, 0.5])
 
 
+def test_a_lone_surrogate_in_the_report_is_written_as_its_escape(tmp_path):
+    """A file name that is not UTF-8 reaches Python as lone surrogates ('\\udcff'); the
+    report is still written, as UTF-8 that reads back to the same strings."""
+    run_dir = store.new_run_dir(tmp_path, now=NOW)
+    report = sample_report()
+    report["results"][0].update(id="caf\u00e9-\udcff", file="hypotheses/h\udcff.yaml")
+    store.finish_run(run_dir, tmp_path, report)
+    result = json.loads((run_dir / "report.json").read_bytes().decode("utf-8"))["results"][0]
+    assert (result["id"], result["file"]) == ("caf\u00e9-\udcff", "hypotheses/h\udcff.yaml")
+    assert "caf\u00e9" in (run_dir / "report.json").read_text("utf-8")  # non-ASCII as it is
+    page = (run_dir / "index.html").read_bytes().decode("utf-8")
+    assert "caf\u00e9-\\udcff" in page
+
+
 def test_finish_run_leaves_latest_alone_when_asked(tmp_path):
     run_dir = store.new_run_dir(tmp_path, now=NOW)
     store.finish_run(run_dir, tmp_path, sample_report(), point_latest=False)
