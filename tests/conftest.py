@@ -28,6 +28,19 @@ def planted_model(tmp_path_factory):
     return write_planted_checkpoint(tmp_path_factory.mktemp("planted-model"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def program_key_file(tmp_path_factory):
+    """The key that seals compiled programs (docs/cache.md) in a temporary folder instead of
+    the user's ~/.config; the commands tests run inherit it."""
+    name = "HEADPROBE_PROGRAM_KEY_FILE"
+    if os.environ.get(name):
+        yield os.environ[name]
+        return
+    os.environ[name] = str(tmp_path_factory.mktemp("program-key") / "program-key")
+    yield os.environ[name]
+    os.environ.pop(name, None)
+
+
 @pytest.fixture(scope="session")
 def check_cache(tmp_path_factory):
     """A headprobe cache dir shared by the check tests (JAX's compiled programs are reused)."""

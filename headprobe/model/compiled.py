@@ -1,10 +1,11 @@
 """`ForwardPrograms`: the compiled forward programs of one model, one per batch shape.
 
 A program comes from this process (compiled before), from the program store
-(`headprobe.model.programs`, on one device: the traced program read back and compiled), or is
-traced and compiled now, ahead of its first call (so the time is counted in ``seconds``), then
-stored. A program loaded from the store that fails when it runs is discarded and compiled
-afresh (`replace`). Every program returns `Outputs`.
+(`headprobe.model.programs`, on one device: the executable sealed with the user's program key,
+else the traced program read back and compiled), or is traced and compiled now, ahead of its
+first call (so the time is counted in ``seconds``), then stored. A program loaded from the
+store that fails when it runs is discarded and compiled afresh (`replace`). Every program
+returns `Outputs`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class ForwardPrograms:
     def loaded(self) -> int:
         """Programs this process loaded from the program store instead of tracing them."""
         return 0 if self.store is None else self.store.loaded
+
+    @property
+    def loaded_executables(self) -> int:
+        """Of `loaded`, the executables: programs XLA did not compile in this process."""
+        return 0 if self.store is None else self.store.executables
 
     def get(self, shape: Shape) -> tuple[Callable[..., Any], str | None]:
         """The program for ``shape``, and its store key when it came from the store."""

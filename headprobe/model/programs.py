@@ -1,37 +1,53 @@
-"""Traced forward programs kept on disk as StableHLO, so that a second process does not trace.
+"""Forward programs kept on disk, so that a second process neither traces nor (with the user's
+program key) compiles them.
 
 Before XLA compiles the forward pass, JAX traces the Flax model and lowers it for every shape
-(about 0.3-0.5 s per (batch rows, length) shape). This store keeps the lowered program, one file
-per shape, as `jax.export` serializes it: StableHLO (MLIR bytecode) in a flatbuffer, with the
-argument and result trees as plain data. A second process reads it back (~0.01 s), checks it and
-compiles it with XLA. Nothing in a file is pickled or is machine code, so a file cannot run code
-when it is read; what it describes is a computation on the call's arrays.
+(about 0.3-0.5 s per (batch rows, length) shape), then XLA compiles it (about a second per MiniLM
+shape on CPU). This store keeps, one file of each per shape:
+
+* the traced program, as `jax.export` serializes it: StableHLO (MLIR bytecode) in a flatbuffer,
+  with the argument and result trees as plain data (``*.stablehlo``). Nothing in it is pickled
+  or machine code, so it cannot run code when read; what it describes is a computation on the
+  call's arrays. A second process reads it back (~0.01 s), checks it and compiles it;
+* the compiled executable (``*.executable``: `jax.experimental.serialize_executable`, a pickle
+  holding XLA's machine code), sealed with an HMAC under the user's program key, which lives
+  outside the cache folder (`headprobe.model.sealing`). It is read only when its seal verifies
+  (before anything unpickles it), and then neither tracing nor XLA's compile is needed (~0.05
+  s). Without a usable key (``$HEADPROBE_NO_EXECUTABLES=1``, a key file refused), executables
+  are neither read nor written: the traced programs alone.
 
 Key. SHA-256 over everything the program depends on: the JAX and jaxlib versions, the backend
 (platform, version, device kind and count), a digest of the model code (`encoder.py`,
 `config.py`), the config, the precision, the parameter tree's shapes and dtypes, and the call's
 shape and static arguments (rows, length, depth, which outputs). The weights' values are
-arguments, not part of the program, so models of the same shape share programs.
+arguments, not part of the program, so models of the same shape share programs. An executable's
+key adds what XLA compiled it for (`executable_key`): the CPU's feature flags and ``XLA_FLAGS``.
 
 Layout. ``FOLDER/ab/cdef….stablehlo``: ``MAGIC``, a 4-byte little-endian header length, a JSON
 header holding the key and the SHA-256 and size of the payload, then the serialized program.
-Writes are atomic (temporary file + rename), owner-only (0600, folders 0700). A file is read only
-if it is a regular file of at most `MAX_PROGRAM_BYTES`, and its payload is checked against the
-digest before JAX sees a byte of it.
+``FOLDER/ab/cdef….executable``: `headprobe.model.sealing.seal`'s file. Writes are atomic
+(temporary file + rename), owner-only (0600, folders 0700). A file is read only if it is a
+regular file of at most `MAX_PROGRAM_BYTES`, and its payload is checked against the digest (the
+seal) before JAX sees a byte of it.
 
-Checks (`check_program`). Before a program is compiled it must be one for this call: one device,
-this backend's platform, the call's argument tree with its shapes and dtypes, the expected result
-tree of float32 arrays, no effects or disabled safety checks, and nothing that reaches outside
-the computation: no custom call (the only way StableHLO names native code: host callbacks,
-library kernels), no infeed, outfeed, send or recv. A file that is truncated, damaged, foreign
-or fails a check is ignored, counted in ``invalid``, reported once as a `CacheWarning`, and
-replaced by a fresh trace. Temporaries a killed run left and the pickled executables that
-earlier versions stored (``*.hpx``) are removed from the folders the store visits.
+Checks (`check_program`). Before a traced program is compiled it must be one for this call: one
+device, this backend's platform, the call's argument tree with its shapes and dtypes, the
+expected result tree of float32 arrays, no effects or disabled safety checks, and nothing that
+reaches outside the computation: no custom call (the only way StableHLO names native code: host
+callbacks, library kernels), no infeed, outfeed, send or recv. A file that is truncated,
+damaged, foreign or fails a check is ignored, counted in ``invalid``, reported once as a
+`CacheWarning`, and replaced by a fresh trace (an executable sealed with another key, another
+machine's or a former CI runner's, is replaced without a warning). Temporaries a killed run
+left and the pickled executables that earlier versions stored unsealed (``*.hpx``) are removed
+from the folders the store visits.
 
-Trust. The digest guards against damage, not forgery: whoever can write the folder can write a
-program with a matching digest. Such a program can make the forward pass compute other numbers
-(wrong attention, so wrong results), or fail to compile; it cannot run code (see docs/cache.md).
-headprobe does not turn JAX's own persistent compilation cache on: its entries are machine code.
+Trust. The traced programs' digest guards against damage, not forgery: whoever can write the
+folder can write a program with a matching digest. Such a program can make the forward pass
+compute other numbers (wrong attention, so wrong results), or fail to compile; it cannot run
+code. An executable is machine code, so it is run only when sealed with the user's key, which
+the cache's writers do not have; it is what XLA compiled from a traced program that passed the
+checks (see docs/cache.md). headprobe does not turn JAX's own persistent compilation cache on:
+its entries are machine code under no seal.
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -57,10 +74,14 @@ from headprobe.cache.safety import (
     remove_special,
     remove_stale_temporaries,
 )
+from headprobe.model import sealing
+from headprobe.paths import cache_root
 
 MAGIC = b"HPX3"
 FORMAT_VERSION = 3  # 1: pickled executable, no digest; 2: pickled executable (*.hpx)
 SUFFIX = ".stablehlo"
+EXECUTABLE_SUFFIX = ".executable"  # sealed with the user's key (`headprobe.model.sealing`)
+EXECUTABLE_FORMAT = 1
 LEGACY_SUFFIX = ".hpx"  # pickled executables of format 1 and 2: never read, removed
 MAX_PROGRAM_BYTES = 256 << 20
 MAX_HEADER_BYTES = 1 << 16
@@ -94,6 +115,29 @@ def environment() -> dict[str, Any]:
             "platform": backend.platform, "platform_version": backend.platform_version,
             "device_kind": devices[0].device_kind, "devices": len(devices),
             "code": _code_digest()}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_features() -> str:
+    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; where /proc/cpuinfo
+    has none, the processor or machine name."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return hashlib.sha256(" ".join(sorted(line.split(":", 1)[1].split())).encode()
+                                  ).hexdigest()[:16]
+    return platform.machine()
+
+
+def executable_key(key: str) -> str:
+    """The key of the executable compiled from the program under ``key``: SHA-256 of that key,
+    what XLA compiles for (the CPU's features on CPU, ``XLA_FLAGS``) and the format."""
+    blob = json.dumps({"program": key, "format": EXECUTABLE_FORMAT, "cpu": _cpu_features(),
+                       "xla_flags": os.environ.get("XLA_FLAGS", "")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def program_key(fields: Mapping[str, Any]) -> str:
@@ -157,6 +201,63 @@ def compile_program(exported: Any, args: Sequence[Any]) -> Callable[..., Any]:
     return jax.jit(exported.call).lower(*args).compile()
 
 
+_JAX_CACHE_HITS = [0]
+
+
+def _count_jax_cache_hit(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _JAX_CACHE_HITS[0] += 1
+
+
+@functools.lru_cache(maxsize=1)
+def _listen_for_jax_cache_hits() -> None:
+    import jax
+
+    jax.monitoring.register_event_listener(_count_jax_cache_hit)
+
+
+def jax_cache_hits() -> int:
+    """How many programs JAX's persistent compilation cache (if the user turned it on) has
+    served in this process. An executable JAX read back from its cache serializes without its
+    code (running it fails with "Function ... not found"), so only executables XLA compiled
+    afresh are kept: compare this count before and after a compile."""
+    _listen_for_jax_cache_hits()
+    return _JAX_CACHE_HITS[0]
+
+
+def serialize_executable(compiled: Any, args: Sequence[Any], out_tree: Any) -> bytes | None:
+    """The bytes of ``compiled`` (a `jax.stages.Compiled` of a call with ``args`` returning
+    ``out_tree``), or None when this backend cannot serialize it or its trees are not the ones
+    `load_executable` rebuilds (the trees are never stored: the reader builds them itself)."""
+    import jax
+    from jax.experimental.serialize_executable import serialize
+
+    try:
+        payload, in_tree, got_out = serialize(compiled)
+    except Exception:
+        return None
+    if in_tree != jax.tree.structure((tuple(args), {})) or got_out != out_tree:
+        return None
+    return bytes(payload)
+
+
+def load_executable(payload: bytes, args: Sequence[Any], out_tree: Any) -> Callable[..., Any]:
+    """The executable in `serialize_executable`'s ``payload``, loaded on this backend.
+
+    This unpickles ``payload`` and loads machine code: call it only on bytes whose seal
+    verified (`headprobe.model.sealing.unseal`). Raises when it is not an executable for
+    ``args``."""
+    import jax
+    from jax.experimental.serialize_executable import deserialize_and_load
+
+    compiled = deserialize_and_load(payload, jax.tree.structure((tuple(args), {})), out_tree)
+    got, want = jax.tree.leaves(compiled.args_info), jax.tree.leaves(tuple(args))
+    if len(got) != len(want) or any(tuple(g.shape) != tuple(w.shape) or g.dtype != w.dtype
+                                    for g, w in zip(got, want)):
+        raise ValueError("an executable for other arguments")
+    return compiled
+
+
 def check_program(exported: Any, args: Sequence[Any], out_tree: Any) -> str | None:
     """Why ``exported`` is not a program for a call with ``args`` returning ``out_tree`` (a
     tree of float32 arrays), or None when it is (see the module docstring)."""
@@ -194,34 +295,68 @@ def reaches_outside(module: str) -> str | None:
 
 
 class ProgramStore:
-    """Serialized programs in ``folder`` (see the module docstring)."""
+    """Traced programs and sealed executables in ``folder`` (see the module docstring).
 
-    def __init__(self, folder: Path, problems: Problems = PROBLEMS) -> None:
+    ``key``: the program key that seals executables; by default the user's
+    (`headprobe.model.sealing.user_key`, looked up when first needed), None for none."""
+
+    def __init__(self, folder: Path, problems: Problems = PROBLEMS,
+                 key: bytes | bool | None = True) -> None:
         self.folder = Path(folder)
         self.problems = problems
-        self.loaded = 0
-        self.written = 0
+        self.loaded = 0  # programs from the store (traced programs and executables)
+        self.executables = 0  # of which executables: neither traced nor compiled
+        self.written = 0  # traced programs stored
+        self.sealed = 0  # executables stored
         self.invalid = 0
+        self.foreign = 0  # executables sealed with another key: replaced
+        self._key = key
         self._swept: set[Path] = set()  # folders whose stale temporaries are gone
 
     def path_for(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key[2:]}{SUFFIX}"
 
-    def read(self, key: str) -> bytes | None:
-        """The verified payload stored under ``key``, or None (missing or damaged)."""
-        path = self.path_for(key)
+    def executable_path_for(self, key: str) -> Path:
+        """Where the executable compiled from the program under ``key`` is kept."""
+        name = executable_key(key)
+        return self.folder / name[:2] / f"{name[2:]}{EXECUTABLE_SUFFIX}"
+
+    def sealing_key(self) -> bytes | None:
+        """The key executables are sealed with, or None: no executables."""
+        if self._key is True:
+            self._key = sealing.user_key(self.cache_folders())
+        return self._key if isinstance(self._key, bytes) else None
+
+    def cache_folders(self) -> list[Path]:
+        """The folders a program key must not lie in: this store's parent (``CACHE/jax``, or the
+        folder given to `headprobe.load`), the cache folder above ``jax/``, and the default
+        cache root (``$HEADPROBE_CACHE_DIR`` ...)."""
+        parent = self.folder.parent
+        folders = [parent, cache_root()]
+        if parent.name == "jax":
+            folders.append(parent.parent)
+        return folders
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of the cache file ``path``, or None (missing, or not a file to read:
+        reported)."""
         self._sweep(path.parent)
         try:
-            blob = read_cache_file(path, MAX_PROGRAM_BYTES)
+            return read_cache_file(path, MAX_PROGRAM_BYTES)
         except NotARegularFile:
             remove_special(path)
             self._damaged(path, "not a regular file")
-            return None
         except ValueError:
             self._damaged(path, "larger than a program can be")
-            return None
         except OSError:
-            return None
+            pass
+        return None
+
+    def read(self, key: str) -> bytes | None:
+        """The verified payload of the traced program stored under ``key``, or None (missing
+        or damaged)."""
+        path = self.path_for(key)
+        blob = self._read(path)
         if blob is None:
             return None
         payload = decode_program(blob, key)
@@ -229,9 +364,53 @@ class ProgramStore:
             self._damaged(path, "its digest or key does not match")
         return payload
 
+    def read_executable(self, key: str, sealing_key: bytes) -> bytes | None:
+        """The payload of the executable for ``key`` if its seal verifies with ``sealing_key``,
+        else None (missing, damaged, forged: reported; sealed with another key: counted in
+        ``foreign``)."""
+        path = self.executable_path_for(key)
+        blob = self._read(path)
+        if blob is None:
+            return None
+        try:
+            payload = sealing.unseal(sealing_key, executable_key(key), blob)
+        except sealing.Foreign:
+            self.foreign += 1
+            return None
+        if payload is None:
+            self._damaged(path, "its seal does not verify with your program key")
+        return payload
+
     def load(self, key: str, args: Sequence[Any], out_tree: Any) -> Callable[..., Any] | None:
-        """The program stored under ``key``, checked and compiled for ``args``; None when
-        there is none or it cannot be used (then it is reported, and replaced by `program`)."""
+        """The program stored under ``key`` for ``args``: the sealed executable, else the
+        traced program, checked and compiled (then its executable is sealed and stored); None
+        when there is none or it cannot be used (then it is reported, and replaced by
+        `program`)."""
+        program = self._load_executable(key, args, out_tree)
+        if program is None:
+            program = self._load_traced(key, args, out_tree)
+        if program is not None:
+            self.loaded += 1
+        return program
+
+    def _load_executable(self, key: str, args: Sequence[Any],
+                         out_tree: Any) -> Callable[..., Any] | None:
+        sealing_key = self.sealing_key()
+        if sealing_key is None:
+            return None
+        payload = self.read_executable(key, sealing_key)
+        if payload is None:
+            return None
+        try:
+            program = load_executable(payload, args, out_tree)  # the seal verified
+        except Exception:  # sealed by this user, yet not loadable here: compiled afresh
+            self._damaged(self.executable_path_for(key), "an executable this JAX cannot load")
+            return None
+        self.executables += 1
+        return program
+
+    def _load_traced(self, key: str, args: Sequence[Any],
+                     out_tree: Any) -> Callable[..., Any] | None:
         payload = self.read(key)
         if payload is None:
             return None
@@ -246,12 +425,39 @@ class ProgramStore:
             self._damaged(path, f"a program that cannot be used: {problem}")
             return None
         try:
-            program = compile_program(exported, args)
+            return self.compile(key, exported, args, out_tree)
         except Exception:
             self._damaged(path, "XLA cannot compile it")
             return None
-        self.loaded += 1
-        return program
+
+    def compile(self, key: str, exported: Any, args: Sequence[Any],
+                out_tree: Any) -> Callable[..., Any]:
+        """XLA's executable of ``exported`` (a checked program) for ``args``, sealed and stored
+        under ``key`` when there is a program key and XLA compiled it afresh."""
+        served_before = jax_cache_hits()
+        compiled = compile_program(exported, args)
+        if jax_cache_hits() == served_before:
+            self.save_executable(key, compiled, args, out_tree)
+        return compiled
+
+    def save_executable(self, key: str, compiled: Any, args: Sequence[Any],
+                        out_tree: Any) -> bool:
+        """Seal ``compiled`` with the program key and store it for ``key``; False when there is
+        no key, or it cannot be serialized or written."""
+        sealing_key = self.sealing_key()
+        if sealing_key is None:
+            return False
+        payload = serialize_executable(compiled, args, out_tree)
+        if payload is None:
+            return False
+        path = self.executable_path_for(key)
+        try:
+            private_folder(path.parent)
+            write_atomic(path, sealing.seal(sealing_key, executable_key(key), payload))
+        except OSError:
+            return False
+        self.sealed += 1
+        return True
 
     def _damaged(self, path: Path, why: str) -> None:
         self.invalid += 1
@@ -276,21 +482,23 @@ class ProgramStore:
                 pass
 
     def discard(self, key: str) -> None:
-        """Forget a stored program that loaded but failed to run (counted in ``invalid``)."""
+        """Forget a stored program that loaded but failed to run (counted in ``invalid``): its
+        traced program and its executable."""
         self.invalid += 1
         self.loaded -= 1
-        try:
-            self.path_for(key).unlink()
-        except OSError:
-            pass
+        for path in (self.path_for(key), self.executable_path_for(key)):
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def program(self, fields: Mapping[str, Any], export_now: Callable[[], Any],
                 compile_now: Callable[[], Any], *, args: Sequence[Any],
                 out_tree: Any) -> tuple[Callable[..., Any], str | None]:
         """The program for ``fields`` (the call's shape and static arguments, see
         `program_key`): ``(program, its key)`` when it came from the store, else
-        ``(program, None)``: traced now by ``export_now()`` (a `jax.export.Exported`), stored
-        and compiled, or, where this JAX cannot export it, ``compile_now()``."""
+        ``(program, None)``: traced now by ``export_now()`` (a `jax.export.Exported`), stored,
+        compiled and sealed, or, where this JAX cannot export it, ``compile_now()``."""
         key = program_key(fields)
         program = self.load(key, args, out_tree)
         if program is not None:
@@ -300,7 +508,7 @@ class ProgramStore:
         except Exception:  # not exportable here: compile it the ordinary way, unstored
             return compile_now(), None
         self.save(key, exported, args, out_tree)
-        return compile_program(exported, args), None
+        return self.compile(key, exported, args, out_tree), None
 
     def save(self, key: str, exported: Any, args: Sequence[Any], out_tree: Any) -> bool:
         """Store ``exported`` under ``key``; False when it cannot be serialized here (no

@@ -1,6 +1,7 @@
 """Compilation: at most one compile per shape bucket in a process, and a second process loads
-every traced program from headprobe's program store (StableHLO, in the JAX cache dir) instead of
-tracing it again; headprobe never turns JAX's persistent cache (machine code) on."""
+every program from headprobe's program store instead of tracing it again: the executable sealed
+with the user's program key (no XLA compile), else the traced program (StableHLO, compiled by
+XLA); headprobe never turns JAX's persistent cache (machine code under no seal) on."""
 
 from __future__ import annotations
 
@@ -14,18 +15,21 @@ import pytest
 
 import headprobe
 from headprobe.model.api import compilation_cache_dir
+from headprobe.model.sealing import key_id
 from headprobe.paths import NO_COMPILATION_CACHE_ENV, compilation_cache_disabled
 
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "red", "big", "rug", "table", "and", "it"]
 
 CHILD = textwrap.dedent("""
     import json, os, sys, jax, headprobe
-    events = {"hits": 0, "misses": 0, "backend_s": 0.0}
+    events = {"hits": 0, "misses": 0, "backend_s": 0.0, "xla_compiles": 0}
     def on_event(name, **kw):
         if name == "/jax/compilation_cache/cache_hits": events["hits"] += 1
         if name == "/jax/compilation_cache/cache_misses": events["misses"] += 1
     def on_duration(name, seconds, **kw):
-        if name == "/jax/core/compile/backend_compile_duration": events["backend_s"] += seconds
+        if name == "/jax/core/compile/backend_compile_duration":
+            events["backend_s"] += seconds
+            events["xla_compiles"] += 1
     jax.monitoring.register_event_listener(on_event)
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     if os.environ.get("HP_TEST_BROKEN_STORED_PROGRAMS"):  # stored programs fail when run
@@ -43,7 +47,7 @@ CHILD = textwrap.dedent("""
     data = b"".join(r.attentions.tobytes() + r.hidden_states.tobytes() for r in runs)
     digest = __import__("hashlib").sha256(data).hexdigest()
     print(json.dumps({**events, "compiles": model.compile_count, "loaded": model.loaded_count,
-                      "digest": digest}))
+                      "executables": model._programs.loaded_executables, "digest": digest}))
 """)
 
 
@@ -66,17 +70,38 @@ def _programs(cache_dir) -> list:
     return sorted((cache_dir / "jax" / "programs").glob("??/*.stablehlo"))
 
 
+def _executables(cache_dir) -> list:
+    return sorted((cache_dir / "jax" / "programs").glob("??/*.executable"))
+
+
+#: Traced programs only: no executable is read or written.
+NO_EXECUTABLES = {"HEADPROBE_NO_EXECUTABLES": "1"}
+
+
 def test_a_second_process_loads_every_program_and_does_not_trace(planted_model, tmp_path):
     texts = _texts(20)
-    first = _child(planted_model, tmp_path, texts)
+    first = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     assert first["compiles"] >= 1 and first["loaded"] == 0
-    assert len(_programs(tmp_path)) == first["compiles"]
-    second = _child(planted_model, tmp_path, texts)
+    assert len(_programs(tmp_path)) == first["compiles"] and _executables(tmp_path) == []
+    second = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     assert second["compiles"] == 0 and second["loaded"] == first["compiles"]
     # Stored programs are StableHLO, not machine code: XLA compiles them in each process.
-    assert second["backend_s"] > 0.0
+    assert second["backend_s"] > 0.0 and second["executables"] == 0
     assert second["digest"] == first["digest"]  # the loaded programs compute the same bytes
     assert not list(tmp_path.rglob("*-cache"))  # JAX's own cache (machine code) stays off
+
+
+def test_a_second_process_runs_the_sealed_executables_and_xla_compiles_nothing(planted_model,
+                                                                                 tmp_path):
+    texts = _texts(20)
+    first = _child(planted_model, tmp_path, texts)
+    assert first["compiles"] >= 1 and first["xla_compiles"] >= first["compiles"]
+    assert len(_executables(tmp_path)) == len(_programs(tmp_path)) == first["compiles"]
+    second = _child(planted_model, tmp_path, texts)
+    assert second["compiles"] == 0 and second["xla_compiles"] == 0
+    assert second["loaded"] == second["executables"] == first["compiles"]
+    assert second["digest"] == first["digest"] and second["warnings"] == 0
+    assert not list(tmp_path.rglob("*-cache"))  # JAX's own cache stays off
 
 
 def _damage(path, how: str) -> None:
@@ -102,15 +127,47 @@ def _damage(path, how: str) -> None:
                                  "garbage", "fifo", "link to /dev/zero"])
 def test_a_damaged_program_file_is_reported_recompiled_and_replaced(planted_model, tmp_path, how):
     texts = _texts(20)
-    first = _child(planted_model, tmp_path, texts)
+    first = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     _damage(_programs(tmp_path)[0], how)
-    second = _child(planted_model, tmp_path, texts)
+    second = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     assert second["compiles"] == 1 and second["loaded"] == first["compiles"] - 1
     assert second["digest"] == first["digest"]
     assert second["warnings"] == 1  # one CacheWarning, saying what was damaged
-    third = _child(planted_model, tmp_path, texts)  # the rewritten file loads and runs
+    # the rewritten file loads and runs
+    third = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     assert third["compiles"] == 0 and third["loaded"] == first["compiles"]
     assert third["digest"] == first["digest"] and third["warnings"] == 0
+
+
+def test_an_executable_that_fails_its_seal_is_reported_and_compiled_from_the_traced_program(
+        planted_model, tmp_path):
+    texts = _texts(20)
+    first = _child(planted_model, tmp_path, texts)
+    _damage(_executables(tmp_path)[0], "a bit of the payload")
+    second = _child(planted_model, tmp_path, texts)
+    assert second["compiles"] == 0 and second["loaded"] == first["compiles"]
+    assert second["executables"] == first["compiles"] - 1 and second["xla_compiles"] == 1
+    assert second["digest"] == first["digest"] and second["warnings"] == 1
+    third = _child(planted_model, tmp_path, texts)  # sealed again
+    assert third["executables"] == first["compiles"] and third["xla_compiles"] == 0
+    assert third["digest"] == first["digest"] and third["warnings"] == 0
+
+
+def test_executables_sealed_with_another_key_are_compiled_and_sealed_again(planted_model,
+                                                                           tmp_path):
+    """A fresh CI runner has a fresh key: a restored cache's executables do not verify, are
+    never loaded, and are replaced without a warning (they are not damage)."""
+    texts, cache = _texts(20), tmp_path / "cache"
+    first = _child(planted_model, cache, texts)
+    before = {path: path.read_bytes() for path in _executables(cache)}
+    key_file = tmp_path / "other-runner" / "program-key"
+    second = _child(planted_model, cache, texts, HEADPROBE_PROGRAM_KEY_FILE=str(key_file))
+    assert second["executables"] == 0 and second["compiles"] == 0
+    assert second["loaded"] == first["compiles"] == second["xla_compiles"]
+    assert second["digest"] == first["digest"] and second["warnings"] == 0
+    new_id = key_id(key_file.read_bytes()).encode()
+    assert all(new_id in path.read_bytes() and new_id not in blob
+               for path, blob in before.items())  # sealed again, with the runner's key
 
 
 def test_temporaries_a_killed_run_left_are_removed(planted_model, tmp_path):
@@ -141,10 +198,14 @@ def test_with_the_users_own_jax_cache_programs_are_stored_and_load(planted_model
     # the store keeps the traced programs all the same, and JAX's cache skips XLA's compile.
     texts, jax_cache = _texts(20), _users_jax_cache(tmp_path)
     first = _child(planted_model, tmp_path, texts, **jax_cache)
-    assert len(_programs(tmp_path)) == first["compiles"]
+    assert len(_programs(tmp_path)) == len(_executables(tmp_path)) == first["compiles"]
+    for path in _executables(tmp_path):  # the traced programs are loaded and compiled
+        path.unlink()
     second = _child(planted_model, tmp_path, texts, **jax_cache)
     assert second["compiles"] == 0 and second["loaded"] == first["compiles"]
     assert second["hits"] >= 1 and second["digest"] == first["digest"]
+    # An executable JAX's cache served serializes without its code: none is sealed from one.
+    assert _executables(tmp_path) == []
 
 
 def test_a_stored_program_that_fails_to_run_is_discarded_and_compiled_again(planted_model,
