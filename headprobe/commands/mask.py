@@ -6,7 +6,9 @@ softmax over the vocabulary). ``--json`` prints, per text, one line
 ``[{"position": i, "predictions": [{"token": "book", "score": 0.41}, ...]}, ...]`` (``position``
 is the wordpiece index, ``[CLS]`` = 0). Without TEXT it asks ``Text: `` on a terminal, and reads
 one text a line until end of input when standard input is not a terminal (blank lines skipped).
-Every text is checked (has a mask, fits the model) before anything runs.
+Every text is checked (has a mask, fits the model) before anything runs, and so is every
+diagram's place under ``--diagrams`` (not a named pipe, a device or a folder where a file goes;
+`headprobe.commands.show.check_diagrams`), the folder itself before the model loads.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from headprobe.commands.show import add_model_option, load_model, write_diagrams
+from headprobe.commands.show import add_model_option, check_diagrams, load_model, write_diagrams
 from headprobe.errors import UsageError
 from headprobe.model.tokenize import MASK_IN_TEXT
+from headprobe.outputs import check_folder
 
 DEFAULT_TOP_K = 3
 
@@ -72,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UsageError(f"--top-k: expected a positive number of predictions, got {args.top_k}")
     texts = [args.text] if args.text is not None else read_texts()
+    if args.diagrams:  # before the model loads: a place that cannot be written fails at once
+        check_folder(args.diagrams, "--diagrams")
     model = load_model(args.model)
     require_mlm_head(model)
     positions = [check_text(model, text, encoding) for text, encoding
                  in zip(texts, model.tokenize(texts))]
+    folders = diagram_folders(args.diagrams, len(texts)) if args.diagrams else []
+    for folder in folders:  # every diagram's place, before anything runs or is written
+        check_diagrams(folder, model.num_layers, model.num_heads, "--diagrams")
     top_k = min(args.top_k, model.tokenizer.vocab_size)
     runs = model.run(texts, hidden_states=False, mlm_logits=True)
     for number, (text, sentence_run, masks) in enumerate(zip(texts, runs, positions)):
@@ -90,12 +98,20 @@ def run(args: argparse.Namespace) -> int:
             if number:
                 print()
             print("\n".join(format_predictions(text, written_mask(text, model), found)))
-        if args.diagrams:
-            folder = Path(args.diagrams) / (f"text{number + 1}" if len(texts) > 1 else "")
-            paths = write_diagrams(sentence_run, folder, model_name=model.name)
+        if folders:
+            folder = folders[number]
+            paths = write_diagrams(sentence_run, folder, model_name=model.name,
+                                   option="--diagrams")
             print(f"{len(paths)} diagrams written to {folder}", file=sys.stderr)
     sys.stdout.flush()
     return 0
+
+
+def diagram_folders(diagrams: str, count: int) -> list[Path]:
+    """``--diagrams DIR`` itself for one text, else ``DIR/text1``, ``DIR/text2``, ..."""
+    if count == 1:
+        return [Path(diagrams)]
+    return [Path(diagrams) / f"text{number}" for number in range(1, count + 1)]
 
 
 # --------------------------------------------------------------------------------------------

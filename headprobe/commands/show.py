@@ -5,6 +5,10 @@ the original attention-diagram projects use); ``--all`` writes ``Attention_Layer
 for every head (counted from 1) and ``overview.png`` with all heads in one image. ``--level word``
 draws words instead of wordpieces: a word's row is the mean of its pieces' rows, attention to a
 word the sum over its pieces (Clark et al. 2019). The paths written are printed, one a line.
+
+Every file's place is checked before anything is written (`headprobe.outputs`), ``-o`` before
+the model loads: a named pipe, a device, a folder where a file goes or a file where the folder
+goes is a usage error, and each file is written whole (a temporary file renamed into place).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from headprobe.errors import ClaimFileError, UsageError
+from headprobe.outputs import check_file, check_folder, write_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from headprobe.heads import Head
@@ -56,16 +61,19 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:  # before the model loads: a place that cannot be written fails at once
+        (check_folder if args.all else check_file)(args.output, "-o")
     model = load_model(args.model)
     if args.all:
+        folder = Path(args.output or ".")
+        check_diagrams(folder, model.num_layers, model.num_heads, "-o")
         (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False)
-        paths = write_diagrams(sentence_run, Path(args.output or "."), model_name=model.name,
-                               level=args.level)
+        paths = write_diagrams(sentence_run, folder, model_name=model.name, level=args.level)
     else:
         head = parse_cli_head(args.head, model.num_layers, model.num_heads)
+        target = check_file(args.output or diagram_name(head), "-o")
         (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False,
                                     num_layers=head.layer)
-        target = Path(args.output) if args.output else Path(diagram_name(head))
         paths = [write_head_diagram(sentence_run, head, target, model_name=model.name,
                                     level=args.level)]
     for path in paths:
@@ -147,13 +155,32 @@ def _title(head_name: str, sentence_run: Run, model_name: str, level: str) -> st
     return f"{head_name}  ({level} level)\n{sentence_run.text}\nmodel: {model_name}"
 
 
+def diagram_paths(folder: Path, num_layers: int, num_heads: int) -> list[Path]:
+    """Where `write_diagrams` writes: every head's diagram, then ``overview.png``."""
+    from headprobe.heads import Head
+
+    return [folder / diagram_name(Head(l, h))
+            for l in range(1, num_layers + 1) for h in range(1, num_heads + 1)
+            ] + [folder / "overview.png"]
+
+
+def check_diagrams(folder: Path, num_layers: int, num_heads: int, option: str) -> None:
+    """Every file `write_diagrams` would write in ``folder`` can be written (`check_folder`,
+    `check_file`: not a named pipe, a device or a folder); else a `UsageError` naming
+    ``option`` and the path, before anything is written."""
+    check_folder(folder, option)
+    for path in diagram_paths(folder, num_layers, num_heads):
+        check_file(path, option)
+
+
 def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name: str,
                        level: str = "token", figure=None) -> Path:
     """One head's diagram at ``path``; the cells each row attends to most are outlined.
+    Written whole (`headprobe.outputs.write_file`); the caller checked the place.
 
     ``figure``: a figure of this sentence to redraw instead of building a new one (faster).
     """
-    from headprobe.report.figures import attention_figure, redraw_attention_figure, save_png
+    from headprobe.report.figures import attention_figure, redraw_attention_figure, render_png
 
     matrix, labels = sentence_grid(sentence_run, *head.index, level)
     actual = [(row, int(np.argmax(matrix[row]))) for row in range(len(labels))]
@@ -162,17 +189,19 @@ def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name:
         figure = attention_figure(matrix, labels, actual=actual, title=title)
     else:
         redraw_attention_figure(figure, matrix, actual=actual, title=title)
-    return save_png(figure, path)
+    return write_file(path, render_png(figure), what="diagram")
 
 
 def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
-                   level: str = "token") -> list[Path]:
-    """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``."""
+                   level: str = "token", option: str = "-o") -> list[Path]:
+    """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``;
+    every place is checked (`check_diagrams`, errors naming ``option``) before the first is
+    written."""
     from headprobe.heads import Head
-    from headprobe.report.figures import attention_figure, overview_figure, save_png
+    from headprobe.report.figures import attention_figure, overview_figure, render_png
 
-    folder.mkdir(parents=True, exist_ok=True)
     layers, heads = sentence_run.attentions.shape[:2]
+    check_diagrams(folder, layers, heads, option)
     grids, labels = all_grids(sentence_run, level)
     figure = attention_figure(grids[0, 0], labels)          # redrawn for every head
     paths = [write_head_diagram(sentence_run, Head(l, h), folder / diagram_name(Head(l, h)),
@@ -180,5 +209,5 @@ def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
              for l in range(1, layers + 1) for h in range(1, heads + 1)]
     overview = overview_figure(grids, labels,
                                title=f"{sentence_run.text}\nmodel: {model_name} ({level} level)")
-    paths.append(save_png(overview, folder / "overview.png"))
+    paths.append(write_file(folder / "overview.png", render_png(overview), what="diagram"))
     return paths

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -188,6 +189,37 @@ def test_diagrams_are_written_for_every_head(tiny_mlm, tmp_path, capsys):
     assert names == sorted([f"Attention_Layer{l}_Head{h}.png" for l in (1, 2) for h in (1, 2, 3)]
                            + ["overview.png"])
     assert "7 diagrams written" in capsys.readouterr().err
+
+
+def test_diagrams_into_a_fifo_fail_before_the_model_loads_and_leave_it(tmp_path, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["mask", "a [MASK] .", "--diagrams", str(fifo),
+                 "--model", "nobody/no-such-model"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ERROR: --diagrams {fifo}: is a named pipe (FIFO), not a folder; give a "
+                   f"folder (it is created if it does not exist)")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_diagrams_are_checked_for_every_text_before_anything_runs(tiny_mlm, tmp_path, capsys):
+    folder = tmp_path / "diagrams"
+    (folder / "text2").mkdir(parents=True)
+    fifo = folder / "text2" / "overview.png"
+    os.mkfifo(fifo)
+    texts = "the cat sat on the [MASK] .\n" + TWO_MASKS + "\n"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.StringIO(texts))
+        assert main(["mask", "--diagrams", str(folder), "--model", str(tiny_mlm[0])]) == 4
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no prediction printed, no diagram of the first text written
+    assert captured.err.strip() == (f"ERROR: --diagrams {fifo}: is a named pipe (FIFO), not a "
+                                    f"regular file; give the name of a file (headprobe writes "
+                                    f"it whole, through a temporary file beside it)")
+    assert sorted(p.name for p in folder.rglob("*")) == ["overview.png", "text2"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_a_checkpoint_without_the_masked_lm_head_is_refused_clearly(capsys, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 import sys
 
@@ -137,6 +138,40 @@ def test_bad_heads_are_usage_errors(head, message, tmp_path, capsys, fast_load):
     error = capsys.readouterr().err
     assert error.startswith("ERROR: --head: ") and message in error
     assert not (tmp_path / "x.png").exists()
+
+
+def _one_error(capsys) -> str:
+    """The one ``ERROR:`` line a usage error prints, nothing else."""
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured
+    assert captured.err.startswith("ERROR: "), captured
+    return captured.err.strip()
+
+
+@pytest.mark.parametrize("which, words", [(["--head", "L1H1"], "not a regular file"),
+                                          (["--all"], "not a folder")])
+def test_show_into_a_fifo_fails_before_the_model_loads_and_leaves_it(tmp_path, capsys,
+                                                                     monkeypatch, which, words):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["show", "The cat sat.", *which, "-o", str(fifo),
+                 "--model", "nobody/no-such-model"]) == 4
+    error = _one_error(capsys)  # about the output, not "could not be found"
+    assert error.startswith(f"ERROR: -o {fifo}: is a named pipe (FIFO)") and words in error
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_show_all_checks_every_diagram_before_writing_any(tmp_path, capsys, fast_load):
+    folder = tmp_path / "diagrams"
+    folder.mkdir()
+    fifo = folder / diagram_name(Head(3, 4))
+    os.mkfifo(fifo)  # renaming a diagram over it would replace the pipe with a file
+    assert main(["show", "The cat sat.", "--all", "-o", str(folder), "--model", MINILM]) == 4
+    error = _one_error(capsys)
+    assert error.startswith(f"ERROR: -o {fifo}: is a named pipe (FIFO), not a regular file")
+    assert [p.name for p in folder.iterdir()] == [fifo.name]  # nothing written
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_head_or_all_is_required(capsys):
