@@ -28,11 +28,13 @@ import json
 import math
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from headprobe.atomic import write_atomic
+from headprobe.claims.textfile import special_file_kind
 from headprobe.errors import UsageError
 
 LATEST = "latest"
@@ -53,7 +55,12 @@ def new_run_dir(report_dir: str | os.PathLike[str], now: _dt.datetime | None = N
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"cannot create the report folder {str(root)!r}: {error.strerror}; "
+        reason = error.strerror
+        if isinstance(error, FileExistsError) and not root.is_symlink():
+            kind = os.stat(root).st_mode
+            reason = ("is a file" if stat.S_ISREG(kind) else f"is {special_file_kind(kind)}") \
+                + ", not a folder"
+        raise UsageError(f"cannot create the report folder {str(root)!r}: {reason}; "
                          f"pass a writable folder with --report-dir") from error
     moment = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     stem = moment.strftime("%Y%m%dT%H%M%SZ")
@@ -185,6 +192,7 @@ def point_latest_at(run_dir: str | os.PathLike[str],
     folder = Path(run_dir)
     root = folder.parent if report_dir is None else Path(report_dir)
     latest = root / LATEST
+    _check_latest(latest, folder)
     temp = root / f".{LATEST}.{os.getpid()}.tmp"
     _remove(temp)
     try:
@@ -195,6 +203,21 @@ def point_latest_at(run_dir: str | os.PathLike[str],
         _remove(latest)                            # an earlier copy-based latest
     os.replace(temp, latest)
     return latest
+
+
+def _check_latest(latest: Path, run_dir: Path) -> None:
+    """``latest`` is missing, a symbolic link or a folder (what `point_latest_at` makes); else
+    a `UsageError`: a named pipe, a device or a file there is not headprobe's to replace."""
+    try:
+        info = os.lstat(latest)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return
+    what = "a file" if stat.S_ISREG(info.st_mode) else special_file_kind(info.st_mode)
+    raise UsageError(f"{latest} is {what}, not the link to the last run that headprobe makes "
+                     f"there; the report is in {run_dir}, and 'latest' is left as it is. "
+                     f"Remove it, or pass another folder with --report-dir")
 
 
 def _copy_latest(folder: Path, latest: Path, temp: Path) -> Path:

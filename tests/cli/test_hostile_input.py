@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 
 import numpy as np
@@ -220,6 +221,21 @@ def test_a_hypothesis_file_whose_name_is_not_utf8_is_a_usage_error(tmp_path, pla
         assert run.stderr.strip().splitlines() == [
             f"ERROR: hypothesis file {project}/h\\xff.yaml: its name is not UTF-8 text, so no "
             f"test id can name it; rename it (letters, digits, '-', '_')"], run
+
+
+def test_a_fifo_where_the_report_folder_keeps_latest_is_left_alone(tmp_path, planted_model,
+                                                                    check_cache):
+    project = write_project(tmp_path / "p", {"h.yaml": _file(planted_model)})
+    (project / "reports").mkdir()
+    latest = project / "reports" / "latest"
+    os.mkfifo(latest)  # renaming the new link over it would replace the pipe
+    run = check_subprocess(project, "h.yaml", "-p", "no:cacheprovider", cache_dir=check_cache)
+    assert run.rc == 4, run
+    assert "Traceback" not in run.output and "INTERNALERROR" not in run.output, run
+    (error,) = run.stderr.strip().splitlines()
+    assert error.startswith(f"ERROR: {latest} is a named pipe (FIFO), not the link"), run
+    assert stat.S_ISFIFO(os.stat(latest).st_mode)
+    assert len(list((project / "reports").glob("*/report.json"))) == 1  # the run's report
 
 
 @pytest.mark.parametrize("files, words", [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -116,6 +117,28 @@ def test_a_lone_surrogate_in_the_report_is_written_as_its_escape(tmp_path):
     assert "caf\u00e9" in (run_dir / "report.json").read_text("utf-8")  # non-ASCII as it is
     page = (run_dir / "index.html").read_bytes().decode("utf-8")
     assert "caf\u00e9-\\udcff" in page
+
+
+@pytest.mark.parametrize("kind", ["fifo", "file"])
+def test_latest_that_is_not_a_link_or_a_folder_is_left_alone(tmp_path, kind):
+    """A named pipe (or a device, or a file) called latest is not headprobe's: renaming the
+    new link over it would replace it."""
+    latest = tmp_path / "latest"
+    os.mkfifo(latest) if kind == "fifo" else latest.write_text("mine", encoding="utf-8")
+    run_dir = store.new_run_dir(tmp_path, now=NOW)
+    what = "a named pipe" if kind == "fifo" else "a file"
+    with pytest.raises(UsageError, match=rf"latest is {what}.*the report is in {run_dir}"):
+        store.finish_run(run_dir, tmp_path, sample_report())
+    assert (run_dir / "report.json").is_file() and not latest.is_symlink()
+    assert stat.S_ISFIFO(os.stat(latest).st_mode) if kind == "fifo" else \
+        latest.read_text(encoding="utf-8") == "mine"
+
+
+def test_a_report_folder_that_is_a_fifo_says_so(tmp_path):
+    os.mkfifo(tmp_path / "reports")
+    with pytest.raises(UsageError, match=r"is a named pipe \(FIFO\), not a folder; pass a "
+                                         r"writable folder with --report-dir"):
+        store.new_run_dir(tmp_path / "reports", now=NOW)
 
 
 def test_finish_run_leaves_latest_alone_when_asked(tmp_path):
