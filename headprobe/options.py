@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from headprobe.errors import UsageError
 from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.settings import DEFAULT_MODEL, read_settings
 
@@ -106,6 +107,16 @@ def files_under(config: pytest.Config, configured: tuple[str, ...]) -> tuple[Pat
                 for folder in config.getoption("headprobe_allow_files_under", None) or ()]
     folders += [_settings_root(config) / Path(folder).expanduser() for folder in configured]
     return tuple(dict.fromkeys(Path(os.path.realpath(folder)) for folder in folders))
+
+
+def check_settings(config: pytest.Config) -> None:
+    """``[tool.headprobe]`` can be used; else a `pytest.UsageError` (exit 4, one ``ERROR:``
+    line), raised at configure time: read later, while a file is collected, it would be that
+    file's collection error (exit 2)."""
+    try:
+        read_settings(_settings_root(config))
+    except UsageError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def _settings_root(config: pytest.Config) -> Path:

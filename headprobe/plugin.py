@@ -52,9 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from headprobe.options import check_settings
     from headprobe.recorder import register  # imports nothing heavy
 
     config.addinivalue_line("markers", "headprobe: a claim about attention heads")
+    check_settings(config)  # a bad [tool.headprobe] is a usage error, before collection
     register(config)
 
 

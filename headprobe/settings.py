@@ -34,7 +34,9 @@ class Settings:
 
 
 def read_settings(folder: Path) -> Settings:
-    """Settings from ``folder/pyproject.toml``; defaults when the file or table is absent."""
+    """Settings from ``folder/pyproject.toml``; defaults when the file or table is absent.
+    A table that cannot be used (not TOML, an unknown key, a value of the wrong type) is a
+    `UsageError` naming the file and the key."""
     path = Path(folder) / "pyproject.toml"
     if not path.is_file():
         return Settings()
@@ -47,8 +49,14 @@ def read_settings(folder: Path) -> Settings:
     if unknown:
         raise UsageError(f"{path}: [tool.headprobe]: unknown key(s) {', '.join(unknown)}; "
                          f"valid keys are {', '.join(KEYS)}")
+    for key, example in (("model", "bert-base-uncased"), ("report_dir", "reports"),
+                         ("cache_dir", "~/.cache/headprobe")):
+        value = table.get(key)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise UsageError(f"{path}: [tool.headprobe]: {key}: expected text such as "
+                             f"{example!r}, got {value!r}")
     seed = table.get("seed")
-    if seed is not None and not isinstance(seed, int):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise UsageError(f"{path}: [tool.headprobe]: seed: expected an integer, got {seed!r}")
     files_under = table.get("files_under", [])
     if not isinstance(files_under, list) or not all(isinstance(f, str) and f.strip()
