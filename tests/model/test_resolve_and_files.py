@@ -189,6 +189,24 @@ def test_failed_download_is_a_quick_model_not_found_error(empty_hf_home, monkeyp
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("offline", ["1", None, "0"])
+def test_the_fix_says_unset_hf_hub_offline_only_when_it_is_set(empty_hf_home, monkeypatch,
+                                                               offline):
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve("nobody/no-such-bert")
+    fix = str(info.value).split("To fix: ", 1)[1]
+    if offline == "1":
+        assert "unset HF_HUB_OFFLINE and connect to the network to download it" in fix, fix
+    else:
+        assert "HF_HUB_OFFLINE" not in fix, fix
+        assert "connect to the network (or set HF_ENDPOINT to a mirror)" in fix, fix
+
+
 def test_a_folder_with_only_vocab_txt_gets_bert_wordpiece(tmp_path):
     from headprobe.model.tokenize import load_tokenizer
 
