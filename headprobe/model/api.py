@@ -404,9 +404,11 @@ def _program_store(option: Any) -> ProgramStore | None:
     """Where compiled programs are kept between processes (`load`'s ``compilation_cache``).
 
     On one device: headprobe's program store (``FOLDER/programs``), which keeps traced programs
-    (StableHLO, never code) and skips tracing. On several devices (sharded programs, which the
-    store does not keep): none. JAX's persistent compilation cache is never turned on here: its
-    entries are machine code, which a forged cache file would run (docs/cache.md).
+    (StableHLO, never code) and skips tracing, and executables sealed with the user's program
+    key (kept outside the cache folder), which skip XLA's compile too. On several devices
+    (sharded programs, which the store does not keep): none. JAX's persistent compilation cache
+    is never turned on here: its entries are machine code under no seal, which a forged cache
+    file would run (docs/cache.md).
     """
     if option is False or option is None or (option is True and compilation_cache_disabled()):
         return None
