@@ -63,8 +63,14 @@ def _database(cache):
     return cache / "forward" / "entries-v2.sqlite3"
 
 
-def _program(cache):
-    return sorted((cache / "jax" / "programs").glob("??/*.stablehlo"))[0]
+def _each_program(damage):
+    """``damage`` done to every stored program file: the traced programs and the executables
+    sealed beside them (a damaged traced program is not read while its executable loads)."""
+    def damage_all(cache) -> None:
+        for path in sorted((cache / "jax" / "programs").glob("??/*")):
+            if path.suffix in (".stablehlo", ".executable"):
+                damage(path)
+    return damage_all
 
 
 def _memo(cache):
@@ -92,9 +98,9 @@ DAMAGES = {
     "database: truncated": lambda c: _database(c).write_bytes(_database(c).read_bytes()[:5000]),
     "database: garbage": lambda c: _database(c).write_bytes(os.urandom(40_000)),
     "database: fifo": lambda c: _special(_database(c), "fifo"),
-    "program: a bit of the payload": lambda c: _flip(_program(c), _program(c).stat().st_size // 2),
-    "program: truncated": lambda c: _program(c).write_bytes(_program(c).read_bytes()[:64]),
-    "program: link to /dev/zero": lambda c: _special(_program(c), "zero"),
+    "program: a bit of the payload": _each_program(lambda p: _flip(p, p.stat().st_size // 2)),
+    "program: truncated": _each_program(lambda p: p.write_bytes(p.read_bytes()[:64])),
+    "program: link to /dev/zero": _each_program(lambda p: _special(p, "zero")),
     "memo: a bit of the fingerprint": lambda c: _flip(
         _memo(c), _memo(c).read_bytes().index(b"sha256:") + 12),
     "memo: garbage": lambda c: _memo(c).write_bytes(os.urandom(300)),
