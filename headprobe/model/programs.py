@@ -297,8 +297,9 @@ def reaches_outside(module: str) -> str | None:
 class ProgramStore:
     """Traced programs and sealed executables in ``folder`` (see the module docstring).
 
-    ``key``: the program key that seals executables; by default the user's
-    (`headprobe.model.sealing.user_key`, looked up when first needed), None for none."""
+    ``key``: the program key that seals executables: True (default) for the user's
+    (`headprobe.model.sealing.user_key`, looked up when first needed), None or False for no
+    executables."""
 
     def __init__(self, folder: Path, problems: Problems = PROBLEMS,
                  key: bytes | bool | None = True) -> None:
@@ -311,6 +312,7 @@ class ProgramStore:
         self.invalid = 0
         self.foreign = 0  # executables sealed with another key: replaced
         self._key = key
+        self._executable_keys: set[str] = set()  # keys of the executables loaded
         self._swept: set[Path] = set()  # folders whose stale temporaries are gone
 
     def path_for(self, key: str) -> Path:
@@ -386,6 +388,7 @@ class ProgramStore:
         traced program, checked and compiled (then its executable is sealed and stored); None
         when there is none or it cannot be used (then it is reported, and replaced by
         `program`)."""
+        self._sweep(self.path_for(key).parent)  # visited even when the executable loads
         program = self._load_executable(key, args, out_tree)
         if program is None:
             program = self._load_traced(key, args, out_tree)
@@ -407,6 +410,7 @@ class ProgramStore:
             self._damaged(self.executable_path_for(key), "an executable this JAX cannot load")
             return None
         self.executables += 1
+        self._executable_keys.add(key)
         return program
 
     def _load_traced(self, key: str, args: Sequence[Any],
@@ -486,6 +490,9 @@ class ProgramStore:
         traced program and its executable."""
         self.invalid += 1
         self.loaded -= 1
+        if key in self._executable_keys:
+            self._executable_keys.discard(key)
+            self.executables -= 1
         for path in (self.path_for(key), self.executable_path_for(key)):
             try:
                 path.unlink()

@@ -216,8 +216,9 @@ def test_a_stored_program_that_fails_to_run_is_discarded_and_compiled_again(plan
     # Every program loaded from the store fails when it runs.
     second = _child(planted_model, tmp_path, texts, HP_TEST_BROKEN_STORED_PROGRAMS="1")
     assert second["compiles"] == first["compiles"] and second["loaded"] == 0
-    assert second["digest"] == first["digest"]
+    assert second["executables"] == 0 and second["digest"] == first["digest"]
     third = _child(planted_model, tmp_path, texts)  # the discarded files were written again
+    assert third["executables"] == first["compiles"]
     assert third["compiles"] == 0 and third["loaded"] == first["compiles"]
     assert third["digest"] == first["digest"]
 
