@@ -424,7 +424,10 @@ class ProgramStore:
         except Exception:  # malformed bytes, or a program this JAX cannot read
             self._damaged(path, "it is not a program this JAX can read")
             return None
-        problem = check_program(exported, args, out_tree)
+        try:
+            problem = check_program(exported, args, out_tree)
+        except Exception:  # e.g. MLIR bytecode that deserialize accepted but cannot be read
+            problem = "its StableHLO cannot be read"
         if problem is not None:
             self._damaged(path, f"a program that cannot be used: {problem}")
             return None

@@ -189,3 +189,30 @@ def test_a_well_formed_program_that_calls_native_code_is_refused_before_compilin
         assert store.load(key, args, out_tree) is None
     assert store.invalid == 1 and store.loaded == 0
     assert not store.save(key, exported, args, out_tree)  # nor is one stored
+
+
+def test_a_program_whose_stablehlo_bytes_are_damaged_is_a_warning_not_a_traceback(tmp_path):
+    """jax.export.deserialize accepts a payload whose MLIR bytecode was altered; reading the
+    module then raises. The store reports it as damage and compiles afresh."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax import export
+
+    from headprobe.cache.safety import Problems
+    from headprobe.model.programs import ProgramStore, encode_program
+
+    args = (jax.ShapeDtypeStruct((3, 3), np.float32),)
+    out_tree = jax.tree.structure((0,))
+    payload = bytearray(export.export(jax.jit(lambda x: (jnp.tanh(x) * 2.0,)))(*args).serialize())
+    at = payload.find(b"ML\xefR")  # MLIR bytecode's magic number, then the module
+    assert at >= 0
+    for i in range(at + 8, min(at + 200, len(payload))):
+        payload[i] ^= 0x5A
+    store = ProgramStore(tmp_path / "programs", problems=Problems(), key=None)
+    key = "1" * 64
+    store.path_for(key).parent.mkdir(parents=True)
+    store.path_for(key).write_bytes(encode_program(key, bytes(payload)))
+    with pytest.warns(Warning):
+        assert store.load(key, args, out_tree) is None
+    assert store.invalid == 1 and store.loaded == 0
