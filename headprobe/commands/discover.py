@@ -375,10 +375,15 @@ def _write_file(args: argparse.Namespace, model: str, label: str, count: int,
                          f"does not overwrite it: move it away and run again") from None
     except OSError as error:
         raise cannot_write(output, error) from None
+    # A sentence file outside the output's folder may be outside the project, where check
+    # reads a hypothesis file's sentences only when allowed: say how.
+    outside = Path(sentences_path).is_absolute() or Path(sentences_path).parts[:1] == ("..",)
+    allow = (f" --allow-files-under {shlex.quote(str(Path(args.sentences).resolve().parent))}"
+             if outside and args.sentences is not None else "")
     return (f"wrote {len(claims)} claims to {output}"
             + (f" and the sentences they were found on to {copy}" if new_copy else
                f" (its sentences: {copy}, kept as it was)" if copy else "")
-            + f"; check them on other sentences: headprobe check {output}")
+            + f"; check them on other sentences: headprobe check {shlex.quote(str(output))}{allow}")
 
 
 def _write_together(output: Path, text: str, copy: Path | None,

@@ -106,7 +106,10 @@ def test_for_ranks_the_shipped_linguistic_heads_first(tmp_path, monkeypatch, cap
     ranked = [line.split()[1] for line in out.splitlines() if re.match(r"\s+\d+\s+L\d+H\d+", line)]
     assert ranked[:len(expected)] == sorted(expected, key=ranked.index), out
     assert set(expected) <= set(re.search(r"proposed: (.*)", out).group(1).split(", "))
-    check = check_subprocess(tmp_path, "for.yaml", "-q", cache_dir=tmp_path / "cache")
+    # The sentences lie outside the project: the command discover prints allows their folder.
+    assert f"headprobe check for.yaml --allow-files-under {DATA}" in out, out
+    check = check_subprocess(tmp_path, "for.yaml", "-q", "--allow-files-under", str(DATA),
+                             cache_dir=tmp_path / "cache")
     assert check.rc == 0, check
     assert all(r["baseline_beaten"] for r in check.report()["results"])
 
@@ -127,7 +130,8 @@ def test_for_with_entropy_ranks_the_broadest_heads(tmp_path, monkeypatch, capsys
     assert rc == 0, out
     text = (tmp_path / "broad.yaml").read_text("utf-8")
     assert text.count("measure: entropy") == 2 and "baseline" not in text
-    assert check_subprocess(tmp_path, "broad.yaml", "-q", cache_dir=tmp_path / "cache").rc == 0
+    assert check_subprocess(tmp_path, "broad.yaml", "-q", "--allow-files-under", str(DATA),
+                            cache_dir=tmp_path / "cache").rc == 0
 
 
 def test_random_bert_base_checkpoint(tmp_path, monkeypatch, capsys):
