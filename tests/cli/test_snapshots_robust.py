@@ -202,22 +202,23 @@ def _model_of(folder) -> str:
 # ---- 4. names, folders and temporaries -------------------------------------------------------
 
 @pytest.mark.parametrize("where", ["claim id", "file name"])
-def test_a_lone_surrogate_in_a_claim_id_or_file_name_is_written_safely(tmp_path, wide_model,
-                                                                       check_cache, where):
+def test_a_lone_surrogate_in_a_claim_id_or_file_name_is_refused_before_any_snapshot(
+        tmp_path, wide_model, check_cache, where):
+    """No test id, snapshot key or report can hold a lone surrogate: the claim's id (a YAML
+    escape) is a located error of the file, a file name that is not UTF-8 a usage error; no
+    traceback, and no snapshot is written."""
     if where == "claim id":  # YAML's escape: the id holds U+DCFF
         folder = _project(tmp_path, wide_model, CLAIMS.replace("id: next-token",
                                                                'id: "next\\udcff"'))
     else:  # a file name of bytes that are not UTF-8, read with surrogateescape
         folder = _project(tmp_path, wide_model, name=os.fsdecode(b"heads\xff.yaml"))
-    # --no-report: report.json of such an id or file name is another module's matter.
-    run = _check(folder, check_cache, "--snapshot-update", "--no-report")
-    assert run.rc == 0 and "13 written" in run.output, run
-    assert "Traceback" not in run.output
-    (snapshot,) = (folder / "hyp" / "__snapshots__").iterdir()
+    run = _check(folder, check_cache, "--snapshot-update")
+    assert "Traceback" not in run.output and "INTERNALERROR" not in run.output, run
     if where == "claim id":
-        assert '"next\\udcff"' in snapshot.read_text("utf-8")  # JSON's escape: reads back
-    again = _check(folder, check_cache, "--no-report")
-    assert again.rc == 0 and "13 passed" in again.output, again
+        assert run.rc == 2 and "id: U+DCFF (a lone surrogate" in run.output, run
+    else:
+        assert run.rc == 4 and "its name is not UTF-8 text" in run.output, run
+    assert not (folder / "hyp" / "__snapshots__").exists()
 
 
 @contextlib.contextmanager
