@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from headprobe._version import __version__
+from headprobe.errors import UsageError
 
 if TYPE_CHECKING:  # numpy and the claim modules: imported when a claim is recorded
     from headprobe.claims.spec import ClaimSpec
@@ -210,10 +211,18 @@ class Recorder:
             return  # nothing evaluated (collection errors, nothing selected): claim nothing
         if not self.options.write_report:
             return
-        from headprobe.report.store import finish_run
+        from headprobe.report.store import REPORT_JSON, finish_run
 
         # Only a run that finished moves `latest`; any other writes its report in its own folder.
-        self._written = finish_run(self.run_dir(), self.options.report_dir, self.report())
+        try:
+            self._written = finish_run(self.run_dir(), self.options.report_dir, self.report())
+        except UsageError as error:  # e.g. `latest` is not a link headprobe may move
+            # Not raised from this hook: older pluggy wraps an exception raised here in a
+            # warning. The report is written; the run ends as a usage error saying why.
+            self._written = self.run_dir() / REPORT_JSON
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            sys.stderr.write(f"ERROR: {error}\n")
+            sys.stderr.flush()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for path, counts in self._snapshots:

@@ -172,7 +172,9 @@ def test_a_claim_with_nothing_recorded_fails_in_one_line_unmeasured(tmp_path, wi
                         "hyp/__snapshots__/heads.yaml.json; record it with `headprobe check "
                         "hyp/heads.yaml --snapshot-update`, then review the snapshot file and "
                         "commit it")
-    assert "IMPORTED jax=False matplotlib=False" in run.output  # no forward pass, no figures
+    if int(pytest.__version__.split(".")[0]) >= 8:  # pytest 7 skips the rootdir conftest here
+        assert "IMPORTED jax=False matplotlib=False" in run.output  # no forward pass, no figures
+    assert not (tmp_path / "fresh-cache" / "jax").exists()  # no program stored: none compiled
     assert not list(folder.glob("reports/**/*.png"))
     # The report lists them as failures, so a run where nothing is recorded is never green.
     report = json.loads((folder / "reports" / "latest" / "report.json").read_text("utf-8"))
