@@ -40,9 +40,7 @@ def write_atomic(path: Path, blob: bytes, *, mode: int = 0o600) -> None:
             _made.add(folder)
     try:
         try:
-            view = memoryview(blob)
-            while view:  # os.write may write less than asked
-                view = view[os.write(handle, view):]
+            write_all(handle, blob)
         finally:
             os.close(handle)
         os.replace(temporary, path)
@@ -52,3 +50,11 @@ def write_atomic(path: Path, blob: bytes, *, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+
+
+def write_all(handle: int, blob: bytes) -> None:
+    """Write every byte of ``blob`` to the file descriptor ``handle`` (``os.write`` may write
+    less than asked)."""
+    view = memoryview(blob)
+    while view:
+        view = view[os.write(handle, view):]

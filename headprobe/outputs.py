@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from headprobe.atomic import write_atomic
+from headprobe.atomic import write_all, write_atomic
 from headprobe.errors import UsageError
 
 _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
@@ -120,9 +120,7 @@ def write_new_file(path: Path, blob: bytes) -> None:
     handle = os.open(path, flags, 0o644)
     try:
         try:
-            view = memoryview(blob)
-            while view:  # os.write may write less than asked
-                view = view[os.write(handle, view):]
+            write_all(handle, blob)
         finally:
             os.close(handle)
     except BaseException:
