@@ -58,7 +58,6 @@ import json
 import os
 import platform
 import re
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,25 +146,16 @@ def program_key(fields: Mapping[str, Any]) -> str:
 
 
 def encode_program(key: str, payload: bytes) -> bytes:
-    header = json.dumps({"key": key, "size": len(payload),
-                         "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + payload
+    return sealing.frame(MAGIC, {"key": key, "size": len(payload),
+                                 "sha256": hashlib.sha256(payload).hexdigest()}, payload)
 
 
 def decode_program(blob: bytes, key: str) -> bytes | None:
     """The payload if ``blob`` is a whole, undamaged entry for ``key``, else None."""
-    if len(blob) < 8 or blob[:4] != MAGIC:
+    framed = sealing.unframe(blob, MAGIC, key, MAX_HEADER_BYTES)
+    if framed is None:
         return None
-    (size,) = struct.unpack("<I", blob[4:8])
-    if size > MAX_HEADER_BYTES:
-        return None
-    try:
-        header = json.loads(blob[8:8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(header, dict) or header.get("key") != key:
-        return None
-    payload = blob[8 + size:]
+    header, payload = framed
     if not payload or header.get("size") != len(payload) or \
             header.get("sha256") != hashlib.sha256(payload).hexdigest():
         return None

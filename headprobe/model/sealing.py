@@ -37,6 +37,7 @@ import struct
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from headprobe.cache.safety import private_folder
 from headprobe.errors import CacheWarning
@@ -200,18 +201,41 @@ def tag(key: bytes, name: str, payload: bytes) -> str:
 
 def seal(key: bytes, name: str, payload: bytes) -> bytes:
     """The file that holds ``payload`` under ``name``, sealed with ``key``."""
-    header = json.dumps({"key": name, "key_id": key_id(key), "size": len(payload),
-                         "hmac": tag(key, name, payload)}).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + payload
+    return frame(MAGIC, {"key": name, "key_id": key_id(key), "size": len(payload),
+                         "hmac": tag(key, name, payload)}, payload)
 
 
 def unseal(key: bytes, name: str, blob: bytes) -> bytes | None:
     """The payload of ``blob`` if it is a file `seal` made with ``key`` for ``name``; None when it
     is not (damaged, forged, for another name); raises `Foreign` when another key sealed it."""
-    if len(blob) < 8 or blob[:4] != MAGIC:
+    framed = unframe(blob, MAGIC, name, MAX_HEADER_BYTES)
+    if framed is None:
+        return None
+    header, payload = framed
+    claimed = header.get("hmac")
+    if header.get("key_id") != key_id(key) and isinstance(header.get("key_id"), str):
+        raise Foreign(header["key_id"])
+    if not isinstance(claimed, str) or header.get("size") != len(payload) or \
+            not hmac.compare_digest(claimed.encode(), tag(key, name, payload).encode()):
+        return None
+    return payload
+
+
+def frame(magic: bytes, header: dict[str, Any], payload: bytes) -> bytes:
+    """A stored file: ``magic`` (4 bytes), the JSON ``header``'s length (uint32 LE), the header,
+    the payload."""
+    text = json.dumps(header).encode()
+    return magic + struct.pack("<I", len(text)) + text + payload
+
+
+def unframe(blob: bytes, magic: bytes, name: str,
+            max_header: int) -> tuple[dict[str, Any], bytes] | None:
+    """``(header, payload)`` of a `frame` file whose header is a JSON object of at most
+    ``max_header`` bytes naming ``name`` as its ``key``; None for anything else."""
+    if len(blob) < 8 or blob[:4] != magic:
         return None
     (size,) = struct.unpack("<I", blob[4:8])
-    if size > MAX_HEADER_BYTES:
+    if size > max_header:
         return None
     try:
         header = json.loads(blob[8:8 + size])
@@ -219,11 +243,4 @@ def unseal(key: bytes, name: str, blob: bytes) -> bytes | None:
         return None
     if not isinstance(header, dict) or header.get("key") != name:
         return None
-    claimed = header.get("hmac")
-    if header.get("key_id") != key_id(key) and isinstance(header.get("key_id"), str):
-        raise Foreign(header["key_id"])
-    payload = blob[8 + size:]
-    if not isinstance(claimed, str) or header.get("size") != len(payload) or \
-            not hmac.compare_digest(claimed.encode(), tag(key, name, payload).encode()):
-        return None
-    return payload
+    return header, blob[8 + size:]
