@@ -239,7 +239,7 @@ def forward_efficiency(folder: Path, count: int, depth: int | None,
     from throughput import TorchBaseline
 
     import headprobe
-    from headprobe.model.api import plan_batches
+    from headprobe.model.loaded import plan_batches
 
     texts = make_sentences(count)
     model = headprobe.load(str(folder), compilation_cache=False)

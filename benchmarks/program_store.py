@@ -39,7 +39,7 @@ OWN_JAX_CACHE = "traced programs + own JAX cache"
 def child(mode: str, cache: str) -> None:
     """One process: get the six programs, print the seconds it took, how many it loaded and
     how many of those were executables."""
-    from headprobe.model.api import load
+    from headprobe.model.loaded import load
 
     model = load(MINILM, compilation_cache=False if mode == "fresh" else cache)
     for rows, length in SHAPES:

@@ -193,7 +193,7 @@ def headprobe_forward(model, texts: list[str], num_layers: int | None = None) ->
 
 
 def padded_tokens(model, texts: list[str]) -> int:
-    from headprobe.model.api import plan_batches
+    from headprobe.model.loaded import plan_batches
 
     lengths = [len(e) for e in model.tokenize(texts)]
     heads = model.num_layers * model.num_heads

@@ -28,7 +28,7 @@ from headprobe.claims.spec import HypothesisFile, Sentence, SentenceSet
 from headprobe.engine.evaluate import EvaluationSettings, ProgressFactory
 from headprobe.engine.models import ModelRegistry
 from headprobe.evaluation.results import ClaimResult
-from headprobe.modelinfo import ModelInfo
+from headprobe.model.info import ModelInfo
 from headprobe.options import CheckOptions
 from headprobe.regression.profiles import sentences_digest
 from headprobe.regression.snapshots import Recorded, SnapshotStore, snapshot_path

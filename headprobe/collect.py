@@ -41,7 +41,7 @@ from headprobe.errors import (
 from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
-from headprobe.modelinfo import ModelInfo
+from headprobe.model.info import ModelInfo
 from headprobe.recorder import recorder
 from headprobe.regression.unchanged import unmeasured
 from headprobe.report.terminal import failure_text, reproduce_command
@@ -208,7 +208,7 @@ class PendingEvaluation:
             write = options(self.config).write_report
             settings = evaluation_settings(self.config,
                                            recorder(self.config).run_dir if write else None)
-            self._results.update(evaluate(jobs, models(self.config).deferred, settings))
+            self._results.update(evaluate(jobs, models(self.config).handle, settings))
         return self._results[item.job.key]
 
 

@@ -60,7 +60,7 @@ def hypothesis_storage(directory: Path | None) -> Iterator[None]:
         return
     from hypothesis import configuration
 
-    from headprobe.cache.safety import private_folder
+    from headprobe.cachefiles import private_folder
 
     try:  # the examples it keeps are sentences: owner-only, as the rest of the cache
         private_folder(directory)

@@ -14,7 +14,7 @@ import pytest
 
 from headprobe.errors import UsageError
 from headprobe.paths import cache_root, compilation_cache_disabled
-from headprobe.settings import DEFAULT_MODEL, read_settings
+from headprobe.settings import DEFAULT_MODEL, Settings, choose_model, read_settings
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,7 @@ class CheckOptions:
       report_dir: where run folders go.
       seed: the seed of generated sentence sets.
       model_override: ``--model`` (every claim's model), or None.
-      default_model: the model of claims that name none (``[tool.headprobe] model``, else
-        bert-base-uncased).
-      model_configured: whether ``[tool.headprobe] model`` names the default model.
+      settings: ``[tool.headprobe]`` (its ``model`` is the default model).
       cache_dir: headprobe's cache folder.
       cache_enabled: False with ``--no-cache``.
       write_report: False with ``--no-report``.
@@ -41,8 +39,7 @@ class CheckOptions:
     report_dir: Path
     seed: int
     model_override: str | None
-    default_model: str
-    model_configured: bool
+    settings: Settings
     cache_dir: Path
     cache_enabled: bool
     write_report: bool
@@ -61,8 +58,7 @@ class CheckOptions:
                                or settings.report_dir or "reports"),
             seed=int(seed if seed is not None else (settings.seed or 0)),
             model_override=config.getoption("headprobe_model", None),
-            default_model=settings.model or DEFAULT_MODEL,
-            model_configured=bool(settings.model),
+            settings=settings,
             cache_dir=cache_root(config.getoption("headprobe_cache_dir", None)
                                  or settings.cache_dir),
             cache_enabled=not config.getoption("headprobe_no_cache", False),
@@ -72,14 +68,13 @@ class CheckOptions:
             files_under=files_under(config, settings.files_under))
 
     def model_for(self, declared: str | None) -> str:
-        """The model a claim runs on: ``--model``, else the one its file names, else the
-        default."""
-        return self.model_override or declared or self.default_model
+        """The model a claim runs on (`headprobe.settings.choose_model`)."""
+        return choose_model(self.model_override, declared, self.settings)
 
     def unnamed_model_hint(self, spec: str) -> str:
         """For a model that cannot be had: how to name another, when ``spec`` is the built-in
         default that nobody chose; else ''."""
-        if spec != DEFAULT_MODEL or self.model_override or self.model_configured:
+        if spec != DEFAULT_MODEL or self.model_override or self.settings.model:
             return ""
         return (f"\n{DEFAULT_MODEL} is the default model, used because nothing names another: "
                 f"name yours with --model SPEC (headprobe check), --headprobe-model=SPEC "

@@ -3,7 +3,7 @@
 ``$HEADPROBE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/headprobe``, else ``~/.cache/headprobe``.
 Sub-folders: ``jax/programs/`` (traced programs, StableHLO: `headprobe.model.programs`),
 ``forward/`` (forward results), ``hypothesis/`` (remembered counterexamples); created owner-only
-(`headprobe.cache.safety.private_folder`). ``$HEADPROBE_NO_COMPILATION_CACHE=1`` keeps no programs.
+(`headprobe.cachefiles.private_folder`). ``$HEADPROBE_NO_COMPILATION_CACHE=1`` keeps no programs.
 
 The program key (`headprobe.model.sealing`), which seals compiled executables, lives outside the
 cache, in the user config directory: ``$HEADPROBE_PROGRAM_KEY_FILE`` if set, else

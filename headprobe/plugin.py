@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from headprobe.settings import add_model_option
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("headprobe", "headprobe: claims about attention heads")
-    group.addoption("--headprobe-model", dest="headprobe_model", default=None, metavar="SPEC",
-                    help="model for every claim: a local folder or a hub id[@revision] "
-                         "(`headprobe check --model`)")
+    add_model_option(group.addoption, "--headprobe-model")
     group.addoption("--headprobe-report-dir", dest="headprobe_report_dir", default=None,
                     metavar="DIR", help="where reports go (default: reports/)")
     group.addoption("--headprobe-seed", dest="headprobe_seed", default=None, type=int,
@@ -124,23 +124,24 @@ def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any
     """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per
     session."""
     from headprobe.checkrun import models, options
+    from headprobe.engine.models import ModelHandle
     from headprobe.errors import HeadprobeError
-    from headprobe.pyapi import ProbeModel
     from headprobe.recorder import recorder
 
     config = request.config
 
-    def load(spec: str | None) -> ProbeModel:
+    def load(spec: str | None) -> ModelHandle:
         run = options(config)
         resolved = run.model_for(spec)
         try:
-            model = models(config).loaded(resolved)
+            model = models(config).handle(resolved, recorder=recorder(config).record_measured)
+            model.model()  # loaded now: the test that asks for it is where it fails
         except HeadprobeError as error:
             # A model that cannot be had ends the whole run as a usage error (exit 4), as it
             # does for hypothesis files, instead of failing every test that uses the fixture.
             pytest.exit(f"headprobe_model: {error}{run.unnamed_model_hint(resolved)}",
                         returncode=int(error.exit_code))
-        return ProbeModel(model, recorder=recorder(config).record_measured)
+        return model
 
     return load
 

@@ -15,9 +15,34 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 DELAY_ENV = "HEADPROBE_PROGRESS_DELAY"
+
+
+class Progress(Protocol):
+    def advance(self, count: int = 1) -> None: ...
+
+
+#: ``progress(total, label)``: a context manager giving a `Progress` (a bar, or nothing).
+ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Progress]]
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, count: int = 1) -> None:
+        return None
+
+
+def bar_or_none(progress: ProgressFactory | None, total: int,
+                label: str) -> contextlib.AbstractContextManager[Progress]:
+    """``progress(total, label)``, or a bar that shows nothing when ``progress`` is None."""
+    return progress(total, label) if progress is not None else _NoBar()
 
 
 class SuspendedCapture(io.TextIOBase):

@@ -97,7 +97,8 @@ class Recorder:
         self.recorded.append((nodeid, result))
 
     def record_measured(self, measured: Any, spec: ClaimSpec, result: ClaimResult) -> None:
-        """A claim decided in a Python test (`headprobe.pyapi`): it goes into the report."""
+        """A claim decided in a Python test (`headprobe.engine.claim_api`): it goes into the
+        report."""
         from headprobe.evaluation.verdict import FEW_SOURCES
         from headprobe.report.terminal import reproduce_command
 
@@ -127,7 +128,7 @@ class Recorder:
 
         result = measured.decided
         if self.options.write_report:
-            result = with_figures(measured.probe.model, measured.spec, measured.sentences,
+            result = with_figures(measured.model, measured.spec, measured.sentences,
                                   result, display_file=self._shown_file(result.file),
                                   folder=self.run_dir(), cache=forward_cache(self.config))
         for i, (nodeid, recorded) in enumerate(self.recorded):
@@ -188,7 +189,7 @@ class Recorder:
     def pytest_assertrepr_compare(self, config: pytest.Config, op: str, left: Any,
                                   right: Any) -> list[str] | None:
         if type(left).__name__ != "Measured" or left.decided is None:
-            return None  # not a claim (checked by name: importing pyapi costs numpy)
+            return None  # not a claim (checked by name: importing claim_api costs numpy)
         return self.explain(left)
 
     @pytest.hookimpl(trylast=True)

@@ -1,4 +1,6 @@
-"""``[tool.headprobe]`` in pyproject.toml: project defaults for `headprobe check` and the fixtures.
+"""``[tool.headprobe]`` in pyproject.toml: project defaults for `headprobe check`, the other
+commands and the fixtures; and the one decision of which model a command or a file uses
+(`choose_model`), with the one declaration of its option (`add_model_option`).
 
 Keys: ``model`` (default model spec), ``report_dir`` (default ``reports``), ``cache_dir``, ``seed``,
 ``files_under`` (folders outside the project that hypothesis files may read sentence files from,
@@ -9,8 +11,10 @@ to ``--allow-files-under``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from headprobe.errors import UsageError
 
@@ -65,3 +69,22 @@ def read_settings(folder: Path) -> Settings:
                          f"such as [\"../shared-sentences\"], got {files_under!r}")
     return Settings(model=table.get("model"), report_dir=table.get("report_dir"),
                     cache_dir=table.get("cache_dir"), seed=seed, files_under=tuple(files_under))
+
+
+MODEL_HELP = ("the model: a local folder in Hugging Face layout, or a hub id[@revision] "
+              "(default: the hypothesis file's 'model:', else [tool.headprobe] model in "
+              "pyproject.toml, else bert-base-uncased); for check, every claim's model")
+
+
+def add_model_option(add_option: Callable[..., Any], *names: str) -> None:
+    """Declare the model option with ``add_option``: argparse's ``add_argument`` (``--model``,
+    every command) or a pytest option group's ``addoption`` (``--headprobe-model``)."""
+    extra = {"dest": "headprobe_model", "default": None} if names else {}
+    add_option(*(names or ("--model",)), metavar="SPEC", help=MODEL_HELP, **extra)
+
+
+def choose_model(option: str | None, declared: str | None, settings: Settings) -> str:
+    """The model a command or a hypothesis file uses: the command line's (``--model``), else
+    the one the file declares (``model:``), else ``[tool.headprobe] model``, else
+    `DEFAULT_MODEL`."""
+    return option or declared or settings.model or DEFAULT_MODEL

@@ -7,7 +7,7 @@ tokens from its tokenizer, which collection has loaded anyway.
 What is stored. One entry per `EntryKey` (model fingerprint, sentence text, digest of the
 sentence's tokenization, dtype, format version), holding the exact float32 attention matrices
 ``[query, key]`` of a set of heads, the list of those heads and, from `headprobe check`, the
-claims' numbers for the sentence (``scores``: `headprobe.cache.scores`). A lookup asks for a set
+claims' numbers for the sentence (``scores``: `headprobe.engine.scores`). A lookup asks for a set
 of heads and hits only when the entry holds all of them; a write after a miss keeps the heads the
 entry already had (claim A, then claim B, then both: every head cached). Values are the forward
 pass's own bytes: a cached result equals the fresh run that wrote it bit for bit.
@@ -17,7 +17,7 @@ once), one table ``entries(key, header, data, seal)``: ``key`` is the SHA-256 of
 fields, ``header`` a JSON object (the key's fields, the heads, the token count, the SHA-256 of
 ``data``, the scores), ``data`` the raw little-endian float32 ``[stored head, query, key]`` and
 ``seal`` the SHA-256 of the key and the header; and a table ``claims`` of the same columns
-holding a whole claim's numbers per row (`headprobe.cache.scores`), sealed the same way and
+holding a whole claim's numbers per row (`headprobe.engine.scores`), sealed the same way and
 read by `claim_data`. SQLite does not checksum its pages, so every
 read is verified: the seal before the header is used (the scores), the data's digest before the
 attention is used, the key's fields, the heads and the token count against what was asked. Reads
@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.cache.safety import (
+from headprobe.cachefiles import (
     PROBLEMS,
     Problems,
     private_file,

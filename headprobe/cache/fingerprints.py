@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.atomic import write_atomic
-from headprobe.cache.safety import (
+from headprobe.cachefiles import (
     PROBLEMS,
     NotARegularFile,
     Problems,

@@ -42,6 +42,7 @@ from headprobe.claims.sentences import (
 )
 from headprobe.claims.spec import (
     AVERAGES,
+    BASELINES,
     LEVELS,
     PERS,
     QUANTIFIERS,
@@ -82,7 +83,6 @@ CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", 
               "tolerance", "average")
 DEFAULT_TOLERANCE = 0.02
 """How far an ``expect: unchanged`` claim's value may move from its snapshot (SPEC §10)."""
-BASELINES: tuple[Literal["offset"], ...] = ("offset",)
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BAD_ID = re.compile(r"\s|\[|\]|::")
 MAX_DEPTH = 32

@@ -26,7 +26,8 @@ Measures::
     measure := "argmax" | "mass" | "topk:" K | "entropy"    # K a positive integer
 
 Whether a claim has a target is checked against its measure where both are known
-(`headprobe.claims.files`, `headprobe.pyapi`): ``entropy`` takes none, every other measure one.
+(`headprobe.claims.files`, `headprobe.engine.claim_api`): ``entropy`` takes none, every other
+measure one.
 
 Expectations (numbers in [0, 1]; a number may be written as a percentage, ``80%`` = 0.8)::
 

@@ -19,6 +19,7 @@ LEVELS: tuple[Literal["token", "word"], ...] = ("token", "word")
 QUANTIFIERS: tuple[Literal["each", "any", "none"], ...] = ("each", "any", "none")
 PERS: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
 AVERAGES: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
+BASELINES: tuple[Literal["offset"], ...] = ("offset",)
 
 
 @dataclass(frozen=True)

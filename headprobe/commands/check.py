@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from headprobe.settings import add_model_option
+
 DEFAULT_PATH = "hypotheses"
 
 # headprobe option -> (pytest option, takes a value)
@@ -36,8 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="hypothesis files, test_*.py files or folders (default: "
                              "hypotheses/); also pytest node ids such as 'h.yaml::id[L2H9]'")
-    parser.add_argument("--model", metavar="SPEC",
-                        help="model for every claim (local folder or hub id[@revision])")
+    add_model_option(parser.add_argument)
     parser.add_argument("--report-dir", metavar="DIR", help="report folder (default: reports/)")
     parser.add_argument("--seed", type=int, help="seed for generated sentence sets")
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")

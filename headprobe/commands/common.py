@@ -1,9 +1,11 @@
 """What the commands that evaluate heads outside pytest share (`profile`, `diff`, `discover`):
-their model, cache and sentence options, and a model registry built from them.
+their model, cache and sentence options, and a model registry built from them; and the loaded
+model of `show` and `mask`.
 
-The model of a command that names none is ``[tool.headprobe] model`` of ./pyproject.toml, else
-bert-base-uncased; the cache folder is ``--cache-dir``, else ``cache_dir`` there, else the user
-cache; ``--no-cache`` neither reads nor writes the forward cache.
+The model of a command is decided by `headprobe.settings.choose_model` (``--model``, else
+``[tool.headprobe] model`` of ./pyproject.toml, else bert-base-uncased); the cache folder is
+``--cache-dir``, else ``cache_dir`` there, else the user cache; ``--no-cache`` neither reads nor
+writes the forward cache.
 """
 
 from __future__ import annotations
@@ -14,23 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headprobe.cache.entries import ForwardCache
-from headprobe.claims.spec import Sentence
-from headprobe.engine.evaluate import ProgressFactory
-from headprobe.engine.models import ModelLike, ModelRegistry
+from headprobe.claims.spec import LEVELS, Sentence
+from headprobe.engine.models import ModelHandle, ModelRegistry
 from headprobe.errors import ClaimFileError, UsageError
 from headprobe.paths import cache_root, compilation_cache_disabled
-from headprobe.settings import DEFAULT_MODEL, read_settings
+from headprobe.progress import ProgressFactory, progress_bars
+from headprobe.settings import Settings, add_model_option, choose_model, read_settings
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
-        parser.add_argument("--model", metavar="SPEC",
-                            help="local folder or hub id[@revision] (default: [tool.headprobe] "
-                                 "model in ./pyproject.toml, else bert-base-uncased)")
+        add_model_option(parser.add_argument)
     parser.add_argument("--sentences", metavar="FILE",
                         help="one sentence a line ('#' comments); default: the bundled English "
                              "sentence set")
-    parser.add_argument("--level", choices=("token", "word"), default="token",
+    parser.add_argument("--level", choices=LEVELS, default="token",
                         help="token: wordpieces (default); word: the tokenizer's words")
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")
     parser.add_argument("--no-cache", action="store_true",
@@ -45,22 +45,17 @@ class CommandContext:
     registry: ModelRegistry
     cache: ForwardCache
     progress: ProgressFactory | None
-    default_model: str
+    settings: Settings
 
-    def model(self, spec: str | None) -> ModelLike:
-        """``spec`` (or the default) as a deferred model: its weights load only when a
-        sentence misses the cache; a model that cannot be had is a `UsageError` (exit 4)."""
-        resolved = spec or self.default_model
-        self.registry.info(resolved)
-        errors = self.registry.errors
-        if resolved in errors:
-            raise errors[resolved]
-        return self.registry.deferred(resolved)
+    def model(self, option: str | None) -> ModelHandle:
+        """The model ``--model`` names (or the default) as a handle: its weights load only when
+        a sentence misses the cache; a model that cannot be had is a `UsageError` (exit 4)."""
+        return self.registry.handle(choose_model(option, None, self.settings))
 
     def check_sentences(self, spec: str | None, sentences: Sequence[Sentence], label: str) -> int:
         """The sentences fit the model and keep a token (else a `UsageError` naming the file
         and line); returns how many hold words its vocabulary cannot spell ([UNK])."""
-        info = self.registry.info(spec or self.default_model)
+        info = self.registry.info(choose_model(spec, None, self.settings))
         if info is None:
             return 0  # `model` says why
         try:
@@ -73,8 +68,6 @@ class CommandContext:
 
 def command_context(args: argparse.Namespace) -> CommandContext:
     """The context of a command's parsed arguments (`add_model_options`)."""
-    from headprobe.progress import progress_bars
-
     settings = read_settings(Path("."))
     root = cache_root(args.cache_dir or settings.cache_dir)
     enabled = not args.no_cache
@@ -82,4 +75,13 @@ def command_context(args: argparse.Namespace) -> CommandContext:
                              programs=False if compilation_cache_disabled() else root / "jax")
     return CommandContext(registry=registry, cache=ForwardCache(root, enabled=enabled),
                           progress=progress_bars(-1 if args.quiet else 0),
-                          default_model=settings.model or DEFAULT_MODEL)
+                          settings=settings)
+
+
+def loaded_model(option: str | None) -> ModelHandle:
+    """For ``show`` and ``mask``: the model ``--model`` names (or the default of
+    ./pyproject.toml), loaded now; a model that cannot be had is a `UsageError` (exit 4)."""
+    registry = ModelRegistry(memo_root=None, programs=True, fingerprints=False)
+    handle = registry.handle(choose_model(option, None, read_settings(Path("."))))
+    handle.model()
+    return handle

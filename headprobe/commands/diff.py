@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from headprobe.commands.common import CommandContext, add_model_options, command_context
-from headprobe.engine.models import ModelLike
+from headprobe.engine.models import ModelHandle
+from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ExitCode, UsageError, printable
-from headprobe.evaluation.profile import STATISTICS, pooled
+from headprobe.evaluation.profile_stats import STATISTICS, pooled
 from headprobe.evaluation.results import format_value
 from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
 from headprobe.regression.profiles import (
     Profile,
-    compute_profile,
     looks_like_profile,
     read_profile,
     sentences_digest,
@@ -44,7 +44,7 @@ from headprobe.sentence_sets import load_sentences
 
 SHOWN = 20
 DRAWN = 5
-Side = Profile | ModelLike  # a profile read from a file, or a model
+Side = Profile | ModelHandle  # a profile read from a file, or a model
 FIGURE_MAX = 64  # layers, and heads a layer, that changes.png draws (bert-large: 24 x 16)
 
 
@@ -226,7 +226,7 @@ def _side_by_side_path(change: HeadChange, folder: Path) -> Path:
 def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
                   context: CommandContext) -> Path:
     """A and B of one head on the sentence where its statistic changed most."""
-    from headprobe.cache.runs import forward_runs
+    from headprobe.cache.cached_runs import forward_runs
     from headprobe.evaluation.positions import level_view
     from headprobe.report.figures import render_png, side_by_side_figure
 
@@ -256,5 +256,5 @@ def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
     return write_file(_side_by_side_path(change, folder), render_png(figure), what="figure")
 
 
-def _same(model: ModelLike) -> ModelLike:
+def _same(model: ModelHandle) -> ModelHandle:
     return model

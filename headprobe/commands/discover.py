@@ -211,7 +211,7 @@ def _check_spans(claim: Claim, sentences: Sequence[Sentence], label: str) -> Non
 
 def _discover(args: argparse.Namespace, context: CommandContext, model, sentences, label,
               heads) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
-    from headprobe.regression.profiles import compute_profile
+    from headprobe.engine.profiling import compute_profile
 
     profile = compute_profile(model, [s.text for s in sentences], level=args.level,
                               cache=context.cache, progress=context.progress)
@@ -264,7 +264,7 @@ def _claim_of(finding: Finding, label: str) -> WrittenClaim:
 def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, label, heads,
           claim: Claim, measure: Measure
           ) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
-    from headprobe.cache.runs import forward_runs
+    from headprobe.cache.cached_runs import forward_runs
     from headprobe.evaluation.accumulate import ClaimAccumulator
 
     spec = ClaimSpec(file=label, line=0, id="for", claim=claim, over=("discovery",),

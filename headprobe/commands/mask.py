@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from headprobe.commands.show import add_model_option, check_diagrams, load_model, write_diagrams
+from headprobe.commands.common import loaded_model
+from headprobe.commands.show import check_diagrams, write_diagrams
 from headprobe.errors import UsageError
 from headprobe.model.tokenize import MASK_IN_TEXT
 from headprobe.outputs import check_folder
+from headprobe.settings import add_model_option
 
 DEFAULT_TOP_K = 3
 
@@ -47,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--diagrams", metavar="DIR",
                         help="also write Attention_Layer{L}_Head{H}.png per head and overview.png "
                              "(one subfolder per text when there are several)")
-    add_model_option(parser)
+    add_model_option(parser.add_argument)
     return parser
 
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     texts = [args.text] if args.text is not None else read_texts()
     if args.diagrams:  # before the model loads: a place that cannot be written fails at once
         check_folder(args.diagrams, "--diagrams")
-    model = load_model(args.model)
+    model = loaded_model(args.model)
     require_mlm_head(model)
     positions = [check_text(model, text, encoding) for text, encoding
                  in zip(texts, model.tokenize(texts))]
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     top_k = min(args.top_k, model.tokenizer.vocab_size)
     runs = model.run(texts, hidden_states=False, mlm_logits=True)
     for number, (text, sentence_run, masks) in enumerate(zip(texts, runs, positions)):
+        assert sentence_run.mlm_logits is not None  # require_mlm_head
         ids = top_predictions(sentence_run.mlm_logits, masks, top_k)
         found = [MaskPredictions(position, tuple(
                     Prediction(token, score, i) for token, (i, score) in

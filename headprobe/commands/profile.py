@@ -15,8 +15,9 @@ import json
 import sys
 
 from headprobe.commands.common import add_model_options, command_context
+from headprobe.engine.profiling import compute_profile
 from headprobe.outputs import check_file
-from headprobe.regression.profiles import compute_profile, write_profile
+from headprobe.regression.profiles import write_profile
 from headprobe.sentence_sets import load_sentences
 
 

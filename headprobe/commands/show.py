@@ -14,7 +14,6 @@ goes is a usage error, and each file is written whole (a temporary file renamed 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,14 +21,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from headprobe.claims.spec import LEVELS
+from headprobe.commands.common import loaded_model
 from headprobe.errors import ClaimFileError, UsageError
 from headprobe.outputs import check_file, check_folder, write_file
+from headprobe.settings import add_model_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from headprobe.heads import Head
     from headprobe.runs import Run
 
-LEVELS = ("token", "word")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,20 +51,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "with --all: the folder (default: the current folder)")
     parser.add_argument("--level", choices=LEVELS, default="token",
                         help="token: wordpieces (default); word: the tokenizer's words")
-    add_model_option(parser)
+    add_model_option(parser.add_argument)
     return parser
-
-
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="SPEC",
-                        help="local folder or hub id[@revision] (default: [tool.headprobe] model "
-                             "in ./pyproject.toml, else bert-base-uncased)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output:  # before the model loads: a place that cannot be written fails at once
         (check_folder if args.all else check_file)(args.output, "-o")
-    model = load_model(args.model)
+    model = loaded_model(args.model)
     if args.all:
         folder = Path(args.output or ".")
         check_diagrams(folder, model.num_layers, model.num_heads, "-o")
@@ -84,20 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Model and head from the command line.
-
-def default_model_spec(folder: str | os.PathLike[str] = ".") -> str | None:
-    """``[tool.headprobe] model`` of ``folder/pyproject.toml``; None means bert-base-uncased."""
-    from headprobe.settings import read_settings
-
-    return read_settings(Path(folder)).model
-
-
-def load_model(spec: str | None):
-    """`headprobe.load` with the CLI's default (pyproject.toml, else bert-base-uncased)."""
-    import headprobe
-
-    return headprobe.load(spec if spec else default_model_spec())
-
 
 def parse_cli_head(text: str, num_layers: int, num_heads: int) -> Head:
     """``L3H10`` checked against the model; errors are usage errors naming ``--head``."""

@@ -1,7 +1,7 @@
 """The behaviour catalogue (SPEC §12): what a head can be found doing, and the criteria. Pure.
 
 Every behaviour but one is "the tokens' attention goes to T", for a target T of the profile
-(`headprobe.evaluation.profile.TARGETS`, source ``token``); a head shows it when **either**
+(`headprobe.evaluation.profile_stats.TARGETS`, source ``token``); a head shows it when **either**
 
 - **argmax** (Voita et al. 2019's positional heads): at least `ARGMAX_CRITERION` (90%) of the
   tokens put their largest weight on T, or
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from headprobe.evaluation.intervals import bootstrap_ratios, bootstrap_sentences_needed, wilson
-from headprobe.evaluation.profile import TARGETS, SentenceNumbers
+from headprobe.evaluation.profile_stats import TARGETS, SentenceNumbers
 from headprobe.heads import Head
 
 ARGMAX_CRITERION = 0.9

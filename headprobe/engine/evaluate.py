@@ -11,34 +11,25 @@ failing results get their diagrams when ``settings.figures`` names a folder.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from headprobe.cache.cached_runs import entry_key, forward_runs, head_pairs, stored_attentions
 from headprobe.cache.entries import EntryKey, ForwardCache
-from headprobe.cache.runs import entry_key, forward_runs, head_pairs, stored_attentions
-from headprobe.cache.scores import ScoreCache, scoring_key
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
-from headprobe.engine.figures import draw_failure_figures, figure_requests
-from headprobe.engine.models import ModelLike
+from headprobe.engine.failure_figures import draw_failure_figures, figure_requests
+from headprobe.engine.models import ModelHandle
+from headprobe.engine.scores import ScoreCache, scoring_key
 from headprobe.evaluation import ClaimAccumulator, score_sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, parse_head, unique_heads
+from headprobe.progress import ProgressFactory
 from headprobe.runs import Run
-
-
-class Progress(Protocol):
-    def advance(self, count: int = 1) -> None: ...
-
-
-#: ``progress(total, label)``: a context manager giving a `Progress` (a bar, or nothing).
-ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Progress]]
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ _Users = dict[str, list[tuple[ClaimAccumulator, int, Sentence, str]]]
 _Collected = dict[int, dict[int, SentenceNumbers] | None]
 
 
-def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelLike],
+def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelHandle],
              settings: EvaluationSettings = EvaluationSettings()) -> dict[str, ClaimResult]:
     """One result per job, by ``job.key``. ``models(spec)`` gives the model of a spec (a
     deferred one, ideally: its weights load only when something misses the caches)."""
@@ -84,7 +75,7 @@ def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelLike],
     return results
 
 
-def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
+def _evaluate_model(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob],
                     settings: EvaluationSettings) -> dict[str, ClaimResult]:
     groups: dict[tuple[str, str, str], list[ClaimJob]] = defaultdict(list)
     for job in jobs:
@@ -128,7 +119,7 @@ def _evaluate_model(model: ModelLike, model_spec: str, jobs: Sequence[ClaimJob],
     return results
 
 
-def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey],
+def _score_runs(model: ModelHandle, texts: list[str], keys: Mapping[str, EntryKey],
                 heads: Sequence[Head], users: _Users, scores: ScoreCache | None,
                 settings: EvaluationSettings, collected: _Collected) -> None:
     """Run ``texts`` (through the forward cache, which they do not write: each entry is
@@ -152,7 +143,7 @@ def _score_runs(model: ModelLike, texts: list[str], keys: Mapping[str, EntryKey]
             cache.flush()
 
 
-def _entry_keys(model: ModelLike, users: _Users) -> dict[str, EntryKey]:
+def _entry_keys(model: ModelHandle, users: _Users) -> dict[str, EntryKey]:
     """Each text's forward-cache key (its tokenization: the texts are tokenized once)."""
     texts = list(users)
     return {text: entry_key(model.fingerprint, encoding)
@@ -225,7 +216,7 @@ def _cached_scores(users: _Users, keys: Mapping[str, EntryKey], scores: ScoreCac
     return pending
 
 
-def _runs(model: ModelLike, texts: Sequence[str], heads: Sequence[Head],
+def _runs(model: ModelHandle, texts: Sequence[str], heads: Sequence[Head],
           cache: ForwardCache | None,
           progress: ProgressFactory | None) -> Iterator[tuple[int, Run]]:
     """The runs of ``texts``, from the forward cache (not written here) or the model."""
@@ -261,7 +252,7 @@ def _result_of(job: ClaimJob, results: Sequence[ClaimResult]) -> ClaimResult:
     return result
 
 
-def _shrunk(model: ModelLike, job: ClaimJob, result: ClaimResult,
+def _shrunk(model: ModelHandle, job: ClaimJob, result: ClaimResult,
             settings: EvaluationSettings) -> ClaimResult:
     """For ``per: sentence`` over generated sets: put hypothesis's simplest failing sentence
     first among the counterexamples."""
@@ -291,7 +282,7 @@ def _shrunk(model: ModelLike, job: ClaimJob, result: ClaimResult,
     return dataclasses.replace(result, counterexamples=tuple(found + rest))
 
 
-def with_figures(model: ModelLike, spec: ClaimSpec, sentences: Sequence[Sentence],
+def with_figures(model: ModelHandle, spec: ClaimSpec, sentences: Sequence[Sentence],
                  result: ClaimResult, *, display_file: str, folder: Path,
                  cache: ForwardCache | None = None) -> ClaimResult:
     """``result`` with diagrams of its worst sentences (and, for any/none, of its next best

@@ -1,10 +1,12 @@
-"""The models an evaluation uses: resolved once, fingerprinted in the background, loaded late.
+"""The models of a process: each resolved once, fingerprinted in the background, loaded late.
 
-`ModelRegistry.info` resolves a spec and reads its config and tokenizer (collection needs no
-more); the fingerprint is hashed meanwhile in a thread. `ModelRegistry.deferred` gives a
-`DeferredModel`, whose fingerprint and tokens come from the files, so that a run served entirely
-by the forward cache never loads the weights (or JAX). `ModelLike` is what evaluation needs of a
-model: a loaded `headprobe.model.api.Model` and a `DeferredModel` both are one.
+Two model types stand in the layers. `headprobe.model.loaded.Model` is a loaded encoder (its
+weights on the JAX device). `ModelHandle`, here, is what everything above the model layer holds:
+a model by spec, whose name, sizes, fingerprint and tokens come from its files
+(`headprobe.model.info.ModelInfo`), whose weights load on the first forward pass, and which
+carries the Python claim API (``handle.claim("L2H9: token -> next")``). `headprobe.load` gives
+a handle to a model it has just loaded; `ModelRegistry` gives handles of a run's models, each
+spec resolved and loaded at most once.
 """
 
 from __future__ import annotations
@@ -13,57 +15,55 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 from headprobe.cache.fingerprints import Fingerprint, fingerprint_result, start_fingerprint
+from headprobe.engine.claim_api import ClaimQuery, Recorder, build_claim
 from headprobe.errors import HeadprobeError
-from headprobe.modelinfo import ModelInfo, inspect_model
+from headprobe.model.info import ModelInfo, inspect_model
 from headprobe.runs import Encoding, Run
 
-if TYPE_CHECKING:  # the model code imports JAX: only for annotations here
-    from headprobe.model.api import Model
+if TYPE_CHECKING:  # the loaded model imports JAX: only for annotations here
+    from headprobe.model.loaded import Model
 
 
-class ModelLike(Protocol):
-    """What evaluation asks of a model (`headprobe.model.api.Model` offers all of it)."""
+class ModelHandle:
+    """A model by spec. ``name``, ``fingerprint``, the sizes and ``tokenize`` need only its
+    files; ``run``, ``iter_runs`` and every other attribute of a loaded
+    `headprobe.model.loaded.Model` (``config``, ``path``, ``has_mlm_head`` ...) load it through
+    ``load`` on first use. ``recorder`` is told of every claim decided through `claim` (the
+    pytest plugin records them for report.json; a script passes none)."""
 
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def num_layers(self) -> int: ...
-
-    @property
-    def num_heads(self) -> int: ...
-
-    def tokenize(self, texts: Sequence[str]) -> list[Encoding]: ...
-
-    def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
-                  mlm_logits: bool = True, num_layers: int | None = None, batch_size: int = 32,
-                  copy: bool = True, encodings: Sequence[Encoding] | None = None,
-                  ) -> Iterator[tuple[int, Run]]: ...
-
-    def run(self, texts: Sequence[str], *, hidden_states: bool = True, mlm_logits: bool = True,
-            num_layers: int | None = None, batch_size: int = 32) -> list[Run]: ...
-
-
-class DeferredModel:
-    """A model whose weights load on first use: ``name``, ``fingerprint``, the sizes and
-    ``tokenize`` need only its files; ``iter_runs`` and ``run`` load it through ``load``."""
-
-    def __init__(self, load: Callable[[], Model], info: ModelInfo,
-                 fingerprint: Future[Fingerprint]) -> None:
+    def __init__(self, load: Callable[[], Model], info: ModelInfo | None,
+                 fingerprint: Future[Fingerprint] | None, *,
+                 recorder: Recorder | None = None) -> None:
         self._load = load
         self._info = info
         self._fingerprint = fingerprint
         self._model: Model | None = None
+        self.recorder = recorder
+
+    @classmethod
+    def of(cls, model: Model, *, recorder: Recorder | None = None) -> ModelHandle:
+        """A handle to a model already loaded."""
+        handle = cls(lambda: model, None, None, recorder=recorder)
+        handle._model = model
+        return handle
+
+    def with_recorder(self, recorder: Recorder | None) -> ModelHandle:
+        """The same model (loaded once for both), telling ``recorder`` of its decided claims."""
+        handle = ModelHandle(self.model, self._info, self._fingerprint, recorder=recorder)
+        handle._model = self._model
+        return handle
+
+    def __repr__(self) -> str:
+        if self._model is not None:
+            return repr(self._model)
+        return f"ModelHandle({self.name!r}, not loaded)"
 
     @property
     def name(self) -> str:
-        return self._info.spec
+        return self._info.spec if self._info is not None else self.model().name
 
     @property
     def loaded(self) -> bool:
@@ -71,29 +71,52 @@ class DeferredModel:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint_result(self._fingerprint)
+        if self._fingerprint is not None:
+            return fingerprint_result(self._fingerprint)
+        return self.model().fingerprint
 
     @property
     def num_layers(self) -> int:
-        return self._info.num_layers
+        return self._info.num_layers if self._info is not None else self.model().num_layers
 
     @property
     def num_heads(self) -> int:
-        return self._info.num_heads
+        return self._info.num_heads if self._info is not None else self.model().num_heads
+
+    @property
+    def max_length(self) -> int:
+        return self._info.max_length if self._info is not None else self.model().max_length
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
-        return self._info.tokenizer.encode(texts)
+        if self._info is not None:
+            return self._info.tokenizer.encode(texts)
+        return self.model().tokenize(texts)
 
     def model(self) -> Model:
+        """The loaded model (loaded now if it is not yet)."""
         if self._model is None:
             self._model = self._load()
         return self._model
 
-    def iter_runs(self, texts: Sequence[str], **options: object) -> Iterator[tuple[int, Run]]:
-        return self.model().iter_runs(texts, **options)  # type: ignore[arg-type]
+    def iter_runs(self, texts: Sequence[str], **options: Any) -> Iterator[tuple[int, Run]]:
+        return self.model().iter_runs(texts, **options)
 
-    def run(self, texts: Sequence[str], **options: object) -> list[Run]:
-        return self.model().run(texts, **options)  # type: ignore[arg-type]
+    def run(self, texts: Sequence[str], **options: Any) -> list[Run]:
+        return self.model().run(texts, **options)
+
+    def claim(self, text: str, *, level: str = "token", per: str = "pool",
+              quantifier: str = "each", baseline: str | None = None,
+              margin: float = 0.0, average: str = "pool") -> ClaimQuery:
+        """A claim about this model's heads, to measure in a script, a notebook or a test:
+        ``model.claim("L2H9: token -> next").over(sentences).argmax()`` (docs/python-api.md)."""
+        return build_claim(self, text, level=level, per=per, quantifier=quantifier,
+                           baseline=baseline, margin=margin, average=average)
+
+    def __getattr__(self, attribute: str) -> Any:
+        # Called only for what the handle itself lacks: the loaded model's own attributes.
+        if attribute.startswith("__") or attribute in ("_model", "_load", "_info"):
+            raise AttributeError(attribute)
+        return getattr(self.model(), attribute)
 
 
 class ModelRegistry:
@@ -101,11 +124,15 @@ class ModelRegistry:
     fingerprint future and, once needed, the loaded model.
 
     ``memo_root``: where fingerprints are remembered (None: nowhere); ``programs``: where
-    compiled programs are kept (`headprobe.load`'s ``compilation_cache``: a folder, or False)."""
+    compiled programs are kept (`headprobe.load`'s ``compilation_cache``: a folder, True for
+    the default one, or False); ``fingerprints``: hash each model's files in the background as
+    soon as it is resolved (else a handle's fingerprint is the loaded model's, on demand)."""
 
-    def __init__(self, *, memo_root: Path | None, programs: Path | bool) -> None:
+    def __init__(self, *, memo_root: Path | None, programs: Path | bool,
+                 fingerprints: bool = True) -> None:
         self.memo_root = memo_root
         self.programs = programs
+        self._hash_early = fingerprints
         self._infos: dict[str, ModelInfo | None] = {}
         self._errors: dict[str, HeadprobeError] = {}
         self._fingerprints: dict[str, Future[Fingerprint]] = {}
@@ -121,8 +148,9 @@ class ModelRegistry:
                 self._errors[spec] = error
                 return None
             self._infos[spec] = info
-            # Hashed while collection goes on; the cache lookups need it first.
-            self._fingerprints[spec] = start_fingerprint(info.folder, memo_root=self.memo_root)
+            if self._hash_early:  # hashed while collection goes on; cache lookups need it
+                self._fingerprints[spec] = start_fingerprint(info.folder,
+                                                             memo_root=self.memo_root)
         return self._infos[spec]
 
     @property
@@ -131,21 +159,30 @@ class ModelRegistry:
         return dict(self._errors)
 
     def loaded(self, spec: str) -> Model:
-        """The loaded model (weights on the device), once per spec; raises `HeadprobeError`."""
+        """The loaded model (weights on the device), once per spec, from the folder `info`
+        resolved (the spec is resolved once); raises `HeadprobeError`."""
         if spec not in self._models:
-            import headprobe  # the model code imports JAX: only once a model is needed
+            from headprobe.model.loaded import load_folder  # JAX: only once a model is needed
 
-            self._models[spec] = headprobe.load(spec, compilation_cache=self.programs)
+            info = self.info(spec)
+            if info is None:
+                raise self._errors[spec]
+            self._models[spec] = load_folder(info.folder, name=spec,
+                                             compilation_cache=self.programs)
             # JAX, Flax and the weights are hundreds of thousands of long-lived objects that
             # every full garbage collection would walk again: move everything alive now out of
             # the collector's reach.
             gc.freeze()
         return self._models[spec]
 
-    def deferred(self, spec: str) -> ModelLike:
-        """``spec`` as a model whose weights load only when something needs a forward pass
-        (the loaded model itself once it is loaded)."""
+    def handle(self, spec: str, *, recorder: Recorder | None = None) -> ModelHandle:
+        """``spec`` as a handle whose weights load only when something needs a forward pass;
+        a model that cannot be had raises its `HeadprobeError`."""
         info = self.info(spec)
-        if info is None or spec in self._models:
-            return self.loaded(spec)
-        return DeferredModel(lambda: self.loaded(spec), info, self._fingerprints[spec])
+        if info is None:
+            raise self._errors[spec]
+        handle = ModelHandle(lambda: self.loaded(spec), info, self._fingerprints.get(spec),
+                             recorder=recorder)
+        if spec in self._models:
+            handle._model = self._models[spec]
+        return handle

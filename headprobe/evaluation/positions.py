@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from headprobe.claims.spec import Source, Span, Target
+from headprobe.claims.spec import LEVELS, Source, Span, Target
 from headprobe.claims.wordregex import WordPattern, WordRegexError, compile_word_regex
 from headprobe.errors import ClaimFileError
 from headprobe.heads import Head
@@ -181,7 +181,7 @@ def level_view(run: Run, level: str) -> LevelView:
     """The cached `LevelView` of ``run`` at ``level`` (``"token"`` or ``"word"``)."""
     views = _VIEWS.setdefault(run, {})
     if level not in views:
-        if level not in ("token", "word"):
+        if level not in LEVELS:
             raise ClaimFileError(f"level must be 'token' or 'word', got {level!r}")
         if "" not in views:  # what both levels are made from, once per run
             views[""] = _run_tokens(run)

@@ -28,7 +28,7 @@ Query, key and value are one fused matmul (``qkv``). Softmax runs in float32 wit
 segments' keys and padding masked out. ``heads`` selects which heads' attentions are returned
 (all of the layers run, by default), so a check that needs one head does not copy 144. Matmuls use
 ``precision="highest"`` by default so that accelerators do not silently drop to TF32/bf16.
-`forward` is pure and unjitted: jit it at the outermost call site (`headprobe.model.api`).
+`forward` is pure and unjitted: jit it at the outermost call site (`headprobe.model.loaded`).
 """
 
 from __future__ import annotations
@@ -47,9 +47,8 @@ Params = dict[str, Any]
 
 def _gelu(x: jax.Array) -> jax.Array:
     """The exact (erf) GELU written as PyTorch computes it, ``x / 2 * (1 + erf(x / sqrt 2))``:
-    on XLA's CPU backend 2.6x faster than ``jax.nn.gelu(approximate=False)`` (which goes
-    through erfc), the same to float32 rounding. In a bert-base layer the GELU was 19% of the
-    time (benchmarks/jobs.py)."""
+    on XLA's CPU backend faster than ``jax.nn.gelu(approximate=False)`` (which goes through
+    erfc; docs/performance.md), the same to float32 rounding."""
     return 0.5 * x * (1 + jax.lax.erf(x * jnp.asarray(0.7071067811865476, x.dtype)))
 
 

@@ -1,19 +1,19 @@
 """Forward programs kept on disk, so that a second process neither traces nor (with the user's
 program key) compiles them.
 
-Before XLA compiles the forward pass, JAX traces the Flax model and lowers it for every shape
-(about 0.3-0.5 s per (batch rows, length) shape), then XLA compiles it (about a second per MiniLM
-shape on CPU). This store keeps, one file of each per shape:
+Before XLA compiles the forward pass, JAX traces the Flax model and lowers it for every
+(batch rows, length) shape, then XLA compiles it (docs/performance.md has what each costs). This
+store keeps, one file of each per shape:
 
 * the traced program, as `jax.export` serializes it: StableHLO (MLIR bytecode) in a flatbuffer,
   with the argument and result trees as plain data (``*.stablehlo``). Nothing in it is pickled
   or machine code, so it cannot run code when read; what it describes is a computation on the
-  call's arrays. A second process reads it back (~0.01 s), checks it and compiles it;
+  call's arrays. A second process reads it back, checks it and compiles it;
 * the compiled executable (``*.executable``: `jax.experimental.serialize_executable`, a pickle
   holding XLA's machine code), sealed with an HMAC under the user's program key, which lives
   outside the cache folder (`headprobe.model.sealing`). It is read only when its seal verifies
-  (before anything unpickles it), and then neither tracing nor XLA's compile is needed (~0.05
-  s). Without a usable key (``$HEADPROBE_NO_EXECUTABLES=1``, a key file refused), executables
+  (before anything unpickles it), and then neither tracing nor XLA's compile is needed.
+  Without a usable key (``$HEADPROBE_NO_EXECUTABLES=1``, a key file refused), executables
   are neither read nor written: the traced programs alone.
 
 Key. SHA-256 over everything the program depends on: the JAX and jaxlib versions, the backend
@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from headprobe.atomic import write_atomic
-from headprobe.cache.safety import (
+from headprobe.cachefiles import (
     PROBLEMS,
     TEMPORARY_PREFIX,
     NotARegularFile,

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from headprobe.cache.safety import private_folder
+from headprobe.cachefiles import private_folder
 from headprobe.errors import CacheWarning
 from headprobe.paths import PROGRAM_KEY_ENV, executables_disabled, program_key_path
 

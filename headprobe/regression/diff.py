@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import UsageError
-from headprobe.evaluation.profile import STATISTICS
+from headprobe.evaluation.profile_stats import STATISTICS
 from headprobe.heads import Head
 from headprobe.regression.profiles import Profile
 

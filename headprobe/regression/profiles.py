@@ -1,10 +1,9 @@
 """Profiles (SPEC §11): every head's standard statistics over a sentence set, and their JSON file.
 
-`compute_profile` runs every sentence through the forward cache (or the model, for what the
-cache misses: a profile of a model already in the cache never runs it) at full depth, computes
-all heads' statistics in one vectorised pass per sentence (`headprobe.evaluation.profile`), and
-pools them. A `Profile` keeps each sentence's numbers in memory (for diff's diagrams and for
-discover's intervals); its JSON file holds the pooled values only::
+`headprobe.engine.profiling.compute_profile` makes one (all heads' statistics in one
+vectorised pass per sentence, `headprobe.evaluation.profile_stats`, pooled). A `Profile` keeps
+each sentence's numbers in memory (for diff's diagrams and for discover's intervals); its JSON
+file holds the pooled values only::
 
     {"headprobe_version": "...", "model": "...", "model_fingerprint": "sha256:...",
      "level": "token", "sentences": {"count": 500, "sha256": "..."},
@@ -33,18 +32,13 @@ from typing import Any
 import numpy as np
 
 from headprobe._version import __version__
-from headprobe.cache.entries import ForwardCache
-from headprobe.cache.runs import forward_runs
+from headprobe.claims.spec import LEVELS
 from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
-from headprobe.engine.evaluate import ProgressFactory
-from headprobe.engine.models import ModelLike
 from headprobe.errors import UsageError, printable
-from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile import STATISTICS, ProfileAccumulator, SentenceNumbers
+from headprobe.evaluation.profile_stats import STATISTICS, SentenceNumbers
 from headprobe.heads import Head, parse_head
 from headprobe.outputs import write_file
 
-LEVELS = ("token", "word")
 _DIGITS = 6
 _MAX_NAME = 1000  # characters of a model name or fingerprint
 _MAX_COUNT = 10**9  # sentences
@@ -104,47 +98,6 @@ class Profile:
 
 def _rounded(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), _DIGITS)
-
-
-def compute_profile(model: ModelLike, texts: Sequence[str], *, level: str = "token",
-                    cache: ForwardCache | None = None,
-                    progress: ProgressFactory | None = None) -> Profile:
-    """The profile of ``model`` over ``texts`` (see the module docstring)."""
-    if level not in LEVELS:
-        raise UsageError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
-    if not texts:
-        raise UsageError("a profile needs at least one sentence")
-    heads = tuple(Head(layer, head) for layer in range(1, model.num_layers + 1)
-                  for head in range(1, model.num_heads + 1))
-    accumulator = ProfileAccumulator(heads)
-    numbers: dict[int, SentenceNumbers] = {}
-    runs = forward_runs(texts, heads, fingerprint=model.fingerprint, encode=model.tokenize,
-                        num_layers=model.num_layers, num_heads=model.num_heads,
-                        load_model=lambda: model, cache=cache)
-    with (progress(len(texts), "profile") if progress else _no_bar()) as bar:
-        for index, run in runs:
-            numbers[index] = accumulator.add(level_view(run, level))
-            bar.advance()
-    ordered = tuple(numbers[i] for i in range(len(texts)))
-    accumulator.sentences[:] = list(ordered)
-    return Profile(model=model.name, fingerprint=model.fingerprint, level=level,
-                   count=len(texts), sentences_sha256=sentences_digest(texts), heads=heads,
-                   values=accumulator.values(), texts=tuple(texts), per_sentence=ordered)
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def advance(self, count: int = 1) -> None:
-        return None
-
-
-def _no_bar() -> _NoBar:
-    return _NoBar()
 
 
 def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:

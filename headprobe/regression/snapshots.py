@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from headprobe.atomic import write_atomic
-from headprobe.cache.safety import remove_stale_temporaries
+from headprobe.cachefiles import remove_stale_temporaries
 from headprobe.claims.textfile import TextFileProblem, read_user_text
 from headprobe.errors import ClaimFileError, HeadprobeError, UsageError, printable
 

@@ -12,7 +12,7 @@ import os
 import shutil
 
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 
 CLAIMS = """
 sentences:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from checkrun import CheckRun, _environment, headprobe_command, write_project
+from check_runner import CheckRun, _environment, headprobe_command, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
+from check_runner import CheckRun, check_inprocess, check_subprocess, write_project
 
 GOOD_SET = """\
 sentences:

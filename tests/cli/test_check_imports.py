@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from checkrun import headprobe_command
+from check_runner import headprobe_command
 
 HEAVY = ("jax", "flax", "transformers", "matplotlib", "torch")
 
@@ -74,7 +74,7 @@ def test_integers(value):
 
 
 def run_warm(tmp_path, *args: str) -> str:
-    from checkrun import _environment
+    from check_runner import _environment
 
     done = subprocess.run([sys.executable, "-c", WARM, *args, "-q", "-p", "no:cacheprovider"],
                           cwd=tmp_path, env=_environment(tmp_path / "cache"),
@@ -85,7 +85,7 @@ def run_warm(tmp_path, *args: str) -> str:
 
 
 def test_a_fully_cached_check_imports_no_heavy_library(tmp_path):
-    from checkrun import write_project
+    from check_runner import write_project
 
     write_project(tmp_path, {"claims.yaml": CLAIMS})
     assert "jax" in run_warm(tmp_path, "claims.yaml")  # cold: the model runs
@@ -93,7 +93,7 @@ def test_a_fully_cached_check_imports_no_heavy_library(tmp_path):
 
 
 def test_hypothesis_tests_still_report_when_hypothesis_runs(tmp_path):
-    from checkrun import write_project
+    from check_runner import write_project
 
     write_project(tmp_path, {"claims.yaml": CLAIMS, "test_given.py": GIVEN_TEST})
     run_warm(tmp_path, "claims.yaml")

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
+from check_runner import CheckRun, check_inprocess, check_subprocess, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
 ZEBRAS = ["The zebra sat on the mat.", "A zebra sat."]  # the same lengths as PLAIN

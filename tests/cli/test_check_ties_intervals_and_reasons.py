@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from checkrun import CheckRun, check_subprocess, headprobe_command, run_command, write_project
+from check_runner import CheckRun, check_subprocess, headprobe_command, run_command, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
 LENGTHS = [9, 6]  # with [CLS] and [SEP]

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
-from checkrun import check_subprocess, run_command, write_project
+from check_runner import check_subprocess, run_command, write_project
 from derived import random_bert_base
 
 from headprobe.cli import main

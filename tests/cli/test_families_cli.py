@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 from families import KINDS, write_family_checkpoint
 
 from headprobe.cli import main

@@ -22,7 +22,7 @@ import stat
 import struct
 
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 
 from headprobe.model import sealing
 
@@ -170,7 +170,7 @@ def test_a_well_formed_program_that_calls_native_code_is_refused_before_compilin
     import numpy as np
     from jax import export
 
-    from headprobe.cache.safety import Problems
+    from headprobe.cachefiles import Problems
     from headprobe.model.programs import ProgramStore, check_program, encode_program
 
     def factor(x):
@@ -199,7 +199,7 @@ def test_a_program_whose_stablehlo_bytes_are_damaged_is_a_warning_not_a_tracebac
     import numpy as np
     from jax import export
 
-    from headprobe.cache.safety import Problems
+    from headprobe.cachefiles import Problems
     from headprobe.model.programs import ProgramStore, encode_program
 
     args = (jax.ShapeDtypeStruct((3, 3), np.float32),)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from checkrun import CheckRun, check_inprocess, check_subprocess, write_project
+from check_runner import CheckRun, check_inprocess, check_subprocess, write_project
 
 SETS = """\
 sentences:

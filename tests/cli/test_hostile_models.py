@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from checkrun import CheckRun, check_inprocess, run_command, write_project
+from check_runner import CheckRun, check_inprocess, run_command, write_project
 from derived import minilm_folder
 
 FILES = ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json",
@@ -92,7 +92,7 @@ def check_command(root: Path, folder: Path, check_cache, **env: str) -> CheckRun
 
 
 def _headprobe() -> list[str]:
-    from checkrun import headprobe_command
+    from check_runner import headprobe_command
 
     return headprobe_command()
 
@@ -413,7 +413,7 @@ def test_the_undamaged_copy_loads_with_the_bundled_numbers(tmp_path, minilm):
     """The checks refuse nothing real: the copy (weights through a link) inspects and loads,
     and tokenizes as the bundled model does."""
     import headprobe
-    from headprobe.modelinfo import inspect_model
+    from headprobe.model.info import inspect_model
 
     folder = damaged_copy(tmp_path, minilm)
     info = inspect_model(str(folder))

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from checkrun import CheckRun, _environment, check_subprocess, headprobe_command, write_project
+from check_runner import CheckRun, _environment, check_subprocess, headprobe_command, write_project
 
 from headprobe.report import store
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [

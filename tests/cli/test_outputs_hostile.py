@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkrun import CheckRun, headprobe_command, run_command
+from check_runner import CheckRun, headprobe_command, run_command
 
 from headprobe import atomic
 from headprobe.cli import main
-from headprobe.evaluation.profile import STATISTICS
+from headprobe.evaluation.profile_stats import STATISTICS
 from headprobe.sentence_sets import bundled_path
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 
 CLAIMS = """
 sentences:

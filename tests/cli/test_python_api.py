@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import pytest
-from checkrun import CheckRun, check_subprocess, run_command, write_project
+from check_runner import CheckRun, check_subprocess, run_command, write_project
 
 PLAIN = ["The cat sat on the mat.", "A dog sat."]
 ZEBRAS = ["The zebra sat on the mat.", "A zebra sat."]
@@ -50,11 +50,9 @@ def test_no_animal_draws_the_eye(headprobe_model, sentence):
 @pytest.fixture(scope="module")
 def probe(planted_model):
     import headprobe
-    from headprobe.pyapi import ProbeModel
-
     recorded = []
-    model = ProbeModel(headprobe.load(str(planted_model), compilation_cache=False),
-                       recorder=lambda measured, spec, result: recorded.append(result))
+    model = headprobe.load(str(planted_model), compilation_cache=False).with_recorder(
+        lambda measured, spec, result: recorded.append(result))
     model.recorded = recorded
     return model
 

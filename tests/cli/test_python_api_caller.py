@@ -1,7 +1,7 @@
 """Errors and results of claims written in Python name the user's file and line, not headprobe's:
-``model.claim(...)`` on a loaded model goes through `headprobe.model.api` and `headprobe.pyapi`,
-and the claim is placed at the first frame outside the headprobe package (as `warnings.warn`'s
-``stacklevel`` would)."""
+``model.claim(...)`` on a loaded model goes through `headprobe.engine.models` and
+`headprobe.engine.claim_api`, and the claim is placed at the first frame outside the headprobe
+package (as `warnings.warn`'s ``stacklevel`` would)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from checkrun import run_command
+from check_runner import run_command
 
 SCRIPT = '''
 import json
@@ -40,19 +40,19 @@ def test_a_script_s_claim_errors_and_results_name_the_script_and_its_line(tmp_pa
     assert run.rc == 1, run
     located = f"ClaimFileError: {script}:{bad_at}: claim: layer 7 in L7H1 is out of range"
     assert located in run.output, run
-    assert "model/api.py" not in run.output.splitlines()[-1], run
+    assert "/headprobe/" not in run.output.splitlines()[-1], run
     recorded = json.loads(run.stdout.splitlines()[-1])
     assert recorded == {"file": str(script), "id": "<module>",
                         "line": measured_at}, recorded
 
 
 def test_a_claim_that_does_not_parse_names_the_calling_file_and_line(tmp_path):
+    from headprobe.engine.models import ModelHandle
     from headprobe.errors import ClaimFileError
-    from headprobe.pyapi import ProbeModel
 
     script = tmp_path / "analysis.py"
     script.write_text('import math\n\nmodel.claim("L1H1: token -> nxt")\n', encoding="utf-8")
     with pytest.raises(ClaimFileError) as caught:
-        runpy.run_path(str(script), init_globals={"model": ProbeModel(model=None)})
+        runpy.run_path(str(script), init_globals={"model": ModelHandle(lambda: None, None, None)})
     assert str(caught.value).startswith(
         f"{script}:3: claim: cannot parse the claim at column 16: unknown target 'nxt'")

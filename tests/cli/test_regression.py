@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from checkrun import check_subprocess, write_project
+from check_runner import check_subprocess, write_project
 from derived import derive, float16_round_trip, swap_heads, zero_query
 
 import headprobe
 from headprobe.cli import main
-from headprobe.evaluation.profile import STATISTICS
+from headprobe.evaluation.profile_stats import STATISTICS
 from headprobe.sentence_sets import load_sentences
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from checkrun import check_inprocess, check_subprocess, write_project
+from check_runner import check_inprocess, check_subprocess, write_project
 
 SECRET = "The zebra sat on the red carpet."  # in the planted model's vocabulary
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from checkrun import check_inprocess, run_command, write_project
+from check_runner import check_inprocess, run_command, write_project
 
 CLAIMS = """\
 model: {model}

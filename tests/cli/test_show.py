@@ -181,12 +181,16 @@ def test_head_or_all_is_required(capsys):
     assert "one of the arguments --head --all is required" in capsys.readouterr().err
 
 
-def test_default_model_comes_from_pyproject(tmp_path, monkeypatch):
-    from headprobe.commands.show import default_model_spec
+def test_default_model_comes_from_pyproject_after_the_option_and_the_file(tmp_path):
+    from headprobe.settings import choose_model, read_settings
 
     (tmp_path / "pyproject.toml").write_text('[tool.headprobe]\nmodel = "some/model"\n')
-    assert default_model_spec(tmp_path) == "some/model"
-    assert default_model_spec(tmp_path / "elsewhere") is None
+    settings = read_settings(tmp_path)
+    assert choose_model(None, None, settings) == "some/model"
+    assert choose_model(None, "file/model", settings) == "file/model"
+    assert choose_model("cli/model", "file/model", settings) == "cli/model"
+    (tmp_path / "elsewhere").mkdir()
+    assert choose_model(None, None, read_settings(tmp_path / "elsewhere")) == "bert-base-uncased"
 
 
 def test_command_line_end_to_end_without_traceback(tmp_path):

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import pytest
-from checkrun import CheckRun, _environment, check_inprocess, headprobe_command, write_project
+from check_runner import CheckRun, _environment, check_inprocess, headprobe_command, write_project
 
 HEADS = 12
 CLAIMS = """

@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from checkrun import (
+from check_runner import (
     CheckRun,
     _environment,
     check_inprocess,
@@ -251,7 +251,7 @@ def test_figures_have_a_scale_from_0_to_the_largest_weight():
 # ---- no traps ----------------------------------------------------------------------------------
 
 def test_plain_pytest_with_no_model_configured_says_how_to_name_one(tmp_path):
-    from checkrun import run_command
+    from check_runner import run_command
 
     write_project(tmp_path, {"test_h.py": "def test_x(headprobe_model):\n    pass\n"})
     done = run_command([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

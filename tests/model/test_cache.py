@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import headprobe
+from headprobe.cache.cached_runs import forward_runs
 from headprobe.cache.entries import (
     CacheStats,
     EntryKey,
@@ -29,13 +30,12 @@ from headprobe.cache.entries import (
     seal,
 )
 from headprobe.cache.fingerprints import fingerprint_result, model_fingerprint, start_fingerprint
-from headprobe.cache.runs import forward_runs
-from headprobe.cache.safety import Problems
-from headprobe.engine.models import DeferredModel
+from headprobe.cachefiles import Problems
+from headprobe.engine.models import ModelHandle
 from headprobe.errors import CacheWarning
 from headprobe.heads import Head
 from headprobe.model.checkpoint import find_weights, fingerprint
-from headprobe.modelinfo import inspect_model
+from headprobe.model.info import inspect_model
 
 # Distinct sizes: 3 stored heads, 7 tokens.
 HEADS = [(0, 2), (1, 0), (1, 1)]
@@ -500,7 +500,7 @@ def test_a_background_fingerprint_equals_the_model_s_and_is_remembered(tiny, tmp
     assert fingerprint_result(start_fingerprint(tiny.path, memo_root=tmp_path)) == \
         tiny.fingerprint
     assert list((tmp_path / "forward" / "fingerprints").iterdir())
-    deferred = DeferredModel(CountingLoader(tiny), inspect_model(str(tiny.path)),
+    deferred = ModelHandle(CountingLoader(tiny), inspect_model(str(tiny.path)),
                              start_fingerprint(tiny.path))
     assert deferred.fingerprint == tiny.fingerprint
 
@@ -556,7 +556,7 @@ def test_a_memo_from_an_older_headprobe_is_replaced_quietly(tiny, tmp_path):
 
 def test_a_deferred_model_loads_only_when_asked_to_run(tiny):
     loader = CountingLoader(tiny)
-    deferred = DeferredModel(loader, inspect_model(str(tiny.path)), start_fingerprint(tiny.path))
+    deferred = ModelHandle(loader, inspect_model(str(tiny.path)), start_fingerprint(tiny.path))
     assert deferred.fingerprint == tiny.fingerprint
     assert deferred.tokenize(["The cat."])[0].tokens == ["[CLS]", "the", "cat", ".", "[SEP]"]
     assert (deferred.num_layers, deferred.num_heads) == (2, 3)
@@ -596,7 +596,7 @@ def _results(run) -> list[dict]:
 
 def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
         tmp_path, planted_model, monkeypatch, capfd):
-    from checkrun import check_inprocess, write_project
+    from check_runner import check_inprocess, write_project
 
     project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
     cache_dir = tmp_path / "cache"
@@ -630,7 +630,7 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
 
 
 def test_a_cold_check_tokenizes_each_sentence_once(planted_model, tmp_path, monkeypatch, capfd):
-    from checkrun import check_inprocess, write_project
+    from check_runner import check_inprocess, write_project
 
     from headprobe.model.tokenize import Tokenizer
 
@@ -651,7 +651,7 @@ def test_a_cold_check_tokenizes_each_sentence_once(planted_model, tmp_path, monk
 
 def test_check_with_a_cache_folder_it_cannot_write_reports_the_right_results_and_warns(
         planted_model, tmp_path, monkeypatch, capfd):
-    from checkrun import check_inprocess, check_subprocess, write_project
+    from check_runner import check_inprocess, check_subprocess, write_project
 
     project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
     args = ("claims.yaml", "--model", str(planted_model))

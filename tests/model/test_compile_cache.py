@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 import headprobe
-from headprobe.model.api import compilation_cache_dir
+from headprobe.model.loaded import compilation_cache_dir
 from headprobe.model.sealing import key_id
 from headprobe.paths import NO_COMPILATION_CACHE_ENV, compilation_cache_disabled
 

@@ -222,7 +222,7 @@ def test_loading_the_tokenizer_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    code = ("import sys; from headprobe.modelinfo import inspect_model; "
+    code = ("import sys; from headprobe.model.info import inspect_model; "
             "info = inspect_model('sentence-transformers/all-MiniLM-L6-v2'); "
             "info.tokenizer.encode(['The cat sat.']); "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")

@@ -13,7 +13,7 @@ import pytest
 import headprobe
 from headprobe.errors import UsageError
 from headprobe.model import packing
-from headprobe.model.api import (
+from headprobe.model.loaded import (
     MIN_BATCH_TOKENS,
     batch_rows,
     compilation_cache_dir,
@@ -247,7 +247,7 @@ def test_enable_compilation_cache_sets_jax_options(tmp_path):
 
 
 def test_importing_headprobe_and_the_model_api_does_not_import_jax():
-    code = ("import sys, headprobe, headprobe.model.api, headprobe.model.resolve; "
+    code = ("import sys, headprobe, headprobe.model.loaded, headprobe.model.resolve; "
             "print(sorted(m for m in ('jax', 'flax', 'transformers', 'torch', 'matplotlib') "
             "if m in sys.modules))")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,4 @@
-"""The score cache (headprobe/cache/scores.py): `headprobe check` re-runs that neither score nor
+"""The score cache (headprobe/engine/scores.py): `headprobe check` re-runs that neither score nor
 run the model, bit-for-bit numbers, keys that change with the claim, damaged entries, --no-cache,
 and one cache entry per sentence holding both its attention and its numbers."""
 
@@ -11,8 +11,8 @@ import pytest
 
 import headprobe
 from headprobe.cache.entries import EntryKey, ForwardCache
-from headprobe.cache.safety import Problems
-from headprobe.cache.scores import ScoreCache, decode_numbers, encode_numbers
+from headprobe.cachefiles import Problems
+from headprobe.engine.scores import ScoreCache, decode_numbers, encode_numbers
 from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
 
 # Distinct sizes: 3 sentences, 2 claims on L1H1 (one with a baseline), 3 heads on layer 2.
@@ -64,7 +64,7 @@ class Counter:
 
 @pytest.fixture
 def check(tmp_path, planted_model, monkeypatch, capfd):
-    from checkrun import check_inprocess, write_project
+    from check_runner import check_inprocess, write_project
 
     def run(target: str = "word:zebra", *extra: str):
         project = write_project(tmp_path / "project",
@@ -144,7 +144,7 @@ def test_a_changed_claim_misses_and_is_scored_again_keeping_the_other_entries(
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b'{"version": 1}'])
 def test_a_damaged_entry_is_ignored_and_rewritten(check, tmp_path, monkeypatch, damage):
-    from headprobe.cache import safety
+    from headprobe import cachefiles as safety
 
     counter = Counter(monkeypatch)
     cold = check()
@@ -180,7 +180,7 @@ def test_an_unchanged_rerun_reads_one_row_per_claim_not_one_entry_per_sentence(
 @pytest.mark.parametrize("damage", ["data", "header", "seal"])
 def test_a_damaged_claim_row_is_ignored_and_its_numbers_come_from_the_entries(
         check, tmp_path, monkeypatch, damage):
-    from headprobe.cache import safety
+    from headprobe import cachefiles as safety
 
     counter = Counter(monkeypatch)
     cold = check()
@@ -281,7 +281,7 @@ def test_numbers_and_attention_share_one_entry_and_each_write_keeps_the_other(tm
 
 
 def test_scores_from_other_scoring_code_are_invalid_but_the_attention_stays(tmp_path, monkeypatch):
-    from headprobe.cache import scores
+    from headprobe.engine import scores
 
     store = _store(tmp_path)
     _put(store, {"k1": _numbers(0)})

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 
 import headprobe
-from headprobe.model.api import batch_rows, plan_batches
+from headprobe.model.loaded import batch_rows, plan_batches
 
 # 5 texts of distinct lengths, packed into rows of several sentences.
 TEXTS = ["The cat sat on the mat.", "A dog sat.", "Then I picked up a rug from the table.",
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
     model = headprobe.load(sys.argv[1], compilation_cache=False)
     texts = sys.argv[3:]
     runs = model.run(texts, batch_size=2)
-    rows = {b.rows for b in __import__("headprobe.model.api", fromlist=["x"]).plan_batches(
+    rows = {b.rows for b in __import__("headprobe.model.loaded", fromlist=["x"]).plan_batches(
         [len(e) for e in model.tokenize(texts)], 2, model.max_length, 1, model.num_devices)}
     np.savez(sys.argv[2], devices=len(jax.local_devices()), num_devices=model.num_devices,
              rows=sorted(rows), compiles=model.compile_count,

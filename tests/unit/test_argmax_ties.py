@@ -14,7 +14,7 @@ from headprobe.discovery.catalogue import find_behaviours
 from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.measures import TIE_RTOL, chosen_cells, source_hits
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile import STATISTICS, ProfileAccumulator, target_of
+from headprobe.evaluation.profile_stats import STATISTICS, ProfileAccumulator, target_of
 from headprobe.heads import Head
 from headprobe.runs import Run
 

@@ -16,7 +16,7 @@ from headprobe.discovery.catalogue import (
 )
 from headprobe.discovery.ranking import rank_heads, threshold
 from headprobe.discovery.writer import Provenance, WrittenClaim, hypothesis_file, slug
-from headprobe.evaluation.profile import TARGETS, SentenceNumbers
+from headprobe.evaluation.profile_stats import TARGETS, SentenceNumbers
 from headprobe.evaluation.results import Baseline, ClaimResult
 from headprobe.heads import Head
 

@@ -1,4 +1,4 @@
-"""Profile statistics (headprobe/evaluation/profile.py): every head and statistic in one pass,
+"""Profile statistics (headprobe/evaluation/profile_stats.py): every head and statistic in one pass,
 equal to evaluating each one as a claim, and entropy equal to a hand computation."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence, Source
 from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile import STATISTICS, TARGETS, ProfileAccumulator, target_of
+from headprobe.evaluation.profile_stats import STATISTICS, TARGETS, ProfileAccumulator, target_of
 from headprobe.heads import Head
 from headprobe.runs import Run
 

@@ -1,4 +1,4 @@
-"""`load` a model and `Model.run` it over sentences: the engine's public face (SPEC §9).
+"""`load` a model and `Model.run` it over sentences: the model's public face (SPEC §9).
 
 Sentences are packed (`headprobe.model.packing`): several to a row of one length for the whole
 call (32 to 512 tokens: the smallest that holds the longest sentence and packs tightly), each
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,9 +37,6 @@ from headprobe.model.tokenize import Tokenizer, load_tokenizer
 from headprobe.model.weights import convert, flax_to_state_dict
 from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.runs import Encoding, Run
-
-if TYPE_CHECKING:
-    from headprobe.pyapi import ClaimQuery
 
 PRECISIONS = ("highest", "high", "default")
 LOAD_OPTIONS = ("compilation_cache", "precision")
@@ -167,14 +164,6 @@ class Model:
     def fingerprint(self) -> str:
         """``sha256:...`` over the weight files and config.json (computed once per process)."""
         return fingerprint(self.weights, self.path / "config.json")
-
-    def claim(self, text: str, **options: Any) -> ClaimQuery:
-        """A claim about this model's heads, to measure in a script, a notebook or a test:
-        ``model.claim("L2H9: token -> next").over(sentences).argmax()`` (see
-        docs/python-api.md; ``options`` are those of `ProbeModel.claim`)."""
-        from headprobe.pyapi import ProbeModel  # claims import the evaluation: only when used
-
-        return ProbeModel(self).claim(text, **options)
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         """Tokens, ids, word ids and offsets per text, without running the model."""
@@ -375,6 +364,13 @@ def load(spec: str | None = None, **options: Any) -> Model:
     ``precision``: ``"highest"`` (default: float32 matmuls on every backend); ``"default"`` lets
     accelerators use faster, less exact matmuls.
     """
+    _check_options(options)  # before the model is looked for
+    return load_folder(transformer_folder(resolve(spec).folder),
+                       name=DEFAULT_SPEC if spec is None else str(spec), **options)
+
+
+def _check_options(options: dict[str, Any]) -> str:
+    """`load`'s options can be used; returns the precision."""
     unknown = [k for k in options if k not in LOAD_OPTIONS]
     if unknown:
         raise UsageError(f"load: unknown option {unknown[0]!r}"
@@ -384,8 +380,14 @@ def load(spec: str | None = None, **options: Any) -> Model:
     if precision not in PRECISIONS:
         raise UsageError(f"load: precision: {precision!r} is not one of {', '.join(PRECISIONS)}"
                          f"{did_you_mean(str(precision), PRECISIONS)}")
-    resolved = resolve(spec)
-    folder = transformer_folder(resolved.folder)
+    return str(precision)
+
+
+def load_folder(folder: Path, *, name: str, **options: Any) -> Model:
+    """`load` from the folder that holds config.json (a spec resolved already), named
+    ``name``: what `headprobe.engine.models.ModelRegistry` calls, so that a spec is resolved
+    once per process."""
+    precision = _check_options(options)
     config = read_config(folder)
     weights = find_weights(folder)
     state = read_state(weights)
@@ -394,7 +396,7 @@ def load(spec: str | None = None, **options: Any) -> Model:
     params, has_mlm_head = convert(state, config, source=str(weights.files[0]))
     del state
     tokenizer = load_tokenizer(folder, family_of(config.model_type))
-    return Model(name=DEFAULT_SPEC if spec is None else str(spec), path=folder, config=config,
+    return Model(name=name, path=folder, config=config,
                  params=params, has_mlm_head=has_mlm_head, tokenizer=tokenizer, weights=weights,
                  precision=precision,
                  programs=_program_store(options.get("compilation_cache", True)))

@@ -48,7 +48,7 @@ from headprobe.heads import Head
 FORMAT_VERSION = 3
 # The modules whose code decides a sentence's numbers (relative to the headprobe package).
 _SCORING_MODULES = ("evaluation/accumulate.py", "evaluation/positions.py",
-                    "evaluation/measures.py", "runs.py", "cache/scores.py")
+                    "evaluation/measures.py", "runs.py", "engine/scores.py")
 
 
 @functools.lru_cache(maxsize=1)

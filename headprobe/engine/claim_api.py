@@ -20,14 +20,24 @@ from typing import TYPE_CHECKING
 
 from headprobe.claims.language import parse_claim, parse_expectation
 from headprobe.claims.sentences import parse_annotated
-from headprobe.claims.spec import ClaimSpec, Expectation, Measure, Sentence
+from headprobe.claims.spec import (
+    AVERAGES,
+    BASELINES,
+    LEVELS,
+    PERS,
+    QUANTIFIERS,
+    ClaimSpec,
+    Expectation,
+    Measure,
+    Sentence,
+)
 from headprobe.errors import ClaimFileError, UsageError, did_you_mean
 from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.heads import expand_heads
 
-if TYPE_CHECKING:  # the model code imports JAX: only for annotations here
-    from headprobe.model.api import Model
+if TYPE_CHECKING:  # the handle's module imports this one
+    from headprobe.engine.models import ModelHandle
 
 #: Told of every decided claim: ``recorder(measured, spec, result)``.
 Recorder = Callable[["Measured", ClaimSpec, ClaimResult], None]
@@ -35,60 +45,33 @@ Recorder = Callable[["Measured", ClaimSpec, ClaimResult], None]
 _OPS = {">=": "__ge__", ">": "__gt__", "<=": "__le__", "<": "__lt__"}
 
 
-class ProbeModel:
-    """A loaded model (`headprobe.load`) with the claim builder: what the fixtures give, and
-    what ``Model.claim`` builds on. The model's own attributes are here too (``num_layers``,
-    ``run`` ...); ``recorder`` is told of every decided claim (the pytest plugin records them
-    for report.json; a plain script passes none)."""
-
-    def __init__(self, model: Model, *, recorder: Recorder | None = None) -> None:
-        self.model = model
-        self._recorder = recorder
-
-    def __repr__(self) -> str:
-        return f"ProbeModel({self.model!r})"
-
-    # The model's attributes (docs/api.md), so that a ProbeModel works wherever a Model does.
-    name = property(lambda self: self.model.name)
-    path = property(lambda self: self.model.path)
-    config = property(lambda self: self.model.config)
-    tokenizer = property(lambda self: self.model.tokenizer)
-    has_mlm_head = property(lambda self: self.model.has_mlm_head)
-    num_layers = property(lambda self: self.model.num_layers)
-    num_heads = property(lambda self: self.model.num_heads)
-    max_length = property(lambda self: self.model.max_length)
-    fingerprint = property(lambda self: self.model.fingerprint)
-    compile_count = property(lambda self: self.model.compile_count)
-    loaded_count = property(lambda self: self.model.loaded_count)
-    run = property(lambda self: self.model.run)
-    iter_runs = property(lambda self: self.model.iter_runs)
-    tokenize = property(lambda self: self.model.tokenize)
-
-    def claim(self, text: str, *, level: str = "token", per: str = "pool",
-              quantifier: str = "each", baseline: str | None = None,
-              margin: float = 0.0, average: str = "pool") -> ClaimQuery:
-        _check_choice("level", level, ("token", "word"))
-        _check_choice("per", per, ("pool", "sentence"))
-        _check_choice("average", average, ("pool", "sentence"))
-        _check_choice("quantifier", quantifier, ("each", "any", "none"))
-        if baseline not in (None, "offset"):
-            raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
-        file, line, name = _caller()
-        try:
-            claim = parse_claim(text)
-        except ClaimFileError as error:
-            raise error.located(file=file, line=line, field="claim") from None
-        spec = ClaimSpec(file=file, line=line, id=name, claim=claim, over=("python",),
-                         expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
-                         quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
-                         margin=float(margin), claim_text=text,
-                         average=average)  # type: ignore[arg-type]
-        return ClaimQuery(self, spec, ())
+def build_claim(model: ModelHandle, text: str, *, level: str = "token", per: str = "pool",
+                quantifier: str = "each", baseline: str | None = None, margin: float = 0.0,
+                average: str = "pool") -> ClaimQuery:
+    """`ModelHandle.claim`: the claim ``text`` about ``model``'s heads, written where the
+    caller's code is (errors and reports name that file and line)."""
+    check_choice("level", level, LEVELS)
+    check_choice("per", per, PERS)
+    check_choice("average", average, AVERAGES)
+    check_choice("quantifier", quantifier, QUANTIFIERS)
+    if baseline is not None and baseline not in BASELINES:
+        raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
+    file, line, name = _caller()
+    try:
+        claim = parse_claim(text)
+    except ClaimFileError as error:
+        raise error.located(file=file, line=line, field="claim") from None
+    spec = ClaimSpec(file=file, line=line, id=name, claim=claim, over=("python",),
+                     expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
+                     quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
+                     margin=float(margin), claim_text=text,
+                     average=average)  # type: ignore[arg-type]
+    return ClaimQuery(model, spec, ())
 
 
 @dataclasses.dataclass(frozen=True)
 class ClaimQuery:
-    probe: ProbeModel
+    model: ModelHandle
     spec: ClaimSpec
     sentences: tuple[Sentence, ...]
 
@@ -129,7 +112,7 @@ class ClaimQuery:
         if not self.sentences:
             raise UsageError(f"claim {self.spec.claim_text!r} has no sentences: call "
                              f".over([...]) before measuring")
-        model = self.probe.model
+        model = self.model
         spec = dataclasses.replace(self.spec, measure=measure)
         try:
             heads = expand_heads(spec.claim.heads, model.num_layers, model.num_heads)
@@ -140,7 +123,7 @@ class ClaimQuery:
                          mlm_logits=False, num_layers=max(h.layer for h in heads))
         for index, (sentence, run) in enumerate(zip(self.sentences, runs)):
             accumulator.add(index, sentence, run)
-        return Measured(self.probe, spec, self.sentences, accumulator)
+        return Measured(self.model, spec, self.sentences, accumulator)
 
 
 class Measured:
@@ -151,14 +134,13 @@ class Measured:
     the chosen head (the only one, or the best/offending one); ``.results`` holds all.
     """
 
-    def __init__(self, probe: ProbeModel, spec: ClaimSpec, sentences: Sequence[Sentence],
+    def __init__(self, model: ModelHandle, spec: ClaimSpec, sentences: Sequence[Sentence],
                  accumulator) -> None:
-        self.probe = probe
+        self.model = model
         self.spec = spec
         self.sentences = tuple(sentences)
         self._accumulator = accumulator
         self.decided: ClaimResult | None = None  # the result of the last comparison
-        model = probe.model
         #: One result per head with its value, interval and n; a comparison decides the claim
         #: (``decided``).
         self.results = accumulator.head_results(model=model.name,
@@ -171,7 +153,7 @@ class Measured:
 
     def _judged(self, expect: Expectation | None = None):
         """Results of the measured numbers, judged against ``expect`` (no new forward pass)."""
-        model = self.probe.model
+        model = self.model
         return self._accumulator.results(model=model.name, fingerprint=model.fingerprint,
                                          expect=expect)
 
@@ -182,9 +164,9 @@ class Measured:
         passed = all(r.passed for r in results)
         failing = [r for r in results if not r.passed]
         self.decided = failing[0] if failing else results[0]
-        if self.probe._recorder is not None:
+        if self.model.recorder is not None:
             for result in results:
-                self.probe._recorder(self, spec, result)
+                self.model.recorder(self, spec, result)
         return passed
 
     def __ge__(self, bound: float) -> bool:
@@ -211,19 +193,19 @@ class Measured:
                 f"{format_value(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
 
 
-def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"{field}: expected one of {', '.join(choices)}, got {value!r}"
                          f"{did_you_mean(value, choices)}")
 
 
-_PACKAGE = Path(__file__).resolve().parent  # headprobe/
+_PACKAGE = Path(__file__).resolve().parent.parent  # headprobe/
 
 
 def _caller() -> tuple[str, int, str]:
     """File, line and function of the code that wrote the claim (for reports and errors): the
     first frame outside the headprobe package, as `warnings.warn`'s ``stacklevel`` would point
-    (``model.claim(...)`` goes through `headprobe.model.api` first)."""
+    (``model.claim(...)`` goes through `headprobe.model.loaded` first)."""
     frame = inspect.currentframe()
     try:
         while frame is not None and _PACKAGE in Path(frame.f_code.co_filename).resolve().parents:
