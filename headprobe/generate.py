@@ -19,7 +19,8 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from headprobe.claims.sentences import expand_template
+from headprobe.cachefiles import private_folder
+from headprobe.claims.sentences import expand_template, render_template
 from headprobe.claims.spec import Sentence, Template
 
 
@@ -37,7 +38,6 @@ def template_strategy(template: Template, origin: str = ""):
     """A hypothesis strategy of `Sentence` from a template; a slot used twice gets one value."""
     from hypothesis import strategies as st
 
-    from headprobe.claims.sentences import render_template
 
     names = [name for name, _ in template.slots]
     per_slot = [st.sampled_from(simplest_first(values)) for _, values in template.slots]
@@ -60,7 +60,6 @@ def hypothesis_storage(directory: Path | None) -> Iterator[None]:
         return
     from hypothesis import configuration
 
-    from headprobe.cachefiles import private_folder
 
     try:  # the examples it keeps are sentences: owner-only, as the rest of the cache
         private_folder(directory)

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from headprobe.claims.sentences import check_template
 from headprobe.claims.spec import Template
-from headprobe.errors import UsageError
+from headprobe.errors import ClaimFileError, UsageError
+from headprobe.generate import template_strategy
 
 
 def from_template(template: str, slots: Mapping[str, Sequence[str]] | None = None,
                   **more_slots: Sequence[str]):
     """A strategy of `headprobe.claims.spec.Sentence` drawn from ``template``'s slot values."""
-    from headprobe.claims.sentences import check_template
-    from headprobe.errors import ClaimFileError
-    from headprobe.generate import template_strategy
 
     given = {**(slots or {}), **more_slots}
     try:

@@ -33,6 +33,7 @@ from headprobe.cachefiles import (
     read_cache_file,
     remove_stale_temporaries,
 )
+from headprobe.model.checkpoint import find_weights, fingerprint
 
 MEMO_VERSION = 2
 MAX_MEMO_BYTES = 1 << 16
@@ -53,7 +54,6 @@ class Fingerprint:
 def compute_fingerprint(folder: str | os.PathLike[str], *,
                         memo_root: str | os.PathLike[str] | None = None) -> Fingerprint:
     """The fingerprint of the model in ``folder``, through the memo under ``memo_root``."""
-    from headprobe.model.checkpoint import find_weights, fingerprint  # numpy only, no JAX
 
     folder = Path(folder)
     weights = find_weights(folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from headprobe.errors import UsageError
 from headprobe.settings import add_model_option
 
 DEFAULT_PATH = "hypotheses"
@@ -66,7 +67,6 @@ def to_pytest_args(argv: list[str]) -> list[str]:
                 if not eq:
                     i += 1
                     if i >= len(argv):
-                        from headprobe.errors import UsageError
 
                         raise UsageError(f"{name} expects a value")
                     value = argv[i]

@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from headprobe.cache.cached_runs import forward_runs
 from headprobe.commands.common import CommandContext, add_model_options, command_context
 from headprobe.engine.models import ModelHandle
 from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ExitCode, UsageError, printable
+from headprobe.evaluation.positions import level_view
 from headprobe.evaluation.profile_stats import STATISTICS, pooled
 from headprobe.evaluation.results import format_value
 from headprobe.outputs import check_file, check_folder, write_file
@@ -40,6 +42,7 @@ from headprobe.regression.profiles import (
     read_profile,
     sentences_digest,
 )
+from headprobe.report.figures import changes_figure, render_png, side_by_side_figure
 from headprobe.sentence_sets import load_sentences
 
 SHOWN = 20
@@ -200,7 +203,6 @@ def figure_paths(diff: ProfileDiff, folder: Path) -> list[Path]:
 def draw(diff: ProfileDiff, folder: Path, context: CommandContext) -> list[Path]:
     """``changes.png`` and, when both sides were profiled here, side-by-side diagrams of the
     most changed heads."""
-    from headprobe.report.figures import changes_figure, render_png
 
     a = diff.a
     layers, heads = a.num_layers, a.num_heads
@@ -226,9 +228,6 @@ def _side_by_side_path(change: HeadChange, folder: Path) -> Path:
 def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
                   context: CommandContext) -> Path:
     """A and B of one head on the sentence where its statistic changed most."""
-    from headprobe.cache.cached_runs import forward_runs
-    from headprobe.evaluation.positions import level_view
-    from headprobe.report.figures import render_png, side_by_side_figure
 
     a, b = diff.a, diff.b
     h, s = a.heads.index(change.head), STATISTICS.index(change.statistic)

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from headprobe.cache.cached_runs import forward_runs
 from headprobe.claims.files import parse_hypothesis_text
 from headprobe.claims.language import parse_claim, parse_measure
 from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence
@@ -42,7 +43,9 @@ from headprobe.discovery.writer import (
     interval_text,
     slug,
 )
+from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ClaimFileError, ExitCode, UsageError, did_you_mean
+from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.results import format_value
 from headprobe.heads import Head, parse_head
 from headprobe.outputs import (
@@ -54,6 +57,7 @@ from headprobe.outputs import (
     write_file,
     write_new_file,
 )
+from headprobe.report.figures import head_grid_figure, render_png
 from headprobe.sentence_sets import BUNDLED_LABEL, bundled_path, load_sentences
 
 SHOWN = 20
@@ -211,7 +215,6 @@ def _check_spans(claim: Claim, sentences: Sequence[Sentence], label: str) -> Non
 
 def _discover(args: argparse.Namespace, context: CommandContext, model, sentences, label,
               heads) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
-    from headprobe.engine.profiling import compute_profile
 
     profile = compute_profile(model, [s.text for s in sentences], level=args.level,
                               cache=context.cache, progress=context.progress)
@@ -264,8 +267,6 @@ def _claim_of(finding: Finding, label: str) -> WrittenClaim:
 def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, label, heads,
           claim: Claim, measure: Measure
           ) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
-    from headprobe.cache.cached_runs import forward_runs
-    from headprobe.evaluation.accumulate import ClaimAccumulator
 
     spec = ClaimSpec(file=label, line=0, id="for", claim=claim, over=("discovery",),
                      expect=Expectation(">=", 0.0), measure=measure, level=args.level,
@@ -424,7 +425,6 @@ def _verified(text: str, output: Path, base: Path, claims: list[WrittenClaim]) -
 def _draw(grid: dict[Head, tuple[str, str]], layers: int, heads: int,
           legend: list[tuple[str, str]], title: str) -> bytes:
     """The PNG of the layers x heads grid."""
-    from headprobe.report.figures import head_grid_figure, render_png
 
     texts = [[grid.get(Head(layer, head), ("", "#FFFFFF"))[0] for head in range(1, heads + 1)]
              for layer in range(1, layers + 1)]

@@ -24,7 +24,14 @@ import numpy as np
 from headprobe.claims.spec import LEVELS
 from headprobe.commands.common import loaded_model
 from headprobe.errors import ClaimFileError, UsageError
+from headprobe.heads import Head, HeadPattern, check_in_range, parse_head
 from headprobe.outputs import check_file, check_folder, write_file
+from headprobe.report.figures import (
+    attention_figure,
+    overview_figure,
+    redraw_attention_figure,
+    render_png,
+)
 from headprobe.settings import add_model_option
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_cli_head(text: str, num_layers: int, num_heads: int) -> Head:
     """``L3H10`` checked against the model; errors are usage errors naming ``--head``."""
-    from headprobe.heads import HeadPattern, check_in_range, parse_head
 
     try:
         head = parse_head(text)
@@ -138,7 +144,6 @@ def _title(head_name: str, sentence_run: Run, model_name: str, level: str) -> st
 
 def diagram_paths(folder: Path, num_layers: int, num_heads: int) -> list[Path]:
     """Where `write_diagrams` writes: every head's diagram, then ``overview.png``."""
-    from headprobe.heads import Head
 
     return [folder / diagram_name(Head(l, h))
             for l in range(1, num_layers + 1) for h in range(1, num_heads + 1)
@@ -161,7 +166,6 @@ def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name:
 
     ``figure``: a figure of this sentence to redraw instead of building a new one (faster).
     """
-    from headprobe.report.figures import attention_figure, redraw_attention_figure, render_png
 
     matrix, labels = sentence_grid(sentence_run, *head.index, level)
     actual = [(row, int(np.argmax(matrix[row]))) for row in range(len(labels))]
@@ -178,8 +182,6 @@ def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
     """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``;
     every place is checked (`check_diagrams`, errors naming ``option``) before the first is
     written."""
-    from headprobe.heads import Head
-    from headprobe.report.figures import attention_figure, overview_figure, render_png
 
     layers, heads = sentence_run.attentions.shape[:2]
     check_diagrams(folder, layers, heads, option)

@@ -27,6 +27,7 @@ from headprobe.engine.scores import ScoreCache, scoring_key
 from headprobe.evaluation import ClaimAccumulator, score_sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.evaluation.results import ClaimResult
+from headprobe.generate import shrink_counterexample
 from headprobe.heads import Head, parse_head, unique_heads
 from headprobe.progress import ProgressFactory
 from headprobe.runs import Run
@@ -256,7 +257,6 @@ def _shrunk(model: ModelHandle, job: ClaimJob, result: ClaimResult,
             settings: EvaluationSettings) -> ClaimResult:
     """For ``per: sentence`` over generated sets: put hypothesis's simplest failing sentence
     first among the counterexamples."""
-    from headprobe.generate import shrink_counterexample  # imports hypothesis: only to shrink
 
     if job.spec.per != "sentence" or not job.templates:
         return result

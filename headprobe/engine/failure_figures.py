@@ -18,6 +18,7 @@ from headprobe.evaluation import attention_view
 from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.evaluation.views import windowed
 from headprobe.heads import Head, parse_head
+from headprobe.report.figures import attention_figure, save_png
 from headprobe.runs import Run
 
 MAX_FIGURES_PER_RESULT = 3
@@ -64,7 +65,6 @@ def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
 def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Sequence[Run], *,
           folder: Path, display_file: str) -> tuple[list[str], list[str]]:
     """(paths drawn, problems) for one head's sentences."""
-    from headprobe.report.figures import attention_figure, save_png  # matplotlib: when drawing
 
     head = request.head
     paths: list[str] = []

@@ -21,6 +21,7 @@ from headprobe.cache.fingerprints import Fingerprint, fingerprint_result, start_
 from headprobe.engine.claim_api import ClaimQuery, Recorder, build_claim
 from headprobe.errors import HeadprobeError
 from headprobe.model.info import ModelInfo, inspect_model
+from headprobe.model.loaded import load_folder
 from headprobe.runs import Encoding, Run
 
 if TYPE_CHECKING:  # the loaded model imports JAX: only for annotations here
@@ -162,7 +163,6 @@ class ModelRegistry:
         """The loaded model (weights on the device), once per spec, from the folder `info`
         resolved (the spec is resolved once); raises `HeadprobeError`."""
         if spec not in self._models:
-            from headprobe.model.loaded import load_folder  # JAX: only once a model is needed
 
             info = self.info(spec)
             if info is None:

@@ -1,4 +1,4 @@
-"""The encoder's shape, read from a Hugging Face ``config.json`` (pure apart from `read_config`).
+"""The encoder's shape: what a Hugging Face ``config.json`` says, as one frozen record. Pure.
 
 Every supported family (SPEC §7b: ``bert``, ``roberta``, ``xlm-roberta``, ``distilbert``,
 ``electra``, ``albert``) is the same post-LayerNorm transformer encoder; `EncoderConfig` holds
@@ -17,17 +17,13 @@ its sizes and the few ways the families differ:
   weight).
 
 How each family's config.json names these is in its module of `headprobe.model.families`;
-`read_config` picks the module by ``model_type``.
+`headprobe.model.families.read_config` reads a config.json with the module its ``model_type``
+picks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-from headprobe.errors import ModelFormatError
-from headprobe.model.modelfiles import read_model_json
 
 # Hugging Face's names for the activations; `gelu` is the exact (erf) GELU.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu",
@@ -89,35 +85,7 @@ class EncoderConfig:
     def masked_lm_act(self) -> str:
         return self.hidden_act if self.mlm_act is None else self.mlm_act
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "config.json") -> EncoderConfig:
-        """`config_from_dict`: a parsed config.json of any supported family."""
-        return config_from_dict(data, source=source)
 
 
 #: The name most of the code and the tests know the config by.
 BertConfig = EncoderConfig
-
-
-def read_config(folder: Path) -> EncoderConfig:
-    """`EncoderConfig` from ``folder/config.json`` (read within bounds: `headprobe.model.
-    modelfiles`), validated by its family's module."""
-    path = Path(folder) / "config.json"
-    try:
-        data = read_model_json(path)  # a regular file of bounded size and nesting
-    except FileNotFoundError:
-        raise ModelFormatError(
-            f"{path}: no config.json in the model folder; a Hugging Face model folder holds "
-            "config.json beside its weights. Save it with transformers' save_pretrained."
-        ) from None
-    return config_from_dict(data, source=str(path))
-
-
-def config_from_dict(data: Any, *, source: str = "config.json") -> EncoderConfig:
-    """Validate a parsed config.json with its family's reader; errors name ``source`` and the
-    field."""
-    from headprobe.model.families import family_for
-
-    if not isinstance(data, dict):
-        raise ModelFormatError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    return family_for(data, source).read_config(data, source)

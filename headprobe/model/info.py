@@ -16,6 +16,11 @@ from typing import Any
 
 from headprobe.claims.spec import Sentence
 from headprobe.errors import ClaimFileError
+from headprobe.model.checkpoint import find_weights, transformer_folder, weight_shapes
+from headprobe.model.families import family_of, read_config
+from headprobe.model.resolve import resolve
+from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
+from headprobe.model.weights import check_weights
 
 
 @dataclass
@@ -76,12 +81,6 @@ def _own_line(origin: str, file: str) -> int | None:
 
 def inspect_model(spec: str) -> ModelInfo:
     """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
-    from headprobe.model.checkpoint import find_weights, transformer_folder, weight_shapes
-    from headprobe.model.config import read_config
-    from headprobe.model.families import family_of
-    from headprobe.model.resolve import resolve
-    from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
-    from headprobe.model.weights import check_weights
 
     folder = transformer_folder(resolve(spec).folder)
     config = read_config(folder)

@@ -29,8 +29,8 @@ from headprobe.model.checkpoint import (
     read_state,
     transformer_folder,
 )
-from headprobe.model.config import EncoderConfig, read_config
-from headprobe.model.families import family_of
+from headprobe.model.config import EncoderConfig
+from headprobe.model.families import family_of, read_config
 from headprobe.model.programs import ProgramStore
 from headprobe.model.resolve import DEFAULT_SPEC, resolve
 from headprobe.model.tokenize import Tokenizer, load_tokenizer

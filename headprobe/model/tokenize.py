@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import ModelFormatError
+from headprobe.model.families import bert, read_config
 from headprobe.model.modelfiles import (
     decode_model_text,
     parse_model_json,
@@ -261,14 +262,12 @@ def load_tokenizer(folder: Path, family: Any = None, *,
     folder's config.json, when it has one). A token id the tokenizer can produce past them is
     a `ModelFormatError` naming the tokenizer's file, now (`check_vocabulary`) and for every
     text encoded."""
-    from headprobe.model.families import bert
 
     folder = Path(folder)
     family = family if family is not None else bert.FAMILY
     source, backend = _backend(folder, family)
     names = _special_tokens(folder, family.specials)
     if embedding_rows is None and present(folder / "config.json"):
-        from headprobe.model.config import read_config
 
         embedding_rows = read_config(folder).vocab_size
     tokenizer = Tokenizer(backend, **names, source=str(source), embedding_rows=embedding_rows)

@@ -25,6 +25,7 @@ without pyplot (nothing stays alive in a global figure manager) and drawn with t
 
 from __future__ import annotations
 
+import io
 import os
 import textwrap
 from collections.abc import Sequence
@@ -524,7 +525,6 @@ def _overview_mosaic(attentions: np.ndarray, layout: dict[str, int]) -> np.ndarr
 
 def render_png(figure: Figure) -> bytes:
     """The figure as PNG bytes, at its own size and DPI (no tight bounding box)."""
-    import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

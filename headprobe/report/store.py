@@ -36,6 +36,8 @@ from typing import Any
 from headprobe.atomic import write_atomic
 from headprobe.claims.textfile import special_file_kind
 from headprobe.errors import UsageError
+from headprobe.report.html import render_index_html
+from headprobe.report.status import finished, with_banner
 
 LATEST = "latest"
 FIGURES = "figures"
@@ -136,8 +138,6 @@ def finish_run(run_dir: str | os.PathLike[str], report_dir: str | os.PathLike[st
     when the report's run finished (`status.finished`: exit status 0 or 1, or none given). A run
     that did not finish gets a banner at the top of its index.html saying so.
     """
-    from headprobe.report.html import render_index_html
-    from headprobe.report.status import finished, with_banner
 
     folder = Path(run_dir)
     data = to_jsonable(report)

@@ -195,14 +195,14 @@ def test_weights_that_disagree_with_config_allocate_nothing(minilm):
 
     from headprobe.errors import ModelFormatError
     from headprobe.model.checkpoint import find_weights, weight_shapes
-    from headprobe.model.config import EncoderConfig
+    from headprobe.model.families import config_from_dict
     from headprobe.model.weights import check_weights
 
     shapes = weight_shapes(find_weights(minilm))
     settings = config(minilm, num_hidden_layers=1000)
     tracemalloc.start()
     with pytest.raises(ModelFormatError, match="the weights hold layers 0..5"):
-        check_weights(shapes, EncoderConfig.from_dict(settings))
+        check_weights(shapes, config_from_dict(settings))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 1 << 20

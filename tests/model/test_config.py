@@ -8,7 +8,8 @@ import json
 import pytest
 
 from headprobe.errors import ModelFormatError
-from headprobe.model.config import BertConfig, read_config
+from headprobe.model.config import BertConfig
+from headprobe.model.families import config_from_dict, read_config
 
 BASE = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": 23,
         "hidden_size": 15, "num_hidden_layers": 2, "num_attention_heads": 3,
@@ -31,7 +32,7 @@ def test_fields_hugging_face_defaults_take_its_defaults():
     data = {k: v for k, v in BASE.items()
             if k not in ("hidden_act", "layer_norm_eps", "pad_token_id", "type_vocab_size",
                          "architectures")}
-    config = BertConfig.from_dict(data)
+    config = config_from_dict(data)
     assert (config.hidden_act, config.layer_norm_eps, config.pad_token_id,
             config.type_vocab_size, config.architectures) == ("gelu", 1e-12, 0, 2, ("BertModel",))
 
@@ -67,4 +68,4 @@ def test_missing_config_json_says_what_a_model_folder_holds(tmp_path):
 ])
 def test_unsupported_or_malformed_values_are_named(field, value, message):
     with pytest.raises(ModelFormatError, match=message):
-        BertConfig.from_dict({**BASE, field: value}, source="m/config.json")
+        config_from_dict({**BASE, field: value}, source="m/config.json")

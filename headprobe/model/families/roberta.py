@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from headprobe.errors import ModelFormatError
 from headprobe.model.config import EncoderConfig
 from headprobe.model.families.base import BERT_LAYER, Family, Naming, SpecialTokens
 from headprobe.model.families.bert import NAMING as BERT_NAMING
@@ -38,7 +39,6 @@ def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
                        default_architecture="XLMRobertaModel" if xlm else "RobertaModel",
                        pad=1, position_offset=True, mlm_act="gelu")
     if config.max_length < 1:
-        from headprobe.errors import ModelFormatError
 
         raise ModelFormatError(
             f"{source}: max_position_embeddings {config.max_position_embeddings} leaves no "
