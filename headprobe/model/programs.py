@@ -23,12 +23,7 @@ shape and static arguments (rows, length, depth, which outputs). The weights' va
 arguments, not part of the program, so models of the same shape share programs. An executable's
 key adds what XLA compiled it for (`executable_key`): the CPU's feature flags and ``XLA_FLAGS``.
 
-Layout. ``FOLDER/ab/cdef….stablehlo``: ``MAGIC``, a 4-byte little-endian header length, a JSON
-header holding the key and the SHA-256 and size of the payload, then the serialized program.
-``FOLDER/ab/cdef….executable``: `headprobe.model.sealing.seal`'s file. Writes are atomic
-(temporary file + rename), owner-only (0600, folders 0700). A file is read only if it is a
-regular file of at most `MAX_PROGRAM_BYTES`, and its payload is checked against the digest (the
-seal) before JAX sees a byte of it.
+Layout, bounded reads and verification: `headprobe.model.program_files`.
 
 Checks (`check_program`). Before a traced program is compiled it must be one for this call: one
 device, this backend's platform, the call's argument tree with its shapes and dtypes, the
@@ -55,36 +50,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import platform
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from headprobe.atomic import write_atomic
 from headprobe.cachefiles import (
     PROBLEMS,
-    TEMPORARY_PREFIX,
-    NotARegularFile,
     Problems,
-    private_folder,
-    read_cache_file,
-    remove_special,
-    remove_stale_temporaries,
 )
 from headprobe.model import sealing
+from headprobe.model.program_files import FORMAT_VERSION, ProgramFiles
 from headprobe.paths import cache_root
 
-MAGIC = b"HPX3"
-FORMAT_VERSION = 3  # 1: pickled executable, no digest; 2: pickled executable (*.hpx)
-SUFFIX = ".stablehlo"
-EXECUTABLE_SUFFIX = ".executable"  # sealed with the user's key (`headprobe.model.sealing`)
-EXECUTABLE_FORMAT = 1
-LEGACY_SUFFIX = ".hpx"  # pickled executables of format 1 and 2: never read, removed
-MAX_PROGRAM_BYTES = 256 << 20
-MAX_HEADER_BYTES = 1 << 16
-_KIND = "compiled-program store"
 CODE_FILES = ("encoder.py", "config.py")
 # Operations that reach outside the computation: native code by name (custom calls: host
 # callbacks, library kernels) and the host's data channels.
@@ -116,50 +94,10 @@ def environment() -> dict[str, Any]:
             "code": _code_digest()}
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_features() -> str:
-    """The host's CPU feature flags (XLA:CPU compiles for them), hashed; where /proc/cpuinfo
-    has none, the processor or machine name."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return hashlib.sha256(" ".join(sorted(line.split(":", 1)[1].split())).encode()
-                                  ).hexdigest()[:16]
-    return platform.machine()
-
-
-def executable_key(key: str) -> str:
-    """The key of the executable compiled from the program under ``key``: SHA-256 of that key,
-    what XLA compiles for (the CPU's features on CPU, ``XLA_FLAGS``) and the format."""
-    blob = json.dumps({"program": key, "format": EXECUTABLE_FORMAT, "cpu": _cpu_features(),
-                       "xla_flags": os.environ.get("XLA_FLAGS", "")}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 def program_key(fields: Mapping[str, Any]) -> str:
     """SHA-256 hex of `environment` plus ``fields`` (JSON-serialisable)."""
     blob = json.dumps({**environment(), **fields}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def encode_program(key: str, payload: bytes) -> bytes:
-    return sealing.frame(MAGIC, {"key": key, "size": len(payload),
-                                 "sha256": hashlib.sha256(payload).hexdigest()}, payload)
-
-
-def decode_program(blob: bytes, key: str) -> bytes | None:
-    """The payload if ``blob`` is a whole, undamaged entry for ``key``, else None."""
-    framed = sealing.unframe(blob, MAGIC, key, MAX_HEADER_BYTES)
-    if framed is None:
-        return None
-    header, payload = framed
-    if not payload or header.get("size") != len(payload) or \
-            header.get("sha256") != hashlib.sha256(payload).hexdigest():
-        return None
-    return payload
 
 
 # ---- jax.export: the program's form on disk ------------------------------------------------
@@ -285,7 +223,8 @@ def reaches_outside(module: str) -> str | None:
 
 
 class ProgramStore:
-    """Traced programs and sealed executables in ``folder`` (see the module docstring).
+    """Traced programs and sealed executables in ``folder`` (see the module docstring): found,
+    checked and compiled, or traced, stored, compiled and sealed.
 
     ``key``: the program key that seals executables: True (default) for the user's
     (`headprobe.model.sealing.user_key`, looked up when first needed), None or False for no
@@ -293,25 +232,30 @@ class ProgramStore:
 
     def __init__(self, folder: Path, problems: Problems = PROBLEMS,
                  key: bytes | bool | None = True) -> None:
-        self.folder = Path(folder)
-        self.problems = problems
+        self.files = ProgramFiles(folder, problems)
         self.loaded = 0  # programs from the store (traced programs and executables)
         self.executables = 0  # of which executables: neither traced nor compiled
         self.written = 0  # traced programs stored
         self.sealed = 0  # executables stored
-        self.invalid = 0
-        self.foreign = 0  # executables sealed with another key: replaced
         self._key = key
         self._executable_keys: set[str] = set()  # keys of the executables loaded
-        self._swept: set[Path] = set()  # folders whose stale temporaries are gone
+
+    @property
+    def folder(self) -> Path:
+        return self.files.folder
+
+    @property
+    def invalid(self) -> int:
+        """Stored programs that could not be used (damaged, failed a check, failed to run)."""
+        return self.files.invalid
+
+    @property
+    def foreign(self) -> int:
+        """Executables sealed with another key (replaced without a warning)."""
+        return self.files.foreign
 
     def path_for(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key[2:]}{SUFFIX}"
-
-    def executable_path_for(self, key: str) -> Path:
-        """Where the executable compiled from the program under ``key`` is kept."""
-        name = executable_key(key)
-        return self.folder / name[:2] / f"{name[2:]}{EXECUTABLE_SUFFIX}"
+        return self.files.path_for(key)
 
     def sealing_key(self) -> bytes | None:
         """The key executables are sealed with, or None: no executables."""
@@ -329,56 +273,12 @@ class ProgramStore:
             folders.append(parent.parent)
         return folders
 
-    def _read(self, path: Path) -> bytes | None:
-        """The bytes of the cache file ``path``, or None (missing, or not a file to read:
-        reported)."""
-        self._sweep(path.parent)
-        try:
-            return read_cache_file(path, MAX_PROGRAM_BYTES)
-        except NotARegularFile:
-            remove_special(path)
-            self._damaged(path, "not a regular file")
-        except ValueError:
-            self._damaged(path, "larger than a program can be")
-        except OSError:
-            pass
-        return None
-
-    def read(self, key: str) -> bytes | None:
-        """The verified payload of the traced program stored under ``key``, or None (missing
-        or damaged)."""
-        path = self.path_for(key)
-        blob = self._read(path)
-        if blob is None:
-            return None
-        payload = decode_program(blob, key)
-        if payload is None:
-            self._damaged(path, "its digest or key does not match")
-        return payload
-
-    def read_executable(self, key: str, sealing_key: bytes) -> bytes | None:
-        """The payload of the executable for ``key`` if its seal verifies with ``sealing_key``,
-        else None (missing, damaged, forged: reported; sealed with another key: counted in
-        ``foreign``)."""
-        path = self.executable_path_for(key)
-        blob = self._read(path)
-        if blob is None:
-            return None
-        try:
-            payload = sealing.unseal(sealing_key, executable_key(key), blob)
-        except sealing.Foreign:
-            self.foreign += 1
-            return None
-        if payload is None:
-            self._damaged(path, "its seal does not verify with your program key")
-        return payload
-
     def load(self, key: str, args: Sequence[Any], out_tree: Any) -> Callable[..., Any] | None:
         """The program stored under ``key`` for ``args``: the sealed executable, else the
         traced program, checked and compiled (then its executable is sealed and stored); None
         when there is none or it cannot be used (then it is reported, and replaced by
         `program`)."""
-        self._sweep(self.path_for(key).parent)  # visited even when the executable loads
+        self.files.sweep(self.files.path_for(key).parent)  # visited even when the executable loads
         program = self._load_executable(key, args, out_tree)
         if program is None:
             program = self._load_traced(key, args, out_tree)
@@ -391,13 +291,14 @@ class ProgramStore:
         sealing_key = self.sealing_key()
         if sealing_key is None:
             return None
-        payload = self.read_executable(key, sealing_key)
+        payload = self.files.read_executable(key, sealing_key)
         if payload is None:
             return None
         try:
             program = load_executable(payload, args, out_tree)  # the seal verified
         except Exception:  # sealed by this user, yet not loadable here: compiled afresh
-            self._damaged(self.executable_path_for(key), "an executable this JAX cannot load")
+            self.files.damaged(self.files.executable_path_for(key),
+                               "an executable this JAX cannot load")
             return None
         self.executables += 1
         self._executable_keys.add(key)
@@ -405,26 +306,26 @@ class ProgramStore:
 
     def _load_traced(self, key: str, args: Sequence[Any],
                      out_tree: Any) -> Callable[..., Any] | None:
-        payload = self.read(key)
+        payload = self.files.read(key)
         if payload is None:
             return None
         path = self.path_for(key)
         try:
             exported = deserialize_program(payload)
         except Exception:  # malformed bytes, or a program this JAX cannot read
-            self._damaged(path, "it is not a program this JAX can read")
+            self.files.damaged(path, "it is not a program this JAX can read")
             return None
         try:
             problem = check_program(exported, args, out_tree)
         except Exception:  # e.g. MLIR bytecode that deserialize accepted but cannot be read
             problem = "its StableHLO cannot be read"
         if problem is not None:
-            self._damaged(path, f"a program that cannot be used: {problem}")
+            self.files.damaged(path, f"a program that cannot be used: {problem}")
             return None
         try:
             return self.compile(key, exported, args, out_tree)
         except Exception:
-            self._damaged(path, "XLA cannot compile it")
+            self.files.damaged(path, "XLA cannot compile it")
             return None
 
     def compile(self, key: str, exported: Any, args: Sequence[Any],
@@ -447,50 +348,20 @@ class ProgramStore:
         payload = serialize_executable(compiled, args, out_tree)
         if payload is None:
             return False
-        path = self.executable_path_for(key)
-        try:
-            private_folder(path.parent)
-            write_atomic(path, sealing.seal(sealing_key, executable_key(key), payload))
-        except OSError:
+        if not self.files.write_executable(key, sealing_key, payload):
             return False
         self.sealed += 1
         return True
 
-    def _damaged(self, path: Path, why: str) -> None:
-        self.invalid += 1
-        self.problems.damaged(_KIND, path, why)
-
-    def _sweep(self, folder: Path) -> None:
-        """Once per folder and process: remove stale temporaries and legacy executables."""
-        if folder in self._swept:
-            return
-        self._swept.add(folder)
-        remove_stale_temporaries(folder)
-        try:
-            legacy = [entry.path for entry in os.scandir(folder)
-                      if entry.name.endswith(LEGACY_SUFFIX)
-                      and not entry.name.startswith(TEMPORARY_PREFIX)]
-        except OSError:
-            return
-        for path in legacy:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
     def discard(self, key: str) -> None:
         """Forget a stored program that loaded but failed to run (counted in ``invalid``): its
         traced program and its executable."""
-        self.invalid += 1
+        self.files.invalid += 1
         self.loaded -= 1
         if key in self._executable_keys:
             self._executable_keys.discard(key)
             self.executables -= 1
-        for path in (self.path_for(key), self.executable_path_for(key)):
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        self.files.remove(key)
 
     def program(self, fields: Mapping[str, Any], export_now: Callable[[], Any],
                 compile_now: Callable[[], Any], *, args: Sequence[Any],
@@ -519,11 +390,7 @@ class ProgramStore:
             return False
         if check_program(exported, args, out_tree) is not None:
             return False
-        path = self.path_for(key)
-        try:
-            private_folder(path.parent)
-            write_atomic(path, encode_program(key, payload))
-        except OSError:
+        if not self.files.write(key, payload):
             return False
         self.written += 1
         return True

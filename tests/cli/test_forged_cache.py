@@ -171,7 +171,8 @@ def test_a_well_formed_program_that_calls_native_code_is_refused_before_compilin
     from jax import export
 
     from headprobe.cachefiles import Problems
-    from headprobe.model.programs import ProgramStore, check_program, encode_program
+    from headprobe.model.program_files import encode_program
+    from headprobe.model.programs import ProgramStore, check_program
 
     def factor(x):
         return (jnp.linalg.cholesky(x),)  # LAPACK's potrf, called by name
@@ -200,7 +201,8 @@ def test_a_program_whose_stablehlo_bytes_are_damaged_is_a_warning_not_a_tracebac
     from jax import export
 
     from headprobe.cachefiles import Problems
-    from headprobe.model.programs import ProgramStore, encode_program
+    from headprobe.model.program_files import encode_program
+    from headprobe.model.programs import ProgramStore
 
     args = (jax.ShapeDtypeStruct((3, 3), np.float32),)
     out_tree = jax.tree.structure((0,))
