@@ -1,7 +1,8 @@
 """The claim language: claims, measures and expectations, parsed into `headprobe.claims.spec`.
 
 Pure: no files, no model. Every error is a `ClaimFileError` without a location; the caller
-(`headprobe.claims.files`) adds ``file:line: field:`` with `ClaimFileError.located`.
+(`headprobe.claims.yaml_fields`, for hypothesis files) adds ``file:line: field:`` with
+`ClaimFileError.located`.
 
 Grammar of a claim (SPEC §3)::
 
@@ -26,8 +27,8 @@ Measures::
     measure := "argmax" | "mass" | "topk:" K | "entropy"    # K a positive integer
 
 Whether a claim has a target is checked against its measure where both are known
-(`headprobe.claims.files`, `headprobe.engine.claim_api`): ``entropy`` takes none, every other
-measure one.
+(`headprobe.claims.claim_checks`, `headprobe.engine.claim_api`): ``entropy`` takes none, every
+other measure one.
 
 Expectations (numbers in [0, 1]; a number may be written as a percentage, ``80%`` = 0.8)::
 
