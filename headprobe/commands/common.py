@@ -30,12 +30,16 @@ def add_model_options(parser: argparse.ArgumentParser, *, model: bool = True) ->
     parser.add_argument("--sentences", metavar="FILE",
                         help="one sentence a line ('#' comments); default: the bundled English "
                              "sentence set")
-    parser.add_argument("--level", choices=LEVELS, default="token",
-                        help="token: wordpieces (default); word: the tokenizer's words")
+    add_level_option(parser)
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the forward cache")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_level_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--level", choices=LEVELS, default="token",
+                        help="token: wordpieces (default); word: the tokenizer's words")
 
 
 @dataclass(frozen=True)

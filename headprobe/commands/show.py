@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from headprobe.claims.spec import LEVELS
-from headprobe.commands.common import loaded_model
+from headprobe.commands.common import add_level_option, loaded_model
 from headprobe.errors import ClaimFileError, UsageError
 from headprobe.heads import Head, HeadPattern, check_in_range, parse_head
 from headprobe.outputs import check_file, check_folder, write_file
@@ -56,8 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="with --head: the PNG file (default Attention_Layer{L}_Head{H}.png); "
                              "with --all: the folder (default: the current folder)")
-    parser.add_argument("--level", choices=LEVELS, default="token",
-                        help="token: wordpieces (default); word: the tokenizer's words")
+    add_level_option(parser)
     add_model_option(parser.add_argument)
     return parser
 
