@@ -114,8 +114,11 @@ class ModelHandle:
                            baseline=baseline, margin=margin, average=average)
 
     def __getattr__(self, attribute: str) -> Any:
-        # Called only for what the handle itself lacks: the loaded model's own attributes.
-        if attribute.startswith("__") or attribute in ("_model", "_load", "_info"):
+        # Called only for what the handle itself lacks: the loaded model's own attributes. Not
+        # for the protocols that tools probe for (copy, pickle, IPython's display hooks): asking
+        # whether a handle has one must not load a model.
+        if attribute.startswith(("__", "_repr_", "_ipython_")) or attribute in (
+                "_model", "_load", "_info", "_fingerprint"):
             raise AttributeError(attribute)
         return getattr(self.model(), attribute)
 

@@ -692,3 +692,13 @@ def test_cached_runs_in_input_order_score_like_fresh_runs_in_length_order(tiny, 
                                num_layers=2, num_heads=3, load_model=lambda: tiny, cache=store))
     assert [i for i, _ in fresh] != [i for i, _ in cached] == [0, 1, 2, 3]
     assert results(cached) == results(fresh)
+
+
+def test_probing_a_handle_for_display_hooks_does_not_load_its_model(tiny):
+    loader = CountingLoader(tiny)
+    handle = ModelHandle(loader, inspect_model(str(tiny.path)), start_fingerprint(tiny.path))
+    assert not hasattr(handle, "_repr_html_") and not hasattr(handle, "_ipython_display_")
+    assert "not loaded" in repr(handle)
+    assert loader.calls == 0 and not handle.loaded
+    assert handle.config.num_hidden_layers == 2  # the loaded model's own attributes load it
+    assert loader.calls == 1 and handle.loaded
