@@ -106,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     argv = list(getattr(args, "raw_check_args", []))
     pytest_args = to_pytest_args(argv)
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        pytest_args = ["-p", "headprobe.plugin", *pytest_args]
+        pytest_args = ["-p", "headprobe.pytest_plugin", *pytest_args]
     return int(pytest.main(pytest_args, plugins=[_DefaultPath(DEFAULT_PATH)]))

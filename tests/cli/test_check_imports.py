@@ -12,8 +12,11 @@ HEAVY = ("jax", "flax", "transformers", "matplotlib", "torch")
 
 PROBE = f"""
 import sys
-import headprobe, headprobe.errors, headprobe.plugin, headprobe.cli, headprobe.checkrun
-import headprobe.collect, headprobe.recorder, headprobe.report.terminal, headprobe.commands.check
+import headprobe, headprobe.errors, headprobe.pytest_plugin, headprobe.cli
+import headprobe.pytest_plugin.session, headprobe.pytest_plugin.options
+import headprobe.pytest_plugin.collect, headprobe.pytest_plugin.evaluation
+import headprobe.pytest_plugin.recorder, headprobe.pytest_plugin.ending
+import headprobe.report.terminal, headprobe.commands.check
 import headprobe.claims.files, headprobe.claims.language, headprobe.claims.sentences
 try:
     headprobe.cli.main(["--version"])

@@ -3,9 +3,13 @@
 `HypothesisFile` parses a YAML file (pure, `headprobe.claims.files`), checks it against the model's
 config and tokenizer (heads in range, sentences that fit), and yields one `ClaimItem` per claim and
 concrete head (``FILE::ID[L3H10]``) — or one per claim for the ``any``/``none`` quantifiers
-(``FILE::ID[L*H*]``). Each item carries its `ClaimJob`. The first item to run evaluates the jobs of
-every collected item together (`PendingEvaluation`), so every model is loaded once and every
-distinct sentence is run once.
+(``FILE::ID[L*H*]``). Each item carries its `ClaimJob` and asks the run's `HeadprobeSession` for
+its result (`HeadprobeSession.result_of`: the first ask evaluates every collected item's job
+together, so every model is loaded once and every distinct sentence is run once).
+
+What must end the run as a usage error rather than as one file's collection error (sentence
+files outside the project, models that cannot be had) is noted on the session while files are
+collected and raised once collection ends (`raise_collection_errors`).
 """
 
 from __future__ import annotations
@@ -16,21 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from headprobe.checkrun import (
-    evaluation_settings,
-    model_requests,
-    models,
-    models_if_any,
-    options,
-    sentence_sets,
-    snapshots,
-    unrecorded,
-)
 from headprobe.claims.files import load_hypothesis_file_partly
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.claims.spec import HypothesisFile as ParsedFile
-from headprobe.engine.evaluate import evaluate
 from headprobe.errors import (
     ClaimFileError,
     ClaimWarning,
@@ -42,7 +35,7 @@ from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
 from headprobe.model.info import ModelInfo
-from headprobe.recorder import recorder
+from headprobe.pytest_plugin.session import HeadprobeSession, headprobe_session
 from headprobe.regression.unchanged import unmeasured
 from headprobe.report.terminal import failure_text, reproduce_command
 
@@ -59,35 +52,36 @@ class HypothesisFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         """The file's claim items, once every claim checks out against its model; every
         independent mistake of the file is reported at once."""
-        hfile, errors = load_hypothesis_file_partly(self.path, options(self.config).files_under)
+        session = headprobe_session(self.config)
+        hfile, errors = load_hypothesis_file_partly(self.path, session.options.files_under)
         outside = [error for error in errors if isinstance(error, FileOutsideProject)]
-        if outside:  # a usage error once collection ends (`raise_model_errors`)
-            self.config.stash.setdefault(_OUTSIDE, []).extend(outside)
+        if outside:  # a usage error once collection ends (`raise_collection_errors`)
+            session.outside.extend(outside)
             errors = [error for error in errors if not isinstance(error, FileOutsideProject)]
         if any(spec.expect.is_unchanged for spec in hfile.claims):
             try:  # a snapshot file that cannot be used is a mistake of this file too
-                snapshots(self.config).load(self.path)
+                session.snapshots.load(self.path)
             except ClaimFileError as error:
                 errors.append(error)
         items: list[pytest.Item] = []
         for spec in hfile.claims:
             try:
-                items += self._claim_items(hfile, spec)
+                items += self._claim_items(session, hfile, spec)
             except ClaimFileError as error:
                 errors.append(error)
         if errors:
             raise collected(errors)
         return iter(items)
 
-    def _claim_items(self, hfile: ParsedFile, spec: ClaimSpec) -> list[pytest.Item]:
-        model_spec = options(self.config).model_for(spec.model or hfile.model)
-        info = models(self.config).info(model_spec)
+    def _claim_items(self, session: HeadprobeSession, hfile: ParsedFile,
+                     spec: ClaimSpec) -> list[pytest.Item]:
+        model_spec = session.options.model_for(spec.model or hfile.model)
+        info = session.models.info(model_spec)
         if info is None:  # cannot be had: a usage error raised once collection ends
-            model_requests(self.config)[model_spec].append(
-                f"{self.nodeid}:{spec.line} ({spec.id})")
+            session.model_requests[model_spec].append(f"{self.nodeid}:{spec.line} ({spec.id})")
             return []
         heads = _expand_heads(spec, info.num_layers, info.num_heads)
-        sets = sentence_sets(self.config)
+        sets = session.sentence_sets
         sentences = tuple(sets.sentences(hfile, spec.over, info))
         if spec.baseline == "offset":
             self._warn_if_unbeatable(spec, sentences, info)
@@ -156,8 +150,9 @@ class ClaimItem(pytest.Item):
         self.result: ClaimResult | None = None
 
     def runtest(self) -> None:
-        record = recorder(self.config)
-        missing = unrecorded(self.config, self.job)
+        session = headprobe_session(self.config)
+        record = session.recorder
+        missing = session.unrecorded(self.job)
         if missing is not None:  # nothing recorded to compare with: one line, nothing measured
             spec = self.job.spec
             self.result = unmeasured(spec, ",".join(map(str, self.job.heads)),
@@ -165,8 +160,8 @@ class ClaimItem(pytest.Item):
                                      tolerance=spec.tolerance or 0.0)
             record.record(self.nodeid, self.result)
             raise ClaimFailed(missing)
-        result = pending(self.config).result(self)
-        run = options(self.config)
+        result = session.result_of(self)
+        run = session.options
         if not result.passed:
             result = dataclasses.replace(result, reproduce=reproduce_command(
                 self.nodeid, seed=run.seed if self.job.templates else None,
@@ -175,7 +170,7 @@ class ClaimItem(pytest.Item):
         record.record(self.nodeid, result)
         if not result.passed:
             raise ClaimFailed(failure_text(self.job, result,
-                                           record.run_dir() if result.figures else None,
+                                           session.run_dir() if result.figures else None,
                                            run.root))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],  # type: ignore[override]
@@ -191,61 +186,24 @@ class ClaimItem(pytest.Item):
         return self.path, spec.line - 1, f"{spec.id} [{spec.claim_text}]"
 
 
-class PendingEvaluation:
-    """The run's claim results by job, all evaluated when the first is asked for (so every
-    model is loaded once and every distinct sentence run once)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self._results: dict[str, ClaimResult] = {}
-
-    def result(self, item: ClaimItem) -> ClaimResult:
-        if item.job.key not in self._results:
-            jobs = [i.job for i in item.session.items if isinstance(i, ClaimItem)
-                    and i.job.key not in self._results
-                    and not any(m.name == "skip" for m in i.iter_markers())
-                    and unrecorded(self.config, i.job) is None]
-            write = options(self.config).write_report
-            settings = evaluation_settings(self.config,
-                                           recorder(self.config).run_dir if write else None)
-            self._results.update(evaluate(jobs, models(self.config).handle, settings))
-        return self._results[item.job.key]
-
-
-_PENDING = pytest.StashKey[PendingEvaluation]()
-
-
-def pending(config: pytest.Config) -> PendingEvaluation:
-    """The run's one `PendingEvaluation`."""
-    if _PENDING not in config.stash:
-        config.stash[_PENDING] = PendingEvaluation(config)
-    return config.stash[_PENDING]
-
-
-_OUTSIDE = pytest.StashKey[list[FileOutsideProject]]()
-
-
-def raise_model_errors(config: pytest.Config) -> None:
+def raise_collection_errors(session: HeadprobeSession) -> None:
     """After collection: sentence files outside the project, then models that cannot be had,
     end the run as a usage error (exit 4), saying which claims asked for each model and how
     to run the others."""
-    outside = config.stash.get(_OUTSIDE, [])
-    if outside:
-        raise pytest.UsageError("\n".join(dict.fromkeys(str(error) for error in outside)))
-    registry = models_if_any(config)
+    if session.outside:
+        raise pytest.UsageError("\n".join(dict.fromkeys(str(error)
+                                                         for error in session.outside)))
+    registry = session.made("models")
     errors = registry.errors if registry is not None else {}
     if not errors:
         return
-    requests = model_requests(config)
-    run = options(config)
+    run = session.options
     messages = []
     for spec, error in errors.items():
-        asked = requests.get(spec, [])
+        asked = session.model_requests.get(spec, [])
         shown = ", ".join(asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
         messages.append(f"{error}{run.unnamed_model_hint(spec)}"
                         + (f"\nAsked for by: {shown}." if asked else ""))
     messages.append("To run the other claims, name their files (headprobe check FILE ...), or "
                     "run these on a model you have with --model SPEC.")
     raise pytest.UsageError("\n".join(messages))
-
-

@@ -1,11 +1,17 @@
-"""headprobe's pytest plugin (entry point ``pytest11``): options, fixtures, hypothesis-file
-collection.
+"""headprobe's pytest plugin (entry point ``pytest11``): its options, hooks and fixtures.
 
 Registered for every pytest run, so importing it must cost nothing: no JAX, no numpy, no
 matplotlib, no transformers; its hooks import the rest only when a run has hypothesis files or
-uses headprobe's fixtures. Collection lives in `headprobe.collect` (YAML files → items), the
-run's state in `headprobe.checkrun`, what the run produced in `headprobe.recorder` (a plugin
-object registered when first needed).
+uses headprobe's fixtures. The package's modules:
+
+- `headprobe.pytest_plugin.session`: `HeadprobeSession`, the run's one state object (options,
+  models, caches, snapshots, results, what the run produced), made in ``pytest_configure``,
+  registered as a plugin and dropped in ``pytest_unconfigure``;
+- `headprobe.pytest_plugin.options`: `CheckOptions`, the options resolved once;
+- `headprobe.pytest_plugin.collect`: hypothesis files → pytest collectors and items;
+- `headprobe.pytest_plugin.evaluation`: the claims' results, evaluated together;
+- `headprobe.pytest_plugin.recorder`: `Recorder`, what the run produced (report.json's content);
+- `headprobe.pytest_plugin.ending`: the report and the terminal summary at the end.
 
 Under plain ``pytest`` a YAML file is collected only when it looks like a hypothesis file (a
 top-level ``hypotheses:`` key); ``headprobe check`` collects every ``*.yaml``/``*.yml`` under its
@@ -18,11 +24,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from headprobe.settings import add_model_option
+
+if TYPE_CHECKING:
+    from headprobe.pytest_plugin.session import HeadprobeSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,12 +61,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from headprobe.options import check_settings
-    from headprobe.recorder import register  # imports nothing heavy
+    from headprobe.pytest_plugin.options import check_settings
+    from headprobe.pytest_plugin.session import start  # imports nothing heavy
 
     config.addinivalue_line("markers", "headprobe: a claim about attention heads")
     check_settings(config)  # a bad [tool.headprobe] is a usage error, before collection
-    register(config)
+    start(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from headprobe.pytest_plugin.session import end
+
+    end(config)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -67,17 +82,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
     if parent.config.getoption("headprobe_all_yaml") or looks_like_hypothesis_file(file_path):
         if not _utf8_name(file_path, parent.config.rootpath):  # a usage error, at the end
-            parent.config.stash.setdefault(_NOT_UTF8, []).append(file_path)
+            _session(parent.config).not_utf8.append(file_path)
             return None
-        from headprobe.collect import HypothesisFile
+        from headprobe.pytest_plugin.collect import HypothesisFile
 
         return HypothesisFile.from_parent(parent, path=file_path)
     return None
-
-
-#: Hypothesis files whose path in the project is not UTF-8: no test id can name them (pytest's
-#: own cache of test ids, report.json and terminals all need text), so they are refused.
-_NOT_UTF8 = pytest.StashKey[list[Path]]()
 
 
 def _utf8_name(path: Path, rootpath: Path) -> bool:
@@ -103,7 +113,7 @@ def pytest_collection(session: pytest.Session) -> Any:
 
 
 def _refuse_names(config: pytest.Config) -> None:
-    paths = config.stash.get(_NOT_UTF8, [])
+    paths = _session(config).not_utf8
     if paths:
         shown = ", ".join(os.fsencode(path).decode("utf-8", "backslashreplace")
                           for path in paths)
@@ -113,28 +123,27 @@ def _refuse_names(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    if "headprobe.collect" in sys.modules:  # else no hypothesis file was collected
-        from headprobe.collect import raise_model_errors
+    run = _session(config)
+    if run.outside or run.made("models") is not None:  # else no hypothesis file was collected
+        from headprobe.pytest_plugin.collect import raise_collection_errors
 
-        raise_model_errors(config)
+        raise_collection_errors(run)
 
 
 @pytest.fixture(scope="session")
 def headprobe_load(request: pytest.FixtureRequest) -> Callable[[str | None], Any]:
     """``headprobe_load(spec)`` → a loaded model with the claim builder, once per spec per
     session."""
-    from headprobe.checkrun import models, options
     from headprobe.engine.models import ModelHandle
     from headprobe.errors import HeadprobeError
-    from headprobe.recorder import recorder
 
-    config = request.config
+    session = _session(request.config)
 
     def load(spec: str | None) -> ModelHandle:
-        run = options(config)
+        run = session.options
         resolved = run.model_for(spec)
         try:
-            model = models(config).handle(resolved, recorder=recorder(config).record_measured)
+            model = session.models.handle(resolved, recorder=session.recorder.record_measured)
             model.model()  # loaded now: the test that asks for it is where it fails
         except HeadprobeError as error:
             # A model that cannot be had ends the whole run as a usage error (exit 4), as it
@@ -152,6 +161,12 @@ def headprobe_model(headprobe_load: Callable[[str | None], Any]) -> Any:
     else ``[tool.headprobe] model`` in pyproject.toml, else bert-base-uncased; loaded once per
     session."""
     return headprobe_load(None)
+
+
+def _session(config: pytest.Config) -> HeadprobeSession:
+    from headprobe.pytest_plugin.session import headprobe_session
+
+    return headprobe_session(config)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,4 +1,5 @@
-"""`CheckOptions`: a run's options, resolved once from the command line and ``[tool.headprobe]``.
+"""`CheckOptions`: a run's options, resolved once (`HeadprobeSession.options`) from the command
+line and ``[tool.headprobe]``.
 
 Command-line options (``headprobe check --model`` ..., i.e. pytest's ``--headprobe-*``) win over
 ``[tool.headprobe]`` in pyproject.toml, which wins over the defaults.
