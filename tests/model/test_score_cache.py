@@ -9,11 +9,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-import headprobe
 from headprobe.cache.entries import EntryKey, ForwardCache
 from headprobe.cachefiles import Problems
 from headprobe.engine.scores import ScoreCache, decode_numbers, encode_numbers
 from headprobe.evaluation.accumulate import ClaimAccumulator, SentenceNumbers
+from headprobe.model.loaded import Model
 
 # Distinct sizes: 3 sentences, 2 claims on L1H1 (one with a baseline), 3 heads on layer 2.
 CLAIMS = """
@@ -41,25 +41,18 @@ class Counter:
 
     def __init__(self, monkeypatch) -> None:
         self.scores = self.forwards = 0
-        real_score, real_load = ClaimAccumulator.score, headprobe.load
+        real_score, real_iter = ClaimAccumulator.score, Model.iter_runs
 
         def score(accumulator, sentence, run):
             self.scores += 1
             return real_score(accumulator, sentence, run)
 
-        def load(spec=None, **options):
-            model = real_load(spec, **options)
-            real_iter = model.iter_runs
-
-            def iter_runs(texts, **kwargs):
-                self.forwards += len(texts)
-                return real_iter(texts, **kwargs)
-
-            model.iter_runs = iter_runs
-            return model
+        def iter_runs(model, texts, **kwargs):  # every forward pass, however the model loaded
+            self.forwards += len(texts)
+            return real_iter(model, texts, **kwargs)
 
         monkeypatch.setattr(ClaimAccumulator, "score", score)
-        monkeypatch.setattr(headprobe, "load", load)
+        monkeypatch.setattr(Model, "iter_runs", iter_runs)
 
 
 @pytest.fixture
