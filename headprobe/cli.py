@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from headprobe._version import __version__
 from headprobe.errors import ExitCode, HeadprobeError, printable
+from headprobe.interrupts import reliable_interrupts
 
 COMMANDS = ("check", "show", "mask", "profile", "diff", "discover")
 
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(ExitCode.USAGE_ERROR)
     module = importlib.import_module(f"headprobe.commands.{args.command}")
     try:
-        return int(module.run(args))
+        with reliable_interrupts():  # Ctrl-C inside JAX's gc callback is not lost
+            return int(module.run(args))
     except HeadprobeError as error:
         print(f"ERROR: {printable(str(error))}", file=sys.stderr)
         return int(error.exit_code)
