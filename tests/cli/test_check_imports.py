@@ -104,3 +104,25 @@ def test_hypothesis_tests_still_report_when_hypothesis_runs(tmp_path):
                      "--hypothesis-show-statistics")
     assert "hypothesis" in heavy and "jax" not in heavy
     assert "Hypothesis Statistics" in run_warm.output  # type: ignore[attr-defined]
+
+
+PLAIN_TEST = """
+from headprobe.pytest_plugin.session import SESSION
+
+PARTS = {"options", "models", "sentence_sets", "forward_cache", "snapshots", "results"}
+
+
+def test_no_part_of_the_session_was_made(request):
+    assert not PARTS & set(vars(request.config.stash[SESSION]))
+"""
+
+
+def test_a_pytest_run_without_hypothesis_files_makes_none_of_the_sessions_parts(tmp_path):
+    # pytest before 8.3.3 reads every attribute dir() lists on a registered plugin while it looks
+    # for fixtures: the session must not list its parts, or every pytest run would read the
+    # settings and open the forward cache.
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_plain.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
