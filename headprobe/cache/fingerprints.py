@@ -33,7 +33,7 @@ from headprobe.cachefiles import (
     read_cache_file,
     remove_stale_temporaries,
 )
-from headprobe.model.checkpoint import find_weights, fingerprint
+from headprobe.model import checkpoint
 
 MEMO_VERSION = 2
 MAX_MEMO_BYTES = 1 << 16
@@ -56,10 +56,10 @@ def compute_fingerprint(folder: str | os.PathLike[str], *,
     """The fingerprint of the model in ``folder``, through the memo under ``memo_root``."""
 
     folder = Path(folder)
-    weights = find_weights(folder)
+    weights = checkpoint.find_weights(folder)
     config = folder / "config.json"
     if memo_root is None:
-        return Fingerprint(fingerprint(weights, config))
+        return Fingerprint(checkpoint.fingerprint(weights, config))
     stamp = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
              for p in (*weights.files, config)]
     name = hashlib.sha256(json.dumps(stamp).encode("utf-8")).hexdigest()
@@ -67,7 +67,7 @@ def compute_fingerprint(folder: str | os.PathLike[str], *,
     remembered, problem = _read_memo(memo, stamp)
     if remembered is not None:
         return Fingerprint(remembered)
-    digest = fingerprint(weights, config)
+    digest = checkpoint.fingerprint(weights, config)
     remove_stale_temporaries(memo.parent)
     try:
         private_folder(memo.parent)

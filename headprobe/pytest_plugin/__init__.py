@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from headprobe import interrupts
 from headprobe.settings import add_model_option
 
 if TYPE_CHECKING:
@@ -68,14 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "headprobe: a claim about attention heads")
     check_settings(config)  # a bad [tool.headprobe] is a usage error, before collection
     start(config)
-    interrupts.install()  # Ctrl-C inside JAX's gc callback is not lost
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     from headprobe.pytest_plugin.session import end
 
     end(config)
-    interrupts.uninstall()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from headprobe import interrupts
 from headprobe.pytest_plugin.options import CheckOptions
 from headprobe.pytest_plugin.recorder import Recorder
 
@@ -60,6 +61,7 @@ class HeadprobeSession:
         #: (pytest's own cache of test ids, report.json and terminals all need text).
         self.not_utf8: list[Path] = []
         self._run_dir: Path | None = None
+        self.owns_interrupts = False  # whether this run installed headprobe's SIGINT handler
 
     # ---- parts, each made on first use ---------------------------------------------------------
     @cached_property
@@ -214,6 +216,8 @@ def start(config: pytest.Config) -> HeadprobeSession:
     session = HeadprobeSession(config)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "headprobe-session")
+    # Ctrl-C inside JAX's gc callback is not lost; a run inside another keeps the outer's handler.
+    session.owns_interrupts = interrupts.install()
     return session
 
 
@@ -223,6 +227,8 @@ def end(config: pytest.Config) -> None:
     if session is not None:
         del config.stash[SESSION]
         config.pluginmanager.unregister(session)
+        if session.owns_interrupts:
+            interrupts.uninstall()
 
 
 def headprobe_session(config: pytest.Config) -> HeadprobeSession:

@@ -36,6 +36,7 @@ from headprobe.errors import CacheWarning
 from headprobe.heads import Head
 from headprobe.model.checkpoint import find_weights, fingerprint
 from headprobe.model.info import inspect_model
+from headprobe.model.loaded import Model
 
 # Distinct sizes: 3 stored heads, 7 tokens.
 HEADS = [(0, 2), (1, 0), (1, 1)]
@@ -601,13 +602,13 @@ def test_an_unchanged_check_rerun_reads_the_cache_and_never_loads_the_model(
     project = write_project(tmp_path / "project", {"claims.yaml": PASSING})
     cache_dir = tmp_path / "cache"
     loads = []
-    real_load = headprobe.load
+    real_init = Model.__init__
 
-    def counting_load(spec=None, **options):
-        loads.append(spec)
-        return real_load(spec, **options)
+    def counting_init(model, **fields):  # every model loaded, however it is loaded
+        loads.append(fields["name"])
+        real_init(model, **fields)
 
-    monkeypatch.setattr(headprobe, "load", counting_load)
+    monkeypatch.setattr(Model, "__init__", counting_init)
     args = ("claims.yaml", "--model", str(planted_model))
     cold = check_inprocess(project, *args, cache_dir=cache_dir, monkeypatch=monkeypatch,
                            capfd=capfd)

@@ -27,6 +27,12 @@ def test_the_pytest_plugin_installs_the_handler_for_the_session():
     assert signal.getsignal(signal.SIGINT) is interrupts._handler
 
 
+def test_a_pytest_run_inside_this_one_leaves_the_handler_to_this_session(tmp_path):
+    (tmp_path / "test_inner.py").write_text("def test_inner():\n    pass\n")
+    assert pytest.main([str(tmp_path / "test_inner.py"), "-q", "-p", "no:cacheprovider"]) == 0
+    assert signal.getsignal(signal.SIGINT) is interrupts._handler
+
+
 def _work_with_ctrl_c_inside_a_gc_callback(seconds: float) -> str:
     """Allocate for up to ``seconds`` while one collection callback sends SIGINT to this process
     from inside itself; 'interrupted' or 'finished'."""
