@@ -4,10 +4,14 @@ Python runs a SIGINT handler at the next bytecode of the main thread. When that 
 to a garbage-collection callback (JAX registers one, which runs at every collection), the
 `KeyboardInterrupt` the default handler raises is printed as "Exception ignored in ..." and
 dropped, and the run goes on as if nobody had pressed Ctrl-C. `reliable_interrupts` installs a
-handler that, when the signal lands inside such a callback, delivers it again a moment later
-(`_thread.interrupt_main` from a timer thread), and everywhere else raises `KeyboardInterrupt`
-as Python's default handler does. It changes nothing where SIGINT already has another handler
-(a user's, a debugger's) or outside the main thread.
+handler that, when the signal lands inside such a callback, has a watcher thread deliver it again
+(`_thread.interrupt_main`) as soon as it sees the main thread outside every collection callback
+(at once when the main thread waits in native code, as a model run mostly does), and everywhere
+else raises `KeyboardInterrupt` as Python's default handler does. (A plain timer
+would not do: a callback that releases the GIL, as JAX's does while it collects, is exactly when
+another thread gets to run, so a timer's interrupt lands in the callback again.) It changes
+nothing where SIGINT already has another handler (a user's, a debugger's) or outside the main
+thread.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import _thread
 import contextlib
 import gc
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
-REDELIVER_AFTER = 0.01  # seconds
+REDELIVER_AFTER = 0.005  # seconds between looks at the main thread
 _MAX_DEPTH = 200  # frames looked at for a collection callback
 
 
@@ -37,9 +43,23 @@ def in_gc_callback(frame: FrameType | None) -> bool:
     return False
 
 
+def _redeliver(main: int) -> None:
+    """Interrupt the main thread (``main``: its ident) once it is outside every collection
+    callback; give up when it has ended."""
+    while True:
+        time.sleep(REDELIVER_AFTER)
+        frame = sys._current_frames().get(main)
+        if frame is None:
+            return
+        if not in_gc_callback(frame):
+            _thread.interrupt_main()
+            return
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     if in_gc_callback(frame):  # raised here it would be dropped: deliver it once gc is done
-        threading.Timer(REDELIVER_AFTER, _thread.interrupt_main).start()
+        threading.Thread(target=_redeliver, args=(threading.main_thread().ident,),
+                         name="headprobe-ctrl-c", daemon=True).start()
         return
     raise KeyboardInterrupt
 
