@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -123,11 +124,21 @@ def _damage(path, how: str) -> None:
         os.symlink("/dev/zero", path)
 
 
+@pytest.fixture(scope="module")
+def stored_programs(planted_model, tmp_path_factory):
+    """A cache folder after one process stored its traced programs (no executables), and what
+    that process reported: each damage case starts from a copy of it."""
+    folder = tmp_path_factory.mktemp("stored-programs")
+    return folder, _child(planted_model, folder, _texts(20), **NO_EXECUTABLES)
+
+
 @pytest.mark.parametrize("how", ["truncated", "a bit of the payload", "a bit of the header",
                                  "garbage", "fifo", "link to /dev/zero"])
-def test_a_damaged_program_file_is_reported_recompiled_and_replaced(planted_model, tmp_path, how):
+def test_a_damaged_program_file_is_reported_recompiled_and_replaced(planted_model, tmp_path, how,
+                                                                    stored_programs):
     texts = _texts(20)
-    first = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
+    pristine, first = stored_programs
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
     _damage(_programs(tmp_path)[0], how)
     second = _child(planted_model, tmp_path, texts, **NO_EXECUTABLES)
     assert second["compiles"] == 1 and second["loaded"] == first["compiles"] - 1
