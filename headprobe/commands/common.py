@@ -86,6 +86,8 @@ def loaded_model(option: str | None) -> ModelHandle:
     """For ``show`` and ``mask``: the model ``--model`` names (or the default of
     ./pyproject.toml), loaded now; a model that cannot be had is a `UsageError` (exit 4)."""
     registry = ModelRegistry(memo_root=None, programs=True, fingerprints=False)
-    handle = registry.handle(choose_model(option, None, read_settings(Path("."))))
+    # pyproject.toml is read only for the default: a named model works in any folder.
+    settings = Settings() if option else read_settings(Path("."))
+    handle = registry.handle(choose_model(option, None, settings))
     handle.model()
     return handle

@@ -21,7 +21,7 @@ from headprobe.cache.fingerprints import Fingerprint, fingerprint_result, start_
 from headprobe.engine.claim_api import ClaimQuery, Recorder, build_claim
 from headprobe.errors import HeadprobeError
 from headprobe.model.info import ModelInfo, inspect_model
-from headprobe.model.loaded import load_folder
+from headprobe.model.loaded import as_texts, load_folder
 from headprobe.runs import Encoding, Run
 
 if TYPE_CHECKING:  # the loaded model imports JAX: only for annotations here
@@ -90,7 +90,7 @@ class ModelHandle:
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         if self._info is not None:
-            return self._info.tokenizer.encode(texts)
+            return self._info.tokenizer.encode(as_texts(texts))
         return self.model().tokenize(texts)
 
     def model(self) -> Model:

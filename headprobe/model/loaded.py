@@ -167,7 +167,7 @@ class Model:
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         """Tokens, ids, word ids and offsets per text, without running the model."""
-        return self.tokenizer.encode(_as_texts(texts))
+        return self.tokenizer.encode(as_texts(texts))
 
     def run(self, texts: Sequence[str], *, hidden_states: bool = True, mlm_logits: bool = True,
             num_layers: int | None = None, batch_size: int = 32) -> list[Run]:
@@ -205,7 +205,7 @@ class Model:
             encodings = self.tokenize(texts)
         else:
             encodings = list(encodings)
-            texts = _as_texts(texts)
+            texts = as_texts(texts)
             if len(encodings) != len(texts) or any(
                     getattr(e, "text", None) != t for e, t in zip(encodings, texts)):
                 raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
@@ -344,7 +344,8 @@ def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | Non
             None if out.logits is None else np.asarray(out.logits))
 
 
-def _as_texts(texts: Sequence[str]) -> list[str]:
+def as_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of strings; a bare string or a non-string is a `UsageError`."""
     if isinstance(texts, str):
         raise UsageError(f"texts: expected a list of strings, got one string {texts[:40]!r}; "
                          "wrap it in a list: model.run([text]).")

@@ -15,6 +15,7 @@ from PIL import Image
 
 import headprobe
 from headprobe.cli import main
+from headprobe.commands.common import loaded_model
 from headprobe.commands.show import diagram_name, word_grid
 from headprobe.heads import Head
 from headprobe.report.figures import figure_size_pixels, grey_levels, scale_top
@@ -33,9 +34,19 @@ def cached_load(spec=None, **options):
     return _loaded[spec]
 
 
+_handles: dict = {}
+
+
+def cached_loaded_model(option):
+    """`show`'s model, once per --model per test session (the CLI still parses and checks)."""
+    if option not in _handles:
+        _handles[option] = loaded_model(option)
+    return _handles[option]
+
+
 @pytest.fixture
 def fast_load(monkeypatch):
-    monkeypatch.setattr(headprobe, "load", cached_load)
+    monkeypatch.setattr("headprobe.commands.show.loaded_model", cached_loaded_model)
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +202,20 @@ def test_default_model_comes_from_pyproject_after_the_option_and_the_file(tmp_pa
     assert choose_model("cli/model", "file/model", settings) == "cli/model"
     (tmp_path / "elsewhere").mkdir()
     assert choose_model(None, None, read_settings(tmp_path / "elsewhere")) == "bert-base-uncased"
+
+
+def test_a_named_model_works_in_a_folder_whose_pyproject_is_not_headprobes(tmp_path):
+    # Only the default model comes from ./pyproject.toml: with --model it is not read at all.
+    (tmp_path / "pyproject.toml").write_text("[tool.headprobe]\nsomething_else = 1\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    named = subprocess.run(
+        [sys.executable, "-m", "headprobe.cli", "show", "A cat sat.", "--head", "L1H1",
+         "--model", MINILM], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert named.returncode == 0, named.stderr
+    unnamed = subprocess.run(
+        [sys.executable, "-m", "headprobe.cli", "show", "A cat sat.", "--head", "L1H1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert unnamed.returncode == 4 and "unknown key(s) something_else" in unnamed.stderr
 
 
 def test_command_line_end_to_end_without_traceback(tmp_path):

@@ -32,7 +32,7 @@ from headprobe.cache.entries import (
 from headprobe.cache.fingerprints import fingerprint_result, model_fingerprint, start_fingerprint
 from headprobe.cachefiles import Problems
 from headprobe.engine.models import ModelHandle
-from headprobe.errors import CacheWarning
+from headprobe.errors import CacheWarning, UsageError
 from headprobe.heads import Head
 from headprobe.model.checkpoint import find_weights, fingerprint
 from headprobe.model.info import inspect_model
@@ -693,6 +693,15 @@ def test_cached_runs_in_input_order_score_like_fresh_runs_in_length_order(tiny, 
                                num_layers=2, num_heads=3, load_model=lambda: tiny, cache=store))
     assert [i for i, _ in fresh] != [i for i, _ in cached] == [0, 1, 2, 3]
     assert results(cached) == results(fresh)
+
+
+def test_a_handle_tokenizes_lists_of_texts_and_refuses_a_bare_string(tiny):
+    handle = ModelHandle(CountingLoader(tiny), inspect_model(str(tiny.path)), None)
+    assert handle.tokenize(("The cat.",))[0].tokens == tiny.tokenize(["The cat."])[0].tokens
+    with pytest.raises(UsageError, match="wrap it in a list"):
+        handle.tokenize("The cat.")
+    with pytest.raises(UsageError, match="expected strings"):
+        handle.tokenize(["The cat.", 3])
 
 
 def test_probing_a_handle_for_display_hooks_does_not_load_its_model(tiny):
