@@ -79,12 +79,15 @@ class Run(Encoding):
       hidden_states: float32 ``[layer + 1, token, hidden]`` (embeddings first), or ``None`` when
         not asked for.
       mlm_logits: float32 ``[token, vocab]``, or ``None`` without a masked-LM head.
+      output_norms: float32 ``[layer, head, token]``: each head's ``||o_h(i)|| / ||x(i)||``
+        (SPEC §14.3), or ``None`` when not asked for.
       special_mask: bool ``[token]``, True for ``[CLS]``/``[SEP]``/other special tokens.
     """
 
     attentions: np.ndarray
     hidden_states: np.ndarray | None = None
     mlm_logits: np.ndarray | None = None
+    output_norms: np.ndarray | None = None
     special_mask: np.ndarray = field(default=None)  # type: ignore[arg-type]  # __post_init__ fills it
 
     def __post_init__(self) -> None:

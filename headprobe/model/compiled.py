@@ -20,13 +20,15 @@ import jax
 import numpy as np
 
 from headprobe.model.config import EncoderConfig
-from headprobe.model.encoder import Outputs, forward
+from headprobe.model.encoder import Outputs, context_sums, effects, forward
 from headprobe.model.programs import ProgramStore, export_program
 
 #: (batch rows, row length, layers run, with hidden states, with MLM logits, the heads whose
-#: attentions are returned: 0-based (layer, head) pairs, or None for all, and the band of keys
-#: kept per query)
-Shape = tuple[int, int, int, bool, bool, "tuple[tuple[int, int], ...] | None", int]
+#: attentions are returned: 0-based (layer, head) pairs, or None for all, the band of keys
+#: kept per query, the weighting of the attentions, with output norms)
+#: per variant of an ablation, the 0-based (layer, head) pairs it removes
+Variants = tuple[tuple[tuple[int, int], ...], ...]
+Shape = tuple[int, int, int, bool, bool, "tuple[tuple[int, int], ...] | None", int, str, bool]
 
 
 class ForwardPrograms:
@@ -43,19 +45,49 @@ class ForwardPrograms:
         self.seconds = 0.0  # wall time spent getting programs (compiling or loading)
         self._programs: dict[Shape, Callable[..., Any]] = {}
         self._stored: dict[Shape, str] = {}  # shape -> store key, for programs from the store
+        self._contributions: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
         def traced(params: Any, input_ids: Any, segment_ids: Any, position_ids: Any,
                    starts: Any, *, num_layers: int, with_hidden: bool, with_logits: bool,
-                   heads: tuple[tuple[int, int], ...] | None, band: int) -> Any:
+                   heads: tuple[tuple[int, int], ...] | None, band: int, weighting: str,
+                   with_output_norms: bool) -> Any:
             self.compile_count += 1  # runs once per trace, i.e. per compiled shape
             return forward(params, input_ids, segment_ids, position_ids, starts, config=config,
                            num_layers=num_layers, with_hidden=with_hidden,
                            with_logits=with_logits, heads=heads, band=band,
+                           weighting=weighting, with_output_norms=with_output_norms,
                            precision=precision)
 
         self._traced = traced
-        self._forward = jax.jit(traced, static_argnames=("num_layers", "with_hidden",
-                                                         "with_logits", "heads", "band"))
+        self._forward = jax.jit(traced, static_argnames=(
+            "num_layers", "with_hidden", "with_logits", "heads", "band", "weighting",
+            "with_output_norms"))
+
+    def contributions(self, rows: int, length: int, *, variants: Variants | None,
+                      effect: str) -> Callable[..., Any]:
+        """The program of `headprobe.model.encoder.effects` for ``variants`` (or, with None,
+        of `context_sums`) over batches of ``rows`` x ``length``: compiled in this process
+        (the program store keeps forward programs only)."""
+        shape = (rows, length, variants, effect)
+        if shape not in self._contributions:
+            start = time.perf_counter()
+            batch = jax.ShapeDtypeStruct((rows, length), np.int32)
+            if variants is None:
+                program = jax.jit(functools.partial(context_sums, config=self.config,
+                                                    precision=self.precision))
+                compiled = program.lower(self.params, batch, batch, batch).compile()
+            else:
+                c = self.config
+                values = jax.ShapeDtypeStruct(
+                    (c.num_hidden_layers, c.num_attention_heads, c.head_dim), np.float32)
+                program = jax.jit(functools.partial(effects, config=self.config,
+                                                    variants=variants, effect=effect,
+                                                    precision=self.precision))
+                compiled = program.lower(self.params, batch, batch, batch, values).compile()
+            self.compile_count += 1
+            self._contributions[shape] = compiled
+            self.seconds += time.perf_counter() - start
+        return self._contributions[shape]
 
     @property
     def loaded(self) -> int:
@@ -84,9 +116,10 @@ class ForwardPrograms:
         return self.get(shape)[0]
 
     def _make(self, shape: Shape) -> Callable[..., Any]:
-        rows, length, depth, with_hidden, with_logits, heads, band = shape
+        rows, length, depth, with_hidden, with_logits, heads, band, weighting, norms = shape
         statics = {"num_layers": depth, "with_hidden": with_hidden, "with_logits": with_logits,
-                   "heads": heads, "band": band}
+                   "heads": heads, "band": band, "weighting": weighting,
+                   "with_output_norms": norms}
         batch = jax.ShapeDtypeStruct((rows, length), np.int32, sharding=self.batch_sharding)
         args = (self.params, batch, batch, batch, batch)
 
@@ -108,7 +141,7 @@ class ForwardPrograms:
                   "rows": rows, "length": length, **statics}
         # Placeholder leaves: only the tree structure of the outputs is used.
         out_tree = jax.tree.structure((0, 0 if with_hidden else None,
-                                       0 if with_logits else None))
+                                       0 if with_logits else None, 0 if norms else None))
         program, stored = self.store.program(fields, export_now, compile_now, args=args,
                                              out_tree=out_tree)
         if stored is not None:

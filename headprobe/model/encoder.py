@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, cast
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from headprobe.errors import UsageError
 from headprobe.model.config import EncoderConfig
@@ -65,17 +66,33 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 _init = nn.initializers.normal(stddev=0.02)
 
 
+WEIGHTINGS = ("attention", "norm")
+
+
 class Outputs(NamedTuple):
     """What `forward` returns (``None`` for what was not asked for).
 
-    attentions: float32 [batch, layer, head, query, key]
+    attentions: float32 [batch, layer, head, query, key] (with ``weighting="norm"`` the
+      value-aware weights of SPEC §14.1 instead)
     hidden_states: float32 [batch, layer + 1, token, hidden], embeddings first
     logits: float32 [batch, token, vocab]
+    output_norms: float32 [batch, layer, head, token]: ``||o_h(i)|| / ||x(i)||`` (SPEC §14.3)
     """
 
     attentions: jax.Array
     hidden_states: jax.Array | None
     logits: jax.Array | None
+    output_norms: jax.Array | None = None
+
+
+class Ablation(NamedTuple):
+    """Heads of one layer replaced in each of ``V`` variants stacked on the batch axis (rows
+    ``v * b .. (v + 1) * b - 1`` are variant v): ``which`` float32 [V, head] (1: replaced),
+    ``values`` float32 [head, head dim], the replacement of each head's context (its weighted
+    values before the output projection; zeros for zero ablation)."""
+
+    which: jax.Array
+    values: jax.Array
 
 
 def _einsum(spec: str, *operands: jax.Array, precision: str) -> jax.Array:
@@ -141,9 +158,10 @@ class SelfAttention(nn.Module):
     precision: str
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, x: jax.Array,
+                 mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """x [b, t, h], mask [b, q, k] bool (True: q may attend to k)
-        -> (context [b, q, n, d], probs [b, n, q, k])."""
+        -> (context [b, q, n, d], probs [b, n, q, k], value [b, k, n, d])."""
         c, p = self.config, self.precision
         n, d, h = c.num_attention_heads, c.head_dim, c.hidden_size
         qkv_kernel = self.param("kernel", _init, (h, 3, n, d))
@@ -155,7 +173,24 @@ class SelfAttention(nn.Module):
                            jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1)
         context = _einsum("bnqk,bknd->bqnd", probs.astype(x.dtype), value, precision=p)
-        return context, probs
+        return context, probs, value
+
+
+class LayerOut(NamedTuple):
+    """What one layer gives: x [b, t, h]; weights [b, n, q, k] (attention, or the norm weights
+    with ``weighting="norm"``); output_norms [b, n, t] or None."""
+
+    x: jax.Array
+    weights: jax.Array
+    output_norms: jax.Array | None
+    context: jax.Array  # [b, q, n, d], before any ablation
+
+
+def _head_norms(vectors: jax.Array, gram: jax.Array, precision: str) -> jax.Array:
+    """``||v_n W_O^n||`` for vectors [b, t, n, d] through each head's slice of the output
+    projection, from its Gram matrix ``W_O^n W_O^nᵀ`` [n, d, d] -> [b, n, t]."""
+    squared = _einsum("btnd,nde,btne->bnt", vectors, gram, vectors, precision=precision)
+    return jnp.sqrt(jnp.maximum(squared, 0.0))
 
 
 class Layer(nn.Module):
@@ -165,13 +200,34 @@ class Layer(nn.Module):
     precision: str
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """x [b, t, h], mask [b, q, k] -> (x [b, t, h], attention probs [b, n, q, k])."""
+    def __call__(self, x: jax.Array, mask: jax.Array, *, weighting: str = "attention",
+                 with_output_norms: bool = False,
+                 ablation: Ablation | None = None) -> LayerOut:
+        """x [b, t, h], mask [b, q, k] -> `LayerOut`.
+
+        ``weighting="norm"``: the weights returned are Kobayashi et al.'s, ``a_ij ||v_j^n
+        W_O^n||`` renormalised per query (a row whose head writes nothing at all is all 0).
+        ``ablation``: each variant's heads have their context replaced (b = V x sentences rows).
+        """
         c, p = self.config, self.precision
         h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
-        context, probs = SelfAttention(c, p, name="qkv")(x, mask)
+        context, probs, value = SelfAttention(c, p, name="qkv")(x, mask)
         out_kernel = self.param("out_kernel", _init, (n, d, h))
         out_bias = self.param("out_bias", nn.initializers.zeros, (h,))
+        weights, output_norms, clean_context = probs, None, context
+        if weighting == "norm" or with_output_norms:
+            gram = _einsum("ndh,neh->nde", out_kernel, out_kernel, precision=p)
+            if weighting == "norm":
+                scaled = probs * _head_norms(value, gram, p)[:, :, None, :]  # [b, n, q, k]
+                total = scaled.sum(axis=-1, keepdims=True)
+                weights = jnp.where(total > 0, scaled / jnp.where(total > 0, total, 1.0), 0.0)
+            if with_output_norms:
+                size = jnp.sqrt(jnp.sum(x * x, axis=-1))  # [b, t]
+                output_norms = _head_norms(context, gram, p) / size[:, None, :]
+        if ablation is not None:
+            variants = ablation.which.shape[0]
+            which = jnp.repeat(ablation.which, x.shape[0] // variants, axis=0)  # [b, n]
+            context = context + which[:, None, :, None] * (ablation.values - context)
         attended = _einsum("bqnd,ndh->bqh", context, out_kernel, precision=p) + out_bias
         x = LayerNorm(c.layer_norm_eps, name="attention_norm")(attended + x)
         inner_kernel = self.param("intermediate_kernel", _init, (h, i))
@@ -181,7 +237,8 @@ class Layer(nn.Module):
         outer_kernel = self.param("output_kernel", _init, (i, h))
         outer_bias = self.param("output_bias", nn.initializers.zeros, (h,))
         outer = _einsum("bti,ih->bth", inner, outer_kernel, precision=p) + outer_bias
-        return LayerNorm(c.layer_norm_eps, name="output_norm")(outer + x), probs
+        return LayerOut(LayerNorm(c.layer_norm_eps, name="output_norm")(outer + x), weights,
+                        output_norms, clean_context)
 
 
 class MaskedLMHead(nn.Module):
@@ -222,18 +279,22 @@ class Encoder(nn.Module):
     def __call__(self, input_ids: jax.Array, segment_ids: jax.Array, position_ids: jax.Array,
                  starts: jax.Array | None = None, *, num_layers: int, with_hidden: bool,
                  with_logits: bool, heads: tuple[tuple[int, int], ...] | None = None,
-                 band: int | None = None) -> Outputs:
-        same = segment_ids[:, :, None] == segment_ids[:, None, :]
-        mask = same & (segment_ids[:, None, :] > 0)  # [b, q, k]
+                 band: int | None = None, weighting: str = "attention",
+                 with_output_norms: bool = False) -> Outputs:
+        mask = _attention_mask(segment_ids)
         if band is not None:  # key j of a query's band: key starts[q] + j of its row
             assert starts is not None  # `forward` checks it
             last = input_ids.shape[1] - 1
             band_keys = jnp.minimum(starts[:, :, None] + jnp.arange(band)[None, None], last)
         x = self.embeddings(input_ids, position_ids)
-        hidden, attentions = [x], []
+        hidden, attentions, norms = [x], [], []
         for index in range(num_layers):
-            x, probs = self.layers[self.config.group_of(index)](x, mask)
+            out = self.layers[self.config.group_of(index)](
+                x, mask, weighting=weighting, with_output_norms=with_output_norms)
+            x, probs = out.x, out.weights
             hidden.append(x)
+            if out.output_norms is not None:
+                norms.append(out.output_norms)
             if band is not None:  # [b, n, q, k] -> [b, n, q, band]
                 probs = jnp.take_along_axis(probs, band_keys[:, None], axis=-1)
             if heads is None:
@@ -243,7 +304,83 @@ class Encoder(nn.Module):
         logits = self.mlm(x, self.embeddings.word) if with_logits else None
         return Outputs(attentions=jnp.stack(attentions, axis=1),
                        hidden_states=jnp.stack(hidden, axis=1) if with_hidden else None,
-                       logits=logits)
+                       logits=logits,
+                       output_norms=jnp.stack(norms, axis=1) if with_output_norms else None)
+
+    def context_sums(self, input_ids: jax.Array, segment_ids: jax.Array,
+                     position_ids: jax.Array) -> jax.Array:
+        """float32 [layer, head, head dim]: each head's context summed over every real token of
+        the batch (what mean ablation's replacement is the mean of)."""
+        mask = _attention_mask(segment_ids)
+        real = (segment_ids > 0).astype(jnp.float32)
+        x = self.embeddings(input_ids, position_ids)
+        sums = []
+        for index in range(self.config.num_hidden_layers):
+            out = self.layers[self.config.group_of(index)](x, mask)
+            sums.append(jnp.einsum("bqnd,bq->nd", out.context, real,
+                                   precision=self.precision))
+            x = out.x
+        return jnp.stack(sums)
+
+    def effects(self, input_ids: jax.Array, segment_ids: jax.Array, position_ids: jax.Array,
+                values: jax.Array, *, variants: tuple[tuple[tuple[int, int], ...], ...],
+                effect: str) -> jax.Array:
+        """float32 [batch, variant, token]: per variant (the 0-based (layer, head) pairs it
+        removes, their contexts replaced by ``values`` [layer, head, head dim]) the effect at
+        each token (SPEC §14.2). The layers below a variant's lowest layer run once for every
+        variant; variants with the same lowest layer run side by side on the batch axis."""
+        c = self.config
+        layers, n = c.num_hidden_layers, c.num_attention_heads
+        mask = _attention_mask(segment_ids)
+        x = self.embeddings(input_ids, position_ids)
+        inputs = []  # the clean input of every layer
+        for index in range(layers):
+            inputs.append(x)
+            x = self.layers[c.group_of(index)](x, mask).x
+        clean = x
+        clean_logits = self.mlm(clean, self.embeddings.word) if effect == "kl" else None
+        groups: dict[int, list[int]] = {}
+        for number, heads in enumerate(variants):
+            groups.setdefault(min(layer for layer, _ in heads), []).append(number)
+        found: dict[int, jax.Array] = {}
+        for start, members in groups.items():
+            which = np.zeros((len(members), layers, n), np.float32)
+            for row, number in enumerate(members):
+                for layer, head in variants[number]:
+                    which[row, layer, head] = 1.0
+            y = jnp.tile(inputs[start], (len(members), 1, 1))
+            variant_mask = jnp.tile(mask, (len(members), 1, 1))
+            for index in range(start, layers):
+                ablation = Ablation(jnp.asarray(which[:, index]), values[index]) \
+                    if which[:, index].any() else None
+                y = self.layers[c.group_of(index)](y, variant_mask, ablation=ablation).x
+            y = y.reshape(len(members), *clean.shape)
+            measured = self._effect(effect, clean, y, segment_ids, clean_logits)  # [V, b, t]
+            found.update(zip(members, measured))
+        return jnp.stack([found[number] for number in range(len(variants))], axis=1)
+
+    def _effect(self, effect: str, clean: jax.Array, changed: jax.Array,
+                segment_ids: jax.Array, clean_logits: jax.Array | None) -> jax.Array:
+        """clean [b, t, h], changed [V, b, t, h] -> float32 [V, b, t] (SPEC §14.2)."""
+        if effect == "hidden":
+            return jnp.linalg.norm(changed - clean, axis=-1) / jnp.linalg.norm(clean, axis=-1)
+        if effect == "embedding":  # per sentence (segment of a row), repeated at its tokens
+            length = segment_ids.shape[1]
+            member = (segment_ids[:, :, None] == jnp.arange(1, length + 1)).astype(clean.dtype)
+            count = jnp.maximum(member.sum(axis=1), 1.0)[..., None]  # [b, s, 1]
+            pooled = jnp.einsum("bth,bts->bsh", clean, member, precision=self.precision) / count
+            moved = jnp.einsum("vbth,bts->vbsh", changed, member,
+                               precision=self.precision) / count
+            cosine = (moved * pooled).sum(-1) / jnp.maximum(
+                jnp.linalg.norm(moved, axis=-1) * jnp.linalg.norm(pooled, axis=-1), 1e-30)
+            return jnp.einsum("vbs,bts->vbt", 1.0 - cosine, member, precision=self.precision)
+        assert clean_logits is not None  # effect == "kl"
+        clean_log = jax.nn.log_softmax(clean_logits, axis=-1)
+        clean_p = jnp.exp(clean_log)
+        return jnp.stack([
+            jnp.sum(clean_p * (clean_log - jax.nn.log_softmax(
+                self.mlm(variant, self.embeddings.word), axis=-1)), axis=-1)
+            for variant in changed])
 
     def init_all(self, input_ids: jax.Array) -> Outputs:
         """Initialise every parameter (used for shapes: ``jax.eval_shape``)."""
@@ -251,10 +388,17 @@ class Encoder(nn.Module):
                     num_layers=self.config.num_hidden_layers, with_hidden=False, with_logits=True)
 
 
+def _attention_mask(segment_ids: jax.Array) -> jax.Array:
+    """bool [b, q, k]: q may attend to k (same sentence of the row, not padding)."""
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]
+    return same & (segment_ids[:, None, :] > 0)
+
+
 def forward(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
             position_ids: jax.Array, starts: jax.Array | None = None, *, config: EncoderConfig,
             num_layers: int | None = None, with_hidden: bool = True, with_logits: bool = False,
             heads: tuple[tuple[int, int], ...] | None = None, band: int | None = None,
+            weighting: str = "attention", with_output_norms: bool = False,
             precision: str = "highest") -> Outputs:
     """One pure forward pass over packed rows.
 
@@ -268,6 +412,9 @@ def forward(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
       starts, band: with ``band``, attentions keep only ``band`` keys per query, from the
         first position of its sentence (``starts`` [batch, token]; `headprobe.model.packing.
         band_width`).
+      weighting: ``"attention"``, or ``"norm"``: the attentions returned are the value-aware
+        weights of SPEC §14.1.
+      with_output_norms: also return every head's ``||o_h(i)|| / ||x(i)||`` (SPEC §14.3).
     Returns:
       `Outputs` with attentions float32 [batch, layer, head, query, key], or with ``heads``
       [batch, selected head, query, key]; with ``band`` the last axis holds ``band`` keys.
@@ -279,11 +426,51 @@ def forward(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
         raise UsageError(f"heads: expected (layer, head) pairs with layers in 0..{depth - 1}")
     if band is not None and starts is None:
         raise UsageError("band: needs the starts of the sentences")
+    if weighting not in WEIGHTINGS:
+        raise UsageError(f"weighting: expected one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
     outputs = Encoder(config, precision).apply({"params": params}, input_ids, segment_ids,
                                                position_ids, starts, num_layers=depth,
                                                with_hidden=with_hidden,
-                                               with_logits=with_logits, heads=heads, band=band)
+                                               with_logits=with_logits, heads=heads, band=band,
+                                               weighting=weighting,
+                                               with_output_norms=with_output_norms)
     return cast(Outputs, outputs)  # flax types apply() as Any | (value, mutated variables)
+
+
+EFFECTS = ("hidden", "embedding", "kl")
+
+
+def context_sums(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
+                 position_ids: jax.Array, *, config: EncoderConfig,
+                 precision: str = "highest") -> jax.Array:
+    """float32 [layer, head, head dim]: every head's context (weighted values, before the
+    output projection) summed over the real tokens of the rows. Pure; jit at the call site."""
+    return cast(jax.Array, Encoder(config, precision).apply(
+        {"params": params}, input_ids, segment_ids, position_ids,
+        method=Encoder.context_sums))
+
+
+def effects(params: Params, input_ids: jax.Array, segment_ids: jax.Array,
+            position_ids: jax.Array, values: jax.Array, *, config: EncoderConfig,
+            variants: tuple[tuple[tuple[int, int], ...], ...], effect: str,
+            precision: str = "highest") -> jax.Array:
+    """float32 [batch, variant, token]: what removing each variant's heads does at each token
+    (SPEC §14.2): ``effect`` ``"hidden"`` (``||h' - h|| / ||h||`` of the last hidden state),
+    ``"embedding"`` (``1 - cos`` of the sentence's mean-pooled last hidden state, repeated at
+    its tokens) or ``"kl"`` (``KL(p || p')`` of the masked-LM distribution; needs ``mlm``).
+
+    Args:
+      values: float32 [layer, head, head dim]: what a removed head's context becomes at every
+        position (zeros: zero ablation; the mean context: mean ablation).
+      variants: per variant, the 0-based (layer, head) pairs removed together.
+    """
+    if effect not in EFFECTS:
+        raise UsageError(f"effect: expected one of {', '.join(EFFECTS)}, got {effect!r}")
+    if not variants or any(not heads for heads in variants):
+        raise UsageError("variants: expected at least one head per variant")
+    return cast(jax.Array, Encoder(config, precision).apply(
+        {"params": params}, input_ids, segment_ids, position_ids, values,
+        variants=variants, effect=effect, method=Encoder.effects))
 
 
 def param_shapes(config: EncoderConfig, *, with_mlm_head: bool = True) -> Params:

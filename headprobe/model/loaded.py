@@ -39,6 +39,7 @@ from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.runs import Encoding, Run
 
 PRECISIONS = ("highest", "high", "default")
+WEIGHTINGS = ("attention", "norm")  # as `headprobe.model.encoder.WEIGHTINGS` (no JAX here)
 LOAD_OPTIONS = ("compilation_cache", "precision")
 # traced programs (`headprobe.model.programs`), in the JAX cache dir
 PROGRAMS_FOLDER = "programs"
@@ -170,17 +171,21 @@ class Model:
         return self.tokenizer.encode(as_texts(texts))
 
     def run(self, texts: Sequence[str], *, hidden_states: bool = True, mlm_logits: bool = True,
-            num_layers: int | None = None, batch_size: int = 32) -> list[Run]:
+            num_layers: int | None = None, batch_size: int = 32, weighting: str = "attention",
+            output_norms: bool = False) -> list[Run]:
         """Run every text; one `Run` per text, in input order.
 
         ``mlm_logits`` are given only when the model has the masked-LM head and all layers run.
         ``num_layers`` runs only the first layers (attentions then cover those layers).
-        ``batch_size``: the most packed rows per batch.
+        ``batch_size``: the most packed rows per batch. ``weighting="norm"``: the runs'
+        attentions are the value-aware weights of SPEC §14.1. ``output_norms``: the runs carry
+        every head's ``||o_h(i)|| / ||x(i)||`` (SPEC §14.3).
         """
         runs: list[Run | None] = [None] * len(texts)
         for index, run in self.iter_runs(texts, hidden_states=hidden_states,
                                          mlm_logits=mlm_logits, num_layers=num_layers,
-                                         batch_size=batch_size):
+                                         batch_size=batch_size, weighting=weighting,
+                                         output_norms=output_norms):
             runs[index] = run
         return runs  # type: ignore[return-value]
 
@@ -188,7 +193,8 @@ class Model:
                   mlm_logits: bool = True, num_layers: int | None = None,
                   batch_size: int = 32, copy: bool = True,
                   encodings: Sequence[Encoding] | None = None,
-                  heads: Sequence[tuple[int, int]] | None = None) -> Iterator[tuple[int, Run]]:
+                  heads: Sequence[tuple[int, int]] | None = None, weighting: str = "attention",
+                  output_norms: bool = False) -> Iterator[tuple[int, Run]]:
         """Yield ``(index into texts, Run)`` batch by batch, so that thousands of texts can be
         processed in flat memory.
 
@@ -197,20 +203,15 @@ class Model:
         as `headprobe check` does. ``encodings``: the texts' `tokenize` results, when the
         caller has them already (one per text, same order). ``heads``: 0-based ``(layer,
         head)`` pairs: only their attentions are computed into the runs (the others are NaN),
-        for callers that need a few heads of a large model."""
+        for callers that need a few heads of a large model. ``weighting`` and ``output_norms``:
+        as for `run`."""
         depth = self._check_depth(num_layers)
+        if weighting not in WEIGHTINGS:
+            raise UsageError(f"weighting: expected one of {', '.join(WEIGHTINGS)}, "
+                             f"got {weighting!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        if encodings is None:
-            encodings = self.tokenize(texts)
-        else:
-            encodings = list(encodings)
-            texts = as_texts(texts)
-            if len(encodings) != len(texts) or any(
-                    getattr(e, "text", None) != t for e, t in zip(encodings, texts)):
-                raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
-                                 "text in the same order")
-        self._check_lengths(encodings)
+        encodings = self._encodings(texts, encodings)
         selected = self._check_heads(heads, depth)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
         lengths = [len(e) for e in encodings]
@@ -218,7 +219,8 @@ class Model:
         batches = plan_batches(lengths, batch_size, self.max_length, heads_out,
                                multiple=self.num_devices)
         band = packing.band_width(lengths, batches[0].row_length) if batches else 1
-        outputs = _Outputs(depth, bool(hidden_states), with_logits, selected, band)
+        outputs = _Outputs(depth, bool(hidden_states), with_logits, selected, band, weighting,
+                           bool(output_norms))
         # One batch of lookahead: the next batch computes on the device (XLA's own threads)
         # while the caller works through the runs of this one.
         in_flight: _InFlight | None = None
@@ -230,6 +232,83 @@ class Model:
             in_flight = dispatched
         if in_flight is not None:
             yield from self._collect(in_flight, encodings, copy)
+
+    def context_means(self, texts: Sequence[str], *,
+                      encodings: Sequence[Encoding] | None = None) -> np.ndarray:
+        """float32 ``[layer, head, head dim]``: every head's context (its weighted values,
+        before the output projection) averaged over every token of ``texts``, ``[CLS]`` and
+        ``[SEP]`` included: what ``ablation="mean"`` replaces a removed head's by."""
+        encodings = self._encodings(texts, encodings)
+        from headprobe.model import ablation as removal
+
+        return removal.context_means(self._programs, self._params, self.config, encodings)
+
+    def effects(self, texts: Sequence[str], heads: Sequence[tuple[int, int]], *,
+                ablation: str = "mean", effect: str = "hidden", together: bool = False,
+                means: np.ndarray | None = None) -> list[np.ndarray]:
+        """Per text, float32 ``[variant, token]``: what removing heads does at each token
+        (SPEC §14.2). See `iter_effects`."""
+        found: list[np.ndarray | None] = [None] * len(texts)
+        for index, values in self.iter_effects(texts, heads, ablation=ablation, effect=effect,
+                                               together=together, means=means):
+            found[index] = values
+        return found  # type: ignore[return-value]
+
+    def iter_effects(self, texts: Sequence[str], heads: Sequence[tuple[int, int]], *,
+                     ablation: str = "mean", effect: str = "hidden", together: bool = False,
+                     means: np.ndarray | None = None,
+                     encodings: Sequence[Encoding] | None = None
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index into texts, float32 [variant, token])`` batch by batch.
+
+        ``heads``: 0-based ``(layer, head)`` pairs; one variant per head (in the order given),
+        each removed alone, or with ``together`` one variant removing them all.
+        ``ablation``: ``"mean"`` (each removed head's output replaced by its mean over every
+        token of ``texts``, or by ``means`` from `context_means` when given) or ``"zero"``.
+        ``effect``: ``"hidden"`` (``||h' - h|| / ||h||`` of the last hidden state),
+        ``"embedding"`` (``1 - cos`` of the mean-pooled sentence embedding, the same at every
+        token) or ``"kl"`` (``KL(p || p')`` of the masked-LM distribution; needs the MLM
+        head)."""
+        from headprobe.model import ablation as removal
+
+        removal.check_choice("ablation", ablation, removal.ABLATIONS)
+        removal.check_choice("effect", effect, removal.EFFECTS)
+        if effect == "kl" and not self.has_mlm_head:
+            raise UsageError(f"effect: kl needs a masked-LM head, and {self.name} has none; "
+                             "use effect: hidden or embedding")
+        self._check_heads(heads, self.num_layers)  # range checks
+        selected = tuple((int(layer), int(head)) for layer, head in heads)
+        encodings = self._encodings(texts, encodings)
+        c = self.config
+        if ablation == "zero":
+            values = np.zeros((c.num_hidden_layers, c.num_attention_heads, c.head_dim),
+                              np.float32)
+        elif means is not None:
+            values = np.asarray(means, dtype=np.float32)
+            if values.shape != (c.num_hidden_layers, c.num_attention_heads, c.head_dim):
+                raise UsageError(f"means: expected model.context_means(texts) of shape "
+                                 f"{(c.num_hidden_layers, c.num_attention_heads, c.head_dim)}, "
+                                 f"got {values.shape}")
+        else:
+            values = removal.context_means(self._programs, self._params, c, encodings)
+        variants = removal.variants_of(selected, together)
+        yield from removal.iter_effects(self._programs, self._params, c, encodings, variants,
+                                        effect=effect, values=values)
+
+    def _encodings(self, texts: Sequence[str],
+                   encodings: Sequence[Encoding] | None) -> list[Encoding]:
+        """``encodings`` checked against ``texts``, else ``texts`` tokenized; lengths checked."""
+        if encodings is None:
+            encodings = self.tokenize(texts)
+        else:
+            encodings = list(encodings)
+            texts = as_texts(texts)
+            if len(encodings) != len(texts) or any(
+                    getattr(e, "text", None) != t for e, t in zip(encodings, texts)):
+                raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
+                                 "text in the same order")
+        self._check_lengths(encodings)
+        return list(encodings)
 
     def _check_depth(self, num_layers: int | None) -> int:
         if num_layers is None:
@@ -273,7 +352,7 @@ class Model:
 
             inputs = jax.device_put(inputs, self._batch_sharding)
         shape = (batch.rows, batch.row_length, outputs.depth, outputs.hidden, outputs.logits,
-                 outputs.heads, outputs.band)
+                 outputs.heads, outputs.band, outputs.weighting, outputs.output_norms)
         program, stored_key = self._programs.get(shape)
         return _InFlight(batch, shape, inputs, program(self._params, *inputs), stored_key,
                          outputs)
@@ -283,12 +362,12 @@ class Model:
         """Wait for a dispatched batch and yield its runs. A program loaded from the store that
         fails when it runs is discarded, compiled afresh, and the batch run again."""
         try:
-            attentions, hidden, logits = _to_numpy(flight.out)
+            attentions, hidden, logits, norms = _to_numpy(flight.out)
         except Exception:
             if flight.stored_key is None:
                 raise
             program = self._programs.replace(flight.shape, flight.stored_key)
-            attentions, hidden, logits = _to_numpy(program(self._params, *flight.inputs))
+            attentions, hidden, logits, norms = _to_numpy(program(self._params, *flight.inputs))
         own = np.ascontiguousarray if copy else (lambda view: view)
         selected = flight.outputs.heads
         for placed in flight.batch.placed:
@@ -305,7 +384,8 @@ class Model:
             yield placed.index, Run(
                 **e.encoding_fields(), attentions=grid,
                 hidden_states=None if hidden is None else own(hidden[placed.row, :, span]),
-                mlm_logits=None if logits is None else own(logits[placed.row, span]))
+                mlm_logits=None if logits is None else own(logits[placed.row, span]),
+                output_norms=None if norms is None else own(norms[placed.row, :, :, span]))
 
 
 def _ids_by_index(batch: packing.PackedBatch,
@@ -322,6 +402,8 @@ class _Outputs(NamedTuple):
     logits: bool
     heads: tuple[tuple[int, int], ...] | None
     band: int
+    weighting: str
+    output_norms: bool
 
 
 class _InFlight(NamedTuple):
@@ -336,12 +418,15 @@ class _InFlight(NamedTuple):
     outputs: _Outputs
 
 
-def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(attentions [batch, layer, head, query, key], hidden states or None, logits or None) as
-    numpy views of the device arrays (no copy on CPU); waits for the computation."""
+def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
+                                 np.ndarray | None]:
+    """(attentions [batch, layer, head, query, key], hidden states, logits, output norms
+    [batch, layer, head, token]; None for what was not asked) as numpy views of the device
+    arrays (no copy on CPU); waits for the computation."""
     return (np.asarray(out.attentions),
             None if out.hidden_states is None else np.asarray(out.hidden_states),
-            None if out.logits is None else np.asarray(out.logits))
+            None if out.logits is None else np.asarray(out.logits),
+            None if out.output_norms is None else np.asarray(out.output_norms))
 
 
 def as_texts(texts: Sequence[str]) -> list[str]:
