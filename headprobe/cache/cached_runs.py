@@ -28,6 +28,12 @@ def stored_attentions(run: Run, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
     return run.attentions[layers, indices]
 
 
+def weighted_fingerprint(fingerprint: str, weighting: str) -> str:
+    """What the forward cache keys a model's runs by: its fingerprint, and the weighting when it
+    is not plain attention (norm weights are kept apart from attentions, SPEC §14.1)."""
+    return fingerprint if weighting == "attention" else f"{fingerprint};weighting={weighting}"
+
+
 def entry_key(fingerprint: str, encoding: Any) -> EntryKey:
     """The cache key of one tokenized sentence of the model ``fingerprint``."""
     return EntryKey(fingerprint, encoding.text, encoding_digest(encoding))
@@ -47,7 +53,7 @@ def cached_run(encoding: Any, stored: np.ndarray, heads: Sequence[tuple[int, int
 def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: str,
                  encode: Callable[[Sequence[str]], Sequence[Any]], num_layers: int,
                  num_heads: int, load_model: Callable[[], Any], cache: ForwardCache | None,
-                 write: bool = True) -> Iterator[tuple[int, Run]]:
+                 write: bool = True, weighting: str = "attention") -> Iterator[tuple[int, Run]]:
     """``(index into texts, Run)`` for every text: cached runs first, then the model (loaded only
     if some text misses) over the rest, whose needed heads are written to the cache (unless
     ``write=False``: `headprobe check` writes each entry itself, once, with its scores); what
@@ -55,7 +61,8 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
 
     Runs cover layers 1..deepest head. ``encode`` is the model's tokenizer (``Tokenizer.encode``);
     ``num_layers`` and ``num_heads`` are the model's (they bound what an entry may hold);
-    ``cache`` None (or disabled): every text goes through the model.
+    ``cache`` None (or disabled): every text goes through the model. ``weighting="norm"``: the
+    runs' attentions are the norm weights of SPEC §14.1 (kept under their own keys).
     """
     if not texts:
         return
@@ -63,7 +70,8 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
     depth = max(layer for layer, _ in pairs) + 1
     missed: list[int] = []
     encodings = encode(texts)
-    keys = [entry_key(fingerprint, encoding) for encoding in encodings]
+    keys = [entry_key(weighted_fingerprint(fingerprint, weighting), encoding)
+            for encoding in encodings]
     most = num_layers * num_heads
     if cache is not None and not cache.enabled:
         cache = None
@@ -86,7 +94,7 @@ def forward_runs(texts: Sequence[str], heads: Sequence[Head], *, fingerprint: st
         for position, run in model.iter_runs([texts[i] for i in missed], hidden_states=False,
                                              mlm_logits=False, num_layers=depth, copy=False,
                                              encodings=[encodings[i] for i in missed],
-                                             heads=pairs):
+                                             heads=pairs, weighting=weighting):
             if write and cache is not None:
                 cache.put(keys[missed[position]], pairs, stored_attentions(run, pairs),
                           max_heads=most)

@@ -80,15 +80,35 @@ def check_target(fields: Fields, node: Node, entries: Entries, written: WrittenC
                            f"the claim has no target: write it as 'HEADS: SOURCE -> TARGET', "
                            f"e.g. '{claim.heads[0]}: {claim.source} -> next'; only "
                            f"'measure: entropy' is measured without a target")
+    what = {"entropy": "how spread out the source rows are",
+            "effect": "what removing the heads does at the source tokens"}.get(measure.kind, "")
     if not measure.needs_target and claim.target is not None:
         raise fields.error(nodes["target"], fieldname,
-                           f"measure entropy needs no target: it measures how spread out the "
-                           f"source rows are; write '{claim.heads[0]}: {claim.source}' "
-                           f"(without '-> {claim.target}'), or choose another measure")
+                           f"measure {measure.kind} needs no target: it measures {what}; write "
+                           f"'{claim.heads[0]}: {claim.source}' (without '-> {claim.target}'), "
+                           f"or choose another measure")
     if not measure.needs_target and baseline is not None:
         raise fields.error(entries["baseline"][0], "baseline",
                            "'baseline: offset' compares with always attending to one position; "
-                           "it does not apply to measure entropy; remove it")
+                           f"it does not apply to measure {measure.kind}; remove it")
+
+
+def check_contribution(fields: Fields, entries: Entries, measure: Measure | None,
+                       weighting: str | None) -> None:
+    """``ablation``, ``effect`` and ``together`` go with ``measure: effect`` only, and
+    ``weighting`` only with the attention measures (SPEC §14)."""
+    kind = measure.kind if measure is not None else "argmax"
+    if kind != "effect":
+        for name in ("ablation", "effect", "together"):
+            if name in entries:
+                raise fields.error(entries[name][0], name,
+                                   f"'{name}' says how heads are removed: it goes with "
+                                   f"'measure: effect' only (this claim's measure is {kind}); "
+                                   f"add 'measure: effect' or remove '{name}'")
+    elif weighting is not None:
+        raise fields.error(entries["weighting"][0], "weighting",
+                           "'weighting' chooses what attention-based measures read (attention or "
+                           "norm weights); 'measure: effect' removes heads instead: remove it")
 
 
 def check_unchanged(fields: Fields, entries: Entries, expect: Expectation,

@@ -21,14 +21,17 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from headprobe.claims import claim_checks as checks
 from headprobe.claims.claim_forms import read_claim
 from headprobe.claims.file_sets import FileSets
-from headprobe.claims.language import parse_expectation, parse_measure
+from headprobe.claims.language import effect_measure, parse_expectation, parse_measure
 from headprobe.claims.mistakes import Mistakes, Reported
 from headprobe.claims.spec import (
+    ABLATIONS,
     AVERAGES,
     BASELINES,
+    EFFECTS,
     LEVELS,
     PERS,
     QUANTIFIERS,
+    WEIGHTINGS,
     ClaimSpec,
     Measure,
 )
@@ -39,7 +42,7 @@ __all__ = ["CLAIM_KEYS", "DEFAULT_TOLERANCE", "read_claims"]
 
 CLAIM_KEYS = ("id", "claim", "head", "from", "to", "over", "measure", "expect", "why", "level",
               "quantifier", "per", "confidence", "model", "skip", "xfail", "baseline", "margin",
-              "tolerance", "average")
+              "tolerance", "average", "weighting", "ablation", "effect", "together")
 DEFAULT_TOLERANCE = 0.02
 """How far an ``expect: unchanged`` claim's value may move from its snapshot (SPEC §10)."""
 _BAD_ID = re.compile(r"\s|\[|\]|::")
@@ -127,6 +130,17 @@ class _ClaimReader:
                                    lambda n: fields.string(n, "why", "the reason")))
         tolerance = attempt(lambda: read(entries, "tolerance",
                                          partial(checks.read_tolerance, fields)))
+        weighting = attempt(lambda: read(entries, "weighting",
+                                         lambda n: fields.choice(n, "weighting", WEIGHTINGS)))
+        ablation = attempt(lambda: read(entries, "ablation",
+                                        lambda n: fields.choice(n, "ablation", ABLATIONS)))
+        effect = attempt(lambda: read(entries, "effect",
+                                      lambda n: fields.choice(n, "effect", EFFECTS)))
+        together = attempt(lambda: read(entries, "together",
+                                        lambda n: fields.boolean(n, "together")))
+        attempt(lambda: checks.check_contribution(fields, entries, measure, weighting))
+        if measure is not None and measure.kind == "effect":
+            measure = effect_measure(ablation, effect, together)
         if expect is not None:
             attempt(lambda: checks.check_unchanged(fields, entries, expect, quantifier,
                                                    confidence, baseline))
@@ -146,7 +160,7 @@ class _ClaimReader:
             if expect.is_unchanged else None,
             claim_text=written.text,
             claim_line=line(entries["claim" if written.field else "head"][1]),
-            claim_field=written.field or "head")
+            claim_field=written.field or "head", weighting=weighting or "attention")
 
     def identifier(self, node: Node) -> str:
         identifier = self.fields.string(node, "id", "next-token")

@@ -24,7 +24,7 @@ measures.
 
 Measures::
 
-    measure := "argmax" | "mass" | "topk:" K | "entropy"    # K a positive integer
+    measure := "argmax" | "mass" | "topk:" K | "entropy" | "effect"  # K a positive integer
 
 Whether a claim has a target is checked against its measure where both are known
 (`headprobe.claims.claim_checks`, `headprobe.engine.claim_api`): ``entropy`` takes none, every
@@ -62,6 +62,7 @@ from headprobe.heads import HeadPattern, parse_head_patterns
 
 __all__ = [
     "compile_word_regex",
+    "effect_measure",
     "parse_claim",
     "parse_expectation",
     "parse_measure",
@@ -280,13 +281,16 @@ def _expect_end(cursor: _Cursor, where: str, kind: str) -> None:
 
 
 def parse_measure(value: object) -> Measure:
-    """``"argmax"``, ``"mass"``, ``"topk:K"`` (K a positive integer) or ``"entropy"``."""
+    """``"argmax"``, ``"mass"``, ``"topk:K"`` (K a positive integer), ``"entropy"`` or
+    ``"effect"`` (with SPEC §14.2's defaults: mean ablation, hidden effect, heads alone)."""
     if not isinstance(value, str):
-        raise ClaimFileError(f"expected a measure ('argmax', 'mass', 'topk:K' or 'entropy'), got "
-                             f"{value!r} of type {type(value).__name__}")
+        raise ClaimFileError(f"expected a measure ('argmax', 'mass', 'topk:K', 'entropy' or "
+                             f"'effect'), got {value!r} of type {type(value).__name__}")
     text = value.strip().lower()
     if text in ("argmax", "mass", "entropy"):
         return Measure(text)  # type: ignore[arg-type]
+    if text == "effect":
+        return effect_measure()
     name, colon, k = text.partition(":")
     if name.strip() == "topk":
         k = k.strip()
@@ -295,9 +299,17 @@ def parse_measure(value: object) -> Measure:
                                  f"(at most 6 digits), as in 'topk:3'")
         return Measure("topk", k=int(k))
     raise ClaimFileError(f"unknown measure {value!r}"
-                         f"{did_you_mean(name, ('argmax', 'mass', 'topk', 'entropy'))}"
+                         f"{did_you_mean(name, ('argmax', 'mass', 'topk', 'entropy', 'effect'))}"
                          f"; a measure is 'argmax' (default), 'mass', 'topk:K' such as 'topk:3', "
-                         f"or 'entropy'")
+                         f"'entropy' or 'effect'")
+
+
+def effect_measure(ablation: str | None = None, effect: str | None = None,
+                   together: bool | None = None) -> Measure:
+    """``measure: effect`` with its options, defaults filled in (SPEC §14.2)."""
+    return Measure("effect", ablation=ablation or "mean",  # type: ignore[arg-type]
+                   effect=effect or "hidden",  # type: ignore[arg-type]
+                   together=bool(together))
 
 
 # --- expectations ---------------------------------------------------------------------------

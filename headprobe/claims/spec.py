@@ -14,7 +14,10 @@ from headprobe.heads import HeadPattern
 SOURCE_KINDS = ("token", "all", "mask", "cls", "sep", "word", "span")
 TARGET_KINDS = ("next", "previous", "self", "offset", "cls", "sep", "mask", "punct",
                 "same-word", "word", "span")
-MEASURES = ("argmax", "mass", "topk", "entropy")
+MEASURES = ("argmax", "mass", "topk", "entropy", "effect")
+WEIGHTINGS: tuple[Literal["attention", "norm"], ...] = ("attention", "norm")
+ABLATIONS: tuple[Literal["mean", "zero"], ...] = ("mean", "zero")
+EFFECTS: tuple[Literal["hidden", "embedding", "kl"], ...] = ("hidden", "embedding", "kl")
 LEVELS: tuple[Literal["token", "word"], ...] = ("token", "word")
 QUANTIFIERS: tuple[Literal["each", "any", "none"], ...] = ("each", "any", "none")
 PERS: tuple[Literal["pool", "sentence"], ...] = ("pool", "sentence")
@@ -66,22 +69,32 @@ class Claim:
 
 @dataclass(frozen=True)
 class Measure:
-    kind: Literal["argmax", "mass", "topk", "entropy"] = "argmax"
+    """What a claim measures. ``effect`` (SPEC §14.2) removes heads: ``ablation`` (mean or
+    zero), ``effect`` (hidden, embedding or kl) and ``together`` (all the claim's heads at
+    once) say how; they are None for every other measure."""
+
+    kind: Literal["argmax", "mass", "topk", "entropy", "effect"] = "argmax"
     k: int | None = None
+    ablation: Literal["mean", "zero"] | None = None
+    effect: Literal["hidden", "embedding", "kl"] | None = None
+    together: bool | None = None
 
     def __str__(self) -> str:
+        if self.kind == "effect":
+            return f"effect:{self.effect} ({self.ablation} ablation" + \
+                (", heads together)" if self.together else ")")
         return f"topk:{self.k}" if self.kind == "topk" else self.kind
 
     @property
     def is_share(self) -> bool:
-        """argmax and topk are shares of sources (Wilson intervals); mass and entropy are means
-        (bootstrap intervals)."""
+        """argmax and topk are shares of sources (Wilson intervals); mass, entropy and effect
+        are means (bootstrap intervals)."""
         return self.kind in ("argmax", "topk")
 
     @property
     def needs_target(self) -> bool:
-        """Every measure but entropy is about the attention on a claim's targets."""
-        return self.kind != "entropy"
+        """Every measure but entropy and effect is about the attention on a claim's targets."""
+        return self.kind not in ("entropy", "effect")
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,7 @@ class ClaimSpec:
     claim_text: str = ""
     claim_line: int | None = None  # where the claim (or its head: field) is written
     claim_field: str = "claim"
+    weighting: Literal["attention", "norm"] = "attention"  # SPEC §14.1
 
 
 @dataclass(frozen=True)

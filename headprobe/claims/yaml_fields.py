@@ -158,6 +158,12 @@ class Fields:
             raise self.error(node, fieldname, "the number is far too large; write a number "
                                               "between 0 and 1") from None
 
+    def boolean(self, node: Node, fieldname: str) -> bool:
+        value = self.value(node, fieldname)
+        if not isinstance(value, bool):
+            raise self.wrong_type(node, fieldname, "true or false")
+        return value
+
     def positive_int(self, node: Node, fieldname: str, maximum: int) -> int:
         value = self.value(node, fieldname)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

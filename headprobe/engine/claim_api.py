@@ -18,19 +18,23 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from headprobe.claims.language import parse_claim, parse_expectation
+from headprobe.claims.language import effect_measure, parse_claim, parse_expectation
 from headprobe.claims.sentences import parse_annotated
 from headprobe.claims.spec import (
+    ABLATIONS,
     AVERAGES,
     BASELINES,
+    EFFECTS,
     LEVELS,
     PERS,
     QUANTIFIERS,
+    WEIGHTINGS,
     ClaimSpec,
     Expectation,
     Measure,
     Sentence,
 )
+from headprobe.engine.effect_claims import measure_effects
 from headprobe.errors import ClaimFileError, UsageError, did_you_mean
 from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.results import ClaimResult, format_value
@@ -47,13 +51,14 @@ _OPS = {">=": "__ge__", ">": "__gt__", "<=": "__le__", "<": "__lt__"}
 
 def build_claim(model: ModelHandle, text: str, *, level: str = "token", per: str = "pool",
                 quantifier: str = "each", baseline: str | None = None, margin: float = 0.0,
-                average: str = "pool") -> ClaimQuery:
+                average: str = "pool", weighting: str = "attention") -> ClaimQuery:
     """`ModelHandle.claim`: the claim ``text`` about ``model``'s heads, written where the
     caller's code is (errors and reports name that file and line)."""
     check_choice("level", level, LEVELS)
     check_choice("per", per, PERS)
     check_choice("average", average, AVERAGES)
     check_choice("quantifier", quantifier, QUANTIFIERS)
+    check_choice("weighting", weighting, WEIGHTINGS)
     if baseline is not None and baseline not in BASELINES:
         raise UsageError(f"baseline: expected None or 'offset', got {baseline!r}")
     file, line, name = _caller()
@@ -65,7 +70,7 @@ def build_claim(model: ModelHandle, text: str, *, level: str = "token", per: str
                      expect=Expectation(">=", 0.0, text="(none yet)"), level=level,  # type: ignore[arg-type]
                      quantifier=quantifier, per=per, baseline=baseline,  # type: ignore[arg-type]
                      margin=float(margin), claim_text=text,
-                     average=average)  # type: ignore[arg-type]
+                     average=average, weighting=weighting)  # type: ignore[arg-type]
     return ClaimQuery(model, spec, ())
 
 
@@ -97,18 +102,31 @@ class ClaimQuery:
         """The mean normalised entropy of the source rows (a claim without a target)."""
         return self._measure(Measure("entropy"))
 
+    def effect(self, ablation: str = "mean", effect: str = "hidden",
+               together: bool = False) -> Measured:
+        """What removing the heads does at the source tokens (SPEC §14.2): a claim without a
+        target, ``ablation`` mean or zero, ``effect`` hidden, embedding or kl, each head
+        removed alone or all ``together``."""
+        check_choice("ablation", ablation, ABLATIONS)
+        check_choice("effect", effect, EFFECTS)
+        if self.spec.weighting != "attention":
+            raise UsageError("weighting='norm' chooses what attention measures read; .effect() "
+                             "removes heads instead: leave weighting out")
+        return self._measure(effect_measure(ablation, effect, bool(together)))
+
     def _measure(self, measure: Measure) -> Measured:
         claim = self.spec.claim
+        call = f".{measure.kind}()"
         if measure.needs_target and claim.target is None:
             raise UsageError(f"claim {self.spec.claim_text!r} has no target: {measure}() "
                              f"measures attention on targets; write it as "
-                             f"'{claim} -> TARGET', or call .entropy()")
+                             f"'{claim} -> TARGET', or call .entropy() or .effect()")
         if not measure.needs_target and claim.target is not None:
-            raise UsageError(f"claim {self.spec.claim_text!r}: .entropy() needs no target; "
+            raise UsageError(f"claim {self.spec.claim_text!r}: {call} needs no target; "
                              f"write the claim as '{','.join(map(str, claim.heads))}: "
                              f"{claim.source}'")
         if not measure.needs_target and self.spec.baseline is not None:
-            raise UsageError("baseline='offset' does not apply to .entropy(); remove it")
+            raise UsageError(f"baseline='offset' does not apply to {call}; remove it")
         if not self.sentences:
             raise UsageError(f"claim {self.spec.claim_text!r} has no sentences: call "
                              f".over([...]) before measuring")
@@ -118,9 +136,13 @@ class ClaimQuery:
             heads = expand_heads(spec.claim.heads, model.num_layers, model.num_heads)
         except ClaimFileError as error:
             raise error.located(file=spec.file, line=spec.line, field="claim") from None
+        if measure.kind == "effect":
+            accumulator = measure_effects(model, spec, self.sentences, heads)
+            return Measured(self.model, spec, self.sentences, accumulator)
         accumulator = ClaimAccumulator(spec, heads)
         runs = model.run([s.text for s in self.sentences], hidden_states=False,
-                         mlm_logits=False, num_layers=max(h.layer for h in heads))
+                         mlm_logits=False, num_layers=max(h.layer for h in heads),
+                         weighting=spec.weighting)
         for index, (sentence, run) in enumerate(zip(self.sentences, runs)):
             accumulator.add(index, sentence, run)
         return Measured(self.model, spec, self.sentences, accumulator)

@@ -11,16 +11,24 @@ failing results get their diagrams when ``settings.figures`` names a folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from headprobe.cache.cached_runs import entry_key, forward_runs, head_pairs, stored_attentions
+from headprobe.cache.cached_runs import (
+    entry_key,
+    forward_runs,
+    head_pairs,
+    stored_attentions,
+    weighted_fingerprint,
+)
 from headprobe.cache.entries import EntryKey, ForwardCache
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.engine.effect_claims import measure_effects, with_effect_figures
 from headprobe.engine.failure_figures import draw_failure_figures, figure_requests
 from headprobe.engine.models import ModelHandle
 from headprobe.engine.scores import ScoreCache, scoring_key
@@ -67,17 +75,22 @@ def evaluate(jobs: Sequence[ClaimJob], models: Callable[[str], ModelHandle],
              settings: EvaluationSettings = EvaluationSettings()) -> dict[str, ClaimResult]:
     """One result per job, by ``job.key``. ``models(spec)`` gives the model of a spec (a
     deferred one, ideally: its weights load only when something misses the caches)."""
-    by_model: dict[str, list[ClaimJob]] = defaultdict(list)
-    for job in jobs:
-        by_model[job.model_spec].append(job)
+    by_model: dict[tuple[str, str], list[ClaimJob]] = defaultdict(list)
+    for job in jobs:  # effect claims, and claims on norm weights, apart (SPEC §14)
+        kind = "effect" if job.spec.measure.kind == "effect" else str(job.spec.weighting)
+        by_model[job.model_spec, kind].append(job)
     results: dict[str, ClaimResult] = {}
-    for spec, model_jobs in by_model.items():
-        results.update(_evaluate_model(models(spec), spec, model_jobs, settings))
+    for (spec, kind), model_jobs in by_model.items():
+        if kind == "effect":
+            results.update(_evaluate_effects(models(spec), spec, model_jobs, settings))
+        else:
+            results.update(_evaluate_model(models(spec), spec, model_jobs, settings, kind))
     return results
 
 
 def _evaluate_model(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob],
-                    settings: EvaluationSettings) -> dict[str, ClaimResult]:
+                    settings: EvaluationSettings,
+                    weighting: str = "attention") -> dict[str, ClaimResult]:
     groups: dict[tuple[str, str, str], list[ClaimJob]] = defaultdict(list)
     for job in jobs:
         groups[job.group].append(job)
@@ -93,12 +106,12 @@ def _evaluate_model(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob
     heads = unique_heads(h for job in jobs for h in job.heads)
     cache = settings.cache if settings.cache is not None and settings.cache.enabled else None
     scores = ScoreCache(cache) if cache is not None else None
-    keys = _entry_keys(model, users) if scores is not None else {}
+    keys = _entry_keys(model, users, weighting) if scores is not None else {}
     collected: _Collected = {}
     if scores is not None:
         users = _whole_claims_cached(accumulators, users, keys, scores, collected)
     pending = _cached_scores(users, keys, scores, collected)
-    _score_runs(model, pending, keys, heads, users, scores, settings, collected)
+    _score_runs(model, pending, keys, heads, users, scores, settings, collected, weighting)
     if scores is not None:
         _keep_whole_claims(accumulators, keys, scores, collected)
     results: dict[str, ClaimResult] = {}
@@ -120,16 +133,60 @@ def _evaluate_model(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob
     return results
 
 
+def _evaluate_effects(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob],
+                      settings: EvaluationSettings) -> dict[str, ClaimResult]:
+    """``measure: effect`` claims (SPEC §14.2): per claim, its heads removed (each alone, or
+    together) over its sentences, in one pass of `Model.iter_effects` per claim (mean ablation's
+    means come from the claim's own sentences). Not cached: the numbers of a sentence depend on
+    the claim's whole sentence set through the means."""
+    groups: dict[tuple[str, str, str], list[ClaimJob]] = defaultdict(list)
+    for job in jobs:
+        groups[job.group].append(job)
+    results: dict[str, ClaimResult] = {}
+    for group in groups.values():
+        spec, sentences = group[0].spec, group[0].sentences
+        heads = unique_heads(h for j in group for h in j.heads)
+        together = bool(spec.measure.together)
+        with _progress(settings.progress, len(sentences), "effects") as advance:
+            accumulator = measure_effects(model, spec, sentences, heads, advance)
+        by_head = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
+        for job in group:
+            result = by_head[0] if together else _result_of(job, by_head)
+            result = dataclasses.replace(result, file=job.display_file)
+            if job.unknown_sentences:
+                result = _with_unknown_words(result, job)
+            if settings.judge is not None:
+                result = settings.judge(job, result)
+            if not result.passed and settings.figures is not None:
+                result = with_effect_figures(model, job.spec, job.sentences, result,
+                                             folder=settings.figures(),
+                                             display_file=job.display_file)
+            results[job.key] = result
+    return results
+
+
+@contextlib.contextmanager
+def _progress(progress: ProgressFactory | None, total: int,
+              what: str) -> Iterator[Callable[[], None]]:
+    """A function to call per item done: a bar's ``advance``, or nothing without one."""
+    if progress is None:
+        yield lambda: None
+        return
+    with progress(total, what) as bar:
+        yield bar.advance
+
+
 def _score_runs(model: ModelHandle, texts: list[str], keys: Mapping[str, EntryKey],
                 heads: Sequence[Head], users: _Users, scores: ScoreCache | None,
-                settings: EvaluationSettings, collected: _Collected) -> None:
+                settings: EvaluationSettings, collected: _Collected,
+                weighting: str = "attention") -> None:
     """Run ``texts`` (through the forward cache, which they do not write: each entry is
     written here once, with its scores) and score every claim that uses each."""
     pairs = head_pairs(heads)
     most = model.num_layers * model.num_heads
     cache = scores.forward if scores is not None else None
     try:
-        for index, run in _runs(model, texts, heads, cache, settings.progress):
+        for index, run in _runs(model, texts, heads, cache, settings.progress, weighting):
             text = texts[index]
             numbers: dict[str, SentenceNumbers] = {}
             for accumulator, sentence_index, sentence, key in users[text]:
@@ -144,10 +201,11 @@ def _score_runs(model: ModelHandle, texts: list[str], keys: Mapping[str, EntryKe
             cache.flush()
 
 
-def _entry_keys(model: ModelHandle, users: _Users) -> dict[str, EntryKey]:
+def _entry_keys(model: ModelHandle, users: _Users, weighting: str) -> dict[str, EntryKey]:
     """Each text's forward-cache key (its tokenization: the texts are tokenized once)."""
     texts = list(users)
-    return {text: entry_key(model.fingerprint, encoding)
+    fingerprint = weighted_fingerprint(model.fingerprint, weighting)
+    return {text: entry_key(fingerprint, encoding)
             for text, encoding in zip(texts, model.tokenize(texts))}
 
 
@@ -218,12 +276,13 @@ def _cached_scores(users: _Users, keys: Mapping[str, EntryKey], scores: ScoreCac
 
 
 def _runs(model: ModelHandle, texts: Sequence[str], heads: Sequence[Head],
-          cache: ForwardCache | None,
-          progress: ProgressFactory | None) -> Iterator[tuple[int, Run]]:
+          cache: ForwardCache | None, progress: ProgressFactory | None,
+          weighting: str = "attention") -> Iterator[tuple[int, Run]]:
     """The runs of ``texts``, from the forward cache (not written here) or the model."""
     iterator = forward_runs(texts, heads, fingerprint=model.fingerprint, encode=model.tokenize,
                             num_layers=model.num_layers, num_heads=model.num_heads,
-                            load_model=lambda: model, cache=cache, write=False)
+                            load_model=lambda: model, cache=cache, write=False,
+                            weighting=weighting)
     if progress is None:
         yield from iterator
         return
@@ -258,14 +317,14 @@ def _shrunk(model: ModelHandle, job: ClaimJob, result: ClaimResult,
     """For ``per: sentence`` over generated sets: put hypothesis's simplest failing sentence
     first among the counterexamples."""
 
-    if job.spec.per != "sentence" or not job.templates:
+    if job.spec.per != "sentence" or not job.templates or job.spec.measure.kind == "effect":
         return result
     head = parse_head(result.head)
     expect = job.spec.expect
 
     def fails(sentence: Sentence) -> bool:
         (run,) = model.run([sentence.text], hidden_states=False, mlm_logits=False,
-                           num_layers=head.layer)
+                           num_layers=head.layer, weighting=job.spec.weighting)
         score = score_sentence(job.spec, head, sentence, run)
         return score.value is not None and not expect.holds(score.value)
 
@@ -294,7 +353,7 @@ def with_figures(model: ModelHandle, spec: ClaimSpec, sentences: Sequence[Senten
     runs = dict(forward_runs(texts, [r.head for r in requests], fingerprint=model.fingerprint,
                              encode=model.tokenize, num_layers=model.num_layers,
                              num_heads=model.num_heads, load_model=lambda: model,
-                             cache=cache))
+                             cache=cache, weighting=spec.weighting))
     by_text = {text: runs[i] for i, text in enumerate(texts)}
     return draw_failure_figures(
         spec, result, [(r, [by_text[s.text] for s in r.sentences]) for r in requests],

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation import attention_view
 from headprobe.evaluation.results import ClaimResult, format_value
-from headprobe.evaluation.views import windowed
+from headprobe.evaluation.views import effect_view, windowed
 from headprobe.heads import Head, parse_head
 from headprobe.report.figures import attention_figure, save_png
 from headprobe.runs import Run
@@ -39,7 +41,8 @@ def figure_requests(result: ClaimResult, sentences: Sequence[Sentence]) -> list[
     if not result.worst:
         return []
     chosen = tuple(sentences[i] for i in result.worst[:MAX_FIGURES_PER_RESULT])
-    requests = [FigureRequest(parse_head(result.head), chosen)]
+    first = result.head.split("+")[0]  # heads removed together: the first one's attention
+    requests = [FigureRequest(parse_head(first), chosen)]
     others = [h.head for h in result.heads if h.head != result.head][:MORE_HEADS]
     requests += [FigureRequest(parse_head(name), chosen[:1]) for name in others]
     return requests
@@ -47,15 +50,18 @@ def figure_requests(result: ClaimResult, sentences: Sequence[Sentence]) -> list[
 
 def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
                          requests: Sequence[tuple[FigureRequest, Sequence[Run]]], *,
-                         folder: Path, display_file: str) -> ClaimResult:
+                         folder: Path, display_file: str,
+                         effects: Sequence[Sequence[np.ndarray]] | None = None) -> ClaimResult:
     """``result`` with the diagrams of each request's sentences (whose runs are given, in order)
     saved under ``folder/figures``; their paths in ``figures`` are relative to ``folder``. A
-    figure that cannot be drawn becomes a warning of the result."""
+    figure that cannot be drawn becomes a warning of the result. ``effects``: for an effect
+    claim, per request the effect at each token ``[token]`` of each of its sentences."""
     paths: list[str] = []
     problems: list[str] = []
-    for request, runs in requests:
+    for number, (request, runs) in enumerate(requests):
         drawn, failed = _draw(spec, result, request, runs, folder=folder,
-                              display_file=display_file)
+                              display_file=display_file,
+                              effects=None if effects is None else effects[number])
         paths += drawn
         problems += failed
     return dataclasses.replace(result, figures=tuple(paths),
@@ -63,16 +69,22 @@ def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
 
 
 def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Sequence[Run], *,
-          folder: Path, display_file: str) -> tuple[list[str], list[str]]:
+          folder: Path, display_file: str,
+          effects: Sequence[np.ndarray] | None = None) -> tuple[list[str], list[str]]:
     """(paths drawn, problems) for one head's sentences."""
 
     head = request.head
     paths: list[str] = []
     problems: list[str] = []
     stem = safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
+    removed = "" if effects is None else (
+        f" removed; attention of {head}" if result.head != str(head) else " removed") + \
+        "; row labels: effect there, token"
     for rank, (sentence, run) in enumerate(zip(request.sentences, runs), start=1):
-        view = windowed(attention_view(spec, head, sentence, run))
-        title = (f"{spec.claim_text}   [{head}]\n"
+        view = windowed(attention_view(spec, head, sentence, run) if effects is None
+                        else effect_view(spec, head, sentence, run, effects[rank - 1]))
+        title = (f"{spec.claim_text}   [{result.head if effects is not None else head}"
+                 f"{removed}]\n"
                  f"{spec.measure} = {format_value(view.value)} on this sentence; "
                  f"{'mean of sentences' if spec.average == 'sentence' else 'overall'} "
                  f"{format_value(result.value)} (n={result.n}), expected {spec.expect}"

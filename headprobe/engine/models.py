@@ -107,11 +107,13 @@ class ModelHandle:
 
     def claim(self, text: str, *, level: str = "token", per: str = "pool",
               quantifier: str = "each", baseline: str | None = None,
-              margin: float = 0.0, average: str = "pool") -> ClaimQuery:
+              margin: float = 0.0, average: str = "pool",
+              weighting: str = "attention") -> ClaimQuery:
         """A claim about this model's heads, to measure in a script, a notebook or a test:
         ``model.claim("L2H9: token -> next").over(sentences).argmax()`` (docs/python-api.md)."""
         return build_claim(self, text, level=level, per=per, quantifier=quantifier,
-                           baseline=baseline, margin=margin, average=average)
+                           baseline=baseline, margin=margin, average=average,
+                           weighting=weighting)
 
     def __getattr__(self, attribute: str) -> Any:
         # Called only for what the handle itself lacks: the loaded model's own attributes. Not

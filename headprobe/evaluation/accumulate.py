@@ -65,11 +65,17 @@ class ClaimAccumulator:
     >>> acc.results(model="bert-base-uncased", fingerprint="sha256:...")
     """
 
-    def __init__(self, spec: ClaimSpec, heads: Sequence[Head]) -> None:
+    def __init__(self, spec: ClaimSpec, heads: Sequence[Head], *,
+                 label: str | None = None) -> None:
+        """``label``: what results call the one column of numbers instead of its head (the
+        heads of an effect claim removed ``together``, as ``L2H1+L2H5``)."""
         if not heads:
             raise ValueError(f"claim {spec.id!r} needs at least one head to evaluate")
+        if label is not None and len(heads) != 1:
+            raise ValueError("a label names the one column of a claim: give one head")
         self.spec = spec
         self.heads = tuple(heads)
+        self.label = label
         self._indices: list[int] = []
         self._texts: list[str] = []
         self._counts: list[int] = []
@@ -137,18 +143,19 @@ class ClaimAccumulator:
         spec = self.spec if expect is None else dataclasses.replace(self.spec, expect=expect)
         outcomes = self.outcomes(spec)
         if spec.quantifier == "each":
-            return [_result(spec, head, outcome, outcome.passed, model, fingerprint)
+            return [_result(spec, self._name(head), outcome, outcome.passed, model, fingerprint)
                     for head, outcome in zip(self.heads, outcomes)]
         chosen = pick_head(spec.expect, outcomes)
         some_passed = any(o.passed for o in outcomes)
         passed = some_passed if spec.quantifier == "any" else not some_passed
         order = sorted(range(len(outcomes)), key=lambda i: (-closeness(spec.expect,
                                                                       outcomes[i].value), i))
-        heads = tuple(HeadValue(str(self.heads[i]), outcomes[i].value, outcomes[i].ci,
+        heads = tuple(HeadValue(self._name(self.heads[i]), outcomes[i].value, outcomes[i].ci,
                                 outcomes[i].n, outcomes[i].left_out, outcomes[i].passed,
                                 outcomes[i].ci_note)
                       for i in order)
-        result = _result(spec, self.heads[chosen], outcomes[chosen], passed, model, fingerprint)
+        result = _result(spec, self._name(self.heads[chosen]), outcomes[chosen], passed, model,
+                         fingerprint)
         return [dataclasses.replace(result, heads=heads)]
 
     def head_results(self, *, model: str, fingerprint: str,
@@ -156,14 +163,17 @@ class ClaimAccumulator:
         """One result per head, each judged on its own (as ``each`` would), whatever the
         quantifier: what the Python API's ``.results`` lists."""
         spec = self.spec if expect is None else dataclasses.replace(self.spec, expect=expect)
-        return [_result(spec, head, outcome, outcome.passed, model, fingerprint)
+        return [_result(spec, self._name(head), outcome, outcome.passed, model, fingerprint)
                 for head, outcome in zip(self.heads, self.outcomes(spec))]
 
+    def _name(self, head: Head) -> str:
+        return self.label if self.label is not None else str(head)
 
-def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, model: str,
+
+def _result(spec: ClaimSpec, head: str, outcome: HeadOutcome, passed: bool, model: str,
             fingerprint: str) -> ClaimResult:
     return ClaimResult(
-        file=spec.file, id=spec.id, head=str(head),
+        file=spec.file, id=spec.id, head=head,
         claim=spec.claim_text or str(spec.claim), measure=str(spec.measure),
         level=spec.level, model=model, model_fingerprint=fingerprint,
         expect=str(spec.expect), value=outcome.value, ci=outcome.ci, n=outcome.n,
@@ -171,6 +181,6 @@ def _result(spec: ClaimSpec, head: Head, outcome: HeadOutcome, passed: bool, mod
         counterexamples=outcome.counterexamples, baseline=outcome.baseline,
         warnings=outcome.warnings, worst=outcome.worst, quantifier=spec.quantifier,
         baseline_beaten=outcome.baseline_beaten, meets_expectation=outcome.meets_expectation,
-        why=spec.why, average=spec.average, ci_note=outcome.ci_note,
+        why=spec.why, average=spec.average, ci_note=outcome.ci_note, weighting=spec.weighting,
         failure=None if passed else outcome.failure,
         sentences_failed=outcome.sentences_failed)

@@ -119,6 +119,7 @@ class ClaimResult:
     average: str = "pool"  # sentence: the value is the mean of the sentences' values
     ci_note: str | None = None  # why there is no interval although there is a value
     sentences_failed: int | None = None  # per: sentence: how many sentences miss
+    weighting: str = "attention"  # norm: the measure read Kobayashi's norm weights (§14.1)
 
     @property
     def failed_only_on_baseline(self) -> bool:
@@ -140,6 +141,8 @@ class ClaimResult:
             data["ci_note"] = self.ci_note
         if self.average != "pool":
             data["average"] = self.average
+        if self.weighting != "attention":
+            data["weighting"] = self.weighting
         if self.sentences is not None:
             data["sentences"] = self.sentences
         if self.counterexamples is not None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation.accumulate import score_sentence
+from headprobe.evaluation.effects import effect_numbers
 from headprobe.evaluation.measures import chosen_cells
 from headprobe.evaluation.positions import level_view, select
 from headprobe.heads import Head
@@ -64,6 +65,27 @@ def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
     return AttentionView(matrix=matrix.astype(np.float32), labels=view.labels,
                          expected=expected, actual=actual,
                          value=score_sentence(spec, head, sentence, run).value,
+                         rows=positions, columns=positions, column_labels=view.labels)
+
+
+def effect_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run,
+                effects: np.ndarray) -> AttentionView:
+    """An effect claim's diagram (SPEC §14.2): ``head``'s attention, each row labelled with
+    the effect of removing the head at that position, first (``effects`` float ``[token]``; at word
+    level the mean of the word's pieces) and its argmax cells marked; ``value`` is the
+    sentence's effect."""
+    view = level_view(run, spec.level)
+    matrix = view.matrix(head)
+    values = np.asarray(effects, dtype=np.float64)
+    per_position = np.array([values[list(pieces)].mean() for pieces in view.groups])
+    numbers = effect_numbers(spec, sentence, run, values[None])
+    chosen = chosen_cells(matrix, spec.measure)
+    actual = tuple((int(q), int(k)) for q, k in zip(*np.nonzero(chosen)))
+    labels = tuple(f"{value:.3f} {label}" for label, value in zip(view.labels, per_position))
+    positions = tuple(range(view.size))
+    return AttentionView(matrix=matrix.astype(np.float32), labels=labels, expected=(),
+                         actual=actual,
+                         value=float(numbers.hits[0]) / numbers.n if numbers.n else None,
                          rows=positions, columns=positions, column_labels=view.labels)
 
 

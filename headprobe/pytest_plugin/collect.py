@@ -129,8 +129,9 @@ def _item(parent: HypothesisFile, name: str, nodeid: str, job: ClaimJob) -> Clai
 
 
 def _groups(spec: ClaimSpec, heads: tuple[Head, ...]) -> list[tuple[str, tuple[Head, ...]]]:
-    """One item per head for ``each``; one item over every head otherwise."""
-    if spec.quantifier == "each":
+    """One item per head for ``each``; one item over every head otherwise, and for an effect
+    claim whose heads are removed ``together`` (SPEC §14.2)."""
+    if spec.quantifier == "each" and not spec.measure.together:
         return [(str(h), (h,)) for h in heads]
     return [(",".join(map(str, spec.claim.heads)), heads)]
 

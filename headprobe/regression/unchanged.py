@@ -58,7 +58,8 @@ def unmeasured(spec: ClaimSpec, head: str, model: str, failure: str, *,
                        level=spec.level, model=model, model_fingerprint="",
                        expect=str(spec.expect), value=None, ci=None, n=0, left_out=0,
                        passed=False, quantifier=spec.quantifier, why=spec.why,
-                       average=spec.average, recorded=None, tolerance=tolerance,
+                       average=spec.average, weighting=spec.weighting, recorded=None,
+                       tolerance=tolerance,
                        failure=failure)
 
 

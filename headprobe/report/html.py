@@ -168,7 +168,8 @@ def _row(index: int, result: Mapping[str, Any]) -> str:
         _cell(result.get("claim", "")),
         _cell(result.get("head", "")),
         _cell(str(result.get("measure", ""))
-              + (" (mean of sentences)" if result.get("average") == "sentence" else "")),
+              + (" (mean of sentences)" if result.get("average") == "sentence" else "")
+              + (f", weighting: {result['weighting']}" if result.get("weighting") else "")),
         _cell(format_number(value), sort=_sort_number(value)),
         _cell(format_interval(interval, result.get("ci_note")),
               sort=_sort_number(interval[0] if _is_pair(interval) else None)),

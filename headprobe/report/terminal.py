@@ -30,7 +30,8 @@ def measured_line(result: ClaimResult) -> str:
     if result.expect == "unchanged" and result.recorded is not None:
         expected = (f"unchanged from {format_value(result.recorded.get('value'))} "
                     f"(tolerance {result.tolerance:g})")
-    measure = result.measure + (" (mean of sentences)" if result.average == "sentence" else "")
+    measure = result.measure + (" (mean of sentences)" if result.average == "sentence" else "") \
+        + (f", weighting: {result.weighting}" if result.weighting != "attention" else "")
     counts = f"(n={result.n}, left out {result.left_out})"
     if result.sentences_failed:
         text = (f"{measure}: {result.failure}, expected {expected} in every sentence; over all "
