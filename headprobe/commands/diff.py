@@ -32,7 +32,7 @@ from headprobe.engine.models import ModelHandle
 from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ExitCode, UsageError, printable
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile_stats import STATISTICS, pooled
+from headprobe.evaluation.profile_stats import pooled
 from headprobe.evaluation.results import format_value
 from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
@@ -69,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("-o", "--output", metavar="DIR",
                         help="draw changes.png (and side-by-side diagrams) into DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every head")
+    parser.add_argument("--effects", action="store_true",
+                        help="also compare effect:hidden, what removing each head does (SPEC "
+                             "§14.3; costs about one forward pass per head, see "
+                             "docs/regression.md)")
     return parser
 
 
@@ -160,7 +164,8 @@ def _side(side: Side, spec: str, args: argparse.Namespace, context: CommandConte
     sentences, label = load_sentences(args.sentences)
     context.check_sentences(spec, sentences, label)
     return compute_profile(side, [s.text for s in sentences], level=args.level,
-                           cache=context.cache, progress=context.progress)
+                           cache=context.cache, progress=context.progress,
+                           effects=args.effects)
 
 
 def _check_against_options(profile: Profile, path: str, args: argparse.Namespace) -> None:
@@ -180,8 +185,11 @@ def table(diff: ProfileDiff, limit: int | None = SHOWN) -> list[str]:
     # A model spec from the command line may hold what no terminal can print (a surrogate).
     lines = [printable(f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
                        f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} "
-                       f"sentences, level {diff.a.level})"),
-             f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}"]
+                       f"sentences, level {diff.a.level})")]
+    if diff.left_out:
+        lines.append(f"not compared (one side has no numbers for them): "
+                     f"{', '.join(diff.left_out)}")
+    lines.append(f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}")
     shown = diff.heads if limit is None else diff.heads[:limit]
     for change in shown:
         mark = " *" if abs(change.change) > diff.tolerance else ""
@@ -230,9 +238,11 @@ def _side_by_side(diff: ProfileDiff, change: HeadChange, folder: Path,
     """A and B of one head on the sentence where its statistic changed most."""
 
     a, b = diff.a, diff.b
-    h, s = a.heads.index(change.head), STATISTICS.index(change.statistic)
-    per_a = np.array([pooled([n], len(a.heads))[h, s] for n in a.per_sentence])
-    per_b = np.array([pooled([n], len(b.heads))[h, s] for n in b.per_sentence])
+    h = a.heads.index(change.head)
+    per_a = np.array([pooled([n], len(a.heads), a.statistics)[h, a.statistics.index(
+        change.statistic)] for n in a.per_sentence])
+    per_b = np.array([pooled([n], len(b.heads), b.statistics)[h, b.statistics.index(
+        change.statistic)] for n in b.per_sentence])
     moved = np.nan_to_num(np.abs(per_b - per_a), nan=-1.0)
     index = int(np.argmax(moved))
     text = a.texts[index]

@@ -26,12 +26,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "profile", help="every head's standard statistics over a sentence set",
         description="Profile every head of a model: argmax and mass on the previous, next, "
                     "self, +-2 and +-3 positions, [CLS], [SEP], punctuation and the same word, "
-                    "and the entropy of its rows, pooled over the sentences (SPEC §11).",
+                    "and the entropy of its rows, pooled over the sentences (SPEC §11); the "
+                    "size of what it writes, output-norm (SPEC §14.3).",
         epilog="Example: headprobe profile --model sentence-transformers/all-MiniLM-L6-v2 "
                "-o minilm.profile.json")
     add_model_options(parser)
     parser.add_argument("-o", "--output", metavar="FILE.json",
                         help="write the profile here (default: stdout)")
+    parser.add_argument("--effects", action="store_true",
+                        help="also measure effect:hidden, what removing each head (mean "
+                             "ablation) does to the last hidden state (SPEC §14.3; costs about "
+                             "one forward pass per head, see docs/regression.md)")
     return parser
 
 
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     context.check_sentences(args.model, sentences, label)
     try:
         profile = compute_profile(model, [s.text for s in sentences], level=args.level,
-                                  cache=context.cache, progress=context.progress)
+                                  cache=context.cache, progress=context.progress,
+                                  effects=args.effects)
     finally:
         context.cache.close()
     if args.output:

@@ -1,28 +1,51 @@
-"""Profiles of a model (SPEC §11): every sentence through the forward cache (or the model, for
-what the cache misses: a profile of a model already in the cache never runs it) at full depth,
-every head's statistics computed in one vectorised pass per sentence
+"""Profiles of a model (SPEC §11, §14.3): every sentence through the forward cache (or the
+model, for what the cache misses: a profile of a model already in the cache never runs it) at
+full depth, every head's statistics computed in one vectorised pass per sentence
 (`headprobe.evaluation.profile_stats`) and pooled into a `headprobe.regression.profiles.Profile`.
+
+``output-norm`` needs each head's output, which the forward cache does not keep: a sentence's
+output-norm sums are kept in its cache entry's header beside the claims' numbers
+(`headprobe.engine.scores`, scoring key `OUTPUT_NORM_KEY`), written with the entry when the
+model runs it. A sentence whose entry lacks them runs through the model (all heads, output norms
+on) and its entry is rewritten with both. ``effects=True`` adds ``effect:hidden``: every head
+removed (mean ablation over the profile's sentences) on every sentence by
+`headprobe.model.loaded.Model.iter_effects` — a pass per layer of heads, never cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Iterator, Sequence
 
-from headprobe.cache.cached_runs import forward_runs
+import numpy as np
+
+from headprobe.cache.cached_runs import entry_key, forward_runs, head_pairs, stored_attentions
 from headprobe.cache.entries import ForwardCache
 from headprobe.claims.spec import LEVELS
 from headprobe.engine.models import ModelHandle
+from headprobe.engine.scores import ScoreCache
 from headprobe.errors import UsageError
+from headprobe.evaluation.accumulate import SentenceNumbers as CachedNumbers
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile_stats import ProfileAccumulator, SentenceNumbers
+from headprobe.evaluation.profile_stats import (
+    ProfileAccumulator,
+    SentenceNumbers,
+    statistics_of,
+    token_sums,
+)
 from headprobe.heads import Head
 from headprobe.progress import ProgressFactory, bar_or_none
 from headprobe.regression.profiles import Profile, sentences_digest
+from headprobe.runs import Encoding, Run
+
+#: The scoring key of a sentence's output-norm sums in its forward-cache entry.
+OUTPUT_NORM_KEY = "profile:output-norm"
 
 
 def compute_profile(model: ModelHandle, texts: Sequence[str], *, level: str = "token",
                     cache: ForwardCache | None = None,
-                    progress: ProgressFactory | None = None) -> Profile:
+                    progress: ProgressFactory | None = None,
+                    effects: bool = False) -> Profile:
     """The profile of ``model`` over ``texts`` (see the module docstring)."""
     if level not in LEVELS:
         raise UsageError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
@@ -30,17 +53,71 @@ def compute_profile(model: ModelHandle, texts: Sequence[str], *, level: str = "t
         raise UsageError("a profile needs at least one sentence")
     heads = tuple(Head(layer, head) for layer in range(1, model.num_layers + 1)
                   for head in range(1, model.num_heads + 1))
-    accumulator = ProfileAccumulator(heads)
+    statistics = statistics_of(effects)
+    accumulator = ProfileAccumulator(heads, statistics=statistics)
     numbers: dict[int, SentenceNumbers] = {}
-    runs = forward_runs(texts, heads, fingerprint=model.fingerprint, encode=model.tokenize,
-                        num_layers=model.num_layers, num_heads=model.num_heads,
-                        load_model=lambda: model, cache=cache)
+    encodings = model.tokenize(list(texts))
     with bar_or_none(progress, len(texts), "profile") as bar:
-        for index, run in runs:
-            numbers[index] = accumulator.add(level_view(run, level))
+        for index, run, norms in _runs_with_norms(model, texts, encodings, heads, cache):
+            found = accumulator.add(level_view(run, level))
+            numbers[index] = dataclasses.replace(found, output_norm=norms.hits,
+                                                 tokens=norms.n)
             bar.advance()
+    if effects:
+        with bar_or_none(progress, len(texts), "effects") as bar:
+            for index, values in model.iter_effects(texts, [h.index for h in heads],
+                                                    ablation="mean", effect="hidden",
+                                                    encodings=encodings):
+                special = np.array([w is None for w in encodings[index].word_ids])
+                sums, _ = token_sums(values, special)
+                numbers[index] = dataclasses.replace(numbers[index], effect=sums)
+                bar.advance()
     ordered = tuple(numbers[i] for i in range(len(texts)))
     accumulator.sentences[:] = list(ordered)
     return Profile(model=model.name, fingerprint=model.fingerprint, level=level,
                    count=len(texts), sentences_sha256=sentences_digest(texts), heads=heads,
-                   values=accumulator.values(), texts=tuple(texts), per_sentence=ordered)
+                   values=accumulator.values(), texts=tuple(texts), per_sentence=ordered,
+                   statistics=statistics)
+
+
+def _runs_with_norms(model: ModelHandle, texts: Sequence[str], encodings: Sequence[Encoding],
+                     heads: Sequence[Head],
+                     cache: ForwardCache | None) -> Iterator[tuple[int, Run, CachedNumbers]]:
+    """``(index, run, output-norm sums over the tokens that are not special)`` per text: from
+    the cache when its entry holds both, else from the model (whose entry is then written)."""
+    scores = ScoreCache(cache) if cache is not None and cache.enabled else None
+    keys = [entry_key(model.fingerprint, encoding) for encoding in encodings]
+    kept: dict[int, CachedNumbers] = {}
+    if scores is not None:
+        for index, key in enumerate(keys):
+            found = scores.get(key, [OUTPUT_NORM_KEY])
+            if found is not None:
+                kept[index] = found[0]
+    have = sorted(kept)
+    if have:
+        for position, run in forward_runs([texts[i] for i in have], heads,
+                                          fingerprint=model.fingerprint,
+                                          encode=model.tokenize, num_layers=model.num_layers,
+                                          num_heads=model.num_heads, load_model=lambda: model,
+                                          cache=cache):
+            yield have[position], run, kept[have[position]]
+    missing = [i for i in range(len(texts)) if i not in kept]
+    if not missing:
+        return
+    pairs = head_pairs(heads)
+    try:
+        for position, run in model.iter_runs([texts[i] for i in missing], hidden_states=False,
+                                             mlm_logits=False, copy=False,
+                                             encodings=[encodings[i] for i in missing],
+                                             output_norms=True):
+            index = missing[position]
+            assert run.output_norms is not None  # asked for
+            sums, tokens = token_sums(run.output_norms, run.special_mask)
+            norms = CachedNumbers(tokens, 0, sums)
+            if scores is not None:
+                scores.put(keys[index], {OUTPUT_NORM_KEY: norms}, pairs,
+                           stored_attentions(run, pairs), max_heads=len(pairs))
+            yield index, run, norms
+    finally:
+        if cache is not None and cache.enabled:
+            cache.flush()

@@ -5,7 +5,10 @@ sentences and model size; else a `UsageError`) and ranks every head by its large
 change over the statistics: a `HeadChange` per head (the statistic, both values, the change),
 largest first (ties: the earlier head). ``changed`` lists the heads whose largest |change|
 exceeds the tolerance. A statistic with no value on either side (nothing counted) does not
-count; one with a value on one side only counts as a change of its full value.
+count; one with a value on one side only counts as a change of its full value. The statistics
+compared are those both profiles hold (a profile file written before SPEC §14 has no
+``output-norm``; only ``--effects`` profiles have ``effect:hidden``); `ProfileDiff.left_out`
+names the others.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import UsageError
-from headprobe.evaluation.profile_stats import STATISTICS
 from headprobe.heads import Head
 from headprobe.regression.profiles import Profile
 
@@ -48,6 +50,7 @@ class ProfileDiff:
     b: Profile
     tolerance: float
     heads: tuple[HeadChange, ...]
+    left_out: tuple[str, ...] = ()  # statistics only one side holds: not compared
 
     @property
     def changed(self) -> tuple[Head, ...]:
@@ -61,7 +64,9 @@ class ProfileDiff:
                 "sentences": {"count": self.a.count, "sha256": self.a.sentences_sha256},
                 "tolerance": self.tolerance,
                 "heads": [c.to_json() for c in self.heads],
-                "changed": [str(h) for h in self.changed]}
+                "changed": [str(h) for h in self.changed],
+                "statistics": [s for s in self.a.statistics if s not in self.left_out],
+                "not_compared": list(self.left_out)}
 
 
 def check_comparable(a: Profile, b: Profile) -> None:
@@ -86,18 +91,24 @@ def diff_profiles(a: Profile, b: Profile, tolerance: float = DEFAULT_TOLERANCE) 
     check_comparable(a, b)
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance: expected a number >= 0, got {tolerance!r}")
+    statistics = tuple(s for s in a.statistics if s in b.statistics)
+    left_out = tuple(s for s in (*a.statistics, *b.statistics) if s not in statistics)
+    columns_a = [a.statistics.index(s) for s in statistics]
+    columns_b = [b.statistics.index(s) for s in statistics]
     # Compared as profile files hold them (6 decimals), so that a profile read from a file
     # and the same one computed afresh do not differ.
-    values_a, values_b = np.round(a.values, _DIGITS), np.round(b.values, _DIGITS)
+    values_a = np.round(a.values[:, columns_a], _DIGITS)
+    values_b = np.round(b.values[:, columns_b], _DIGITS)
     changes = _changes(values_a, values_b)  # [head, statistic]
     ranked = []
     for h, head in enumerate(a.heads):
         s = int(np.argmax(np.abs(changes[h]))) if np.isfinite(changes[h]).any() else 0
         value_a, value_b = values_a[h, s], values_b[h, s]
-        ranked.append(HeadChange(head, STATISTICS[s], _value(value_a), _value(value_b),
+        ranked.append(HeadChange(head, statistics[s], _value(value_a), _value(value_b),
                                  float(np.nan_to_num(changes[h, s]))))
     ranked.sort(key=lambda c: (-abs(c.change), c.head))
-    return ProfileDiff(a=a, b=b, tolerance=float(tolerance), heads=tuple(ranked))
+    return ProfileDiff(a=a, b=b, tolerance=float(tolerance), heads=tuple(ranked),
+                       left_out=tuple(dict.fromkeys(left_out)))
 
 
 def _changes(a: np.ndarray, b: np.ndarray) -> np.ndarray:

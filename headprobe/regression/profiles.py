@@ -7,15 +7,20 @@ file holds the pooled values only::
 
     {"headprobe_version": "...", "model": "...", "model_fingerprint": "sha256:...",
      "level": "token", "sentences": {"count": 500, "sha256": "..."},
-     "statistics": ["argmax:previous", ..., "entropy"],
-     "heads": {"L1H1": {"argmax:previous": 0.12, ..., "entropy": 0.71}, ...}}
+     "statistics": ["argmax:previous", ..., "entropy", "output-norm"],
+     "heads": {"L1H1": {"argmax:previous": 0.12, ..., "entropy": 0.71,
+                        "output-norm": 0.31}, ...}}
+
+``statistics`` is `STATISTICS`, `ALL_STATISTICS` (``profile --effects``: ``effect:hidden``
+last) or, in files written before SPEC §14, `ATTENTION_STATISTICS` (still read).
 
 ``sentences.sha256`` is the SHA-256 of the JSON array of the sentence texts in order (compact,
 UTF-8): two profiles are over the same sentences exactly when their counts and digests agree.
 `read_profile` reads a user's profile file within the size cap of user files
 (``$HEADPROBE_MAX_FILE_MB``) and checks it against this schema: every statistic null or a number
 from 0 to 1, names printable text on one line, every head of a model once; anything else is a
-`UsageError` naming the file and the field.
+`UsageError` naming the file and the field. ``output-norm`` and ``effect:hidden`` may exceed 1
+(a head may write more than its layer's input): any finite number from 0 up.
 """
 
 from __future__ import annotations
@@ -35,13 +40,21 @@ from headprobe._version import __version__
 from headprobe.claims.spec import LEVELS
 from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
 from headprobe.errors import UsageError, printable
-from headprobe.evaluation.profile_stats import STATISTICS, SentenceNumbers
+from headprobe.evaluation.profile_stats import (
+    ALL_STATISTICS,
+    ATTENTION_STATISTICS,
+    STATISTICS,
+    UNBOUNDED,
+    SentenceNumbers,
+)
 from headprobe.heads import Head, parse_head
 from headprobe.outputs import write_file
 
 _DIGITS = 6
 _MAX_NAME = 1000  # characters of a model name or fingerprint
 _MAX_COUNT = 10**9  # sentences
+_MAX_UNBOUNDED = 1e6  # an output norm or effect beyond this is no real model's
+_KNOWN = (ATTENTION_STATISTICS, STATISTICS, ALL_STATISTICS)
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits at
 
 
@@ -60,9 +73,11 @@ class Profile:
       level: ``token`` or ``word``.
       count, sentences_sha256: the sentence set (see `sentences_digest`).
       heads: the heads in order, layer by layer.
-      values: float64 ``[head, statistic]`` in the order of `STATISTICS` (NaN: nothing counted).
+      values: float64 ``[head, statistic]`` in the order of ``statistics`` (NaN: nothing
+        counted).
       texts: the sentences, when computed here (not read from a file).
       per_sentence: each sentence's numbers, when computed here.
+      statistics: the statistics' names (see the module docstring).
     """
 
     model: str
@@ -74,6 +89,7 @@ class Profile:
     values: np.ndarray
     texts: tuple[str, ...] = ()
     per_sentence: tuple[SentenceNumbers, ...] = field(default=(), repr=False)
+    statistics: tuple[str, ...] = STATISTICS
 
     @property
     def num_layers(self) -> int:
@@ -84,15 +100,15 @@ class Profile:
         return max(h.head for h in self.heads)
 
     def value(self, head: Head, statistic: str) -> float:
-        return float(self.values[self.heads.index(head), STATISTICS.index(statistic)])
+        return float(self.values[self.heads.index(head), self.statistics.index(statistic)])
 
     def to_json(self) -> dict[str, Any]:
         return {"headprobe_version": __version__, "model": self.model,
                 "model_fingerprint": self.fingerprint, "level": self.level,
                 "sentences": {"count": self.count, "sha256": self.sentences_sha256},
-                "statistics": list(STATISTICS),
+                "statistics": list(self.statistics),
                 "heads": {str(head): {name: _rounded(self.values[h, s])
-                                      for s, name in enumerate(STATISTICS)}
+                                      for s, name in enumerate(self.statistics)}
                           for h, head in enumerate(self.heads)}}
 
 
@@ -149,17 +165,18 @@ def _profile(data: Any) -> Profile:
     for key in ("model", "model_fingerprint", "level", "sentences", "statistics", "heads"):
         if key not in data:
             raise _NotAProfile(f"no {key!r}")
-    if data["statistics"] != list(STATISTICS):
+    statistics = next((known for known in _KNOWN if data["statistics"] == list(known)), None)
+    if statistics is None:
         raise _NotAProfile(f"statistics: not this headprobe's ({', '.join(STATISTICS[:3])}, "
-                           f"...)")
+                           f"..., {STATISTICS[-1]})")
     if data["level"] not in LEVELS:
         raise _NotAProfile(f"level: {_shown(data['level'])} is not one of {', '.join(LEVELS)}")
     count, digest = _sentences(data["sentences"])
-    heads, values = _heads(data["heads"])
+    heads, values = _heads(data["heads"], statistics)
     return Profile(model=_name(data["model"], "model"),
                    fingerprint=_name(data["model_fingerprint"], "model_fingerprint"),
                    level=str(data["level"]), count=count, sentences_sha256=digest, heads=heads,
-                   values=values)
+                   values=values, statistics=statistics)
 
 
 def _name(value: Any, field: str, limit: int = _MAX_NAME) -> str:
@@ -186,7 +203,8 @@ def _sentences(sentences: Any) -> tuple[int, str]:
     return count, _name(sentences["sha256"], "sentences.sha256", limit=128)
 
 
-def _heads(heads_json: Any) -> tuple[tuple[Head, ...], np.ndarray]:
+def _heads(heads_json: Any,
+           statistics: tuple[str, ...]) -> tuple[tuple[Head, ...], np.ndarray]:
     """Every head of a model and its statistics, ordered layer by layer."""
     if not isinstance(heads_json, dict) or not heads_json:
         raise _NotAProfile("heads: expected a mapping of head names to statistics")
@@ -197,21 +215,24 @@ def _heads(heads_json: Any) -> tuple[tuple[Head, ...], np.ndarray]:
         except Exception:  # a ClaimFileError about the name: say it our way
             raise _NotAProfile(f"heads: {_shown(name)} is not a head name such as "
                                f"'L3H10'") from None
-        if not isinstance(stats, dict) or set(stats) != set(STATISTICS):
+        if not isinstance(stats, dict) or set(stats) != set(statistics):
             raise _NotAProfile(f"heads.{name}: expected exactly the statistics "
-                               f"{', '.join(STATISTICS[:2])}, ...")
-        rows[head] = [stats[s] for s in STATISTICS]
+                               f"{', '.join(statistics[:2])}, ..., {statistics[-1]}")
+        rows[head] = [stats[s] for s in statistics]
     ordered = tuple(sorted(rows, key=lambda h: (h.layer, h.head)))
     layers, per_layer = max(h.layer for h in ordered), max(h.head for h in ordered)
     if len(ordered) != layers * per_layer or len(rows) != len(heads_json):
         raise _NotAProfile(f"heads: not every head of a {layers}-layer, {per_layer}-head "
                            f"model once ({len(heads_json):,} entries)")
-    return ordered, _values([rows[h] for h in ordered], ordered)
+    return ordered, _values([rows[h] for h in ordered], ordered, statistics)
 
 
-def _values(rows: list[list[Any]], heads: tuple[Head, ...]) -> np.ndarray:
+def _values(rows: list[list[Any]], heads: tuple[Head, ...],
+            statistics: tuple[str, ...]) -> np.ndarray:
     """float64 ``[head, statistic]``: each a number from 0 to 1, or null (NaN: nothing
-    counted); every statistic is a share, a mean attention or a normalised entropy."""
+    counted): a share, a mean attention or a normalised entropy; `UNBOUNDED` statistics any
+    number from 0 to `_MAX_UNBOUNDED`."""
+    top = np.array([_MAX_UNBOUNDED if s in UNBOUNDED else 1.0 for s in statistics])
     flat = [value for row in rows for value in row]
     values = None
     if set(map(type, flat)) <= {float, int, type(None)}:  # not bool: type() is exact
@@ -221,15 +242,16 @@ def _values(rows: list[list[Any]], heads: tuple[Head, ...]) -> np.ndarray:
             pass
     if values is not None:
         counted = np.array([v is not None for v in flat])
-        if not (counted & ~((values >= 0.0) & (values <= 1.0))).any():
-            return values.reshape(len(rows), len(STATISTICS))
+        bounds = np.tile(top, len(rows))
+        if not (counted & ~((values >= 0.0) & (values <= bounds))).any():
+            return values.reshape(len(rows), len(statistics))
     for head, row in zip(heads, rows):  # the first bad value, for the message
-        for statistic, value in zip(STATISTICS, row):
+        for statistic, value, most in zip(statistics, row, top):
             if value is not None and (isinstance(value, bool)
                                       or not isinstance(value, (int, float))
-                                      or not 0.0 <= value <= 1.0):
+                                      or not 0.0 <= value <= most):
                 raise _NotAProfile(f"heads.{head}.{statistic}: {_shown(value)} is not a "
-                                   f"number from 0 to 1 (or null)")
+                                   f"number from 0 to {most:g} (or null)")
     raise AssertionError("a bad value was not found")  # pragma: no cover
 
 
