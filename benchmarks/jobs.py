@@ -58,6 +58,8 @@ JOBS = {
     "model": {"label": "whole model (bert-base shape, L*H* at full depth)", "count": 1000,
               "claims": [("previous", "L*H*: token -> previous", "argmax", ">= 0.0"),
                          ("cls-mass", "L*H*: token -> cls", "mass", ">= 0.0")]},
+    "effects": {"label": "removal effects (MiniLM, all 72 heads, mean ablation)", "count": 100,
+                "claims": [("matters", "L*H*: token", "effect", ">= 0.0")]},
 }
 
 
@@ -107,6 +109,71 @@ def hf_script(folder: str, sentences: str, claims: str) -> None:
         print(name, np.round(values.ravel()[:5], 4).tolist(), f"(of {values.size} heads)")
 
 
+def hf_effects_script(folder: str, sentences: str) -> None:
+    """What a user writes without headprobe to measure every head's removal effect (SPEC
+    §14.2, mean ablation, ``effect: hidden`` at the tokens): one pass collecting each head's
+    mean context, the clean last hidden states, then one hooked forward per head, batches of
+    32 sorted by length, the head's slice of the attention output's input replaced by its
+    mean."""
+    import numpy as np
+    import torch
+    import transformers
+
+    texts = [line for line in Path(sentences).read_text("utf-8").splitlines() if line.strip()]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+    config = model.config
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    d = config.hidden_size // heads
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    batches = [tokenizer([texts[i] for i in order[s:s + 32]], return_tensors="pt", padding=True)
+               for s in range(0, len(order), 32)]
+    denses = [layer.attention.output.dense for layer in model.encoder.layer]
+    sums = torch.zeros(layers, config.hidden_size, dtype=torch.float64)
+    count = 0
+    clean = []
+    with torch.no_grad():
+        for batch in batches:  # the means, and the clean hidden states
+            mask = batch["attention_mask"].bool()
+            def collect(module, args, i, mask=mask):
+                sums[i].add_(args[0][mask].double().sum(0))  # returns None: input unchanged
+
+            hooks = [dense.register_forward_pre_hook(
+                lambda module, args, i=i: collect(module, args, i))
+                for i, dense in enumerate(denses)]
+            clean.append(model(**batch).last_hidden_state)
+            for hook in hooks:
+                hook.remove()
+            count += int(mask.sum())
+        means = (sums / count).float()
+        effects = np.zeros((layers, heads))
+        tokens = 0
+        for layer in range(layers):
+            for head in range(heads):
+                columns = slice(head * d, (head + 1) * d)
+
+                def replace(module, args, value=means[layer, columns], columns=columns):
+                    context = args[0].clone()
+                    context[..., columns] = value
+                    return (context,)
+
+                hook = denses[layer].register_forward_pre_hook(replace)
+                total, tokens = 0.0, 0
+                for batch, h in zip(batches, clean):
+                    changed = model(**batch).last_hidden_state
+                    moved = (changed - h).norm(dim=-1) / h.norm(dim=-1)  # [b, t]
+                    ids = batch["input_ids"]
+                    keep = batch["attention_mask"].bool() & (ids != tokenizer.cls_token_id) \
+                        & (ids != tokenizer.sep_token_id)
+                    total += float(moved[keep].sum())
+                    tokens += int(keep.sum())
+                hook.remove()
+                effects[layer, head] = total / tokens
+    print("effects", np.round(effects.ravel()[:5], 4).tolist(), f"(of {effects.size} heads, "
+          f"{tokens} tokens)")
+
+
 # ---- processes -------------------------------------------------------------------------------
 
 def peak_of(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
@@ -144,6 +211,8 @@ def claims_yaml(model: str, claims: list[tuple[str, str, str, str]]) -> str:
 def script_claims(claims: list[tuple[str, str, str, str]]) -> str:
     out = []
     for name, claim, measure_, _ in claims:
+        if measure_ == "effect":
+            return "effects"
         heads, _, rest = claim.partition(":")
         target = rest.split("->")[1].strip()
         if heads.strip() == "L*H*":
@@ -317,7 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.script:
-        hf_script(*args.script)
+        if args.script[2] == "effects":
+            hf_effects_script(*args.script[:2])
+        else:
+            hf_script(*args.script)
         return 0
     if args.measure:
         measure(json.loads(args.measure))
@@ -327,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     results["ceiling"] = matmul_ceiling()
     jobs, forward = [], {}
     with tempfile.TemporaryDirectory(prefix="hp-bert-base-") as scratch:
-        folders = {"claim": minilm_folder()}
+        folders = {"claim": minilm_folder(), "effects": minilm_folder()}
         if args.only in (None, "model"):
             folders["model"] = write_bert_base(Path(scratch) / "bert-base")
         for key in JOBS:

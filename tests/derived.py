@@ -6,6 +6,10 @@ config and tokenizer, transformed weights in model.safetensors.
   attentions trade places.
 - `float16_round_trip`: every weight rounded to float16 and back, as an fp16 export would.
 - `zero_query`: one head's query weights and bias zeroed: its attention is uniform.
+- `scale_output`: one head's input columns of the attention output projection scaled (0: the
+  head writes nothing, its attention untouched).
+- `scale_value`: one head's value weights and bias scaled: what it writes scales, its attention
+  does not change.
 
 `random_bert_base` is no derivation: a random checkpoint of bert-base's shape with MiniLM's
 tokenizer, for commands that must work on a 12 x 12 model.
@@ -85,6 +89,35 @@ def zero_query(layer: int, head: int, num_heads: int = 12) -> Callable[[State], 
         out[p + "bias"] = state[p + "bias"].copy()
         out[p + "weight"][rows] = 0.0
         out[p + "bias"][rows] = 0.0
+        return out
+    return transform
+
+
+def scale_output(layer: int, head: int, factor: float,
+                 num_heads: int = 12) -> Callable[[State], State]:
+    """Head ``head`` of ``layer`` (1-based): its columns of ``attention.output.dense`` times
+    ``factor``."""
+    def transform(state: State) -> State:
+        key = f"{_prefix(state)}encoder.layer.{layer - 1}.attention.output.dense.weight"
+        d = state[key].shape[1] // num_heads
+        out = dict(state)
+        out[key] = state[key].copy()
+        out[key][:, (head - 1) * d:head * d] *= factor
+        return out
+    return transform
+
+
+def scale_value(layer: int, head: int, factor: float,
+                num_heads: int = 12) -> Callable[[State], State]:
+    """Head ``head`` of ``layer`` (1-based): its value weights and bias times ``factor``."""
+    def transform(state: State) -> State:
+        p = f"{_prefix(state)}encoder.layer.{layer - 1}.attention.self.value."
+        d = state[p + "weight"].shape[0] // num_heads
+        rows = slice((head - 1) * d, head * d)
+        out = dict(state)
+        for name in ("weight", "bias"):
+            out[p + name] = state[p + name].copy()
+            out[p + name][rows] *= factor
         return out
     return transform
 

@@ -31,10 +31,22 @@ from pathlib import Path
 
 from headprobe.cache.cached_runs import forward_runs
 from headprobe.claims.files import parse_hypothesis_text
-from headprobe.claims.language import parse_claim, parse_measure
-from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence
+from headprobe.claims.language import effect_measure, parse_claim, parse_measure
+from headprobe.claims.spec import EFFECTS, Claim, ClaimSpec, Expectation, Measure, Sentence
 from headprobe.commands.common import CommandContext, add_model_options, command_context
-from headprobe.discovery.catalogue import CATALOGUE, Finding, find_behaviours, strongest
+from headprobe.discovery.catalogue import (
+    CATALOGUE,
+    NOOP_FRACTION,
+    Finding,
+    find_behaviours,
+    strongest,
+)
+from headprobe.discovery.importance import (
+    REMOVABLE,
+    Importance,
+    importance_claims,
+    rank_importance,
+)
 from headprobe.discovery.ranking import Ranked, rank_heads, threshold
 from headprobe.discovery.writer import (
     Provenance,
@@ -43,6 +55,7 @@ from headprobe.discovery.writer import (
     interval_text,
     slug,
 )
+from headprobe.engine.effect_claims import measure_effects
 from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ClaimFileError, ExitCode, UsageError, did_you_mean
 from headprobe.evaluation.accumulate import ClaimAccumulator
@@ -57,6 +70,7 @@ from headprobe.outputs import (
     write_file,
     write_new_file,
 )
+from headprobe.progress import bar_or_none
 from headprobe.report.figures import head_grid_figure, render_png
 from headprobe.sentence_sets import BUNDLED_LABEL, bundled_path, load_sentences
 
@@ -64,6 +78,7 @@ SHOWN = 20
 DEFAULT_TOP = 3
 KIND_COLOURS = {"diagonal": "#9CCBEC", "vertical": "#F3C57A", "broad": "#A8DDB5"}
 PROPOSED_COLOUR, BEATS_COLOUR = "#9CCBEC", "#E4F1FA"
+IMPORTANT_COLOUR, REMOVABLE_COLOUR = "#F3C57A", "#D9D9D9"
 KIND_MEANING = {"diagonal": "a relative position (Kovaleva's diagonal)",
                 "vertical": "a fixed kind of token (Kovaleva's vertical)",
                 "broad": "broad attention"}
@@ -86,7 +101,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--measure", default=None, metavar="MEASURE",
                         help="with --for: argmax (default), mass, topk:K or entropy")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
-                        help=f"with --for: propose at most N heads (default {DEFAULT_TOP})")
+                        help=f"with --for: propose at most N heads; with --importance: mark "
+                             f"at most N heads important (default {DEFAULT_TOP})")
+    parser.add_argument("--importance", action="store_true",
+                        help="rank every head by what removing it does (mean ablation), mark "
+                             "the removable ones (SPEC §14.4)")
+    parser.add_argument("--effect", choices=EFFECTS, default=None,
+                        help="with --importance: hidden (default: the last hidden state), "
+                             "embedding (the mean-pooled sentence embedding) or kl (the "
+                             "masked-LM distribution; needs an MLM head)")
     parser.add_argument("-o", "--output", metavar="FILE.yaml",
                         help="write the findings as a hypothesis file")
     parser.add_argument("--figure", metavar="FILE.png",
@@ -111,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
         unknown = context.check_sentences(args.model, sentences, label)
         heads = tuple(Head(layer, head) for layer in range(1, model.num_layers + 1)
                       for head in range(1, model.num_heads + 1))
-        if request is None:
+        if args.importance:
+            claims, grid, table = _importance(args, context, model, sentences, label, heads)
+            legend = [(IMPORTANT_COLOUR, "important"), (REMOVABLE_COLOUR, "removable")]
+            title = (f"{model.name}: what removing each head does (effect:{args.effect or 'hidden'}"
+                     f", mean ablation; #rank value), {len(sentences)} sentences")
+        elif request is None:
             claims, grid, table = _discover(args, context, model, sentences, label, heads)
             legend = [(KIND_COLOURS[k], KIND_MEANING[k]) for k in KIND_COLOURS]
             title = (f"{model.name}: the behaviour each head shows most strongly (the value of "
@@ -157,6 +185,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--top {args.top}: propose at least 1 head")
     if args.measure is not None and not args.claim:
         raise UsageError("--measure goes with --for (the catalogue has its own measures)")
+    if args.importance and args.claim:
+        raise UsageError("--importance ranks heads by removing them; --for ranks them for one "
+                         "claim: choose one")
+    if args.effect is not None and not args.importance:
+        raise UsageError("--effect goes with --importance")
     # Every file discover may write, checked before the model runs and before any is written.
     if args.output:
         output = check_file(args.output, "-o")
@@ -220,7 +253,7 @@ def _discover(args: argparse.Namespace, context: CommandContext, model, sentence
                               cache=context.cache, progress=context.progress)
     findings = find_behaviours(profile.per_sentence, heads)
     table = findings_table(findings, model.name, label, len(sentences), args.level, len(heads))
-    grid = {head: (f"{f.behaviour.label} {format_value(f.value)}",
+    grid = {head: (f"{f.behaviour.label}{' no-op' if f.noop else ''} {format_value(f.value)}",
                    KIND_COLOURS[f.behaviour.kind]) for head, f in strongest(findings).items()}
     return [_claim_of(f, label) for f in findings], grid, table
 
@@ -234,10 +267,12 @@ def findings_table(findings: list[Finding], model: str, label: str, count: int, 
              f"{'behaviour':<10} {'head':<7} {'measure':<8} {'value':>6}  {'95% CI':<16} "
              f"{'n':>7}  criterion (on the 95% lower bound)"]
     for f in findings:
+        noop = (f"; no-op sink: output-norm {format_value(f.output_norm)}"
+                if f.noop and f.output_norm is not None else "")
         lines.append(f"{f.behaviour.name:<10} {f.head!s:<7} {f.measure:<8} "
                      f"{format_value(f.value):>6}  "
                      f"[{format_value(f.ci[0])}, {format_value(f.ci[1])}]  {f.n:>7}  "
-                     f"{f.short_criterion}")
+                     f"{f.short_criterion}{noop}")
     shown = {f.behaviour.name for f in findings}
     missing = [entry.name for entry in CATALOGUE if entry.name not in shown]
     if missing:
@@ -252,13 +287,61 @@ def _claim_of(finding: Finding, label: str) -> WrittenClaim:
     target = f" -> {entry.target}" if entry.target is not None else ""
     what = {"argmax": "share of tokens that look most at it", "mass": "mean attention on it",
             "entropy": "mean normalised entropy"}[finding.measure]
+    noop = (f" A no-op sink: it writes little (output-norm {format_value(finding.output_norm)},"
+            f" below {NOOP_FRACTION:g} of the median head's)."
+            if finding.noop and finding.output_norm is not None else "")
     why = (f"headprobe discover: {entry.name} ({entry.meaning}). {finding.measure} "
            f"({what}) {format_value(finding.value)}, {interval_text(finding.ci)}, "
            f"n={finding.n}, {finding.sentences} sentences of {label}; criterion: "
-           f"{finding.criterion}.")
+           f"{finding.criterion}.{noop}")
     return WrittenClaim(id=f"{entry.name}-{finding.head}",
                         claim=f"{finding.head}: token{target}", measure=finding.measure,
                         expect=threshold(finding.ci[0], finding.value), why=why)
+
+
+# --- with --importance: every head removed ---------------------------------------------------
+
+
+def _importance(args: argparse.Namespace, context: CommandContext, model, sentences, label,
+                heads) -> tuple[list[WrittenClaim], dict[Head, tuple[str, str]], list[str]]:
+    effect = args.effect or "hidden"
+    spec = ClaimSpec(file=label, line=0, id="importance", claim=parse_claim("L*H*: token"),
+                     over=("discovery",), expect=Expectation(">=", 0.0),
+                     measure=effect_measure("mean", effect), level=args.level,
+                     claim_text="L*H*: token")
+    with bar_or_none(context.progress, len(sentences), "effects") as bar:
+        accumulator = measure_effects(model, spec, sentences, heads, bar.advance)
+    results = accumulator.head_results(model=model.name, fingerprint=model.fingerprint)
+    ranked = rank_importance(results, args.top)
+    table = importance_table(ranked, model.name, effect, label, len(sentences),
+                             limit=None if args.verbose else SHOWN)
+    grid = {parse_head(e.result.head): (f"#{e.rank} {format_value(e.result.value)}",
+                                        IMPORTANT_COLOUR if e.important else
+                                        REMOVABLE_COLOUR if e.removable else "#FFFFFF")
+            for e in ranked}
+    return importance_claims(ranked, effect, label, len(sentences)), grid, table
+
+
+def importance_table(ranked: list[Importance], model: str, effect: str, label: str,
+                     count: int, limit: int | None = SHOWN) -> list[str]:
+    lines = [f"discover --importance: {model}, effect:{effect} (mean ablation), {count} "
+             f"sentences of {label}",
+             f"{'rank':>4}  {'head':<7} {'effect':>7}  {'95% CI':<18} {'n':>6}  verdict"]
+    shown = ranked if limit is None else ranked[:limit]
+    for entry in shown:
+        r = entry.result
+        ci = "" if r.ci is None else f"[{format_value(r.ci[0])}, {format_value(r.ci[1])}]"
+        verdict = ("important" if entry.important else
+                   f"removable (upper bound < {REMOVABLE:g})" if entry.removable else "")
+        lines.append(f"{entry.rank:>4}  {r.head:<7} {format_value(r.value):>7}  {ci:<18} "
+                     f"{r.n:>6}  {verdict}")
+    removable = [e for e in ranked if e.removable]
+    if len(shown) < len(ranked):
+        lines.append(f"... {len(ranked) - len(shown)} more heads (-v lists them all)")
+    important = [e.result.head for e in ranked if e.important]
+    lines.append(f"important: {', '.join(important) or 'none'}; removable: "
+                 f"{', '.join(e.result.head for e in removable) or 'none'}")
+    return lines
 
 
 # --- with --for: one claim, every head ranked ------------------------------------------------

@@ -19,10 +19,15 @@ profile's per-sentence numbers, so a claim written from a finding passes there.
 
 The catalogue's order is its priority: a head showing several behaviours is labelled (in the
 figure) with the first, the more specific first.
+
+A ``[CLS]`` or ``[SEP]`` sink whose ``output-norm`` (SPEC §14.3: what it writes, relative to the
+layer's input) is below `NOOP_FRACTION` of the median head's of the same model is a **no-op
+sink** (Kobayashi et al. 2020: such heads park their attention where it adds almost nothing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,6 +40,8 @@ from headprobe.heads import Head
 ARGMAX_CRITERION = 0.9
 MASS_CRITERION = 0.5
 BROAD_CRITERION = 0.9
+NOOP_FRACTION = 0.5
+SINKS = ("cls", "sep")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class Finding:
     ci: tuple[float, float]
     n: int
     sentences: int
+    output_norm: float | None = None  # the head's (SPEC §14.3), when the profile has it
+    noop: bool = False  # a [CLS]/[SEP] sink that writes little (see the module docstring)
 
     @property
     def criterion(self) -> str:
@@ -159,12 +168,35 @@ def estimate(numbers: tuple[SentenceNumbers, ...], target: str | None, measure: 
     return Estimate(values, lows, highs, n)
 
 
+def output_norms(numbers: tuple[SentenceNumbers, ...]) -> np.ndarray | None:
+    """float64 ``[head]``: each head's output-norm pooled over the sentences' tokens, or None
+    when the numbers have none."""
+    sums = [s.output_norm for s in numbers if s.output_norm is not None]
+    tokens = sum(s.tokens for s in numbers)
+    if not sums or len(sums) != len(numbers) or tokens == 0:
+        return None
+    return np.sum(sums, axis=0) / tokens
+
+
 def find_behaviours(numbers: tuple[SentenceNumbers, ...],
                     heads: tuple[Head, ...]) -> list[Finding]:
-    """Every (behaviour, head) that meets its criterion, in catalogue order, heads in order.
+    """Every (behaviour, head) that meets its criterion, in catalogue order, heads in order;
+    sinks marked no-op when they write little (see the module docstring).
 
     ``numbers`` are a profile's per-sentence numbers (`Profile.per_sentence`) at either level.
     """
+    findings = _found(numbers, heads)
+    norms = output_norms(numbers)
+    if norms is None:
+        return findings
+    small = NOOP_FRACTION * float(np.median(norms))
+    return [dataclasses.replace(f, output_norm=float(norms[heads.index(f.head)]),
+                                noop=f.behaviour.name in SINKS
+                                and norms[heads.index(f.head)] < small)
+            for f in findings]
+
+
+def _found(numbers: tuple[SentenceNumbers, ...], heads: tuple[Head, ...]) -> list[Finding]:
     findings: list[Finding] = []
     sentences = len(numbers)
     for entry in CATALOGUE:

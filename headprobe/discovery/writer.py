@@ -34,6 +34,8 @@ class WrittenClaim:
     expect: float
     why: str
     baseline: bool = False
+    op: str = ">="  # ``<=`` for a head found removable (SPEC §14.4)
+    fields: tuple[tuple[str, str], ...] = ()  # more plain fields, as ``("effect", "kl")``
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ def hypothesis_file(provenance: Provenance, claims: Sequence[WrittenClaim]) -> s
                   f"    claim: {_q(claim.claim)}",
                   f"    over: {SET_NAME}",
                   f"    measure: {claim.measure}",
-                  f"    expect: {_q(f'>= {claim.expect:g}')}"]
+                  f"    expect: {_q(f'{claim.op} {claim.expect:g}')}"]
+        lines += [f"    {key}: {value}" for key, value in claim.fields]
         if claim.baseline:
             lines.append("    baseline: offset")
         lines += folded("why", claim.why, "    ")

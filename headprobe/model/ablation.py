@@ -73,8 +73,10 @@ def plan(config: EncoderConfig, lengths: Sequence[int], variants: Variants | Non
     row_length, rows = packing.choose_rows(lengths, config.max_length)
     if variants is None:
         per_batch = packing.rows_per_batch(len(rows), row_length, config.num_attention_heads)
-    else:
-        per_batch = min(len(rows), rows_per_batch(config, row_length, variants, effect))
+    else:  # the fewest batches the budget allows, their rows as even as can be
+        most = rows_per_batch(config, row_length, variants, effect)
+        batches = -(-len(rows) // most)
+        per_batch = -(-len(rows) // batches)
     return packing.cut(rows, lengths, row_length, per_batch)
 
 

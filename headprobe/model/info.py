@@ -20,7 +20,7 @@ from headprobe.model.checkpoint import find_weights, transformer_folder, weight_
 from headprobe.model.families import family_of, read_config
 from headprobe.model.resolve import resolve
 from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
-from headprobe.model.weights import check_weights
+from headprobe.model.weights import check_weights, has_mlm_head
 
 
 @dataclass
@@ -31,6 +31,7 @@ class ModelInfo:
     num_heads: int
     max_length: int
     tokenizer: Any = field(repr=False)
+    has_mlm_head: bool | None = None  # None: not known before the weights are read (Flax)
 
     def check_sentences(self, sentences: Sequence[Sentence], *, file: str, set_name: str,
                         line: int | None, allow_unknown: bool = False) -> int:
@@ -93,6 +94,7 @@ def inspect_model(spec: str) -> ModelInfo:
     return ModelInfo(spec=spec, folder=folder, num_layers=config.num_hidden_layers,
                      num_heads=config.num_attention_heads,
                      max_length=config.max_length,
+                     has_mlm_head=None if shapes is None else has_mlm_head(shapes, config),
                      tokenizer=RememberingTokenizer(load_tokenizer(
                          folder, family_of(config.model_type),
                          embedding_rows=config.vocab_size)))

@@ -144,6 +144,13 @@ def check_weights(shapes: Mapping[str, tuple[int, ...]], config: EncoderConfig, 
             "save_pretrained.")
 
 
+def has_mlm_head(names: Collection[str], config: EncoderConfig) -> bool:
+    """The weights (by name, as stored) include the masked-LM head. Pure."""
+    naming = family_of(config.model_type).naming
+    stripped = _strip_prefix(dict.fromkeys(names), naming.prefixes)
+    return any(name.startswith(naming.mlm_marker) for name in stripped)
+
+
 def expected_shapes(names: Collection[str], naming: Naming,
                     c: EncoderConfig) -> dict[str, tuple[int, ...]]:
     """Every weight `convert` reads (names without the family's prefix) and its shape from

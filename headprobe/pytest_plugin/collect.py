@@ -81,6 +81,11 @@ class HypothesisFile(pytest.File):
             session.model_requests[model_spec].append(f"{self.nodeid}:{spec.line} ({spec.id})")
             return []
         heads = _expand_heads(spec, info.num_layers, info.num_heads)
+        if spec.measure.effect == "kl" and info.has_mlm_head is False:
+            raise ClaimFileError(f"'kl' compares the masked-LM distributions, and "
+                                 f"{model_spec} has no masked-LM head; use effect: hidden or "
+                                 f"embedding, or a checkpoint with its MLM head",
+                                 file=spec.file, line=spec.line, field="effect")
         sets = session.sentence_sets
         sentences = tuple(sets.sentences(hfile, spec.over, info))
         if spec.baseline == "offset":

@@ -57,16 +57,18 @@ class ProfileDiff:
         return tuple(c.head for c in self.heads if abs(c.change) > self.tolerance)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` file of SPEC §11."""
-        return {"a": {"model": self.a.model, "model_fingerprint": self.a.fingerprint},
+        """The ``--json`` file of SPEC §11 (and ``not_compared``, the statistics one side
+        lacks, when there are any)."""
+        data = {"a": {"model": self.a.model, "model_fingerprint": self.a.fingerprint},
                 "b": {"model": self.b.model, "model_fingerprint": self.b.fingerprint},
                 "level": self.a.level,
                 "sentences": {"count": self.a.count, "sha256": self.a.sentences_sha256},
                 "tolerance": self.tolerance,
                 "heads": [c.to_json() for c in self.heads],
-                "changed": [str(h) for h in self.changed],
-                "statistics": [s for s in self.a.statistics if s not in self.left_out],
-                "not_compared": list(self.left_out)}
+                "changed": [str(h) for h in self.changed]}
+        if self.left_out:  # only when one side lacks some: the SPEC's keys otherwise
+            data["not_compared"] = list(self.left_out)
+        return data
 
 
 def check_comparable(a: Profile, b: Profile) -> None:

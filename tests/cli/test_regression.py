@@ -16,7 +16,7 @@ import json
 
 import pytest
 from check_runner import check_subprocess, write_project
-from derived import derive, float16_round_trip, swap_heads, zero_query
+from derived import derive, float16_round_trip, scale_output, scale_value, swap_heads, zero_query
 
 import headprobe
 from headprobe.cli import main
@@ -36,7 +36,10 @@ def setup(tmp_path_factory):
     return {"root": root, "cache": root / "cache", "sentences": root / "sentences.txt",
             "swap": derive(root / "swap", swap_heads(3, 2, 7)),
             "fp16": derive(root / "fp16", float16_round_trip),
-            "zero": derive(root / "zero", zero_query(2, 9))}
+            "zero": derive(root / "zero", zero_query(2, 9)),
+            "silent": derive(root / "silent", scale_output(6, 12, 0.0)),
+            "silent-next": derive(root / "silent-next", scale_output(2, 9, 0.0)),
+            "loud": derive(root / "loud", scale_value(4, 3, 2.0))}
 
 
 def _run(setup, monkeypatch, capsys, *args: str) -> tuple[int, str]:
@@ -260,3 +263,73 @@ def test_tolerance_goes_only_with_unchanged(tmp_path, setup):
                            settings=f'model = "{MINILM}"\n')
     run = check_subprocess(folder, "h.yaml", cache_dir=setup["cache"])
     assert run.rc == 2 and "'tolerance' only applies with 'expect: unchanged'" in run.output, run
+
+
+def test_a_head_whose_output_is_zeroed_is_ranked_first_by_its_output_norm(setup, monkeypatch,
+                                                                          capsys):
+    # Its attention is untouched and the layers above change little: before output-norm
+    # (SPEC §14.3) diff reported no head at all.
+    rc, diff, out = _diff(setup, monkeypatch, capsys, setup["silent"])
+    assert rc == 1, out
+    first = diff["heads"][0]
+    assert first["head"] == "L6H12" and first["statistic"] == "output-norm", first
+    assert first["b"] == 0.0 and first["a"] > 0.1
+    assert diff["changed"] == ["L6H12"]
+
+
+def test_the_next_token_head_silenced_is_reported_itself_not_only_downstream(setup, monkeypatch,
+                                                                            capsys):
+    rc, diff, out = _diff(setup, monkeypatch, capsys, setup["silent-next"])
+    assert rc == 1, out
+    assert "L2H9" in diff["changed"], diff["changed"]
+    mine = next(h for h in diff["heads"] if h["head"] == "L2H9")
+    assert mine["statistic"] == "output-norm" and mine["b"] == 0.0
+
+
+def test_doubling_a_heads_values_doubles_its_output_norm_and_keeps_its_pattern(
+        setup, monkeypatch, capsys):
+    a = setup["root"] / "plain.json"
+    b = setup["root"] / "loud.json"
+    for model, target in ((MINILM, a), (str(setup["loud"]), b)):
+        rc, out = _run(setup, monkeypatch, capsys, "profile", "--model", model, "--sentences",
+                       str(setup["sentences"]), "-o", str(target), "-q")
+        assert rc == 0, out
+    plain, loud = (json.loads(p.read_text("utf-8"))["heads"]["L4H3"] for p in (a, b))
+    assert loud["output-norm"] == pytest.approx(2 * plain["output-norm"], rel=1e-3)
+    for statistic in STATISTICS[:-1]:  # the attention of L4H3 itself does not move
+        if plain[statistic] is not None:
+            assert loud[statistic] == pytest.approx(plain[statistic], abs=1e-5), statistic
+
+
+def test_a_profile_written_before_output_norm_is_still_compared(setup, monkeypatch, capsys):
+    old = setup["root"] / "old.json"
+    rc, out = _run(setup, monkeypatch, capsys, "profile", "--model", MINILM, "--sentences",
+                   str(setup["sentences"]), "-o", str(old), "-q")
+    assert rc == 0, out
+    data = json.loads(old.read_text("utf-8"))
+    data["statistics"].remove("output-norm")
+    for stats in data["heads"].values():
+        del stats["output-norm"]
+    old.write_text(json.dumps(data), encoding="utf-8")
+    target = setup["root"] / "old-diff.json"
+    rc, out = _run(setup, monkeypatch, capsys, "diff", str(old), str(setup["silent"]),
+                   "--sentences", str(setup["sentences"]), "--json", str(target), "-q")
+    diff = json.loads(target.read_text("utf-8"))
+    assert rc == 0, out  # the output-only change is invisible without output-norm ...
+    assert diff["not_compared"] == ["output-norm"]  # ... and the diff says what it left out
+    assert "not compared (one side has no numbers for them): output-norm" in out
+
+
+def test_diff_with_effects_compares_what_removing_each_head_does(setup, monkeypatch, capsys):
+    few = setup["root"] / "few.txt"
+    few.write_text("\n".join(setup["sentences"].read_text("utf-8").splitlines()[:6]) + "\n",
+                   encoding="utf-8")
+    target = setup["root"] / "effects-diff.json"
+    rc, out = _run(setup, monkeypatch, capsys, "diff", MINILM, str(setup["silent"]),
+                   "--sentences", str(few), "--effects", "--json", str(target), "-q", "-v")
+    diff = json.loads(target.read_text("utf-8"))
+    assert rc == 1, out
+    assert "not_compared" not in diff
+    silent = next(h for h in diff["heads"] if h["head"] == "L6H12")
+    assert silent["statistic"] in ("output-norm", "effect:hidden")
+    assert "effect:hidden" in out  # some head's largest change is its effect
