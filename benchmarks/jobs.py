@@ -11,7 +11,11 @@ The jobs:
   claim: ``L2H9: token -> next`` with ``measure: mass``;
 * **whole model** — a bert-base-shaped random checkpoint (12 layers x 12 heads, hidden 768, with
   MiniLM's tokenizer), 1,000 sentences, two claims on every head at full depth
-  (``L*H*: token -> previous`` argmax, ``L*H*: token -> cls`` mass).
+  (``L*H*: token -> previous`` argmax, ``L*H*: token -> cls`` mass);
+* **removal effects** (SPEC §14.2) — the bundled MiniLM, 100 sentences, ``L*H*: token`` with
+  ``measure: effect`` (mean ablation, ``effect: hidden``): every head removed; against the
+  script a user writes with forward hooks (``hf_effects_script``: one hooked forward per head,
+  batches of 32); then the check again on 200 sentences, for its peak memory.
 
 For each: the Hugging Face script (``hf_script``, run as ``python benchmarks/jobs.py --script``):
 import torch and transformers, load the model with eager attention, tokenize, sort by length,
@@ -266,6 +270,13 @@ def run_job(key: str, folder: Path, repeat: int) -> dict:
         best["hf_peak_mib"] = min(r["peak_mib"] for r in hf)
         best["cold_peak_mib"] = min(r["peak_mib"] for r in cold)
         best["warm_imports"] = imports_of_warm_check(work, env)
+        if key == "effects":  # memory flat in the number of sentences: twice as many
+            more = make_sentences(2 * job["count"])
+            (work / "sentences.txt").write_text("\n".join(more) + "\n", encoding="utf-8")
+            shutil.rmtree(work / "cache", ignore_errors=True)
+            print(f"[{key}] headprobe check, {len(more)} sentences, fresh cache ...",
+                  flush=True)
+            best["double"] = peak_of(check, cwd=work, env=env)
         return {"label": job["label"], "sentences": len(texts), **best}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -359,6 +370,11 @@ def render(results: dict) -> str:
                      f"{cold:.2f} s | **{hf / cold:.2f}x** | {warm:.2f} s | {warm / cold:.0%} | "
                      f"{job['hf_peak_mib']:.0f} / {job['cold_peak_mib']:.0f} MiB | "
                      f"{', '.join(job['warm_imports']) or 'none'} |")
+    for job in results["jobs"]:
+        if "double" in job:
+            lines.append(f"| the same, {2 * job['sentences']} sentences | | "
+                         f"{job['double']['wall_s']:.2f} s | | | | "
+                         f"- / {job['double']['peak_mib']:.0f} MiB | |")
     if results.get("forward"):
         lines += ["", "| forward (steady, compiled), GFLOP/s on real tokens | headprobe "
                   "(% of ceiling) | PyTorch, all layers (% of ceiling) | XLA's dense matmuls "

@@ -8,6 +8,8 @@ programs are already there (as in CI after the first run), best of ``--repeats``
 
 - bare forward: a script that loads the model and runs every sentence through all layers
   (attentions out, as a profile needs them), nothing else;
+- bare forward with output norms: the same, with each head's output norm (SPEC §14.3) computed
+  too: the difference is what ``output-norm`` adds to a profile's forward pass;
 - cold profile: ``headprobe profile --no-cache`` (the forward pass, all statistics, the JSON);
 - cached profile: ``headprobe profile`` with the forward cache holding every sentence: it must
   not import JAX, load the weights or run the model.
@@ -35,7 +37,7 @@ sentences, _ = load_sentences(None)
 model = headprobe.load(sys.argv[1])
 count = 0
 for _, run in model.iter_runs([s.text for s in sentences], hidden_states=False,
-                              mlm_logits=False, copy=False):
+                              mlm_logits=False, copy=False, output_norms=sys.argv[2] == "1"):
     count += 1
 print(count)
 """
@@ -62,9 +64,13 @@ def main() -> None:
     env = {**os.environ, "HEADPROBE_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
     profile = [sys.executable, "-c", PROFILE, "profile", "--model", MINILM, "-q", "-o",
                str(work / "p.json")]
-    bare = [sys.executable, "-c", BARE, MINILM]
+    bare = [sys.executable, "-c", BARE, MINILM, "0"]
+    normed = [sys.executable, "-c", BARE, MINILM, "1"]
     timed([*profile, "--no-cache"], env)  # compiles and stores the programs once
+    timed(bare, env)
+    timed(normed, env)  # its programs too
     bare_s = min(timed(bare, env)[0] for _ in range(args.repeats))
+    normed_s = min(timed(normed, env)[0] for _ in range(args.repeats))
     cold_s = min(timed([*profile, "--no-cache"], env)[0] for _ in range(args.repeats))
     timed(profile, env)  # fills the forward cache
     cached = [timed(profile, env) for _ in range(args.repeats)]
@@ -76,9 +82,12 @@ def main() -> None:
     print("| run | seconds | against the bare forward |")
     print("|---|---|---|")
     print(f"| bare forward (load + all layers) | {bare_s:.2f} | 1.00x |")
+    print(f"| bare forward with output norms | {normed_s:.2f} | {normed_s / bare_s:.2f}x |")
     print(f"| headprobe profile, cold forward cache | {cold_s:.2f} | {cold_s / bare_s:.2f}x |")
     print(f"| headprobe profile, forward cache full | {cached_s:.2f} | {cached_s / bare_s:.2f}x "
           f"(JAX imported: {jax_used}) |")
+    print(f"output norms add {normed_s - bare_s:+.2f} s to the forward pass: "
+          f"{(normed_s - bare_s) / cold_s:+.1%} of the cold profile")
 
 
 if __name__ == "__main__":

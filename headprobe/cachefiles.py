@@ -13,6 +13,8 @@ and its files 0600 (`headprobe.atomic.write_atomic`'s mode, `private_file` for S
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
 import stat
@@ -194,3 +196,15 @@ def _alive(pid: int | None) -> bool:
     except (PermissionError, OSError):
         return True  # someone else's process, or we cannot tell: leave it
     return True
+
+
+@functools.lru_cache(maxsize=16)
+def source_digest(*modules: str) -> str:
+    """SHA-256 (hex) of the source of headprobe's ``modules`` (paths relative to the package,
+    as ``"model/encoder.py"``): part of a cache key, so that numbers computed by other code are
+    never read back."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(name.encode("utf-8") + b"\0" + (package / name).read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -123,7 +123,8 @@ def _forward(model, ids: Sequence[int], *,
         return index
 
     def input_hook(module, args, kwargs):
-        x = args[0] if args else kwargs["hidden_states"]
+        # transformers 5 passes hidden_states=; DistilBERT in 4.x passes query=.
+        x = args[0] if args else kwargs.get("hidden_states", kwargs.get("query"))
         index = application(module, "input")
         if on_input is not None:
             on_input(index, x[0])

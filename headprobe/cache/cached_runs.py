@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from headprobe.cache.entries import EntryKey, ForwardCache, encoding_digest
+from headprobe.cachefiles import source_digest
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -29,9 +30,12 @@ def stored_attentions(run: Run, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
 
 
 def weighted_fingerprint(fingerprint: str, weighting: str) -> str:
-    """What the forward cache keys a model's runs by: its fingerprint, and the weighting when it
-    is not plain attention (norm weights are kept apart from attentions, SPEC §14.1)."""
-    return fingerprint if weighting == "attention" else f"{fingerprint};weighting={weighting}"
+    """What the forward cache keys a model's runs by: its fingerprint, and, when the weighting
+    is not plain attention, the weighting and a digest of the encoder that computes it (norm
+    weights are kept apart from attentions, SPEC §14.1, and from other code's)."""
+    if weighting == "attention":
+        return fingerprint
+    return f"{fingerprint};weighting={weighting};{source_digest('model/encoder.py')[:16]}"
 
 
 def entry_key(fingerprint: str, encoding: Any) -> EntryKey:

@@ -32,7 +32,7 @@ from headprobe.engine.models import ModelHandle
 from headprobe.engine.profiling import compute_profile
 from headprobe.errors import ExitCode, UsageError, printable
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile_stats import pooled
+from headprobe.evaluation.profile_stats import EFFECT_HIDDEN, pooled
 from headprobe.evaluation.results import format_value
 from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     context = command_context(args)
     try:
         sides = _check_sizes(args.a, args.b, context)
+        for side, spec in zip(sides, (args.a, args.b)):
+            if args.effects and isinstance(side, Profile) \
+                    and EFFECT_HIDDEN not in side.statistics:
+                raise UsageError(f"--effects: {spec} is a profile without effect:hidden, so "
+                                 f"there is nothing to compare the effects with; write it with "
+                                 f"'headprobe profile --effects', or leave --effects out")
         if folder is not None:
             check_figure_size(sides[0])
         a, b = (_side(side, spec, args, context) for side, spec in zip(sides, (args.a, args.b)))

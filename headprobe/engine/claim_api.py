@@ -109,10 +109,12 @@ class ClaimQuery:
         removed alone or all ``together``."""
         check_choice("ablation", ablation, ABLATIONS)
         check_choice("effect", effect, EFFECTS)
+        if not isinstance(together, bool):
+            raise UsageError(f"together: expected True or False, got {together!r}")
         if self.spec.weighting != "attention":
             raise UsageError("weighting='norm' chooses what attention measures read; .effect() "
                              "removes heads instead: leave weighting out")
-        return self._measure(effect_measure(ablation, effect, bool(together)))
+        return self._measure(effect_measure(ablation, effect, together))
 
     def _measure(self, measure: Measure) -> Measured:
         claim = self.spec.claim

@@ -28,16 +28,18 @@ from headprobe.cache.cached_runs import (
 from headprobe.cache.entries import EntryKey, ForwardCache
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import ClaimSpec, Sentence
-from headprobe.engine.effect_claims import measure_effects, with_effect_figures
+from headprobe.engine.effect_claims import measure_effects, together_label, with_effect_figures
 from headprobe.engine.failure_figures import draw_failure_figures, figure_requests
 from headprobe.engine.models import ModelHandle
 from headprobe.engine.scores import ScoreCache, scoring_key
+from headprobe.errors import UsageError
 from headprobe.evaluation import ClaimAccumulator, score_sentence
 from headprobe.evaluation.accumulate import SentenceNumbers
 from headprobe.evaluation.results import ClaimResult
 from headprobe.generate import shrink_counterexample
 from headprobe.heads import Head, parse_head, unique_heads
 from headprobe.progress import ProgressFactory
+from headprobe.regression.unchanged import unmeasured
 from headprobe.runs import Run
 
 
@@ -147,8 +149,15 @@ def _evaluate_effects(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJ
         spec, sentences = group[0].spec, group[0].sentences
         heads = unique_heads(h for j in group for h in j.heads)
         together = bool(spec.measure.together)
-        with _progress(settings.progress, len(sentences), "effects") as advance:
-            accumulator = measure_effects(model, spec, sentences, heads, advance)
+        try:
+            with _progress(settings.progress, len(sentences), "effects") as advance:
+                accumulator = measure_effects(model, spec, sentences, heads, advance)
+        except UsageError as error:  # this claim cannot be measured (kl without an MLM head)
+            for job in group:
+                results[job.key] = dataclasses.replace(
+                    unmeasured(spec, _label(job), model_spec, str(error), tolerance=0.0),
+                    file=job.display_file, tolerance=spec.tolerance)
+            continue
         by_head = accumulator.results(model=model_spec, fingerprint=model.fingerprint)
         for job in group:
             result = by_head[0] if together else _result_of(job, by_head)
@@ -163,6 +172,15 @@ def _evaluate_effects(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJ
                                              display_file=job.display_file)
             results[job.key] = result
     return results
+
+
+def _label(job: ClaimJob) -> str:
+    """What a job's result is called: its head, the heads removed together, or its pattern."""
+    if job.spec.measure.together:
+        return together_label(job.heads)
+    if job.spec.quantifier == "each":
+        return str(job.heads[0])
+    return ",".join(map(str, job.spec.claim.heads))
 
 
 @contextlib.contextmanager

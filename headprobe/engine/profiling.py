@@ -5,7 +5,7 @@ full depth, every head's statistics computed in one vectorised pass per sentence
 
 ``output-norm`` needs each head's output, which the forward cache does not keep: a sentence's
 output-norm sums are kept in its cache entry's header beside the claims' numbers
-(`headprobe.engine.scores`, scoring key `OUTPUT_NORM_KEY`), written with the entry when the
+(`headprobe.engine.scores`, scoring key `output_norm_key`), written with the entry when the
 model runs it. A sentence whose entry lacks them runs through the model (all heads, output norms
 on) and its entry is rewritten with both. ``effects=True`` adds ``effect:hidden``: every head
 removed (mean ablation over the profile's sentences) on every sentence by
@@ -21,6 +21,7 @@ import numpy as np
 
 from headprobe.cache.cached_runs import entry_key, forward_runs, head_pairs, stored_attentions
 from headprobe.cache.entries import ForwardCache
+from headprobe.cachefiles import source_digest
 from headprobe.claims.spec import LEVELS
 from headprobe.engine.models import ModelHandle
 from headprobe.engine.scores import ScoreCache
@@ -38,8 +39,14 @@ from headprobe.progress import ProgressFactory, bar_or_none
 from headprobe.regression.profiles import Profile, sentences_digest
 from headprobe.runs import Encoding, Run
 
-#: The scoring key of a sentence's output-norm sums in its forward-cache entry.
-OUTPUT_NORM_KEY = "profile:output-norm"
+#: The modules that compute a sentence's output-norm sums (their digest is in the key).
+_OUTPUT_NORM_CODE = ("model/encoder.py", "evaluation/profile_stats.py", "engine/profiling.py")
+
+
+def output_norm_key() -> str:
+    """The scoring key of a sentence's output-norm sums in its forward-cache entry: sums
+    computed by other code are not read back."""
+    return f"profile:output-norm:{source_digest(*_OUTPUT_NORM_CODE)[:16]}"
 
 
 def compute_profile(model: ModelHandle, texts: Sequence[str], *, level: str = "token",
@@ -90,7 +97,7 @@ def _runs_with_norms(model: ModelHandle, texts: Sequence[str], encodings: Sequen
     kept: dict[int, CachedNumbers] = {}
     if scores is not None:
         for index, key in enumerate(keys):
-            found = scores.get(key, [OUTPUT_NORM_KEY])
+            found = scores.get(key, [output_norm_key()])
             if found is not None:
                 kept[index] = found[0]
     have = sorted(kept)
@@ -115,7 +122,7 @@ def _runs_with_norms(model: ModelHandle, texts: Sequence[str], encodings: Sequen
             sums, tokens = token_sums(run.output_norms, run.special_mask)
             norms = CachedNumbers(tokens, 0, sums)
             if scores is not None:
-                scores.put(keys[index], {OUTPUT_NORM_KEY: norms}, pairs,
+                scores.put(keys[index], {output_norm_key(): norms}, pairs,
                            stored_attentions(run, pairs), max_heads=len(pairs))
             yield index, run, norms
     finally:

@@ -60,8 +60,8 @@ def rows_per_batch(config: EncoderConfig, row_length: int, variants: Variants,
     c = config
     per_row = side_by_side * row_length * (c.num_attention_heads * row_length
                                            + c.intermediate_size + 6 * c.hidden_size)
-    if effect == "kl":
-        per_row += 4 * row_length * c.vocab_size
+    if effect == "kl":  # the clean logits, and each variant's with its log-softmax
+        per_row += (1 + 2 * side_by_side) * row_length * c.vocab_size
     return max(1, EFFECT_BATCH_BYTES // (4 * per_row))
 
 

@@ -276,8 +276,12 @@ class Model:
         if effect == "kl" and not self.has_mlm_head:
             raise UsageError(f"effect: kl needs a masked-LM head, and {self.name} has none; "
                              "use effect: hidden or embedding")
-        self._check_heads(heads, self.num_layers)  # range checks
+        if not isinstance(together, bool):
+            raise UsageError(f"together: expected True or False, got {together!r}")
+        self._check_heads(heads, self.num_layers)  # range checks; none is an error
         selected = tuple((int(layer), int(head)) for layer, head in heads)
+        if len(set(selected)) != len(selected):
+            raise UsageError(f"heads: each head once, got {list(heads)!r}")
         encodings = self._encodings(texts, encodings)
         c = self.config
         if ablation == "zero":

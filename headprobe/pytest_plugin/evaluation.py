@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from headprobe.claims.jobs import ClaimJob
 from headprobe.claims.spec import HypothesisFile, Sentence, SentenceSet
+from headprobe.engine.effect_claims import together_label
 from headprobe.engine.evaluate import EvaluationSettings, ProgressFactory, evaluate
 from headprobe.evaluation.results import ClaimResult
 from headprobe.model.info import ModelInfo
@@ -105,7 +106,8 @@ class ClaimResults:
         if not spec.expect.is_unchanged or run.snapshot_update:
             return None
         recorded = self.session.snapshots.load(spec.file).get(spec.id, {})
-        missing = [str(head) for head in job.heads if str(head) not in recorded]
+        names = [together_label(job.heads)] if spec.measure.together else map(str, job.heads)
+        missing = [name for name in names if name not in recorded]
         if not missing:
             return None
         return not_recorded(spec.id, missing[0], str(snapshot_path(job.display_file)),

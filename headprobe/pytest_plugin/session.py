@@ -139,7 +139,13 @@ class HeadprobeSession:
 
         result = measured.decided
         folder = self.figures()
-        if folder is not None:
+        if folder is not None and measured.spec.measure.kind == "effect":
+            from headprobe.engine.effect_claims import with_effect_figures
+
+            result = with_effect_figures(measured.model, measured.spec, measured.sentences,
+                                         result, folder=folder(),
+                                         display_file=self.recorder.shown_file(result.file))
+        elif folder is not None:
             from headprobe.engine.evaluate import with_figures
 
             result = with_figures(measured.model, measured.spec, measured.sentences, result,

@@ -246,7 +246,8 @@ def _values(rows: list[list[Any]], heads: tuple[Head, ...],
         if not (counted & ~((values >= 0.0) & (values <= bounds))).any():
             return values.reshape(len(rows), len(statistics))
     for head, row in zip(heads, rows):  # the first bad value, for the message
-        for statistic, value, most in zip(statistics, row, top):
+        for statistic, value, most in zip(statistics, row, top.tolist()):  # Python floats:
+            # they compare with an int of any size
             if value is not None and (isinstance(value, bool)
                                       or not isinstance(value, (int, float))
                                       or not 0.0 <= value <= most):

@@ -217,3 +217,49 @@ def test_a_sink_that_writes_little_is_marked_no_op(checked, tmp_path, monkeypatc
                        sentences)
     (marked,) = [line for line in out.splitlines() if line.split()[:2] == ["cls", "L6H1"]]
     assert "no-op sink: output-norm" in marked, out
+
+
+def test_heads_removed_together_keep_their_snapshot(checked, monkeypatch, capfd):
+    pair = CLAIMS.split("hypotheses:")[0] + """hypotheses:
+  - id: pair
+    claim: "L6H11,L6H12: token"
+    measure: effect
+    ablation: zero
+    together: true
+    over: s
+    expect: unchanged
+"""
+    write_project(checked / "snap", {"pair.yaml": pair,
+                                     "sentences.txt": "\n".join(SENTENCES) + "\n"})
+    first = check_inprocess(checked / "snap", "pair.yaml", "--snapshot-update", "-q",
+                            cache_dir=checked / "cache", monkeypatch=monkeypatch, capfd=capfd)
+    assert first.rc == 0, first
+    recorded = json.loads((checked / "snap" / "__snapshots__" / "pair.yaml.json")
+                          .read_text("utf-8"))
+    assert list(recorded["claims"]["pair"]) == ["L6H11+L6H12"], recorded
+    again = check_inprocess(checked / "snap", "pair.yaml", "-q", cache_dir=checked / "cache",
+                            monkeypatch=monkeypatch, capfd=capfd)
+    assert again.rc == 0, again
+
+
+def test_bad_arguments_to_effects_are_usage_errors(minilm):
+    with pytest.raises(HeadprobeError, match="each head once"):
+        minilm.effects(SENTENCES[:1], [(1, 1), (1, 1)])
+    with pytest.raises(HeadprobeError, match="together: expected True or False"):
+        minilm.effects(SENTENCES[:1], [(1, 1)], together="no")
+    with pytest.raises(HeadprobeError, match="heads: expected"):
+        minilm.effects(SENTENCES[:1], [])
+    with pytest.raises(HeadprobeError, match="together: expected True or False"):
+        headprobe.load(MINILM).claim("L1H1: token").over(SENTENCES).effect(together="no")
+
+
+def test_diff_effects_against_a_profile_without_them_is_refused_before_work(checked,
+                                                                            monkeypatch, capsys):
+    monkeypatch.chdir(checked)
+    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(checked / "cache"))
+    assert main(["profile", "--model", MINILM, "--sentences", "sentences.txt", "-o",
+                 "plain.json", "-q"]) == 0
+    capsys.readouterr()
+    rc = main(["diff", "plain.json", MINILM, "--sentences", "sentences.txt", "--effects", "-q"])
+    out, err = capsys.readouterr()
+    assert rc == 4 and "profile without effect:hidden" in out + err

@@ -6,8 +6,9 @@
 - one hypothesis file with ``cls``, ``sep``, ``mask``, ``same-word``, ``word:`` and spans runs
   unchanged on a BERT and a RoBERTa checkpoint, counting the sources that transformers' own
   tokenizer says are there;
-- ``show``, ``profile``, ``diff`` and ``discover`` run on every family, figures labelled
-  without ``Ġ``/``▁``.
+- ``show``, ``profile`` (with output-norm), ``diff``, ``discover`` and ``discover
+  --importance --effect kl`` run on every family, figures labelled without ``Ġ``/``▁``;
+- effect (kl) and norm-weighted claims run in the same file on BERT and RoBERTa.
 """
 
 from __future__ import annotations
@@ -107,6 +108,19 @@ CLAIMS = """
         level: word
         over: s
         expect: ">= 0"
+      - id: removed
+        claim: "L2H*: token"
+        measure: effect
+        effect: kl
+        quantifier: any
+        over: s
+        expect: ">= 0"
+      - id: by-norm
+        claim: "L1H1: token -> next"
+        weighting: norm
+        level: word
+        over: s
+        expect: ">= 0"
 """
 
 
@@ -140,7 +154,8 @@ def test_one_hypothesis_file_runs_unchanged_on_bert_and_roberta(checkpoints, tmp
     assert run.rc == 0, run
     results = {r["id"]: r for r in run.report()["results"]}
     assert set(results) == {"cls-rows", "mask-rows", "spans", "words", "everything",
-                            "words-level"}
+                            "words-level", "removed", "by-norm"}
+    assert results["removed"]["value"] > 0 and results["by-norm"]["weighting"] == "norm"
     for name, count in expected_counts(checkpoints[family]).items():
         # every source counted or left out (the first sentence's verb has no adverb)
         assert results[name]["n"] + results[name]["left_out"] == count, (name, results[name])
@@ -163,12 +178,18 @@ def test_show_profile_diff_and_discover_run_on_every_family(checkpoints, monkeyp
     assert rc == 0, err
     profile = json.loads((tmp_path / "p.json").read_text("utf-8"))
     assert len(profile["heads"]) == 12 and profile["sentences"]["count"] == 3
+    assert all(h["output-norm"] > 0 for h in profile["heads"].values())
     rc, out, err = run_main(monkeypatch, capsys, tmp_path, "diff", "p.json", spec,
                             "--sentences", "s.txt", "-q")
     assert rc == 0 and "0 of 12 heads changed" in out, out + err
     rc, out, err = run_main(monkeypatch, capsys, tmp_path, "discover", "--model", spec,
                             "--sentences", "s.txt", "-q")
     assert rc in (0, 1) and "findings on" in out, out + err
+    rc, out, err = run_main(monkeypatch, capsys, tmp_path, "discover", "--model", spec,
+                            "--importance", "--effect", "kl", "--sentences", "s.txt", "-q")
+    assert rc in (0, 1) and "effect:kl (mean ablation), 3 sentences" in out, out + err
+    assert len([line for line in out.splitlines() if line.split()[1:2]
+                and line.split()[1].startswith("L")]) == 12
 
 
 def test_figure_labels_have_no_tokenizer_markers(checkpoints):

@@ -11,7 +11,14 @@ import pytest
 from headprobe.claims.spec import Claim, ClaimSpec, Expectation, Measure, Sentence, Source
 from headprobe.evaluation.accumulate import ClaimAccumulator
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile_stats import STATISTICS, TARGETS, ProfileAccumulator, target_of
+from headprobe.evaluation.profile_stats import (
+    ALL_STATISTICS,
+    ATTENTION_STATISTICS,
+    STATISTICS,
+    TARGETS,
+    ProfileAccumulator,
+    target_of,
+)
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -29,10 +36,12 @@ def _run(seed: int) -> Run:
                word_ids=WORD_IDS, offsets=OFFSETS, attentions=attentions)
 
 
-def test_statistics_are_named_as_spec_11_says():
-    assert STATISTICS[0] == "argmax:previous" and STATISTICS[-1] == "entropy"
-    assert len(STATISTICS) == 2 * 11 + 1
-    assert {s.split(":", 1)[1] for s in STATISTICS[:-1]} == set(TARGETS) == {
+def test_statistics_are_named_as_spec_11_and_14_say():
+    assert ATTENTION_STATISTICS[0] == "argmax:previous" and ATTENTION_STATISTICS[-1] == "entropy"
+    assert len(ATTENTION_STATISTICS) == 2 * 11 + 1
+    assert (*ATTENTION_STATISTICS, "output-norm") == STATISTICS
+    assert (*STATISTICS, "effect:hidden") == ALL_STATISTICS
+    assert {s.split(":", 1)[1] for s in ATTENTION_STATISTICS[:-1]} == set(TARGETS) == {
         "previous", "next", "self", "offset:-2", "offset:+2", "offset:-3", "offset:+3", "cls",
         "sep", "punct", "same-word"}
 
@@ -44,7 +53,7 @@ def test_every_statistic_equals_the_same_claim_evaluated_on_its_own(level):
     for run in runs:
         profile.add(level_view(run, level))
     values = profile.values()
-    for s, statistic in enumerate(STATISTICS[:-1]):
+    for s, statistic in enumerate(ATTENTION_STATISTICS[:-1]):
         measure, target = statistic.split(":", 1)
         spec = ClaimSpec(file="f", line=1, id="x",
                          claim=Claim(heads=(), source=Source("token"), target=target_of(target)),
@@ -91,7 +100,7 @@ def test_per_sentence_values_pool_to_the_profile_when_sentences_count_alike():
     for seed in range(4):
         profile.add(level_view(_run(seed), "token"))
     per = profile.per_sentence()
-    assert per.shape == (4, len(HEADS), len(STATISTICS))
+    assert per.shape == (4, len(HEADS), len(ATTENTION_STATISTICS))
     # every sentence has the same tokens, so each target counts alike: the mean of the
     # per-sentence values is the pooled value
     np.testing.assert_allclose(np.nanmean(per, axis=0), profile.values(), atol=1e-12)
