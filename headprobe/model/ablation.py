@@ -16,6 +16,7 @@ so its output too: the projection is linear) by its mean over every token of the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,8 +29,10 @@ from headprobe.runs import Encoding
 
 ABLATIONS = ("mean", "zero")
 EFFECTS = ("hidden", "embedding", "kl")  # as `headprobe.model.encoder.EFFECTS` (no JAX here)
-#: What one effects batch may hold on the device, about: every variant's activations.
-EFFECT_BATCH_BYTES = 192 << 20
+#: What one effects batch may hold on the device, about: every variant's activations. Small
+#: batches run faster on CPU (their activations stay in cache): MiniLM's 72 heads on 100
+#: sentences took 25.5 s at 192 MiB, 18-19 s at 24-48 MiB (docs/performance.md).
+EFFECT_BATCH_BYTES = 32 << 20
 
 Variants = tuple[tuple[tuple[int, int], ...], ...]
 
@@ -106,16 +109,51 @@ def context_means(programs: Any, params: Any, config: EncoderConfig,
     return (total / count).astype(np.float32)
 
 
+def compile_ahead(programs: Any, config: EncoderConfig, encodings: Sequence[Encoding],
+                  variants: Variants, effect: str) -> threading.Thread | None:
+    """Start compiling the effects program of this call in a thread (XLA compiles without the
+    GIL), so that it overlaps the mean-ablation pass; `iter_effects` joins it."""
+    batches = plan(config, [len(e) for e in encodings], variants, effect)
+    if not batches:
+        return None
+
+    def compile_first() -> None:
+        try:
+            programs.contributions(batches[0].rows, batches[0].row_length, variants=variants,
+                                   effect=effect)
+        except Exception:  # compiled again, and the error raised, where the program is used
+            pass
+
+    thread = threading.Thread(target=compile_first, daemon=True, name="headprobe-compile")
+    thread.start()
+    return thread
+
+
 def iter_effects(programs: Any, params: Any, config: EncoderConfig,
                  encodings: Sequence[Encoding], variants: Variants, *, effect: str,
-                 values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+                 values: np.ndarray, ahead: threading.Thread | None = None
+                 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index into encodings, float32 [variant, token])`` batch by batch: each
     variant's effect at each token of the sentence (``values``: the replacement contexts,
-    [layer, head, head dim])."""
+    [layer, head, head dim]; ``ahead``: the thread of `compile_ahead`, joined first)."""
+    if ahead is not None:
+        ahead.join()
+    # One batch of lookahead: the next batch computes (XLA's own threads) while the caller
+    # works through this one's effects.
+    pending: tuple[packing.PackedBatch, Any] | None = None
     for batch in plan(config, [len(e) for e in encodings], variants, effect):
         program = programs.contributions(batch.rows, batch.row_length, variants=variants,
                                          effect=effect)
-        out = np.asarray(program(params, *_inputs(config, batch, encodings), values))
-        for placed in batch.placed:  # out: [rows, variant, token]
-            span = slice(placed.start, placed.start + placed.length)
-            yield placed.index, np.ascontiguousarray(out[placed.row, :, span])
+        dispatched = (batch, program(params, *_inputs(config, batch, encodings), values))
+        if pending is not None:
+            yield from _effects_of(*pending)
+        pending = dispatched
+    if pending is not None:
+        yield from _effects_of(*pending)
+
+
+def _effects_of(batch: packing.PackedBatch, out: Any) -> Iterator[tuple[int, np.ndarray]]:
+    values = np.asarray(out)  # [rows, variant, token]; waits for the batch
+    for placed in batch.placed:
+        span = slice(placed.start, placed.start + placed.length)
+        yield placed.index, np.ascontiguousarray(values[placed.row, :, span])

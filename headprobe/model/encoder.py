@@ -166,14 +166,18 @@ class SelfAttention(nn.Module):
         n, d, h = c.num_attention_heads, c.head_dim, c.hidden_size
         qkv_kernel = self.param("kernel", _init, (h, 3, n, d))
         qkv_bias = self.param("bias", nn.initializers.zeros, (3, n, d))
-        qkv = _einsum("bth,hcnd->cbtnd", x, qkv_kernel, precision=p) + qkv_bias[:, None, None]
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        scores = _einsum("bqnd,bknd->bnqk", query, key, precision=p) * (d ** -0.5)
+        # One matmul for query, key and value; then per head [b, n, t, d] and plain batched
+        # matmuls, which XLA's CPU backend runs about twice as fast as the einsums over
+        # [b, t, n, d] (measured: docs/performance.md).
+        qkv = _einsum("bth,hcnd->btcnd", x, qkv_kernel, precision=p) + qkv_bias
+        query, key, value = (jnp.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))
+        scores = jnp.matmul(query, jnp.swapaxes(key, -1, -2), precision=p) * (d ** -0.5)
         scores = jnp.where(mask[:, None], scores.astype(jnp.float32),
                            jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1)
-        context = _einsum("bnqk,bknd->bqnd", probs.astype(x.dtype), value, precision=p)
-        return context, probs, value
+        context = jnp.matmul(probs.astype(x.dtype), value, precision=p)  # [b, n, q, d]
+        return (jnp.transpose(context, (0, 2, 1, 3)), probs,
+                jnp.transpose(value, (0, 2, 1, 3)))
 
 
 class LayerOut(NamedTuple):
@@ -201,16 +205,22 @@ class Layer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array, *, weighting: str = "attention",
-                 with_output_norms: bool = False,
-                 ablation: Ablation | None = None) -> LayerOut:
+                 with_output_norms: bool = False, ablation: Ablation | None = None,
+                 clean_context: jax.Array | None = None) -> LayerOut:
         """x [b, t, h], mask [b, q, k] -> `LayerOut`.
 
         ``weighting="norm"``: the weights returned are Kobayashi et al.'s, ``a_ij ||v_j^n
         W_O^n||`` renormalised per query (a row whose head writes nothing at all is all 0).
         ``ablation``: each variant's heads have their context replaced (b = V x sentences rows).
+        ``clean_context`` [b, q, n, d], with ``ablation``: this layer's context on the clean
+        input ``x`` (not repeated per variant), computed already; the layer then adds each
+        variant's change through the output projection to the clean output instead of running
+        its attention again (`Encoder.effects`); ``weights`` is then a zero scalar.
         """
         c, p = self.config, self.precision
-        h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
+        h, n, d = c.hidden_size, c.num_attention_heads, c.head_dim
+        if clean_context is not None and ablation is not None:
+            return self._ablated_from_clean(x, clean_context, ablation)
         context, probs, value = SelfAttention(c, p, name="qkv")(x, mask)
         out_kernel = self.param("out_kernel", _init, (n, d, h))
         out_bias = self.param("out_bias", nn.initializers.zeros, (h,))
@@ -229,7 +239,14 @@ class Layer(nn.Module):
             which = jnp.repeat(ablation.which, x.shape[0] // variants, axis=0)  # [b, n]
             context = context + which[:, None, :, None] * (ablation.values - context)
         attended = _einsum("bqnd,ndh->bqh", context, out_kernel, precision=p) + out_bias
-        x = LayerNorm(c.layer_norm_eps, name="attention_norm")(attended + x)
+        return LayerOut(self._feed_forward(attended + x), weights, output_norms, clean_context)
+
+    def _feed_forward(self, residual: jax.Array) -> jax.Array:
+        """The layer after its attention: LayerNorm of attention output + input, the
+        feed-forward block, LayerNorm. [b, t, h] -> [b, t, h]."""
+        c, p = self.config, self.precision
+        h, i = c.hidden_size, c.intermediate_size
+        x = LayerNorm(c.layer_norm_eps, name="attention_norm")(residual)
         inner_kernel = self.param("intermediate_kernel", _init, (h, i))
         inner_bias = self.param("intermediate_bias", nn.initializers.zeros, (i,))
         inner = ACTIVATIONS[c.hidden_act](
@@ -237,8 +254,25 @@ class Layer(nn.Module):
         outer_kernel = self.param("output_kernel", _init, (i, h))
         outer_bias = self.param("output_bias", nn.initializers.zeros, (h,))
         outer = _einsum("bti,ih->bth", inner, outer_kernel, precision=p) + outer_bias
-        return LayerOut(LayerNorm(c.layer_norm_eps, name="output_norm")(outer + x), weights,
-                        output_norms, clean_context)
+        return LayerNorm(c.layer_norm_eps, name="output_norm")(outer + x)
+
+    def _ablated_from_clean(self, x: jax.Array, clean_context: jax.Array,
+                            ablation: Ablation) -> LayerOut:
+        """Every variant's output, from the clean context: the output projection is linear, so
+        replacing heads' contexts adds ``sum_n which[v, n] (values_n - context_n) W_O^n`` to the
+        clean attention output. x [b, t, h] -> x [V x b, t, h]."""
+        c, p = self.config, self.precision
+        h, n, d = c.hidden_size, c.num_attention_heads, c.head_dim
+        out_kernel = self.param("out_kernel", _init, (n, d, h))
+        out_bias = self.param("out_bias", nn.initializers.zeros, (h,))
+        attended = _einsum("bqnd,ndh->bqh", clean_context, out_kernel, precision=p) + out_bias
+        moved = _einsum("bqnd,ndh->bqnh", ablation.values - clean_context, out_kernel,
+                        precision=p)
+        change = _einsum("vn,bqnh->vbqh", ablation.which, moved, precision=p)
+        variants = ablation.which.shape[0]
+        residual = (attended + x)[None] + change  # [V, b, q, h]
+        out = self._feed_forward(residual.reshape(variants * x.shape[0], *x.shape[1:]))
+        return LayerOut(out, jnp.zeros((), out.dtype), None, clean_context)
 
 
 class MaskedLMHead(nn.Module):
@@ -333,10 +367,12 @@ class Encoder(nn.Module):
         layers, n = c.num_hidden_layers, c.num_attention_heads
         mask = _attention_mask(segment_ids)
         x = self.embeddings(input_ids, position_ids)
-        inputs = []  # the clean input of every layer
+        inputs, contexts = [], []  # the clean input and context of every layer
         for index in range(layers):
             inputs.append(x)
-            x = self.layers[c.group_of(index)](x, mask).x
+            out = self.layers[c.group_of(index)](x, mask)
+            x = out.x
+            contexts.append(out.context)
         clean = x
         clean_logits = self.mlm(clean, self.embeddings.word) if effect == "kl" else None
         groups: dict[int, list[int]] = {}
@@ -348,9 +384,14 @@ class Encoder(nn.Module):
             for row, number in enumerate(members):
                 for layer, head in variants[number]:
                     which[row, layer, head] = 1.0
-            y = jnp.tile(inputs[start], (len(members), 1, 1))
             variant_mask = jnp.tile(mask, (len(members), 1, 1))
-            for index in range(start, layers):
+            # The first layer from the clean context (its attention is the clean one); the
+            # layers above on the variants side by side.
+            y = self.layers[c.group_of(start)](
+                inputs[start], mask, ablation=Ablation(jnp.asarray(which[:, start]),
+                                                       values[start]),
+                clean_context=contexts[start]).x
+            for index in range(start + 1, layers):
                 ablation = Ablation(jnp.asarray(which[:, index]), values[index]) \
                     if which[:, index].any() else None
                 y = self.layers[c.group_of(index)](y, variant_mask, ablation=ablation).x
