@@ -83,6 +83,16 @@ def add_model_option(add_option: Callable[..., Any], *names: str) -> None:
     add_option(*(names or ("--model",)), metavar="SPEC", help=MODEL_HELP, **extra)
 
 
+TOKENIZER_HELP = ("for an ONNX export: the folder or model whose config.json and tokenizer it "
+                  "uses (default: beside the .onnx file, or its parent folder)")
+
+
+def add_tokenizer_option(add_option: Callable[..., Any], *names: str) -> None:
+    """Declare ``--tokenizer`` (``--headprobe-tokenizer`` for pytest), as `add_model_option`."""
+    extra = {"dest": "headprobe_tokenizer", "default": None} if names else {}
+    add_option(*(names or ("--tokenizer",)), metavar="PATH", help=TOKENIZER_HELP, **extra)
+
+
 def choose_model(option: str | None, declared: str | None, settings: Settings) -> str:
     """The model a command or a hypothesis file uses: the command line's (``--model``), else
     the one the file declares (``model:``), else ``[tool.headprobe] model``, else

@@ -45,3 +45,36 @@ def program_key_file(tmp_path_factory):
 def check_cache(tmp_path_factory):
     """A headprobe cache dir shared by the check tests (JAX's compiled programs are reused)."""
     return tmp_path_factory.mktemp("headprobe-cache")
+
+
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory):
+    """The exports of tests/exports.py, made once: ``minilm`` (the bundled MiniLM in the
+    sentence-transformers layout, float32), ``minilm-int8`` (its dynamic int8 quantisation)
+    and ``minilm-fp16`` (its float16 copy), each a file in that folder's ``onnx/``; random
+    ``roberta`` and ``albert`` masked-LM checkpoints exported the same way and ``bert-dynamo``
+    (torch.onnx's dynamo exporter), each a folder; ``fused`` (MiniLM with onnxruntime's attention
+    fusion) a file; ``checkpoints``: the families' checkpoint folders."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from derived import minilm_folder
+    from exports import export_folder, float16_copy, fuse_attention, quantize_dynamic
+    from families import write_family_checkpoint
+
+    root = tmp_path_factory.mktemp("onnx-exports")
+    minilm = export_folder(minilm_folder(), root / "minilm")
+    graph = minilm / "onnx" / "model.onnx"
+    found = {"minilm": minilm,
+             "minilm-int8": quantize_dynamic(graph, minilm / "onnx" / "model_qint8_avx512.onnx"),
+             "minilm-fp16": float16_copy(graph, minilm / "onnx" / "model_fp16.onnx"),
+             "fused": fuse_attention(graph, root / "fused.onnx", 12, 384)}
+    checkpoints = {}
+    for family in ("roberta", "albert", "bert"):
+        checkpoints[family] = write_family_checkpoint(root / f"{family}-checkpoint", family,
+                                                      masked_lm=True, seed=5)
+    found["roberta"] = export_folder(checkpoints["roberta"], root / "roberta", masked_lm=True)
+    found["albert"] = export_folder(checkpoints["albert"], root / "albert", masked_lm=True)
+    found["bert-dynamo"] = export_folder(checkpoints["bert"], root / "bert-dynamo",
+                                         masked_lm=True, dynamo=True)
+    found["checkpoints"] = checkpoints
+    return found

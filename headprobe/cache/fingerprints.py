@@ -1,12 +1,13 @@
 """A model's fingerprint from its files, remembered so that a re-run hashes nothing.
 
-The fingerprint (``sha256:...`` over the weight files, then config.json: what `Model.fingerprint`
-gives and report.json shows) is what every cache entry is keyed by, so a wrong one would serve
-another model's numbers. It is remembered in ``CACHE/forward/fingerprints/<stamp digest>`` under
-the files' (path, size, modification time): a JSON memo holding the stamp, the fingerprint and a
-seal (SHA-256 of both). A memo that is not a small regular file, does not parse, or whose seal,
-stamp or fingerprint does not check out is ignored (reported once as a `CacheWarning`), and the
-files are hashed again and the memo rewritten.
+The fingerprint (``sha256:...`` over the weight files, then config.json; over an ONNX export's
+file alone: what `Model.fingerprint` gives and report.json shows) is what every cache entry is
+keyed by, so a wrong one would serve another model's numbers. It is remembered in
+``CACHE/forward/fingerprints/<stamp digest>`` under the files' (path, size, modification time):
+a JSON memo holding the stamp, the fingerprint and a seal (SHA-256 of both). A memo that is not
+a small regular file, does not parse, or whose seal, stamp or fingerprint does not check out is
+ignored (reported once as a `CacheWarning`), and the files are hashed again and the memo
+rewritten.
 
 `start_fingerprint` hashes in a daemon thread (hashing releases the GIL, so collection goes on
 meanwhile) and returns a `concurrent.futures.Future`; `fingerprint_result` takes its value and
@@ -53,21 +54,19 @@ class Fingerprint:
 
 def compute_fingerprint(folder: str | os.PathLike[str], *,
                         memo_root: str | os.PathLike[str] | None = None) -> Fingerprint:
-    """The fingerprint of the model in ``folder``, through the memo under ``memo_root``."""
+    """The fingerprint of the model at ``folder`` (a checkpoint folder, or an ONNX export's
+    file: `headprobe.model.checkpoint.hashed_files`), through the memo under ``memo_root``."""
 
-    folder = Path(folder)
-    weights = checkpoint.find_weights(folder)
-    config = folder / "config.json"
+    files = checkpoint.hashed_files(Path(folder))
     if memo_root is None:
-        return Fingerprint(checkpoint.fingerprint(weights, config))
-    stamp = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
-             for p in (*weights.files, config)]
+        return Fingerprint(checkpoint.files_fingerprint(files))
+    stamp = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     name = hashlib.sha256(json.dumps(stamp).encode("utf-8")).hexdigest()
     memo = Path(memo_root) / "forward" / "fingerprints" / name
     remembered, problem = _read_memo(memo, stamp)
     if remembered is not None:
         return Fingerprint(remembered)
-    digest = checkpoint.fingerprint(weights, config)
+    digest = checkpoint.files_fingerprint(files)
     remove_stale_temporaries(memo.parent)
     try:
         private_folder(memo.parent)

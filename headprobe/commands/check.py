@@ -11,13 +11,14 @@ import argparse
 import os
 
 from headprobe.errors import UsageError
-from headprobe.settings import add_model_option
+from headprobe.settings import add_model_option, add_tokenizer_option
 
 DEFAULT_PATH = "hypotheses"
 
 # headprobe option -> (pytest option, takes a value)
 OPTIONS = {
     "--model": ("--headprobe-model", True),
+    "--tokenizer": ("--headprobe-tokenizer", True),
     "--report-dir": ("--headprobe-report-dir", True),
     "--seed": ("--headprobe-seed", True),
     "--cache-dir": ("--headprobe-cache-dir", True),
@@ -40,6 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="hypothesis files, test_*.py files or folders (default: "
                              "hypotheses/); also pytest node ids such as 'h.yaml::id[L2H9]'")
     add_model_option(parser.add_argument)
+    add_tokenizer_option(parser.add_argument)
     parser.add_argument("--report-dir", metavar="DIR", help="report folder (default: reports/)")
     parser.add_argument("--seed", type=int, help="seed for generated sentence sets")
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: user cache)")

@@ -21,12 +21,19 @@ from headprobe.engine.models import ModelHandle, ModelRegistry
 from headprobe.errors import ClaimFileError, UsageError
 from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.progress import ProgressFactory, progress_bars
-from headprobe.settings import Settings, add_model_option, choose_model, read_settings
+from headprobe.settings import (
+    Settings,
+    add_model_option,
+    add_tokenizer_option,
+    choose_model,
+    read_settings,
+)
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         add_model_option(parser.add_argument)
+    add_tokenizer_option(parser.add_argument)
     parser.add_argument("--sentences", metavar="FILE",
                         help="one sentence a line ('#' comments); default: the bundled English "
                              "sentence set")
@@ -70,22 +77,27 @@ class CommandContext:
             raise UsageError(where + error.message) from None
 
 
-def command_context(args: argparse.Namespace) -> CommandContext:
-    """The context of a command's parsed arguments (`add_model_options`)."""
+def command_context(args: argparse.Namespace, *,
+                    tokenizer: str | None = None) -> CommandContext:
+    """The context of a command's parsed arguments (`add_model_options`); ``tokenizer``: the
+    exports' config.json and tokenizer when ``--tokenizer`` names none."""
     settings = read_settings(Path("."))
     root = cache_root(args.cache_dir or settings.cache_dir)
     enabled = not args.no_cache
     registry = ModelRegistry(memo_root=root if enabled else None,
-                             programs=False if compilation_cache_disabled() else root / "jax")
+                             programs=False if compilation_cache_disabled() else root / "jax",
+                             tokenizer=args.tokenizer or tokenizer)
     return CommandContext(registry=registry, cache=ForwardCache(root, enabled=enabled),
                           progress=progress_bars(-1 if args.quiet else 0),
                           settings=settings)
 
 
-def loaded_model(option: str | None) -> ModelHandle:
+def loaded_model(option: str | None, tokenizer: str | None = None) -> ModelHandle:
     """For ``show`` and ``mask``: the model ``--model`` names (or the default of
-    ./pyproject.toml), loaded now; a model that cannot be had is a `UsageError` (exit 4)."""
-    registry = ModelRegistry(memo_root=None, programs=True, fingerprints=False)
+    ./pyproject.toml), loaded now (``tokenizer``: ``--tokenizer``, for an ONNX export); a
+    model that cannot be had is a `UsageError` (exit 4)."""
+    registry = ModelRegistry(memo_root=None, programs=True, fingerprints=False,
+                             tokenizer=tokenizer)
     # pyproject.toml is read only for the default: a named model works in any folder.
     settings = Settings() if option else read_settings(Path("."))
     handle = registry.handle(choose_model(option, None, settings))

@@ -34,6 +34,7 @@ from headprobe.errors import ExitCode, UsageError, printable
 from headprobe.evaluation.positions import level_view
 from headprobe.evaluation.profile_stats import EFFECT_HIDDEN, pooled
 from headprobe.evaluation.results import format_value
+from headprobe.model.export.locate import companion_folder, export_graph
 from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
 from headprobe.regression.profiles import (
@@ -78,7 +79,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     json_path, folder = _check_outputs(args)  # before anything is profiled or written
-    context = command_context(args)
+    borrowed = None if args.tokenizer else borrowed_tokenizer(args.a, args.b)
+    context = command_context(args, tokenizer=borrowed[1] if borrowed else None)
     try:
         sides = _check_sizes(args.a, args.b, context)
         for side, spec in zip(sides, (args.a, args.b)):
@@ -95,9 +97,32 @@ def run(args: argparse.Namespace) -> int:
         written = _write_outputs(diff, json_path, folder, context)
     finally:
         context.cache.close()
-    print("\n".join(table(diff, limit=None if args.verbose else SHOWN) + written))
+    note = ([f"{borrowed[0]}: an ONNX export without config.json and tokenizer; using "
+             f"those of {borrowed[1]}"] if borrowed else [])
+    print("\n".join(note + table(diff, limit=None if args.verbose else SHOWN) + written))
     sys.stdout.flush()
     return int(ExitCode.TESTS_FAILED if diff.changed else ExitCode.OK)
+
+
+def borrowed_tokenizer(a: str, b: str) -> tuple[str, str] | None:
+    """(export, checkpoint) when one side is an ONNX export with no config.json and tokenizer
+    of its own and the other a checkpoint: the export is read with the checkpoint's (the main
+    use, SPEC §15: a checkpoint against its export). None otherwise."""
+    for export, other in ((b, a), (a, b)):
+        if looks_like_profile(export) or looks_like_profile(other):
+            continue
+        try:
+            graph = export_graph(Path(export)) if Path(export).exists() else None
+            other_graph = export_graph(Path(other)) if Path(other).exists() else None
+        except UsageError:
+            return None  # said again, in full, when the models are read
+        if graph is None or other_graph is not None:
+            continue
+        try:
+            companion_folder(graph)
+        except UsageError:
+            return export, other
+    return None
 
 
 def _check_outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None]:

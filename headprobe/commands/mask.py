@@ -27,7 +27,7 @@ from headprobe.commands.show import check_diagrams, write_diagrams
 from headprobe.errors import UsageError
 from headprobe.model.tokenize import MASK_IN_TEXT
 from headprobe.outputs import check_folder
-from headprobe.settings import add_model_option
+from headprobe.settings import add_model_option, add_tokenizer_option
 
 DEFAULT_TOP_K = 3
 
@@ -50,6 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="also write Attention_Layer{L}_Head{H}.png per head and overview.png "
                              "(one subfolder per text when there are several)")
     add_model_option(parser.add_argument)
+    add_tokenizer_option(parser.add_argument)
     return parser
 
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     texts = [args.text] if args.text is not None else read_texts()
     if args.diagrams:  # before the model loads: a place that cannot be written fails at once
         check_folder(args.diagrams, "--diagrams")
-    model = loaded_model(args.model)
+    model = loaded_model(args.model, args.tokenizer)
     require_mlm_head(model)
     positions = [check_text(model, text, encoding) for text, encoding
                  in zip(texts, model.tokenize(texts))]

@@ -31,7 +31,7 @@ from headprobe.report.figures import (
     redraw_attention_figure,
     render_png,
 )
-from headprobe.settings import add_model_option
+from headprobe.settings import add_model_option, add_tokenizer_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from headprobe.heads import Head
@@ -57,13 +57,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "with --all: the folder (default: the current folder)")
     add_level_option(parser)
     add_model_option(parser.add_argument)
+    add_tokenizer_option(parser.add_argument)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output:  # before the model loads: a place that cannot be written fails at once
         (check_folder if args.all else check_file)(args.output, "-o")
-    model = loaded_model(args.model)
+    model = loaded_model(args.model, args.tokenizer)
     if args.all:
         folder = Path(args.output or ".")
         check_diagrams(folder, model.num_layers, model.num_heads, "-o")

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from headprobe.cache.fingerprints import Fingerprint, fingerprint_result, start_fingerprint
 from headprobe.engine.claim_api import ClaimQuery, Recorder, build_claim
 from headprobe.errors import HeadprobeError
+from headprobe.model.base import as_texts
 from headprobe.model.info import ModelInfo, inspect_model
-from headprobe.model.loaded import as_texts, load_folder
+from headprobe.model.loaded import load_info
 from headprobe.runs import Encoding, Run
 
-if TYPE_CHECKING:  # the loaded model imports JAX: only for annotations here
-    from headprobe.model.loaded import Model
+if TYPE_CHECKING:  # only for annotations here
+    from headprobe.model.base import EncoderModel as Model
 
 
 class ModelHandle:
@@ -81,6 +82,18 @@ class ModelHandle:
         return self._info.num_layers if self._info is not None else self.model().num_layers
 
     @property
+    def measures_outputs(self) -> bool:
+        """Whether what heads write (SPEC §14) can be measured: not on an ONNX export."""
+        if self._info is not None:
+            return self._info.measures_outputs
+        return self.model().measures_outputs
+
+    @property
+    def kind(self) -> str:
+        """``checkpoint``, or ``ONNX export (KIND)``."""
+        return self._info.kind if self._info is not None else self.model().kind
+
+    @property
     def num_heads(self) -> int:
         return self._info.num_heads if self._info is not None else self.model().num_heads
 
@@ -132,12 +145,15 @@ class ModelRegistry:
     ``memo_root``: where fingerprints are remembered (None: nowhere); ``programs``: where
     compiled programs are kept (`headprobe.load`'s ``compilation_cache``: a folder, True for
     the default one, or False); ``fingerprints``: hash each model's files in the background as
-    soon as it is resolved (else a handle's fingerprint is the loaded model's, on demand)."""
+    soon as it is resolved (else a handle's fingerprint is the loaded model's, on demand);
+    ``tokenizer``: where ONNX exports without their own config.json and tokenizer take them
+    from (``--tokenizer``, SPEC §15)."""
 
     def __init__(self, *, memo_root: Path | None, programs: Path | bool,
-                 fingerprints: bool = True) -> None:
+                 fingerprints: bool = True, tokenizer: str | None = None) -> None:
         self.memo_root = memo_root
         self.programs = programs
+        self.tokenizer = tokenizer
         self._hash_early = fingerprints
         self._infos: dict[str, ModelInfo | None] = {}
         self._errors: dict[str, HeadprobeError] = {}
@@ -148,14 +164,14 @@ class ModelRegistry:
         """Config and tokenizer of ``spec``, or None when it cannot be had (see `errors`)."""
         if spec not in self._infos:
             try:
-                info = inspect_model(spec)
+                info = inspect_model(spec, tokenizer=self.tokenizer)
             except HeadprobeError as error:
                 self._infos[spec] = None
                 self._errors[spec] = error
                 return None
             self._infos[spec] = info
             if self._hash_early:  # hashed while collection goes on; cache lookups need it
-                self._fingerprints[spec] = start_fingerprint(info.folder,
+                self._fingerprints[spec] = start_fingerprint(info.location,
                                                              memo_root=self.memo_root)
         return self._infos[spec]
 
@@ -172,8 +188,7 @@ class ModelRegistry:
             info = self.info(spec)
             if info is None:
                 raise self._errors[spec]
-            self._models[spec] = load_folder(info.folder, name=spec,
-                                             compilation_cache=self.programs)
+            self._models[spec] = load_info(info, name=spec, compilation_cache=self.programs)
             # JAX, Flax and the weights are hundreds of thousands of long-lived objects that
             # every full garbage collection would walk again: move everything alive now out of
             # the collector's reach.

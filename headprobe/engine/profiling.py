@@ -10,6 +10,9 @@ model runs it. A sentence whose entry lacks them runs through the model (all hea
 on) and its entry is rewritten with both. ``effects=True`` adds ``effect:hidden``: every head
 removed (mean ablation over the profile's sentences) on every sentence by
 `headprobe.model.loaded.Model.iter_effects` — a pass per layer of heads, never cached.
+
+An ONNX export (SPEC §15) has no output measures: its profile holds the attention statistics
+only, and a diff against a checkpoint compares those (`headprobe.regression.diff`).
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from headprobe.errors import UsageError
 from headprobe.evaluation.accumulate import SentenceNumbers as CachedNumbers
 from headprobe.evaluation.positions import level_view
 from headprobe.evaluation.profile_stats import (
+    ATTENTION_STATISTICS,
     ProfileAccumulator,
     SentenceNumbers,
     statistics_of,
     token_sums,
 )
 from headprobe.heads import Head
+from headprobe.model.export.runner import needs_checkpoint
 from headprobe.progress import ProgressFactory, bar_or_none
 from headprobe.regression.profiles import Profile, sentences_digest
 from headprobe.runs import Encoding, Run
@@ -60,16 +65,27 @@ def compute_profile(model: ModelHandle, texts: Sequence[str], *, level: str = "t
         raise UsageError("a profile needs at least one sentence")
     heads = tuple(Head(layer, head) for layer in range(1, model.num_layers + 1)
                   for head in range(1, model.num_heads + 1))
-    statistics = statistics_of(effects)
+    outputs = model.measures_outputs
+    if effects and not outputs:
+        raise UsageError(needs_checkpoint("--effects (effect:hidden)", model.name))
+    statistics = statistics_of(effects) if outputs else ATTENTION_STATISTICS
     accumulator = ProfileAccumulator(heads, statistics=statistics)
     numbers: dict[int, SentenceNumbers] = {}
     encodings = model.tokenize(list(texts))
     with bar_or_none(progress, len(texts), "profile") as bar:
-        for index, run, norms in _runs_with_norms(model, texts, encodings, heads, cache):
-            found = accumulator.add(level_view(run, level))
-            numbers[index] = dataclasses.replace(found, output_norm=norms.hits,
-                                                 tokens=norms.n)
-            bar.advance()
+        if outputs:
+            for index, run, norms in _runs_with_norms(model, texts, encodings, heads, cache):
+                found = accumulator.add(level_view(run, level))
+                numbers[index] = dataclasses.replace(found, output_norm=norms.hits,
+                                                     tokens=norms.n)
+                bar.advance()
+        else:  # an ONNX export: attention statistics only (SPEC §15)
+            for index, run in forward_runs(texts, heads, fingerprint=model.fingerprint,
+                                           encode=model.tokenize, num_layers=model.num_layers,
+                                           num_heads=model.num_heads, load_model=lambda: model,
+                                           cache=cache):
+                numbers[index] = accumulator.add(level_view(run, level))
+                bar.advance()
     if effects:
         with bar_or_none(progress, len(texts), "effects") as bar:
             for index, values in model.iter_effects(texts, [h.index for h in heads],

@@ -160,7 +160,23 @@ def fingerprint(weights: WeightFiles, config_path: Path) -> str:
 
     Cached per process by (path, size, mtime) of every file, so it is computed once.
     """
-    paths = (*weights.files, Path(config_path))
+    return files_fingerprint((*weights.files, Path(config_path)))
+
+
+def hashed_files(location: Path) -> tuple[Path, ...]:
+    """What a model's fingerprint hashes: a checkpoint folder's weight files then its
+    config.json; an ONNX export's file (SPEC §15), then the external data files it names, if
+    any."""
+    location = Path(location)
+    if location.is_file():
+        from headprobe.model.export.graph import graph_files
+
+        return graph_files(location)
+    return (*find_weights(location).files, location / "config.json")
+
+
+def files_fingerprint(paths: tuple[Path, ...]) -> str:
+    """``"sha256:" + hexdigest`` over ``paths``' bytes in order (cached per process)."""
     key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
     if key not in _FINGERPRINTS:
         digest = hashlib.sha256()

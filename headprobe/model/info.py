@@ -1,6 +1,7 @@
 """What collection needs to know about a model, without JAX: its size and its tokenizer.
 
-`inspect_model` resolves a spec (SPEC §7), reads config.json, finds the weight files and checks
+`inspect_model` resolves a spec (SPEC §7; an ONNX export, SPEC §15, has its graph read and its
+heads placed instead of its weights checked), reads config.json, finds the weight files and checks
 config.json against their shapes (safetensors headers only: no weight is read) and loads the
 fast tokenizer (its ids within the word embeddings), so that a model without usable weights, or
 whose files disagree, is a usage error, and heads out of range, sentences longer than the model
@@ -17,6 +18,7 @@ from typing import Any
 from headprobe.claims.spec import Sentence
 from headprobe.errors import ClaimFileError
 from headprobe.model.checkpoint import find_weights, transformer_folder, weight_shapes
+from headprobe.model.export.locate import ExportFiles, locate
 from headprobe.model.families import family_of, read_config
 from headprobe.model.resolve import resolve
 from headprobe.model.tokenize import RememberingTokenizer, load_tokenizer
@@ -25,6 +27,10 @@ from headprobe.model.weights import check_weights, has_mlm_head
 
 @dataclass
 class ModelInfo:
+    """``folder``: where config.json and the tokenizer are; ``location``: what is hashed and
+    loaded (that folder, or an ONNX export's file); ``export``: the export's files, or None
+    for a checkpoint."""
+
     spec: str
     folder: Path
     num_layers: int
@@ -32,6 +38,17 @@ class ModelInfo:
     max_length: int
     tokenizer: Any = field(repr=False)
     has_mlm_head: bool | None = None  # None: not known before the weights are read (Flax)
+    export: ExportFiles | None = None
+    kind: str = "checkpoint"
+
+    @property
+    def location(self) -> Path:
+        return self.folder if self.export is None else self.export.graph
+
+    @property
+    def measures_outputs(self) -> bool:
+        """Whether SPEC §14's output measures can be had (not from an export)."""
+        return self.export is None
 
     def check_sentences(self, sentences: Sequence[Sentence], *, file: str, set_name: str,
                         line: int | None, allow_unknown: bool = False) -> int:
@@ -80,10 +97,14 @@ def _own_line(origin: str, file: str) -> int | None:
     return None
 
 
-def inspect_model(spec: str) -> ModelInfo:
-    """Resolve ``spec`` and read its config and tokenizer; raises ModelNotFoundError/FormatError."""
-
-    folder = transformer_folder(resolve(spec).folder)
+def inspect_model(spec: str, *, tokenizer: str | None = None) -> ModelInfo:
+    """Resolve ``spec`` and read its config and tokenizer (``tokenizer``: where an ONNX
+    export's come from, SPEC §15); raises ModelNotFoundError/FormatError."""
+    location = resolve(spec).folder
+    export = locate(location, tokenizer)
+    if export is not None:
+        return _inspect_export(spec, export)
+    folder = transformer_folder(location)
     config = read_config(folder)
     # A folder without weights we can read, or weights config.json does not describe, is a
     # usage error now, not later (a Flax msgpack's shapes are checked when it is read).
@@ -98,3 +119,18 @@ def inspect_model(spec: str) -> ModelInfo:
                      tokenizer=RememberingTokenizer(load_tokenizer(
                          folder, family_of(config.model_type),
                          embedding_rows=config.vocab_size)))
+
+
+def _inspect_export(spec: str, export: ExportFiles) -> ModelInfo:
+    """An export's sizes from its config.json, its graph checked and its heads placed."""
+    from headprobe.model.export.runner import read_export
+
+    config = read_config(export.companion)
+    _, placed, _ = read_export(export, config)
+    return ModelInfo(spec=spec, folder=export.companion, num_layers=config.num_hidden_layers,
+                     num_heads=config.num_attention_heads, max_length=config.max_length,
+                     has_mlm_head=placed.logits is not None,
+                     tokenizer=RememberingTokenizer(load_tokenizer(
+                         export.companion, family_of(config.model_type),
+                         embedding_rows=config.vocab_size)),
+                     export=export, kind=f"ONNX export ({placed.kind})")

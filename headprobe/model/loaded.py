@@ -22,6 +22,7 @@ import numpy as np
 
 from headprobe.errors import UsageError, did_you_mean
 from headprobe.model import packing
+from headprobe.model.base import WEIGHTINGS, EncoderModel, as_texts
 from headprobe.model.checkpoint import (
     WeightFiles,
     find_weights,
@@ -30,7 +31,10 @@ from headprobe.model.checkpoint import (
     transformer_folder,
 )
 from headprobe.model.config import EncoderConfig
+from headprobe.model.export.locate import locate
+from headprobe.model.export.runner import load_export
 from headprobe.model.families import family_of, read_config
+from headprobe.model.info import ModelInfo
 from headprobe.model.programs import ProgramStore
 from headprobe.model.resolve import DEFAULT_SPEC, resolve
 from headprobe.model.tokenize import Tokenizer, load_tokenizer
@@ -39,8 +43,8 @@ from headprobe.paths import cache_root, compilation_cache_disabled
 from headprobe.runs import Encoding, Run
 
 PRECISIONS = ("highest", "high", "default")
-WEIGHTINGS = ("attention", "norm")  # as `headprobe.model.encoder.WEIGHTINGS` (no JAX here)
-LOAD_OPTIONS = ("compilation_cache", "precision")
+LOAD_OPTIONS = ("compilation_cache", "precision", "tokenizer")
+__all__ = ["WEIGHTINGS", "Model", "as_texts", "load", "load_folder"]
 # traced programs (`headprobe.model.programs`), in the JAX cache dir
 PROGRAMS_FOLDER = "programs"
 MIN_BATCH_TOKENS = 128
@@ -94,8 +98,9 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path
     return folder
 
 
-class Model:
-    """A loaded BERT: config, parameters on the JAX device, tokenizer. Build with `load`."""
+class Model(EncoderModel):
+    """A loaded checkpoint: config, parameters on the JAX device, tokenizer. Build with
+    `load`."""
 
     def __init__(self, *, name: str, path: Path, config: EncoderConfig, params: Any,
                  has_mlm_head: bool, tokenizer: Tokenizer, weights: WeightFiles,
@@ -104,14 +109,10 @@ class Model:
 
         from headprobe.model.compiled import ForwardPrograms  # imports JAX: only once loaded
 
-        self.name = name
-        self.path = Path(path)
-        self.config = config
-        self.has_mlm_head = has_mlm_head
-        self.tokenizer = tokenizer
+        super().__init__(name=name, path=path, config=config, tokenizer=tokenizer,
+                         has_mlm_head=has_mlm_head)
         self.weights = weights
         self.precision = precision
-        self.padded_tokens = 0  # tokens computed (rows x row length), over every call
         devices = jax.local_devices()
         self.num_devices = len(devices)
         self._batch_sharding = None
@@ -129,10 +130,6 @@ class Model:
                                          batch_sharding=self._batch_sharding,
                                          store=programs if self.num_devices == 1 else None)
 
-    def __repr__(self) -> str:
-        return (f"Model({self.name!r}, layers={self.num_layers}, heads={self.num_heads}, "
-                f"mlm_head={self.has_mlm_head}, path={str(self.path)!r})")
-
     @property
     def loaded_count(self) -> int:
         """Programs this process loaded from the program store instead of tracing them."""
@@ -149,45 +146,9 @@ class Model:
         return self._programs.seconds
 
     @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
-
-    @property
-    def num_heads(self) -> int:
-        return self.config.num_attention_heads
-
-    @property
-    def max_length(self) -> int:
-        """The most tokens (``[CLS]`` and ``[SEP]`` included) one text may have."""
-        return self.config.max_length
-
-    @property
     def fingerprint(self) -> str:
         """``sha256:...`` over the weight files and config.json (computed once per process)."""
         return fingerprint(self.weights, self.path / "config.json")
-
-    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
-        """Tokens, ids, word ids and offsets per text, without running the model."""
-        return self.tokenizer.encode(as_texts(texts))
-
-    def run(self, texts: Sequence[str], *, hidden_states: bool = True, mlm_logits: bool = True,
-            num_layers: int | None = None, batch_size: int = 32, weighting: str = "attention",
-            output_norms: bool = False) -> list[Run]:
-        """Run every text; one `Run` per text, in input order.
-
-        ``mlm_logits`` are given only when the model has the masked-LM head and all layers run.
-        ``num_layers`` runs only the first layers (attentions then cover those layers).
-        ``batch_size``: the most packed rows per batch. ``weighting="norm"``: the runs'
-        attentions are the value-aware weights of SPEC §14.1. ``output_norms``: the runs carry
-        every head's ``||o_h(i)|| / ||x(i)||`` (SPEC §14.3).
-        """
-        runs: list[Run | None] = [None] * len(texts)
-        for index, run in self.iter_runs(texts, hidden_states=hidden_states,
-                                         mlm_logits=mlm_logits, num_layers=num_layers,
-                                         batch_size=batch_size, weighting=weighting,
-                                         output_norms=output_norms):
-            runs[index] = run
-        return runs  # type: ignore[return-value]
 
     def iter_runs(self, texts: Sequence[str], *, hidden_states: bool = True,
                   mlm_logits: bool = True, num_layers: int | None = None,
@@ -205,12 +166,7 @@ class Model:
         head)`` pairs: only their attentions are computed into the runs (the others are NaN),
         for callers that need a few heads of a large model. ``weighting`` and ``output_norms``:
         as for `run`."""
-        depth = self._check_depth(num_layers)
-        if weighting not in WEIGHTINGS:
-            raise UsageError(f"weighting: expected one of {', '.join(WEIGHTINGS)}, "
-                             f"got {weighting!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        depth = self._check_run_options(num_layers, weighting, batch_size)
         encodings = self._encodings(texts, encodings)
         selected = self._check_heads(heads, depth)
         with_logits = bool(mlm_logits) and self.has_mlm_head and depth == self.num_layers
@@ -243,17 +199,6 @@ class Model:
 
         return removal.context_means(self._programs, self._params, self.config, encodings)
 
-    def effects(self, texts: Sequence[str], heads: Sequence[tuple[int, int]], *,
-                ablation: str = "mean", effect: str = "hidden", together: bool = False,
-                means: np.ndarray | None = None) -> list[np.ndarray]:
-        """Per text, float32 ``[variant, token]``: what removing heads does at each token
-        (SPEC §14.2). See `iter_effects`."""
-        found: list[np.ndarray | None] = [None] * len(texts)
-        for index, values in self.iter_effects(texts, heads, ablation=ablation, effect=effect,
-                                               together=together, means=means):
-            found[index] = values
-        return found  # type: ignore[return-value]
-
     def iter_effects(self, texts: Sequence[str], heads: Sequence[tuple[int, int]], *,
                      ablation: str = "mean", effect: str = "hidden", together: bool = False,
                      means: np.ndarray | None = None,
@@ -284,6 +229,8 @@ class Model:
             raise UsageError(f"heads: each head once, got {list(heads)!r}")
         encodings = self._encodings(texts, encodings)
         c = self.config
+        variants = removal.variants_of(selected, together)
+        ahead = removal.compile_ahead(self._programs, c, encodings, variants, effect)
         if ablation == "zero":
             values = np.zeros((c.num_hidden_layers, c.num_attention_heads, c.head_dim),
                               np.float32)
@@ -295,55 +242,8 @@ class Model:
                                  f"got {values.shape}")
         else:
             values = removal.context_means(self._programs, self._params, c, encodings)
-        variants = removal.variants_of(selected, together)
         yield from removal.iter_effects(self._programs, self._params, c, encodings, variants,
-                                        effect=effect, values=values)
-
-    def _encodings(self, texts: Sequence[str],
-                   encodings: Sequence[Encoding] | None) -> list[Encoding]:
-        """``encodings`` checked against ``texts``, else ``texts`` tokenized; lengths checked."""
-        if encodings is None:
-            encodings = self.tokenize(texts)
-        else:
-            encodings = list(encodings)
-            texts = as_texts(texts)
-            if len(encodings) != len(texts) or any(
-                    getattr(e, "text", None) != t for e, t in zip(encodings, texts)):
-                raise UsageError("encodings: expected model.tokenize(texts), one encoding per "
-                                 "text in the same order")
-        self._check_lengths(encodings)
-        return list(encodings)
-
-    def _check_depth(self, num_layers: int | None) -> int:
-        if num_layers is None:
-            return self.num_layers
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) \
-                or not 1 <= num_layers <= self.num_layers:
-            raise UsageError(f"num_layers: expected an integer in 1..{self.num_layers} for "
-                             f"{self.name}, got {num_layers!r}")
-        return num_layers
-
-    def _check_heads(self, heads: Sequence[tuple[int, int]] | None,
-                     depth: int) -> tuple[tuple[int, int], ...] | None:
-        """The selected heads in layer order, or None for every head of the layers run."""
-        if heads is None:
-            return None
-        selected = tuple(sorted({(int(layer), int(head)) for layer, head in heads}))
-        if not selected or any(not (0 <= layer < depth and 0 <= head < self.num_heads)
-                               for layer, head in selected):
-            raise UsageError(f"heads: expected 0-based (layer, head) pairs within "
-                             f"{depth} layers and {self.num_heads} heads, got {heads!r}")
-        if len(selected) == depth * self.num_heads:
-            return None  # every head: the plain program
-        return selected
-
-    def _check_lengths(self, encodings: Sequence[Encoding]) -> None:
-        for encoding in encodings:
-            if len(encoding) > self.max_length:
-                shown = encoding.text if len(encoding.text) <= 80 else encoding.text[:77] + "..."
-                raise UsageError(
-                    f"text {shown!r} has {len(encoding)} tokens with its special tokens; "
-                    f"{self.name} takes at most {self.max_length}. Shorten or split it.")
+                                        effect=effect, values=values, ahead=ahead)
 
     def _dispatch(self, batch: packing.PackedBatch, encodings: Sequence[Encoding],
                   outputs: _Outputs) -> _InFlight:
@@ -433,30 +333,33 @@ def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | Non
             None if out.output_norms is None else np.asarray(out.output_norms))
 
 
-def as_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list of strings; a bare string or a non-string is a `UsageError`."""
-    if isinstance(texts, str):
-        raise UsageError(f"texts: expected a list of strings, got one string {texts[:40]!r}; "
-                         "wrap it in a list: model.run([text]).")
-    bad = [t for t in texts if not isinstance(t, str)]
-    if bad:
-        raise UsageError(f"texts: expected strings, got {type(bad[0]).__name__} {bad[0]!r}")
-    return list(texts)
-
-
-def load(spec: str | None = None, **options: Any) -> Model:
+def load(spec: str | None = None, **options: Any) -> EncoderModel:
     """Load a BERT-family model (SPEC §7, §7b: bert, roberta, xlm-roberta, distilbert, electra,
-    albert): a local folder, or a hub id with optional ``@revision``.
+    albert): a local folder, or a hub id with optional ``@revision``; or an ONNX export of one
+    (SPEC §15: a ``.onnx`` file, or a folder in the Optimum or sentence-transformers layout).
 
     Options: ``compilation_cache``: keep compiled programs between processes (see
     `_program_store`): True (default) in `compilation_cache_dir` unless
     ``$HEADPROBE_NO_COMPILATION_CACHE`` is set; a path: in that folder; False: not at all.
     ``precision``: ``"highest"`` (default: float32 matmuls on every backend); ``"default"`` lets
-    accelerators use faster, less exact matmuls.
+    accelerators use faster, less exact matmuls. ``tokenizer``: for an export, the folder or
+    model spec its config.json and tokenizer come from (default: beside the file, or its parent
+    folder).
     """
     _check_options(options)  # before the model is looked for
-    return load_folder(transformer_folder(resolve(spec).folder),
-                       name=DEFAULT_SPEC if spec is None else str(spec), **options)
+    name = DEFAULT_SPEC if spec is None else str(spec)
+    location = resolve(spec).folder
+    export = locate(location, options.get("tokenizer"))
+    if export is not None:
+        return load_export(export, name=name)
+    return load_folder(transformer_folder(location), name=name, **options)
+
+
+def load_info(info: ModelInfo, *, name: str, **options: Any) -> EncoderModel:
+    """`load` what `headprobe.model.info.inspect_model` found (a spec resolved once)."""
+    if info.export is not None:
+        return load_export(info.export, name=name)
+    return load_folder(info.folder, name=name, **options)
 
 
 def _check_options(options: dict[str, Any]) -> str:

