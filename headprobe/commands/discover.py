@@ -37,7 +37,9 @@ from headprobe.commands.common import CommandContext, add_model_options, command
 from headprobe.discovery.catalogue import (
     CATALOGUE,
     NOOP_FRACTION,
+    Behaviour,
     Finding,
+    closest,
     find_behaviours,
     strongest,
 )
@@ -252,16 +254,21 @@ def _discover(args: argparse.Namespace, context: CommandContext, model, sentence
     profile = compute_profile(model, [s.text for s in sentences], level=args.level,
                               cache=context.cache, progress=context.progress)
     findings = find_behaviours(profile.per_sentence, heads)
-    table = findings_table(findings, model.name, label, len(sentences), args.level, len(heads))
+    shown = {f.behaviour.name for f in findings}
+    nearest = [(entry, closest(profile.per_sentence, heads, entry))
+               for entry in CATALOGUE if entry.name not in shown]
+    table = findings_table(findings, model.name, label, len(sentences), args.level, len(heads),
+                           nearest)
     grid = {head: (f"{f.behaviour.label}{' no-op' if f.noop else ''} {format_value(f.value)}",
                    KIND_COLOURS[f.behaviour.kind]) for head, f in strongest(findings).items()}
     return [_claim_of(f, label) for f in findings], grid, table
 
 
 def findings_table(findings: list[Finding], model: str, label: str, count: int, level: str,
-                   heads: int) -> list[str]:
-    """The findings as aligned text: a headline, one line per finding, the behaviours no head
-    shows, and a summary."""
+                   heads: int,
+                   nearest: Sequence[tuple[Behaviour, Finding | None]] = ()) -> list[str]:
+    """The findings as aligned text: a headline, one line per finding, each behaviour no head
+    shows with its closest head (``nearest``), and a summary."""
     unit = "words" if level == "word" else "tokens"
     lines = [f"discover: {model}, {count} sentences of {label}, level {level}",
              f"{'behaviour':<10} {'head':<7} {'measure':<8} {'value':>6}  {'95% CI':<16} "
@@ -273,10 +280,13 @@ def findings_table(findings: list[Finding], model: str, label: str, count: int, 
                      f"{format_value(f.value):>6}  "
                      f"[{format_value(f.ci[0])}, {format_value(f.ci[1])}]  {f.n:>7}  "
                      f"{f.short_criterion}{noop}")
-    shown = {f.behaviour.name for f in findings}
-    missing = [entry.name for entry in CATALOGUE if entry.name not in shown]
-    if missing:
-        lines.append(f"no head: {', '.join(missing)}")
+    for entry, near in nearest:
+        if near is None:
+            lines.append(f"no {entry.name} head (nothing counted)")
+            continue
+        lines.append(f"no {entry.name} head; closest {near.head} {near.measure} "
+                     f"{format_value(near.value)} [{format_value(near.ci[0])}, "
+                     f"{format_value(near.ci[1])}] ({near.short_criterion})")
     lines.append(f"{len(findings)} findings on {len({f.head for f in findings})} of {heads} "
                  f"heads (n counts {unit}; docs/discover.md explains each behaviour)")
     return lines

@@ -220,6 +220,28 @@ def _found(numbers: tuple[SentenceNumbers, ...], heads: tuple[Head, ...]) -> lis
     return findings
 
 
+def closest(numbers: tuple[SentenceNumbers, ...], heads: tuple[Head, ...],
+            entry: Behaviour) -> Finding | None:
+    """The head nearest to showing ``entry`` (for a behaviour no head shows, SPEC §12 v3): the
+    one whose 95% lower bound comes closest to its criterion, on argmax or mass (entropy for
+    ``broad``), with that statistic's value and interval; None when nothing was counted."""
+    sentences = len(numbers)
+    measures = (("entropy", BROAD_CRITERION),) if entry.target is None else (
+        ("argmax", ARGMAX_CRITERION), ("mass", MASS_CRITERION))
+    best: tuple[float, Finding] | None = None
+    for measure, criterion in measures:
+        got = estimate(numbers, entry.target, measure)
+        for h, head in enumerate(heads):
+            if math.isnan(got.lows[h]):
+                continue
+            gap = criterion - float(got.lows[h])
+            if best is None or gap < best[0]:
+                best = (gap, Finding(entry, head, measure, float(got.values[h]),
+                                     (float(got.lows[h]), float(got.highs[h])), got.n,
+                                     sentences))
+    return None if best is None else best[1]
+
+
 def strongest(findings: list[Finding]) -> dict[Head, Finding]:
     """Each head's first finding in catalogue order (what the figure labels it with)."""
     order = {entry.name: i for i, entry in enumerate(CATALOGUE)}

@@ -55,6 +55,11 @@ def test_finds_the_behaviours_the_shipped_claims_name(minilm_discovery):
                                      ("cls", "L4H5", "argmax"), ("cls", "L3H8", "argmax"),
                                      ("broad", "L1H8", "entropy")]:
         assert (behaviour, head, measure) in rows, run
+    # a behaviour no head shows names its closest head (SPEC §12 v3): L4H12 puts most of its
+    # rows' largest weight on punctuation, short of the 90% criterion
+    assert re.search(r"^no punct head; closest L4H12 argmax 0\.8\d+ \[0\.8\d+, 0\.\d+\] "
+                     r"\(argmax >= 0\.9 \(Voita\)\)$", run.stdout, re.M), run.stdout
+    assert "no head:" not in run.stdout
     assert (root / "behaviours.png").stat().st_size > 10_000
     copied = (root / "found" / "discovered.sentences.txt").read_text("utf-8").splitlines()
     assert len([line for line in copied if line.strip() and not line.startswith("#")]) == 576

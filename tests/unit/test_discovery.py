@@ -11,6 +11,8 @@ from headprobe.claims.files import load_hypothesis_file
 from headprobe.discovery.catalogue import (
     ARGMAX_CRITERION,
     CATALOGUE,
+    behaviour,
+    closest,
     find_behaviours,
     strongest,
 )
@@ -49,6 +51,20 @@ def test_argmax_criterion_is_judged_on_the_lower_bound_not_the_estimate():
     assert [(f.behaviour.name, str(f.head), f.measure) for f in found] == \
         [("previous", "L1H1", "argmax")]
     assert found[0].ci[0] >= ARGMAX_CRITERION and found[0].n == 1200 and found[0].sentences == 60
+
+
+def test_a_behaviour_no_head_shows_names_its_closest_head_with_value_and_interval():
+    # punct: no head meets either criterion; L1H2's argmax (0.85) is nearer 0.9 than any mass
+    # is to 0.5, so it is the closest, with its own value and interval.
+    profile = numbers(argmax={"punct": [0.2, 0.85, 0.5]}, mass={"punct": [0.3, 0.3, 0.42]},
+                      entropy=[0.5, 0.6, 0.7])
+    assert not [f for f in find_behaviours(profile, HEADS) if f.behaviour.name == "punct"]
+    near = closest(profile, HEADS, behaviour("punct"))
+    assert near is not None and (str(near.head), near.measure) == ("L1H2", "argmax")
+    assert near.value == pytest.approx(0.85) and near.ci[0] < 0.85 < near.ci[1]
+    assert near.ci[0] < ARGMAX_CRITERION and near.n == 1200
+    broad = closest(profile, HEADS, behaviour("broad"))
+    assert broad is not None and (str(broad.head), broad.measure) == ("L1H3", "entropy")
 
 
 def test_mass_criterion_applies_when_argmax_does_not_and_argmax_wins_when_both_do():
