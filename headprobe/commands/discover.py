@@ -41,6 +41,7 @@ from headprobe.discovery.catalogue import (
     Finding,
     closest,
     find_behaviours,
+    margins,
     strongest,
 )
 from headprobe.discovery.importance import (
@@ -49,6 +50,7 @@ from headprobe.discovery.importance import (
     importance_claims,
     rank_importance,
 )
+from headprobe.discovery.margins import Margin, margin_text, parts_of, result_margins
 from headprobe.discovery.ranking import Ranked, rank_heads, threshold
 from headprobe.discovery.writer import (
     Provenance,
@@ -261,7 +263,10 @@ def _discover(args: argparse.Namespace, context: CommandContext, model, sentence
                            nearest)
     grid = {head: (f"{f.behaviour.label}{' no-op' if f.noop else ''} {format_value(f.value)}",
                    KIND_COLOURS[f.behaviour.kind]) for head, f in strongest(findings).items()}
-    return [_claim_of(f, label) for f in findings], grid, table
+    parts = parts_of([s.sources for s in profile.per_sentence],
+                     "words" if args.level == "word" else "tokens")
+    lows = margins(profile.per_sentence, heads, findings, parts)
+    return [_claim_of(f, label, low) for f, low in zip(findings, lows)], grid, table
 
 
 def findings_table(findings: list[Finding], model: str, label: str, count: int, level: str,
@@ -292,7 +297,7 @@ def findings_table(findings: list[Finding], model: str, label: str, count: int, 
     return lines
 
 
-def _claim_of(finding: Finding, label: str) -> WrittenClaim:
+def _claim_of(finding: Finding, label: str, margin: Margin) -> WrittenClaim:
     entry = finding.behaviour
     target = f" -> {entry.target}" if entry.target is not None else ""
     what = {"argmax": "share of tokens that look most at it", "mass": "mean attention on it",
@@ -303,10 +308,10 @@ def _claim_of(finding: Finding, label: str) -> WrittenClaim:
     why = (f"headprobe discover: {entry.name} ({entry.meaning}). {finding.measure} "
            f"({what}) {format_value(finding.value)}, {interval_text(finding.ci)}, "
            f"n={finding.n}, {finding.sentences} sentences of {label}; criterion: "
-           f"{finding.criterion}.{noop}")
+           f"{finding.criterion}.{noop} {margin_text(margin)}.")
     return WrittenClaim(id=f"{entry.name}-{finding.head}",
                         claim=f"{finding.head}: token{target}", measure=finding.measure,
-                        expect=threshold(finding.ci[0], finding.value), why=why)
+                        expect=threshold(margin.low, finding.value), why=why)
 
 
 # --- with --importance: every head removed ---------------------------------------------------
@@ -329,7 +334,10 @@ def _importance(args: argparse.Namespace, context: CommandContext, model, senten
                                         IMPORTANT_COLOUR if e.important else
                                         REMOVABLE_COLOUR if e.removable else "#FFFFFF")
             for e in ranked}
-    return importance_claims(ranked, effect, label, len(sentences)), grid, table
+    unit = "words" if args.level == "word" else "tokens"
+    margins_by_head = {r.head: m for r, m in zip(results, result_margins(accumulator, unit))}
+    return (importance_claims(ranked, effect, label, len(sentences), margins_by_head), grid,
+            table)
 
 
 def importance_table(ranked: list[Importance], model: str, effect: str, label: str,
@@ -386,6 +394,8 @@ def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, l
     ranked = rank_heads(results, args.top)
     table = ranking_table(ranked, spec, label, len(sentences),
                           limit=None if args.verbose else SHOWN)
+    unit = "words" if args.level == "word" else "tokens"
+    margins_by_head = {r.head: m for r, m in zip(results, result_margins(accumulator, unit))}
     source_target = args.claim.strip()
     claims = []
     for entry in ranked:
@@ -398,11 +408,12 @@ def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, l
         why = (f"headprobe discover --for {source_target!r}: rank {entry.rank} of {len(heads)} "
                f"heads. {measure} {format_value(result.value)}, {interval_text(result.ci)}, "
                f"n={result.n}, {result.left_out} left out, {len(sentences)} sentences of "
-               f"{label}{baseline}.")
+               f"{label}{baseline}. {margin_text(margins_by_head[result.head])}.")
         claims.append(WrittenClaim(id=f"{slug(source_target)}-{result.head}",
                                    claim=f"{result.head}: {source_target}", measure=str(measure),
-                                   expect=threshold(result.ci[0], result.value), why=why,
-                                   baseline=result.baseline is not None))
+                                   expect=threshold(margins_by_head[result.head].low,
+                                                    result.value),
+                                   why=why, baseline=result.baseline is not None))
     grid = {parse_head(e.result.head): (f"#{e.rank} {format_value(e.result.value)}",
                                         PROPOSED_COLOUR if e.proposed else
                                         (BEATS_COLOUR if e.beats_baseline else "#FFFFFF"))

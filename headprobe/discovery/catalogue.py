@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from headprobe.discovery.margins import Margin, Part, lowest
 from headprobe.evaluation.intervals import bootstrap_ratios, bootstrap_sentences_needed, wilson
 from headprobe.evaluation.profile_stats import TARGETS, SentenceNumbers
 from headprobe.heads import Head
@@ -240,6 +241,26 @@ def closest(numbers: tuple[SentenceNumbers, ...], heads: tuple[Head, ...],
                                      (float(got.lows[h]), float(got.highs[h])), got.n,
                                      sentences))
     return None if best is None else best[1]
+
+
+def margins(numbers: tuple[SentenceNumbers, ...], heads: tuple[Head, ...],
+            findings: list[Finding], parts: tuple[Part, ...]) -> list[Margin]:
+    """Per finding, the lowest 95% lower bound of its statistic over the whole set and each of
+    ``parts`` (`headprobe.discovery.margins`): what its written claim expects."""
+    estimates: dict[tuple[str | None, str, str], Estimate] = {}
+    found = []
+    for finding in findings:
+        h = heads.index(finding.head)
+        lows, values = {}, {}
+        for part in parts:
+            key = (finding.behaviour.target, finding.measure, part.name)
+            if key not in estimates:
+                members = tuple(numbers[i] for i in part.members)
+                estimates[key] = estimate(members, finding.behaviour.target, finding.measure)
+            lows[part.name] = float(estimates[key].lows[h])
+            values[part.name] = float(estimates[key].values[h])
+        found.append(lowest(finding.ci[0], lows, values))
+    return found
 
 
 def strongest(findings: list[Finding]) -> dict[Head, Finding]:

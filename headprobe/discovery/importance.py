@@ -12,9 +12,10 @@ removable ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from headprobe.discovery.margins import Margin, margin_text
 from headprobe.discovery.ranking import threshold
 from headprobe.discovery.writer import WrittenClaim, interval_text
 from headprobe.evaluation.results import ClaimResult, format_value
@@ -47,8 +48,10 @@ def rank_importance(results: Sequence[ClaimResult], top: int) -> list[Importance
 
 
 def importance_claims(ranked: Sequence[Importance], effect: str, label: str,
-                      sentences: int) -> list[WrittenClaim]:
-    """The effect claims of the important and the removable heads."""
+                      sentences: int,
+                      margins: Mapping[str, Margin] | None = None) -> list[WrittenClaim]:
+    """The effect claims of the important and the removable heads; ``margins`` (by head name,
+    `headprobe.discovery.margins.result_margins`) set the important heads' expectations."""
     claims = []
     fields = (("effect", effect),) if effect != "hidden" else ()
     for entry in ranked:
@@ -60,10 +63,12 @@ def importance_claims(ranked: Sequence[Importance], effect: str, label: str,
                f"effect:{effect} (mean ablation) {format_value(result.value)}, "
                f"{interval_text(result.ci)}, n={result.n}, {sentences} sentences of {label}.")
         if entry.important:
+            margin = None if margins is None else margins.get(result.head)
+            low = result.ci[0] if margin is None else margin.low
+            text = "" if margin is None else f" {margin_text(margin)}."
             claims.append(WrittenClaim(id=f"matters-{result.head}", claim=f"{result.head}: token",
-                                       measure="effect",
-                                       expect=threshold(result.ci[0], result.value), why=why,
-                                       fields=fields))
+                                       measure="effect", expect=threshold(low, result.value),
+                                       why=why + text, fields=fields))
         else:
             claims.append(WrittenClaim(id=f"removable-{result.head}",
                                        claim=f"{result.head}: token", measure="effect",

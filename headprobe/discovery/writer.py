@@ -1,11 +1,12 @@
 """The hypothesis file ``discover -o FILE.yaml`` writes (SPEC §12). Pure: text out.
 
-One claim per finding (or proposed head), each with an ``id``, an ``expect`` that the discovery
-run's lower 95% bound meets, rounded down to a multiple of 0.05 (`ranking.threshold`), and a
-``why:`` with the measured value, interval, n and sentence count. The sentence set is a path
-relative to the written file. Every string is written as a JSON string (a YAML double-quoted
-scalar), so whatever a model name, path or sentence-file name holds, the file reads back as
-written; the command reads it back with the hypothesis-file reader before saving it.
+One claim per finding (or proposed head), each with an ``id``, an ``expect`` (a lower bound
+rounded down to a multiple of 0.05: `ranking.threshold`; for catalogue findings the lowest over
+the set's parts, `headprobe.discovery.margins`), and a ``why:`` with the measured value,
+interval, n and sentence count. The sentence set is a path relative to the written file. Every
+string is written as a JSON string (a YAML double-quoted scalar), so whatever a model name, path
+or sentence-file name holds, the file reads back as written; the command reads it back with the
+hypothesis-file reader before saving it.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def hypothesis_file(provenance: Provenance, claims: Sequence[WrittenClaim]) -> s
         f"{provenance.date}, for {provenance.model}, on {provenance.sentence_count} sentences "
         f"of {provenance.sentences_label}, level {provenance.level}:",
         f"    {provenance.command}",
-        "Each expectation is the discovery run's lower 95% bound rounded down to a multiple of "
-        "0.05, so this file passes on the sentences it was found on. Review every claim, keep "
-        "what you believe, and check it on sentences it was not found on (point 'sentences:' "
-        "at them) before you commit it.",
+        "Each expectation is the lowest 95% lower bound over the discovery set and its parts "
+        "(disjoint folds, sentence-length groups) rounded down to a multiple of 0.05, so that "
+        "it holds on other sentences of the same kind, not only on these; 'why:' says which "
+        "part set it. Review every claim, keep what you believe, and check it on sentences it "
+        "was not found on (point 'sentences:' at them) before you commit it.",
     ]
     lines = []
     for paragraph in header:

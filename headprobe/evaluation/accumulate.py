@@ -10,7 +10,7 @@ heads asked for (see `positions.level_view`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +116,27 @@ class ClaimAccumulator:
                                  f"have no hits per offset")
             for k, hits in zip(BASELINE_OFFSETS, numbers.baseline):
                 self._baseline[k].append(hits)
+
+    def counts(self) -> dict[int, int]:
+        """Sources counted per recorded sentence, by sentence index."""
+        return dict(zip(self._indices, self._counts))
+
+    def subset(self, indices: Collection[int]) -> ClaimAccumulator:
+        """The same claim over the recorded sentences whose index is in ``indices`` only (a
+        part of the sentences, to see how the value varies across parts)."""
+        keep = set(indices)
+        part = ClaimAccumulator(self.spec, self.heads, label=self.label)
+        for i, index in enumerate(self._indices):
+            if index in keep:
+                part._indices.append(index)
+                part._texts.append(self._texts[i])
+                part._counts.append(self._counts[i])
+                part._left_out.append(self._left_out[i])
+                part._hits.append(self._hits[i])
+                for k, values in self._baseline.items():
+                    if values:
+                        part._baseline[k].append(values[i])
+        return part
 
     def outcomes(self, spec: ClaimSpec | None = None) -> list[HeadOutcome]:
         """One verdict per head, in the order of ``heads`` (judged under ``spec``, by default the

@@ -16,6 +16,7 @@ from headprobe.discovery.catalogue import (
     find_behaviours,
     strongest,
 )
+from headprobe.discovery.margins import FOLDS, Margin, lowest, parts_of
 from headprobe.discovery.ranking import rank_heads, threshold
 from headprobe.discovery.writer import Provenance, WrittenClaim, hypothesis_file, slug
 from headprobe.evaluation.profile_stats import TARGETS, SentenceNumbers
@@ -151,3 +152,48 @@ def test_mass_and_entropy_find_nothing_from_too_few_sentences_for_a_bootstrap(co
     assert find_behaviours(few, HEADS) == []
     assert [f.measure for f in find_behaviours(numbers(4, argmax={}, mass={"cls": [0.8] * 3},
                                                        entropy=[0.2] * 3), HEADS)] == ["mass"] * 3
+
+
+def test_parts_are_disjoint_folds_and_length_groups_that_never_split_a_length():
+    lengths = [5, 9, 9, 9, 12, 30, 7, 9, 20, 14, 6, 25]
+    parts = parts_of(lengths)
+    folds = [p for p in parts if p.name.startswith("fold")]
+    groups = [p for p in parts if not p.name.startswith("fold")]
+    assert len(folds) == FOLDS and sorted(i for p in folds for i in p.members) == list(range(12))
+    assert sorted(i for p in groups for i in p.members) == list(range(12))
+    for group in groups:  # every sentence of a length in one group
+        inside = {lengths[i] for i in group.members}
+        assert all(lengths[i] not in inside for other in groups if other is not group
+                   for i in other.members)
+    assert groups[0].name.startswith("short sentences (5-") and "tokens" in groups[0].name
+
+
+def test_the_margin_is_the_lowest_bound_less_the_spread_of_the_parts():
+    margin = lowest(0.80, {"a": 0.76, "b": float("nan"), "c": 0.79},
+                    {"a": 0.78, "b": float("nan"), "c": 0.83})
+    assert (margin.where, margin.bound) == ("a", 0.76)
+    assert margin.spread == pytest.approx(0.05) and margin.low == pytest.approx(0.71)
+    assert threshold(margin.low, 0.81) == 0.7
+    assert lowest(0.5, {}, {}) == Margin(0.5, "all", 0.5, 0.0)
+
+
+def test_a_subset_of_an_accumulator_equals_the_claim_over_those_sentences_alone():
+    from headprobe.claims.language import parse_claim
+    from headprobe.claims.spec import ClaimSpec, Expectation, Measure
+    from headprobe.evaluation.accumulate import ClaimAccumulator
+    from headprobe.evaluation.accumulate import SentenceNumbers as Numbers
+
+    spec = ClaimSpec(file="f", line=1, id="x", claim=parse_claim("L1H1,L1H2: token -> next"),
+                     over=("s",), expect=Expectation(">=", 0.5), measure=Measure("mass"))
+    rng = np.random.default_rng(3)
+    rows = [Numbers(10, 0, rng.random(2) * 10, None) for _ in range(40)]
+    whole = ClaimAccumulator(spec, (Head(1, 1), Head(1, 2)))
+    alone = ClaimAccumulator(spec, (Head(1, 1), Head(1, 2)))
+    for index, numbers in enumerate(rows):
+        whole.record(index, f"s{index}", numbers)
+        if index % 3 == 0:
+            alone.record(index, f"s{index}", numbers)
+    part = whole.subset(range(0, 40, 3))
+    assert part.head_results(model="m", fingerprint="f") == \
+        alone.head_results(model="m", fingerprint="f")
+    assert part.counts() == {i: 10 for i in range(0, 40, 3)}
