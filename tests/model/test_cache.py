@@ -480,14 +480,15 @@ def test_asking_for_a_deeper_head_misses_then_hits(tiny, store):
 
 
 def test_fingerprint_from_files_matches_the_model_and_is_remembered(tiny, tmp_path, monkeypatch):
-    assert model_fingerprint(tiny.path) == tiny.fingerprint
-    assert model_fingerprint(tiny.path, memo_root=tmp_path) == tiny.fingerprint
+    expected = tiny.fingerprint
+    assert model_fingerprint(tiny.path) == expected
+    assert model_fingerprint(tiny.path, memo_root=tmp_path) == expected
 
     def no_hashing(*args, **kwargs):
         raise AssertionError("hashed the weights again")
 
-    monkeypatch.setattr("headprobe.model.checkpoint.fingerprint", no_hashing)
-    assert model_fingerprint(tiny.path, memo_root=tmp_path) == tiny.fingerprint
+    monkeypatch.setattr("headprobe.model.checkpoint.files_fingerprint", no_hashing)
+    assert model_fingerprint(tiny.path, memo_root=tmp_path) == expected
     config = tiny.path / "config.json"
     stat = config.stat()
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # "edited"
