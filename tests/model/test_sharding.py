@@ -47,8 +47,12 @@ def test_a_batch_split_over_four_devices_gives_the_one_device_results(planted_mo
     for i, run in enumerate(model.run(TEXTS, batch_size=2)):
         np.testing.assert_allclose(sharded[f"a{i}"], run.attentions, atol=1e-6, rtol=0)
         # Hidden states are O(1) values (attentions are in [0, 1]): the same float32 rounding
-        # difference (a device's slice is a smaller matmul) is allowed relative to their size.
-        np.testing.assert_allclose(sharded[f"h{i}"], run.hidden_states, atol=1e-6, rtol=2e-6)
+        # difference (a device's slice is a smaller matmul) is allowed relative to their size,
+        # the vector's (a near-zero element of an O(1) vector keeps the vector's rounding:
+        # measured 1.3e-6 on an element of -0.038 with jax 0.10).
+        scale = float(np.abs(run.hidden_states).max())
+        np.testing.assert_allclose(sharded[f"h{i}"], run.hidden_states,
+                                   atol=1e-6 * max(1.0, scale), rtol=2e-6)
 
 
 def test_rows_are_rounded_up_to_a_multiple_of_the_device_count():

@@ -20,6 +20,7 @@ and inputs headprobe cannot feed.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ from typing import Any
 import numpy as np
 
 from headprobe.errors import ModelFormatError, UsageError
+from headprobe.model.modelfiles import require_regular_file
 
+#: The largest export file (and its external data) read, in MiB: a protobuf's own limit.
+MAX_EXPORT_MB = 2048
 #: Ops that compute attention inside one node (onnxruntime's fusions; ONNX opset 23).
 FUSED_ATTENTION = frozenset({
     "Attention", "MultiHeadAttention", "PackedAttention", "PackedMultiHeadAttention",
@@ -73,6 +77,19 @@ class PlacedGraph:
         return len(self.attentions)
 
 
+def check_size(graph: Path) -> int:
+    """The file's size in bytes; a file that is not a regular file, empty, or over
+    `MAX_EXPORT_MB` is a `ModelFormatError`."""
+    require_regular_file(graph)
+    size = os.stat(graph).st_size
+    if size > MAX_EXPORT_MB << 20:
+        raise ModelFormatError(f"{graph}: {size / 2**20:.0f} MiB; headprobe reads ONNX exports "
+                               f"of at most {MAX_EXPORT_MB} MiB (a protobuf's limit)")
+    if size == 0:
+        raise ModelFormatError(f"{graph}: empty file; expected an ONNX export")
+    return size
+
+
 def require_onnx(what: str) -> tuple[Any, Any]:
     """(onnx, onnxruntime), or a `UsageError` saying what to install."""
     try:
@@ -115,9 +132,6 @@ def external_files(model: Any, file: Path) -> tuple[Path, ...]:
     otherwise."""
     import onnx
 
-    from headprobe.model.export.locate import MAX_EXPORT_MB
-    from headprobe.model.modelfiles import require_regular_file
-
     folder = file.parent.resolve()
     found: dict[Path, None] = {}
     for tensor in _tensors(model):
@@ -147,8 +161,6 @@ def graph_files(file: Path) -> tuple[Path, ...]:
     """The export ``file`` and its external data files (`external_files`): what its
     fingerprint hashes."""
     onnx, _ = require_onnx(str(file))
-    from headprobe.model.export.locate import check_size
-
     check_size(file)
     try:
         model = onnx.load_model_from_string(file.read_bytes())

@@ -10,29 +10,28 @@ An export's ``config.json`` and tokenizer come from one folder, the first of: th
 folder, its parent (sentence-transformers keeps them above ``onnx/``). An export without them
 anywhere is a usage error that says to pass ``--tokenizer``.
 
-The file is read whole into memory (a protobuf), so it is refused above `MAX_EXPORT_MB`
-(protobuf's own limit is 2 GiB); exports whose weights live in external data files are
-refused too (`headprobe.model.export.graph`).
+The file is read whole into memory (a protobuf), so it is refused above
+`headprobe.model.export.graph.MAX_EXPORT_MB` (protobuf's own limit is 2 GiB); external data
+files are read only from beside it (`headprobe.model.export.graph`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from headprobe.errors import ModelFormatError, UsageError
+from headprobe.errors import UsageError
 from headprobe.model.checkpoint import (
     FLAX_MSGPACK,
     SAFETENSORS,
     SAFETENSORS_INDEX,
     transformer_folder,
 )
-from headprobe.model.modelfiles import present, require_regular_file
+from headprobe.model.export.graph import check_size
+from headprobe.model.modelfiles import present
 from headprobe.model.resolve import resolve
 
 SUFFIX = ".onnx"
-MAX_EXPORT_MB = 2048
 LAYOUTS = ("model.onnx", "onnx/model.onnx")
 
 
@@ -77,19 +76,6 @@ def export_graph(location: Path) -> Path | None:
                          f"({listed}); pass the file you mean, e.g. --model "
                          f"{candidates[0]}")
     return None
-
-
-def check_size(graph: Path) -> int:
-    """The file's size in bytes; a file that is not a regular file or is over
-    `MAX_EXPORT_MB` is a `ModelFormatError`."""
-    require_regular_file(graph)
-    size = os.stat(graph).st_size
-    if size > MAX_EXPORT_MB << 20:
-        raise ModelFormatError(f"{graph}: {size / 2**20:.0f} MiB; headprobe reads ONNX exports "
-                               f"of at most {MAX_EXPORT_MB} MiB (a protobuf's limit)")
-    if size == 0:
-        raise ModelFormatError(f"{graph}: empty file; expected an ONNX export")
-    return size
 
 
 def companion_folder(graph: Path, tokenizer: Path | None = None) -> Path:

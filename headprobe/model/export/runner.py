@@ -26,7 +26,8 @@ from headprobe.errors import ModelFormatError, UsageError
 from headprobe.model.base import EncoderModel
 from headprobe.model.config import EncoderConfig
 from headprobe.model.export import graph
-from headprobe.model.export.locate import ExportFiles, check_size
+from headprobe.model.export.graph import check_size
+from headprobe.model.export.locate import ExportFiles
 from headprobe.model.families import family_of, read_config
 from headprobe.model.tokenize import Tokenizer, load_tokenizer
 from headprobe.runs import Encoding, Run
