@@ -104,3 +104,16 @@ def check_inprocess(cwd: Path, *args: str, cache_dir: Path, monkeypatch, capfd) 
         rc = main(["check", *args])
     out, err = capfd.readouterr()
     return CheckRun(int(rc), out, err, Path(cwd))
+
+
+def main_in_process(monkeypatch, capsys, cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``headprobe.cli.main(ARGS)`` in this process, in ``cwd`` with its cache in
+    ``cwd/cache``: (exit code, stdout, stderr)."""
+    from headprobe.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(cwd / "cache"))
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from check_runner import check_subprocess, headprobe_command, run_command, write_project
-
-from headprobe.cli import main
+from check_runner import (
+    check_subprocess,
+    headprobe_command,
+    main_in_process,
+    run_command,
+    write_project,
+)
 
 pytest.importorskip("onnxruntime")
 
@@ -35,13 +39,7 @@ README_CLAIM = """
 """
 
 
-def run_main(monkeypatch, capsys, tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(tmp_path / "cache"))
-    capsys.readouterr()
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
+run_main = main_in_process  # (monkeypatch, capsys, cwd, *args) -> (rc, out, err)
 
 
 def _one_line_error(rc: int, err: str, *fragments: str) -> None:

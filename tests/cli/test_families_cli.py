@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from check_runner import check_subprocess, write_project
+from check_runner import check_subprocess, main_in_process, write_project
 from families import KINDS, write_family_checkpoint
-
-from headprobe.cli import main
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -36,13 +34,7 @@ def checkpoints(tmp_path_factory):
             for family in KINDS}
 
 
-def run_main(monkeypatch, capsys, tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEADPROBE_CACHE_DIR", str(tmp_path / "cache"))
-    capsys.readouterr()
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
+run_main = main_in_process  # (monkeypatch, capsys, cwd, *args) -> (rc, out, err)
 
 
 @pytest.mark.parametrize("family", list(KINDS))

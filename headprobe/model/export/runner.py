@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,8 +180,3 @@ def load_export(files: ExportFiles, *, name: str) -> ExportModel:
     return ExportModel(name=name, files=files, config=config, tokenizer=tokenizer,
                        placed=placed, session=session, digest=digest)
 
-
-def export_path(model: Any) -> Path | None:
-    """The export file of a loaded model, or None for a checkpoint."""
-    files = getattr(model, "files", None)
-    return files.graph if isinstance(files, ExportFiles) else None
