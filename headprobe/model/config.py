@@ -16,6 +16,11 @@ its sizes and the few ways the families differ:
 - ``tie_word_embeddings``: the masked-LM decoder is the word embedding matrix (False: its own
   weight).
 
+The modern encoders of SPEC §7c compute differently (``body``: which of `headprobe.model.
+encoders` runs them) and carry their own options: `ModernBertOptions` (rotary positions,
+alternating global and sliding-window layers, GeGLU, no biases, pre-norm) and `DebertaOptions`
+(disentangled attention over bucketed relative positions).
+
 How each family's config.json names these is in its module of `headprobe.model.families`;
 `headprobe.model.families.read_config` reads a config.json with the module its ``model_type``
 picks.
@@ -27,7 +32,49 @@ from dataclasses import dataclass
 
 # Hugging Face's names for the activations; `gelu` is the exact (erf) GELU.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu",
-                         "swish")
+                         "swish", "tanh")
+
+
+@dataclass(frozen=True)
+class ModernBertOptions:
+    """ModernBERT's choices. ``local_layers``: the 0-based layers with sliding-window attention
+    (the others attend globally); a local layer's token attends to keys at most
+    ``window_half`` positions away (Hugging Face's ``local_attention // 2``)."""
+
+    local_layers: tuple[int, ...]
+    window_half: int
+    global_theta: float = 160_000.0
+    local_theta: float = 10_000.0
+    norm_bias: bool = False
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    decoder_bias: bool = True
+    head_bias: bool = False
+    head_act: str = "gelu"
+
+
+@dataclass(frozen=True)
+class DebertaOptions:
+    """DeBERTa-v2/v3's choices (names as in its config.json). ``span``: how many relative
+    distances each side have embeddings (``position_buckets`` when > 0, else
+    ``max_relative_positions``)."""
+
+    relative_attention: bool = True
+    position_buckets: int = 256
+    max_relative_positions: int = 512
+    pos_att_type: tuple[str, ...] = ("p2c", "c2p")
+    share_att_key: bool = True
+    norm_rel_ebd: bool = True
+    position_biased_input: bool = False
+    conv_kernel_size: int = 0
+    conv_groups: int = 1
+    conv_act: str = "tanh"
+    legacy_head: bool = True
+
+    @property
+    def span(self) -> int:
+        return self.position_buckets if self.position_buckets > 0 \
+            else self.max_relative_positions
 
 
 @dataclass(frozen=True)
@@ -52,6 +99,9 @@ class EncoderConfig:
     layer_groups: int | None = None  # None: every layer its own parameters
     mlm_act: str | None = None  # None: hidden_act
     tie_word_embeddings: bool = True
+    body: str = "bert"  # which body of headprobe.model.encoders computes it
+    modernbert: ModernBertOptions | None = None
+    deberta: DebertaOptions | None = None
 
     @property
     def head_dim(self) -> int:
