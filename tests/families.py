@@ -48,7 +48,22 @@ KINDS = {
                     ("[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]")),
     "albert": Kind("albert", "unigram", "AlbertModel", "AlbertForMaskedLM",
                    ("[CLS]", "[SEP]", "[MASK]", "<unk>", "<pad>")),
+    # SPEC §7c: ModernBERT's byte-level BPE with BERT's special tokens, DeBERTa-v3's
+    # SentencePiece Unigram.
+    "modernbert": Kind("modernbert", "bpe", "ModernBertModel", "ModernBertForMaskedLM",
+                       ("[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]")),
+    "deberta-v2": Kind("deberta-v2", "unigram", "DebertaV2Model", "DebertaV2ForMaskedLM",
+                       ("[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]")),
 }
+#: ModernBERT's rotary positions need an even head dim: hidden 24 = 4 heads x 6. Its local
+#: layers see 3 positions each side (local_attention 6), fewer than most test sentences have.
+MODERNBERT_SIZES = dict(hidden_size=24, num_attention_heads=4, intermediate_size=13,
+                        num_hidden_layers=3, local_attention=6, global_attn_every_n_layers=2)
+#: DeBERTa-v3's settings, with 8 position buckets (log buckets beyond 4 positions, fewer than
+#: most test sentences have).
+DEBERTA_V3 = dict(relative_attention=True, position_buckets=8, max_relative_positions=-1,
+                  pos_att_type=["p2c", "c2p"], share_att_key=True, norm_rel_ebd="layer_norm",
+                  position_biased_input=False, type_vocab_size=0, layer_norm_eps=1e-7)
 
 
 def training_sentences() -> list[str]:
@@ -98,7 +113,7 @@ def build_tokenizer(kind: Kind, vocab_size: int = 400):
                                           unk_token=unk)
     tokenizer.train_from_iterator(training_sentences(), trainer)
     ids = {token: tokenizer.token_to_id(token) for token in (cls, sep)}
-    if kind.tokenizer == "bpe":
+    if kind.model_type == "roberta":
         tokenizer.post_processor = processors.RobertaProcessing(
             (sep, ids[sep]), (cls, ids[cls]), trim_offsets=True, add_prefix_space=False)
     else:
@@ -142,6 +157,16 @@ def config_for(kind: Kind, vocab_size: int, pad_id: int, **overrides):
         cls = (transformers.XLMRobertaConfig if kind.model_type == "xlm-roberta"
                else transformers.RobertaConfig)
         return cls(**common)
+    if kind.model_type == "modernbert":
+        ids = dict(pad_token_id=pad_id, cls_token_id=pad_id + 2, sep_token_id=pad_id + 3,
+                   bos_token_id=pad_id + 2, eos_token_id=pad_id + 3)
+        return transformers.ModernBertConfig(
+            vocab_size=vocab_size, max_position_embeddings=POSITIONS,
+            **{**MODERNBERT_SIZES, **ids, **overrides})
+    if kind.model_type == "deberta-v2":
+        common.update(DEBERTA_V3)
+        common.update(overrides)
+        return transformers.DebertaV2Config(**common)
     if kind.model_type == "electra":
         return transformers.ElectraConfig(embedding_size=12, **common)
     if kind.model_type == "albert":

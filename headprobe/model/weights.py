@@ -24,6 +24,7 @@ from headprobe.errors import ModelFormatError
 from headprobe.model.config import EncoderConfig
 from headprobe.model.families import FAMILIES, family_of
 from headprobe.model.families.base import Naming
+from headprobe.model.statedict import Reader, shape_error
 
 Params = dict[str, Any]
 
@@ -50,44 +51,7 @@ def _strip_prefix(state: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[s
     return out
 
 
-class _Reader:
-    """Takes weights out of a state dict whose names and shapes `check_weights` has checked."""
-
-    def __init__(self, state: Mapping[str, Any], source: str) -> None:
-        self.state = state
-        self.source = source
-
-    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        try:
-            value = np.asarray(self.state[name], dtype=np.float32)
-        except (TypeError, ValueError) as error:
-            raise ModelFormatError(f"{self.source}: weight {name!r} is not an array of numbers "
-                                   f"({error}); re-save the model.") from None
-        if value.shape != shape:  # checked before; a state changed since is still refused
-            raise _shape_error(self.source, name, value.shape, shape)
-        return value
-
-    def linear(self, name: str, out_features: int,
-               in_features: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kernel [in, out], bias [out]) from a torch Linear ``name``."""
-        weight = self.get(f"{name}.weight", (out_features, in_features))
-        return weight.T, self.get(f"{name}.bias", (out_features,))
-
-    def norm(self, name: str, features: int) -> Params:
-        return {"scale": self.get(f"{name}.weight", (features,)),
-                "bias": self.get(f"{name}.bias", (features,))}
-
-
-
-def _shape_error(source: str, name: str, shape: tuple[int, ...],
-                 expected: tuple[int, ...]) -> ModelFormatError:
-    return ModelFormatError(
-        f"{source}: weight {name!r} has shape {list(shape)}, expected {list(expected)} from "
-        f"config.json; the weights and config.json do not belong together. Use the config.json "
-        f"saved with these weights.")
-
-
-def _layer(read: _Reader, prefix: str, naming: Naming, c: EncoderConfig) -> Params:
+def _layer(read: Reader, prefix: str, naming: Naming, c: EncoderConfig) -> Params:
     h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
     names = naming.layer_names
     qkv = [read.linear(prefix + part, h, h) for part in (names.query, names.key, names.value)]
@@ -105,7 +69,7 @@ def _layer(read: _Reader, prefix: str, naming: Naming, c: EncoderConfig) -> Para
     }
 
 
-def _mlm_head(read: _Reader, naming: Naming, c: EncoderConfig) -> Params:
+def _mlm_head(read: Reader, naming: Naming, c: EncoderConfig) -> Params:
     h, e = c.hidden_size, c.embedding_dim
     kernel, bias = read.linear(naming.mlm_transform, e, h)
     head = {"transform_kernel": kernel, "transform_bias": bias,
@@ -134,7 +98,7 @@ def check_weights(shapes: Mapping[str, tuple[int, ...]], config: EncoderConfig, 
         if name not in shapes:
             missing.append(name)
         elif tuple(shapes[name]) != expected:
-            raise _shape_error(source, name, tuple(shapes[name]), expected)
+            raise shape_error(source, name, tuple(shapes[name]), expected)
     if missing:
         listed = ", ".join(repr(m) for m in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
@@ -156,6 +120,9 @@ def expected_shapes(names: Collection[str], naming: Naming,
     """Every weight `convert` reads (names without the family's prefix) and its shape from
     config.json; ``names`` (the checkpoint's) say whether it has the masked-LM head and under
     which name its output bias is."""
+    layout = family_of(c.model_type).weights
+    if layout is not None:
+        return layout.shapes(names, c)
     e, h, i = c.embedding_dim, c.hidden_size, c.intermediate_size
     shapes = {naming.word + ".weight": (c.vocab_size, e),
               naming.position + ".weight": (c.max_position_embeddings, e),
@@ -207,7 +174,11 @@ def convert(state: Mapping[str, Any], config: EncoderConfig, *,
     naming = family_of(config.model_type).naming
     state = _strip_prefix(state, naming.prefixes)
     c = config
-    read = _Reader(state, source)
+    read = Reader(state, source)
+    has_mlm_head = any(k.startswith(naming.mlm_marker) for k in state)
+    layout = family_of(c.model_type).weights
+    if layout is not None:
+        return layout.convert(read, c, has_mlm_head), has_mlm_head
     e = c.embedding_dim
     embeddings: Params = {
         "word": read.get(naming.word + ".weight", (c.vocab_size, e)),
@@ -222,7 +193,6 @@ def convert(state: Mapping[str, Any], config: EncoderConfig, *,
     params: Params = {"embeddings": embeddings}
     for j in range(c.num_parameter_layers):
         params[f"layers_{j}"] = _layer(read, naming.layer.format(index=j), naming, c)
-    has_mlm_head = any(k.startswith(naming.mlm_marker) for k in state)
     if has_mlm_head:
         params["mlm"] = _mlm_head(read, naming, c)
     return params, has_mlm_head

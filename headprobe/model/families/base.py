@@ -10,7 +10,7 @@ weights.convert` reads any family's weights through it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,21 @@ BERT_SPECIALS = SpecialTokens(cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="[UNK
 
 
 @dataclass(frozen=True)
+class WeightLayout:
+    """How a family whose weights are not laid out as BERT's are is read (SPEC §7c).
+
+    Attributes:
+      shapes: (the checkpoint's weight names without the base-model prefix, config) -> every
+        weight it reads, with the shape config.json gives.
+      convert: (a `headprobe.model.statedict.Reader` over those names, config, whether the
+        masked-LM head is there) -> the parameter tree of its body (`headprobe.model.encoders`).
+    """
+
+    shapes: Callable[[Collection[str], EncoderConfig], dict[str, tuple[int, ...]]]
+    convert: Callable[[Any, EncoderConfig, bool], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Family:
     """One model family.
 
@@ -99,6 +114,7 @@ class Family:
       specials: its special tokens' usual names.
       wordpiece_vocab: a folder with only ``vocab.txt`` (no tokenizer.json) is a WordPiece
         tokenizer of this family.
+      weights: its own weight layout (None: BERT's, read through ``naming``).
     """
 
     name: str
@@ -108,6 +124,7 @@ class Family:
     read_config: Callable[[Mapping[str, Any], str], EncoderConfig]
     specials: SpecialTokens = BERT_SPECIALS
     wordpiece_vocab: bool = False
+    weights: WeightLayout | None = None
 
 
 # --- reading config.json fields -------------------------------------------------------------
