@@ -34,7 +34,9 @@ Where transformers 5 keeps things (``parts``): BERT, RoBERTa, XLM-RoBERTa and EL
 ``base.encoder.layer[i].attention.self`` (``query/key/value``; it returns the context already
 reshaped to ``[1, t, H]``) and ``.attention.output.dense``; DistilBERT
 ``base.transformer.layer[i].attention`` (``q_lin/k_lin/v_lin/out_lin``, the output projection
-inside the attention module); ALBERT one module per layer group,
+inside the attention module); ModernBERT ``base.layers[i]`` (pre-norm: the values come from
+``attn.Wqkv`` on ``attn_norm(x)``, x the layer's input; ``attn.Wo`` without bias); ALBERT one
+module per layer group,
 ``base.encoder.albert_layer_groups[g].albert_layers[j].attention`` (``query/key/value/dense``)
 applied once per layer, so hooks count their calls within a forward to know the application.
 Nothing here imports headprobe.
@@ -89,9 +91,19 @@ def parts(model) -> list[Parts]:
                 attention = layer.attention
                 found.append(Parts(attention, attention.value, attention.dense,
                                    attention.num_attention_heads, attention.attention_head_size))
+    elif kind == "modernbert":  # pre-norm: the values of the normed input; the layer's input x
+        for layer in base.layers:
+            found.append(Parts(layer, _modernbert_values(layer), layer.attn.Wo,
+                               model.config.num_attention_heads, layer.attn.head_dim))
     else:
         raise ValueError(f"no reference for model_type {kind!r}")
     return found
+
+
+def _modernbert_values(layer) -> Callable[[Any], Any]:
+    """x [t, H] -> every head's values [t, H]: the last third of ``Wqkv`` on ``attn_norm(x)``."""
+    width = layer.attn.Wqkv.out_features // 3
+    return lambda x: layer.attn.Wqkv(layer.attn_norm(x))[..., 2 * width:]
 
 
 def _has_masked_lm(model) -> bool:
@@ -232,7 +244,9 @@ def _head_outputs(model, ids: Sequence[int]) -> dict[str, np.ndarray]:
                 columns = slice(head * part.head_dim, (head + 1) * part.head_dim)
                 per_head.append(context[:, columns] @ weight[:, columns].T)
             heads_out.append(torch.stack(per_head))
-        bias = torch.stack([part.dense.bias.double() for part in applications])
+        bias = torch.stack([torch.zeros(part.dense.out_features, dtype=torch.float64)
+                            if part.dense.bias is None else part.dense.bias.double()
+                            for part in applications])
 
     def stacked(per_application: dict[int, Any]) -> np.ndarray:
         return torch.stack([per_application[i].double()

@@ -40,7 +40,7 @@ transformers = pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.torch
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert"]
 # Four lengths (about 4 to 25 tokens): a row of 32 tokens holds two or three of them.
 TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Then I picked up a cup from the table near the window.", "Yes"]
@@ -49,7 +49,8 @@ HEADS = [(0, 1), (0, 2), (1, 3), (2, 0)]
 EFFECTS = {  # family -> (effect of each head removed alone, effect of all removed together)
     "bert": ("hidden", "embedding"), "roberta": ("embedding", "hidden"),
     "xlm-roberta": ("kl", "embedding"), "distilbert": ("hidden", "kl"),
-    "electra": ("embedding", "kl"), "albert": ("kl", "hidden")}
+    "electra": ("embedding", "kl"), "albert": ("kl", "hidden"),
+    "modernbert": ("hidden", "kl")}
 TOLERANCE = 1e-4
 
 MINILM_TEXTS = ["The keys to the cabinet are on the table.", "She sings.",

@@ -26,7 +26,7 @@ transformers = pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.torch
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert"]
 TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Then I picked up a cup from the table."]
 
@@ -87,13 +87,22 @@ def head_columns(part: ref.Parts, head: int) -> slice:
     return slice(head * part.head_dim, (head + 1) * part.head_dim)
 
 
+def values_by_hand(part: ref.Parts, x: np.ndarray) -> np.ndarray:
+    """[t, H]: x W_V^T + b_V in float64; ModernBERT's (pre-norm, fused Wqkv) from its own
+    modules, in float32."""
+    if isinstance(part.value, torch.nn.Linear):
+        return x @ numpy(part.value.weight).T + numpy(part.value.bias)
+    with torch.no_grad():
+        return numpy(part.value(torch.as_tensor(x, dtype=torch.float32)))
+
+
 def contexts_by_hand(model, ids) -> np.ndarray:
     """[L, t, H]: attention @ (x W_V^T + b_V) per head, from the layer inputs and attentions."""
     xs = hidden_states(model, ids)
     probabilities = ref.attentions(model, ids)
     found = []
     for index, part in enumerate(ref.parts(model)):
-        values = xs[index] @ numpy(part.value.weight).T + numpy(part.value.bias)
+        values = values_by_hand(part, xs[index])
         per_head = [probabilities[index, head] @ values[:, head_columns(part, head)]
                     for head in range(part.heads)]
         found.append(np.concatenate(per_head, axis=-1))
@@ -206,7 +215,7 @@ def test_norm_weights_by_hand(reference_model, family):
         xs = hidden_states(model, ids)
         probabilities = ref.attentions(model, ids)
         for index, part in enumerate(ref.parts(model)):
-            values = xs[index] @ numpy(part.value.weight).T + numpy(part.value.bias)
+            values = values_by_hand(part, xs[index])
             for head in range(part.heads):
                 columns = head_columns(part, head)
                 outputs = values[:, columns] @ numpy(part.dense.weight)[:, columns].T  # [t(k), H]

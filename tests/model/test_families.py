@@ -42,6 +42,14 @@ VARIANTS = {  # name -> (family, masked_lm, config overrides)
     "electra-discriminator": ("electra", False, {}),
     "albert": ("albert", True, {}),
     "albert-two-groups": ("albert", False, {"num_hidden_groups": 2, "hidden_act": "gelu"}),
+    "modernbert": ("modernbert", True, {}),
+    "modernbert-biases": ("modernbert", False, {
+        "norm_bias": True, "attention_bias": True, "mlp_bias": True, "local_attention": 4,
+        "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+        "hidden_activation": "gelu_pytorch_tanh"}),
+    "modernbert-untied": ("modernbert", True, {
+        "tie_word_embeddings": False, "decoder_bias": False, "classifier_bias": True,
+        "classifier_activation": "silu", "global_attn_every_n_layers": 3}),
 }
 
 

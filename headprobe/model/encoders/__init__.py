@@ -18,7 +18,7 @@ import flax.linen as nn
 
 from headprobe.model.blocks import AttentionLayer
 from headprobe.model.config import EncoderConfig
-from headprobe.model.encoders import bert
+from headprobe.model.encoders import bert, modernbert
 
 
 class Body(NamedTuple):
@@ -30,6 +30,8 @@ class Body(NamedTuple):
 
 BODIES: dict[str, Body] = {
     "bert": Body(bert.Embeddings, bert.Layer, bert.MaskedLMHead),
+    "modernbert": Body(modernbert.Embeddings, modernbert.Layer, modernbert.MaskedLMHead,
+                       modernbert.FinalNorm),
 }
 
 
