@@ -147,6 +147,12 @@ def config_for(kind: Kind, vocab_size: int, pad_id: int, **overrides):
             max_position_embeddings=POSITIONS, pad_token_id=pad_id, dropout=0.0,
             attention_dropout=0.0, activation=sizes.get("hidden_act", "gelu"),
             sinusoidal_pos_embds=sizes.get("sinusoidal_pos_embds", False))
+    if kind.model_type == "modernbert":
+        ids = dict(pad_token_id=pad_id, cls_token_id=pad_id + 2, sep_token_id=pad_id + 3,
+                   bos_token_id=pad_id + 2, eos_token_id=pad_id + 3)
+        return transformers.ModernBertConfig(**{
+            "vocab_size": vocab_size, "max_position_embeddings": POSITIONS, **MODERNBERT_SIZES,
+            **ids, **overrides})
     common = dict(vocab_size=vocab_size, max_position_embeddings=POSITIONS, pad_token_id=pad_id,
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                   type_vocab_size=3, **{k: v for k, v in sizes.items()
@@ -157,12 +163,6 @@ def config_for(kind: Kind, vocab_size: int, pad_id: int, **overrides):
         cls = (transformers.XLMRobertaConfig if kind.model_type == "xlm-roberta"
                else transformers.RobertaConfig)
         return cls(**common)
-    if kind.model_type == "modernbert":
-        ids = dict(pad_token_id=pad_id, cls_token_id=pad_id + 2, sep_token_id=pad_id + 3,
-                   bos_token_id=pad_id + 2, eos_token_id=pad_id + 3)
-        return transformers.ModernBertConfig(
-            vocab_size=vocab_size, max_position_embeddings=POSITIONS,
-            **{**MODERNBERT_SIZES, **ids, **overrides})
     if kind.model_type == "deberta-v2":
         common.update(DEBERTA_V3)
         common.update(overrides)
