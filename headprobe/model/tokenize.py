@@ -226,9 +226,10 @@ SPECIAL_TOKEN_FILES = ("special_tokens_map.json", "tokenizer_config.json")
 #: What transformers may read to build a tokenizer without tokenizer.json; they are read
 #: within bounds and copied to a private folder that transformers then reads.
 TRANSFORMERS_FILES = ("vocab.txt", "vocab.json", "merges.txt", "spiece.model",
-                      "sentencepiece.bpe.model", "sentencepiece.model", "added_tokens.json",
-                      *SPECIAL_TOKEN_FILES, "config.json")
-_CONVERTIBLE = ("vocab.json", "spiece.model", "sentencepiece.bpe.model")
+                      "sentencepiece.bpe.model", "sentencepiece.model", "spm.model",
+                      "added_tokens.json", *SPECIAL_TOKEN_FILES, "config.json")
+#: Tokenizer files transformers converts to a fast tokenizer (spm.model: DeBERTa-v2/v3's).
+_CONVERTIBLE = ("vocab.json", "spiece.model", "sentencepiece.bpe.model", "spm.model")
 
 
 def _special_tokens(folder: Path, specials: Any) -> dict[str, str]:

@@ -18,7 +18,7 @@ import flax.linen as nn
 
 from headprobe.model.blocks import AttentionLayer
 from headprobe.model.config import EncoderConfig
-from headprobe.model.encoders import bert, modernbert
+from headprobe.model.encoders import bert, deberta, modernbert
 
 
 class Body(NamedTuple):
@@ -30,6 +30,7 @@ class Body(NamedTuple):
 
 BODIES: dict[str, Body] = {
     "bert": Body(bert.Embeddings, bert.Layer, bert.MaskedLMHead),
+    "deberta": Body(deberta.Embeddings, deberta.Layer, deberta.MaskedLMHead),
     "modernbert": Body(modernbert.Embeddings, modernbert.Layer, modernbert.MaskedLMHead,
                        modernbert.FinalNorm),
 }

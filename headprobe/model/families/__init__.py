@@ -10,12 +10,20 @@ from typing import Any
 
 from headprobe.errors import ModelFormatError, did_you_mean
 from headprobe.model.config import EncoderConfig
-from headprobe.model.families import albert, bert, distilbert, electra, modernbert, roberta
+from headprobe.model.families import (
+    albert,
+    bert,
+    deberta,
+    distilbert,
+    electra,
+    modernbert,
+    roberta,
+)
 from headprobe.model.families.base import Family
 from headprobe.model.modelfiles import read_model_json, shown
 
 FAMILIES: tuple[Family, ...] = (bert.FAMILY, roberta.FAMILY, distilbert.FAMILY, electra.FAMILY,
-                                albert.FAMILY, modernbert.FAMILY)
+                                albert.FAMILY, modernbert.FAMILY, deberta.FAMILY)
 MODEL_TYPES: tuple[str, ...] = tuple(t for family in FAMILIES for t in family.model_types)
 
 

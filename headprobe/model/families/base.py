@@ -49,7 +49,8 @@ class Naming:
       word, position, token_type, embedding_norm: the embeddings (token_type None: none).
       projection: the embedding-to-hidden ``Linear`` (None: no projection).
       layer: the prefix of layer (or group) ``{index}``; ``layer_names`` within it.
-      mlm_marker: a name prefix whose presence means the checkpoint has the masked-LM head.
+      mlm_marker: a name prefix (or a tuple of them: any) whose presence means the checkpoint
+        has the masked-LM head.
       mlm_transform, mlm_norm: the head's dense ``Linear`` and ``LayerNorm``.
       mlm_decoder: its decoder ``Linear`` (weight tied to the word embeddings unless the
         config says otherwise); mlm_bias: the output bias names, first found wins.
@@ -63,7 +64,7 @@ class Naming:
     projection: str | None
     layer: str
     layer_names: LayerNames
-    mlm_marker: str
+    mlm_marker: str | tuple[str, ...]
     mlm_transform: str
     mlm_norm: str
     mlm_decoder: str
