@@ -155,8 +155,8 @@ def config_for(kind: Kind, vocab_size: int, pad_id: int, **overrides):
             **ids, **overrides})
     common = dict(vocab_size=vocab_size, max_position_embeddings=POSITIONS, pad_token_id=pad_id,
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                  type_vocab_size=3, **{k: v for k, v in sizes.items()
-                                        if k != "sinusoidal_pos_embds"})
+                  **{"type_vocab_size": 3, **{k: v for k, v in sizes.items()
+                                              if k != "sinusoidal_pos_embds"}})
     if kind.model_type in ("roberta", "xlm-roberta"):
         common.update(type_vocab_size=1, max_position_embeddings=POSITIONS + pad_id + 1,
                       bos_token_id=0, eos_token_id=2)

@@ -32,7 +32,8 @@ application), ``heads`` the heads per layer, ``d`` the head size and ``H = heads
 
 Where transformers 5 keeps things (``parts``): BERT, RoBERTa, XLM-RoBERTa and ELECTRA
 ``base.encoder.layer[i].attention.self`` (``query/key/value``; it returns the context already
-reshaped to ``[1, t, H]``) and ``.attention.output.dense``; DistilBERT
+reshaped to ``[1, t, H]``) and ``.attention.output.dense``; DeBERTa-v2 the same with
+``query_proj/key_proj/value_proj``; DistilBERT
 ``base.transformer.layer[i].attention`` (``q_lin/k_lin/v_lin/out_lin``, the output projection
 inside the attention module); ModernBERT ``base.layers[i]`` (pre-norm: the values come from
 ``attn.Wqkv`` on ``attn_norm(x)``, x the layer's input; ``attn.Wo`` without bias); ALBERT one
@@ -91,6 +92,13 @@ def parts(model) -> list[Parts]:
                 attention = layer.attention
                 found.append(Parts(attention, attention.value, attention.dense,
                                    attention.num_attention_heads, attention.attention_head_size))
+    elif kind == "deberta-v2":  # disentangled attention; the same modules under other names
+        for layer in base.encoder.layer:
+            self_attention = layer.attention.self
+            found.append(Parts(self_attention, self_attention.value_proj,
+                               layer.attention.output.dense,
+                               self_attention.num_attention_heads,
+                               self_attention.attention_head_size))
     elif kind == "modernbert":  # pre-norm: the values of the normed input; the layer's input x
         for layer in base.layers:
             found.append(Parts(layer, _modernbert_values(layer), layer.attn.Wo,

@@ -40,7 +40,8 @@ transformers = pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.torch
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert",
+            "deberta-v2"]
 # Four lengths (about 4 to 25 tokens): a row of 32 tokens holds two or three of them.
 TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Then I picked up a cup from the table near the window.", "Yes"]
@@ -50,7 +51,7 @@ EFFECTS = {  # family -> (effect of each head removed alone, effect of all remov
     "bert": ("hidden", "embedding"), "roberta": ("embedding", "hidden"),
     "xlm-roberta": ("kl", "embedding"), "distilbert": ("hidden", "kl"),
     "electra": ("embedding", "kl"), "albert": ("kl", "hidden"),
-    "modernbert": ("hidden", "kl")}
+    "modernbert": ("hidden", "kl"), "deberta-v2": ("kl", "hidden")}
 TOLERANCE = 1e-4
 
 MINILM_TEXTS = ["The keys to the cabinet are on the table.", "She sings.",
@@ -164,9 +165,9 @@ def check_effects(pair: Pair, name: str, heads, effect: str, together: bool) -> 
 
 def test_every_family_and_effect_is_covered():
     assert set(FAMILIES) == set(KINDS) == set(EFFECTS)
-    for position in (0, 1):  # alone, together: each effect in two families
+    for position in (0, 1):  # alone, together: each effect in at least two families
         chosen = [effects[position] for effects in EFFECTS.values()]
-        assert sorted(chosen) == sorted(ref.EFFECTS * 2)
+        assert all(chosen.count(effect) >= 2 for effect in ref.EFFECTS), chosen
 
 
 @pytest.mark.parametrize("name", FAMILIES)

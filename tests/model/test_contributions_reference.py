@@ -26,7 +26,8 @@ transformers = pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.torch
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "modernbert",
+            "deberta-v2"]
 TEXTS = ["The turtle moved slowly across the road.", "A cat sat.",
          "Then I picked up a cup from the table."]
 

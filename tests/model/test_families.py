@@ -50,6 +50,22 @@ VARIANTS = {  # name -> (family, masked_lm, config overrides)
     "modernbert-untied": ("modernbert", True, {
         "tie_word_embeddings": False, "decoder_bias": False, "classifier_bias": True,
         "classifier_activation": "silu", "global_attn_every_n_layers": 3}),
+    # DeBERTa-v3 (tests/families.py DEBERTA_V3: 8 position buckets, shared keys, normed relative
+    # embeddings, the legacy head), its base model, and v2's other paths: layer 0's convolution,
+    # absolute positions and token types added, keys of positions of their own, unnormed
+    # relative embeddings, the v3 head lm_predictions, the "p2c|c2p" string.
+    "deberta-v3": ("deberta-v2", True, {}),
+    "deberta-v3-base-model": ("deberta-v2", False, {}),
+    "deberta-v2-conv": ("deberta-v2", True, {
+        "conv_kernel_size": 3, "conv_act": "gelu", "position_biased_input": True,
+        "share_att_key": False, "norm_rel_ebd": "none", "type_vocab_size": 2,
+        "pos_att_type": "p2c|c2p", "legacy": False, "hidden_act": "gelu_new"}),
+    # c2p alone, an embedding width of its own projected up, an untied legacy decoder, a
+    # grouped convolution of width 5, plain relative positions clamped at 6 (no buckets).
+    "deberta-v2-narrow": ("deberta-v2", True, {
+        "pos_att_type": ["c2p"], "share_att_key": False, "embedding_size": 12,
+        "tie_word_embeddings": False, "conv_kernel_size": 5, "conv_groups": 4,
+        "position_buckets": -1, "max_relative_positions": 6}),
 }
 
 
@@ -207,7 +223,7 @@ def test_missing_tokenizer_json_says_what_to_save(made, tmp_path):
     ("distilbert", "n_heads", 3, r"dim 20 is not a multiple of n_heads 3"),
     ("electra-generator", "embedding_size", 0, r"embedding_size: expected an integer >= 1"),
     ("roberta", "max_position_embeddings", 2, r"leaves no position for a token"),
-    ("roberta", "model_type", "deberta-v2", r"'deberta-v2' is not supported.*roberta"),
+    ("roberta", "model_type", "deberta", r"'deberta' is not supported.*deberta-v2"),
     ("xlm-roberta", "architectures", ["RobertaForMaskedLM"],
      r"'RobertaForMaskedLM' is not supported \(did you mean 'XLMRobertaForMaskedLM'\?\)"),
 ])
