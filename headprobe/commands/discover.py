@@ -373,7 +373,7 @@ def _rank(args: argparse.Namespace, context: CommandContext, model, sentences, l
                      expect=Expectation(">=", 0.0), measure=measure, level=args.level,
                      baseline="offset" if measure.needs_target else None,
                      claim_text=f"L*H*: {args.claim.strip()}")
-    accumulator = ClaimAccumulator(spec, heads)
+    accumulator = ClaimAccumulator(spec, heads, windows=model.windows)
     runs = forward_runs([s.text for s in sentences], heads, fingerprint=model.fingerprint,
                         encode=model.tokenize, num_layers=model.num_layers,
                         num_heads=model.num_heads, load_model=lambda: model, cache=context.cache)

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         if folders:
             folder = folders[number]
             paths = write_diagrams(sentence_run, folder, model_name=model.name,
-                                   option="--diagrams")
+                                   option="--diagrams", windows=model.windows)
             print(f"{len(paths)} diagrams written to {folder}", file=sys.stderr)
     sys.stdout.flush()
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from headprobe.commands.common import add_level_option, loaded_model
 from headprobe.errors import ClaimFileError, UsageError
+from headprobe.evaluation.positions import reach
 from headprobe.heads import Head, HeadPattern, check_in_range, parse_head
 from headprobe.outputs import check_file, check_folder, write_file
 from headprobe.report.figures import (
@@ -69,14 +70,15 @@ def run(args: argparse.Namespace) -> int:
         folder = Path(args.output or ".")
         check_diagrams(folder, model.num_layers, model.num_heads, "-o")
         (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False)
-        paths = write_diagrams(sentence_run, folder, model_name=model.name, level=args.level)
+        paths = write_diagrams(sentence_run, folder, model_name=model.name, level=args.level,
+                               windows=model.windows)
     else:
         head = parse_cli_head(args.head, model.num_layers, model.num_heads)
         target = check_file(args.output or diagram_name(head), "-o")
         (sentence_run,) = model.run([args.text], hidden_states=False, mlm_logits=False,
                                     num_layers=head.layer)
         paths = [write_head_diagram(sentence_run, head, target, model_name=model.name,
-                                    level=args.level)]
+                                    level=args.level, windows=model.windows)]
     for path in paths:
         print(path)
     sys.stdout.flush()
@@ -159,9 +161,11 @@ def check_diagrams(folder: Path, num_layers: int, num_heads: int, option: str) -
 
 
 def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name: str,
-                       level: str = "token", figure=None) -> Path:
-    """One head's diagram at ``path``; the cells each row attends to most are outlined.
-    Written whole (`headprobe.outputs.write_file`); the caller checked the place.
+                       level: str = "token", figure=None,
+                       windows: Sequence[int | None] | None = None) -> Path:
+    """One head's diagram at ``path``; the cells each row attends to most are outlined, and,
+    for a head of a local layer (``windows``: per layer, as `Model.windows`), the edges of its
+    window. Written whole (`headprobe.outputs.write_file`); the caller checked the place.
 
     ``figure``: a figure of this sentence to redraw instead of building a new one (faster).
     """
@@ -169,15 +173,23 @@ def write_head_diagram(sentence_run: Run, head: Head, path: Path, *, model_name:
     matrix, labels = sentence_grid(sentence_run, *head.index, level)
     actual = [(row, int(np.argmax(matrix[row]))) for row in range(len(labels))]
     title = _title(str(head), sentence_run, model_name, level)
+    half = None if windows is None else windows[head.layer - 1]
+    cells = None
+    if half is not None:
+        groups = ([[i] for i in range(len(labels))] if level == "token"
+                  else sentence_run.word_groups())
+        cells = reach(groups, half)
+        title = title.replace("\n", f"; local layer: ±{half} tokens\n", 1)
     if figure is None:
-        figure = attention_figure(matrix, labels, actual=actual, title=title)
+        figure = attention_figure(matrix, labels, actual=actual, title=title, reach=cells)
     else:
-        redraw_attention_figure(figure, matrix, actual=actual, title=title)
+        redraw_attention_figure(figure, matrix, actual=actual, title=title, reach=cells)
     return write_file(path, render_png(figure), what="diagram")
 
 
 def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
-                   level: str = "token", option: str = "-o") -> list[Path]:
+                   level: str = "token", option: str = "-o",
+                   windows: Sequence[int | None] | None = None) -> list[Path]:
     """``Attention_Layer{L}_Head{H}.png`` for every head, then ``overview.png``, in ``folder``;
     every place is checked (`check_diagrams`, errors naming ``option``) before the first is
     written."""
@@ -187,7 +199,8 @@ def write_diagrams(sentence_run: Run, folder: Path, *, model_name: str,
     grids, labels = all_grids(sentence_run, level)
     figure = attention_figure(grids[0, 0], labels)          # redrawn for every head
     paths = [write_head_diagram(sentence_run, Head(l, h), folder / diagram_name(Head(l, h)),
-                                model_name=model_name, level=level, figure=figure)
+                                model_name=model_name, level=level, figure=figure,
+                                windows=windows)
              for l in range(1, layers + 1) for h in range(1, heads + 1)]
     overview = overview_figure(grids, labels,
                                title=f"{sentence_run.text}\nmodel: {model_name} ({level} level)")

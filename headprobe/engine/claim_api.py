@@ -141,7 +141,7 @@ class ClaimQuery:
         if measure.kind == "effect":
             accumulator = measure_effects(model, spec, self.sentences, heads)
             return Measured(self.model, spec, self.sentences, accumulator)
-        accumulator = ClaimAccumulator(spec, heads)
+        accumulator = ClaimAccumulator(spec, heads, windows=model.windows)
         runs = model.run([s.text for s in self.sentences], hidden_states=False,
                          mlm_logits=False, num_layers=max(h.layer for h in heads),
                          weighting=spec.weighting)

@@ -100,7 +100,8 @@ def _evaluate_model(model: ModelHandle, model_spec: str, jobs: Sequence[ClaimJob
     users: _Users = defaultdict(list)
     for group in groups.values():
         accumulator = ClaimAccumulator(group[0].spec, unique_heads(h for j in group
-                                                                  for h in j.heads))
+                                                                  for h in j.heads),
+                                       windows=model.windows)
         accumulators.append((accumulator, group))
         for index, sentence in enumerate(group[0].sentences):
             key = scoring_key(accumulator.spec, accumulator.heads, sentence)
@@ -243,6 +244,8 @@ def _whole_claims_cached(accumulators: Sequence[tuple[ClaimAccumulator, list[Cla
     the users that still need their sentences' numbers."""
     done: set[int] = set()
     for accumulator, group in accumulators:
+        if accumulator.windows:  # local heads' counts: kept per sentence only
+            continue
         sentences = group[0].sentences
         found = scores.get_claim(accumulator.spec, accumulator.heads, sentences,
                                  [keys[s.text] for s in sentences])
@@ -266,7 +269,7 @@ def _keep_whole_claims(accumulators: Sequence[tuple[ClaimAccumulator, list[Claim
     for accumulator, group in accumulators:
         kept = collected.get(id(accumulator))
         sentences = group[0].sentences
-        if kept is None or len(kept) != len(sentences):
+        if kept is None or len(kept) != len(sentences) or accumulator.windows:
             continue
         scores.put_claim(accumulator.spec, accumulator.heads, sentences,
                          [keys[s.text] for s in sentences],
@@ -375,4 +378,4 @@ def with_figures(model: ModelHandle, spec: ClaimSpec, sentences: Sequence[Senten
     by_text = {text: runs[i] for i, text in enumerate(texts)}
     return draw_failure_figures(
         spec, result, [(r, [by_text[s.text] for s in r.sentences]) for r in requests],
-        folder=folder, display_file=display_file)
+        folder=folder, display_file=display_file, windows=model.windows)

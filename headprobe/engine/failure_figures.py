@@ -17,6 +17,7 @@ import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Sentence
 from headprobe.evaluation import attention_view
+from headprobe.evaluation.positions import level_view, reach
 from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.evaluation.views import effect_view, windowed
 from headprobe.heads import Head, parse_head
@@ -51,17 +52,20 @@ def figure_requests(result: ClaimResult, sentences: Sequence[Sentence]) -> list[
 def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
                          requests: Sequence[tuple[FigureRequest, Sequence[Run]]], *,
                          folder: Path, display_file: str,
-                         effects: Sequence[Sequence[np.ndarray]] | None = None) -> ClaimResult:
+                         effects: Sequence[Sequence[np.ndarray]] | None = None,
+                         windows: Sequence[int | None] | None = None) -> ClaimResult:
     """``result`` with the diagrams of each request's sentences (whose runs are given, in order)
     saved under ``folder/figures``; their paths in ``figures`` are relative to ``folder``. A
     figure that cannot be drawn becomes a warning of the result. ``effects``: for an effect
-    claim, per request the effect at each token ``[token]`` of each of its sentences."""
+    claim, per request the effect at each token ``[token]`` of each of its sentences.
+    ``windows``: per layer, how far a local layer's heads reach (their window is drawn)."""
     paths: list[str] = []
     problems: list[str] = []
     for number, (request, runs) in enumerate(requests):
         drawn, failed = _draw(spec, result, request, runs, folder=folder,
                               display_file=display_file,
-                              effects=None if effects is None else effects[number])
+                              effects=None if effects is None else effects[number],
+                              half=None if windows is None else windows[request.head.layer - 1])
         paths += drawn
         problems += failed
     return dataclasses.replace(result, figures=tuple(paths),
@@ -69,8 +73,8 @@ def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
 
 
 def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Sequence[Run], *,
-          folder: Path, display_file: str,
-          effects: Sequence[np.ndarray] | None = None) -> tuple[list[str], list[str]]:
+          folder: Path, display_file: str, effects: Sequence[np.ndarray] | None = None,
+          half: int | None = None) -> tuple[list[str], list[str]]:
     """(paths drawn, problems) for one head's sentences."""
 
     head = request.head
@@ -91,10 +95,15 @@ def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Se
                  f"{baseline_note(result, spec)}\n"
                  f"model: {result.model}" + (f"\n{view.note}" if view.note else ""))
         relative = Path("figures") / f"{stem}_{rank}.png"
+        cells = None
+        if half is not None:
+            cells = reach(level_view(run, spec.level).groups, half)[
+                np.ix_(view.rows, view.columns)]
+            title += f"\n{head} is in a local layer: it reaches {half} tokens each side"
         try:
             figure = attention_figure(view.matrix, view.labels, expected=view.expected,
                                       actual=view.actual, title=title,
-                                      col_labels=view.column_labels)
+                                      col_labels=view.column_labels, reach=cells)
             save_png(figure, folder / relative)
         except Exception as error:  # a figure is never worth the result
             problems.append(f"figure {rank} of {head} could not be drawn "

@@ -101,6 +101,13 @@ class ModelHandle:
     def max_length(self) -> int:
         return self._info.max_length if self._info is not None else self.model().max_length
 
+    @property
+    def windows(self) -> tuple[int | None, ...]:
+        """Per layer, how far its heads reach each side (local layers), or None."""
+        if self._info is not None and self._info.windows is not None:
+            return self._info.windows
+        return self.model().windows
+
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         if self._info is not None:
             return self._info.tokenizer.encode(as_texts(texts))

@@ -41,7 +41,7 @@ import numpy as np
 
 from headprobe.cache.entries import CacheStats, EntryKey, ForwardCache, ScoresUpdate
 from headprobe.claims.spec import ClaimSpec, Sentence
-from headprobe.evaluation.accumulate import SentenceNumbers
+from headprobe.evaluation.accumulate import SentenceNumbers, WindowNumbers
 from headprobe.evaluation.measures import BASELINE_OFFSETS
 from headprobe.heads import Head
 
@@ -133,11 +133,15 @@ def decode_claim_numbers(data: bytes, count: int, heads: int,
             for i in range(count)]
 
 
+def _hexes(values: Sequence[float] | None) -> list[str] | None:
+    return None if values is None else [float(v).hex() for v in values]
+
+
 def encode_numbers(numbers: SentenceNumbers) -> dict[str, Any]:
     return {"n": numbers.n, "left_out": numbers.left_out,
             "hits": [float(h).hex() for h in numbers.hits],
-            "baseline": None if numbers.baseline is None
-            else [float(b).hex() for b in numbers.baseline]}
+            "baseline": _hexes(numbers.baseline),
+            "windowed": [[w.n, w.left_out, _hexes(w.baseline)] for w in numbers.windowed]}
 
 
 def decode_numbers(entry: Any) -> SentenceNumbers | None:
@@ -150,9 +154,15 @@ def decode_numbers(entry: Any) -> SentenceNumbers | None:
         baseline = entry["baseline"]
         if baseline is not None:
             baseline = tuple(float.fromhex(b) for b in baseline)
+        windowed = []
+        for count, dropped, offsets in entry.get("windowed", []):
+            if type(count) is not int or type(dropped) is not int or count < 0 or dropped < 0:
+                return None
+            windowed.append(WindowNumbers(count, dropped, None if offsets is None
+                                          else tuple(float.fromhex(b) for b in offsets)))
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    return SentenceNumbers(n, left_out, hits, baseline)
+    return SentenceNumbers(n, left_out, hits, baseline, tuple(windowed))
 
 
 class ScoreCache:

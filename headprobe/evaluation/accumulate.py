@@ -5,6 +5,12 @@ per head, baseline hits per offset, and the sentence text for counterexamples), 
 so any number of sentences can stream through it. Sources and targets are found once per
 (run, level, claim) and shared by every head; word-level matrices are computed only for the
 heads asked for (see `positions.level_view`).
+
+Heads of local (sliding-window) layers (SPEC §7c; ``windows`` gives each layer's reach) are
+scored on the sources that have a target within their reach: the others are left out for
+those heads, with a warning that says how many and why, so a local head is neither failed for
+what its window rules out nor credited by a baseline it could not have beaten. Their entropy is
+over the positions they can reach. Such heads' counts are kept per window (`WindowNumbers`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Expectation, Sentence
 from headprobe.evaluation.measures import BASELINE_OFFSETS, baseline_hits, source_hits
-from headprobe.evaluation.positions import Selection, level_view, select
+from headprobe.evaluation.positions import (
+    LevelView,
+    Selection,
+    level_view,
+    reach,
+    select,
+    within_window,
+)
 from headprobe.evaluation.results import ClaimResult, HeadValue, SentenceScore
 from headprobe.evaluation.verdict import HeadOutcome, closeness, judge_heads, pick_head
 from headprobe.heads import Head
@@ -30,10 +43,29 @@ def _selection(spec: ClaimSpec, sentence: Sentence, run: Run) -> Selection:
 
 
 def _hits(spec: ClaimSpec, heads: tuple[Head, ...], selection: Selection,
-          run: Run) -> np.ndarray:
-    """float64 ``[head]``: hits summed over the sentence's counted sources, per head."""
-    rows = level_view(run, spec.level).rows(heads, selection.sources)  # [head, source, position]
-    return source_hits(rows, selection.targets, spec.measure).sum(axis=-1)
+          run: Run, half: int | None = None) -> np.ndarray:
+    """float64 ``[head]``: hits summed over the sentence's counted sources, per head (heads
+    reaching ``half`` positions each side: entropy over the positions they reach)."""
+    view = level_view(run, spec.level)
+    rows = view.rows(heads, selection.sources)  # [head, source, position]
+    hits = source_hits(rows, selection.targets, spec.measure)  # [head, source]
+    if half is not None and spec.measure.kind == "entropy" and view.size > 1:
+        reach = _reach(view, selection.sources, half)  # [source]
+        scale = np.where(reach > 1, np.log(view.size) / np.log(np.maximum(reach, 2)), 0.0)
+        hits = hits * scale
+    return hits.sum(axis=-1)
+
+
+def _reach(view: LevelView, sources: np.ndarray, half: int) -> np.ndarray:
+    """int ``[source]``: how many positions of the view each source can reach."""
+    return reach(view.groups, half)[np.asarray(sources, dtype=np.int64)].sum(axis=1)
+
+
+def _baseline_of(spec: ClaimSpec, selection: Selection) -> tuple[float, ...] | None:
+    if spec.baseline != "offset":
+        return None
+    by_offset = baseline_hits(selection.sources, selection.targets)
+    return tuple(float(by_offset[k]) for k in BASELINE_OFFSETS)
 
 
 def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> SentenceScore:
@@ -44,16 +76,29 @@ def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
     return SentenceScore.of(selection.n, selection.left_out, float(hits))
 
 
+@dataclass(frozen=True)
+class WindowNumbers:
+    """The counted and left-out sources and baseline hits of one sentence for the heads that
+    reach one window (`within_window`)."""
+
+    n: int
+    left_out: int
+    baseline: tuple[float, ...] | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class SentenceNumbers:
     """What a `ClaimAccumulator` keeps of one sentence: counted and left-out sources, hits per
     head (float64 ``[head]``) and, for ``baseline: offset``, hits per offset in the order of
-    `BASELINE_OFFSETS` (else ``None``). The score cache stores exactly these."""
+    `BASELINE_OFFSETS` (else ``None``); ``windowed``: the same counts for the heads of local
+    layers, one per window the claim's heads have (in the accumulator's ``windows`` order). The
+    score cache stores exactly these."""
 
     n: int
     left_out: int
     hits: np.ndarray
     baseline: tuple[float, ...] | None = None
+    windowed: tuple[WindowNumbers, ...] = ()
 
 
 class ClaimAccumulator:
@@ -66,9 +111,12 @@ class ClaimAccumulator:
     """
 
     def __init__(self, spec: ClaimSpec, heads: Sequence[Head], *,
-                 label: str | None = None) -> None:
+                 label: str | None = None,
+                 windows: Sequence[int | None] | None = None) -> None:
         """``label``: what results call the one column of numbers instead of its head (the
-        heads of an effect claim removed ``together``, as ``L2H1+L2H5``)."""
+        heads of an effect claim removed ``together``, as ``L2H1+L2H5``). ``windows``: per
+        layer (0-based), how many positions each side its heads reach, None for every position
+        (the model's `windows`; None: no layer is local)."""
         if not heads:
             raise ValueError(f"claim {spec.id!r} needs at least one head to evaluate")
         if label is not None and len(heads) != 1:
@@ -76,6 +124,14 @@ class ClaimAccumulator:
         self.spec = spec
         self.heads = tuple(heads)
         self.label = label
+        reach = spec.claim.target is not None or spec.measure.kind == "entropy"
+        self._window_of: tuple[int | None, ...] = tuple(
+            windows[head.layer - 1] if windows is not None and reach else None
+            for head in self.heads)
+        #: the distinct windows of the claim's heads, in order
+        self.windows: tuple[int, ...] = tuple(sorted({w for w in self._window_of
+                                                      if w is not None}))
+        self._windowed: list[tuple[WindowNumbers, ...]] = []
         self._indices: list[int] = []
         self._texts: list[str] = []
         self._counts: list[int] = []
@@ -93,23 +149,40 @@ class ClaimAccumulator:
     def score(self, sentence: Sentence, run: Run) -> SentenceNumbers:
         """The numbers of one sentence (pure: records nothing)."""
         selection = _selection(self.spec, sentence, run)
-        hits = _hits(self.spec, self.heads, selection, run).astype(np.float64, copy=False)
-        baseline = None
-        if self.spec.baseline == "offset":
-            by_offset = baseline_hits(selection.sources, selection.targets)
-            baseline = tuple(float(by_offset[k]) for k in BASELINE_OFFSETS)
-        return SentenceNumbers(int(selection.n), int(selection.left_out), hits, baseline)
+        if not self.windows:
+            hits = _hits(self.spec, self.heads, selection, run).astype(np.float64, copy=False)
+            return SentenceNumbers(int(selection.n), int(selection.left_out), hits,
+                                   _baseline_of(self.spec, selection))
+        hits = np.zeros(len(self.heads), dtype=np.float64)
+        windowed = []
+        for window in (None, *self.windows):
+            members = [i for i, w in enumerate(self._window_of) if w == window]
+            chosen = selection
+            if window is not None:
+                if self.spec.claim.target is not None:
+                    chosen = within_window(level_view(run, self.spec.level), selection, window)
+                windowed.append(WindowNumbers(int(chosen.n), int(chosen.left_out),
+                                              _baseline_of(self.spec, chosen)))
+            if members:
+                hits[members] = _hits(self.spec, tuple(self.heads[i] for i in members), chosen,
+                                      run, window)
+        return SentenceNumbers(int(selection.n), int(selection.left_out), hits,
+                               _baseline_of(self.spec, selection), tuple(windowed))
 
     def record(self, index: int, text: str, numbers: SentenceNumbers) -> None:
         """Keep one sentence's numbers (from `score` or the score cache)."""
         if numbers.hits.shape != (len(self.heads),):
             raise ValueError(f"claim {self.spec.id!r}: {len(self.heads)} heads, got hits of "
                              f"shape {numbers.hits.shape}")
+        if len(numbers.windowed) != len(self.windows):
+            raise ValueError(f"claim {self.spec.id!r}: {len(self.windows)} local windows, got "
+                             f"numbers for {len(numbers.windowed)}")
         self._indices.append(int(index))
         self._texts.append(text)
         self._counts.append(numbers.n)
         self._left_out.append(numbers.left_out)
         self._hits.append(numbers.hits)
+        self._windowed.append(numbers.windowed)
         if self.spec.baseline == "offset":
             if numbers.baseline is None or len(numbers.baseline) != len(BASELINE_OFFSETS):
                 raise ValueError(f"claim {self.spec.id!r} has baseline: offset but the numbers "
@@ -126,8 +199,10 @@ class ClaimAccumulator:
         part of the sentences, to see how the value varies across parts)."""
         keep = set(indices)
         part = ClaimAccumulator(self.spec, self.heads, label=self.label)
+        part._window_of, part.windows = self._window_of, self.windows
         for i, index in enumerate(self._indices):
             if index in keep:
+                part._windowed.append(self._windowed[i])
                 part._indices.append(index)
                 part._texts.append(self._texts[i])
                 part._counts.append(self._counts[i])
@@ -150,11 +225,37 @@ class ClaimAccumulator:
                 else np.zeros((0, len(self.heads))))  # [sentence, head]
         baseline = {k: np.array([values[i] for i in order], dtype=np.float64)
                     for k, values in self._baseline.items()} if self.spec.baseline else {}
-        return judge_heads(spec or self.spec,
-                           np.array([self._counts[i] for i in order], dtype=np.int64),
-                           np.array([self._left_out[i] for i in order], dtype=np.int64), hits,
-                           [self._texts[i] for i in order], [self._indices[i] for i in order],
-                           baseline)
+        texts = [self._texts[i] for i in order]
+        indices = [self._indices[i] for i in order]
+        counts = np.array([self._counts[i] for i in order], dtype=np.int64)
+        left_out = np.array([self._left_out[i] for i in order], dtype=np.int64)
+        if not self.windows:
+            return judge_heads(spec or self.spec, counts, left_out, hits, texts, indices,
+                               baseline)
+        found: dict[int, HeadOutcome] = {}
+        for number, window in enumerate((None, *self.windows)):
+            members = [i for i, w in enumerate(self._window_of) if w == window]
+            if not members:
+                continue
+            group_counts, group_left, group_baseline = counts, left_out, baseline
+            if window is not None:
+                numbers = [self._windowed[i][number - 1] for i in order]
+                group_counts = np.array([x.n for x in numbers], dtype=np.int64)
+                group_left = np.array([x.left_out for x in numbers], dtype=np.int64)
+                if self.spec.baseline:
+                    group_baseline = {k: np.array([x.baseline[j] if x.baseline else 0.0
+                                                   for x in numbers], dtype=np.float64)
+                                      for j, k in enumerate(BASELINE_OFFSETS)}
+            outside = int((group_left - left_out).sum())
+            outcomes = judge_heads(spec or self.spec, group_counts, group_left,
+                                   hits[:, members], texts, indices, group_baseline)
+            for i, outcome in zip(members, outcomes):
+                if window is not None:
+                    outcome = dataclasses.replace(outcome, warnings=(
+                        *outcome.warnings, _window_warning(self.heads[i], window,
+                                                           outside)))
+                found[i] = outcome
+        return [found[i] for i in range(len(self.heads))]
 
     def results(self, *, model: str, fingerprint: str,
                 expect: Expectation | None = None) -> list[ClaimResult]:
@@ -189,6 +290,13 @@ class ClaimAccumulator:
 
     def _name(self, head: Head) -> str:
         return self.label if self.label is not None else str(head)
+
+
+def _window_warning(head: Head, window: int, outside: int) -> str:
+    what = (f"{outside} source(s) with no target within its reach were left out"
+            if outside else "every counted source has a target within its reach")
+    return (f"{head} is in a local layer: it attends to at most {window} tokens on each side "
+            f"(attention beyond is 0 by construction); {what}")
 
 
 def _result(spec: ClaimSpec, head: str, outcome: HeadOutcome, passed: bool, model: str,

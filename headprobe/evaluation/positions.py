@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,6 +296,27 @@ def select(view: LevelView, source: Source, target: Target | None,
             sources=candidates[counted], targets=targets[counted],
             left_out=int((~counted).sum()))
     return view._selections[key]
+
+
+def reach(groups: Sequence[Sequence[int]], half: int) -> np.ndarray:
+    """bool ``[position, position]``: positions (tokens, or words made of the token positions
+    ``groups``) at most ``half`` tokens apart: what a head of a local layer can attend to."""
+    first = np.array([group[0] for group in groups])
+    last = np.array([group[-1] for group in groups])
+    a, b = first[:, None], first[None, :]
+    gap = np.maximum(a, b) - np.minimum(last[:, None], last[None, :])
+    return np.maximum(gap, 0) <= half
+
+
+def within_window(view: LevelView, selection: Selection, half: int) -> Selection:
+    """``selection`` for a head that attends only ``half`` tokens each side (a local layer,
+    SPEC §7c): targets it cannot reach are dropped, and a source none of whose targets it can
+    reach is left out (its attention there is 0 by construction, not by behaviour). At word
+    level a word reaches another when any of their tokens are at most ``half`` apart."""
+    targets = selection.targets & reach(view.groups, half)[selection.sources]
+    counted = targets.any(axis=1)
+    return Selection(sources=selection.sources[counted], targets=targets[counted],
+                     left_out=selection.left_out + int((~counted).sum()))
 
 
 def source_mask(view: LevelView, source: Source, spans: tuple[Span, ...]) -> np.ndarray:

@@ -54,6 +54,12 @@ class EncoderModel:
         return self.config.num_attention_heads
 
     @property
+    def windows(self) -> tuple[int | None, ...]:
+        """Per layer, how many positions each side its heads reach (a local layer), or None
+        (the whole sentence): `EncoderConfig.windows`."""
+        return self.config.windows
+
+    @property
     def max_length(self) -> int:
         """The most tokens (``[CLS]`` and ``[SEP]`` included) one text may have."""
         return self.config.max_length

@@ -132,6 +132,14 @@ class EncoderConfig:
         return int(layer / (self.num_hidden_layers / self.layer_groups))
 
     @property
+    def windows(self) -> tuple[int | None, ...]:
+        """Per layer (0-based): how many positions each side its heads attend to at most (a
+        local, sliding-window layer: SPEC §7c), None for every position of the sentence."""
+        o = self.modernbert
+        return tuple(o.window_half if o is not None and i in o.local_layers else None
+                     for i in range(self.num_hidden_layers))
+
+    @property
     def masked_lm_act(self) -> str:
         return self.hidden_act if self.mlm_act is None else self.mlm_act
 

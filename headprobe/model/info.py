@@ -40,6 +40,8 @@ class ModelInfo:
     has_mlm_head: bool | None = None  # None: not known before the weights are read (Flax)
     export: ExportFiles | None = None
     kind: str = "checkpoint"
+    #: per layer, how far its heads reach each side (local layers; None: the whole sentence)
+    windows: tuple[int | None, ...] | None = None
 
     @property
     def location(self) -> Path:
@@ -116,6 +118,7 @@ def inspect_model(spec: str, *, tokenizer: str | None = None) -> ModelInfo:
                      num_heads=config.num_attention_heads,
                      max_length=config.max_length,
                      has_mlm_head=None if shapes is None else has_mlm_head(shapes, config),
+                     windows=config.windows,
                      tokenizer=RememberingTokenizer(load_tokenizer(
                          folder, family_of(config.model_type),
                          embedding_rows=config.vocab_size)))
@@ -133,4 +136,5 @@ def _inspect_export(spec: str, export: ExportFiles) -> ModelInfo:
                      tokenizer=RememberingTokenizer(load_tokenizer(
                          export.companion, family_of(config.model_type),
                          embedding_rows=config.vocab_size)),
-                     export=export, kind=f"ONNX export ({placed.kind})")
+                     export=export, kind=f"ONNX export ({placed.kind})",
+                     windows=config.windows)

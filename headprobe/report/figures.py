@@ -6,7 +6,8 @@ One function per kind of figure:
   tokens (queries), columns the attended tokens (keys). Grey level ``round(255 * weight)`` on an
   absolute scale (0 black, 1 white, as the original attention-diagram projects draw it), no
   interpolation, expected target cells outlined solid orange, the actual argmax cells dashed
-  sky-blue (colour and line style differ, so colour-blind readers can tell them apart).
+  sky-blue (colour and line style differ, so colour-blind readers can tell them apart); for a
+  head of a local layer (SPEC §7c) the edges of what each row can reach, dotted bluish green.
 - `overview_figure`: every head of a sentence in one image, layers as rows, heads as columns, on
   the absolute scale (0 black, 1 white), so that panels compare with each other.
 - `changes_figure` (``diff``) and `head_grid_figure` (``discover``): a layers x heads grid of
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DPI = 100
 EXPECTED_COLOR = "#E69F00"   # Okabe-Ito orange: expected target cells, solid outline
 ACTUAL_COLOR = "#56B4E9"     # Okabe-Ito sky blue: actual argmax cells, dashed inner outline
+WINDOW_COLOR = "#009E73"     # Okabe-Ito bluish green: the edges of a local head's window
 BACKGROUND = "#FFFFFF"
 PANEL_GAP_COLOR = (214, 222, 232)
 TITLE_LINES = 4
@@ -126,7 +128,8 @@ def _check_cells(cells: Sequence[tuple[int, int]], rows: int, cols: int, what: s
 def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
                      expected: Sequence[tuple[int, int]] = (),
                      actual: Sequence[tuple[int, int]] = (),
-                     title: str = "", col_labels: Sequence[str] | None = None) -> Figure:
+                     title: str = "", col_labels: Sequence[str] | None = None,
+                     reach: np.ndarray | None = None) -> Figure:
     """One head's attention for one sentence.
 
     Args:
@@ -135,6 +138,8 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
       expected: 0-based ``(query, key)`` cells of the claimed targets (solid orange outline).
       actual: 0-based ``(query, key)`` cells the head attends to most (dashed sky-blue outline).
       title: one or more lines (claim, value against expectation, model).
+      reach: bool ``[query, key]``, for a head of a local layer: the cells its window reaches
+        (their edges are drawn); None for a head that sees the whole sentence.
     Returns:
       A Figure of ``figure_size_pixels(rows, cols)`` pixels at `DPI`.
     """
@@ -163,7 +168,8 @@ def attention_figure(matrix: np.ndarray, labels: Sequence[str], *,
                 "grey: black 0, white the largest weight (scale at the right)",
                 ha="left", va="bottom", fontsize=7, color="#444444", parse_math=False)
     _add_scale(figure, layout)
-    return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title)
+    return redraw_attention_figure(figure, matrix, expected=expected, actual=actual, title=title,
+                                   reach=reach)
 
 
 def _add_scale(figure: Figure, layout: dict[str, int]) -> None:
@@ -187,7 +193,7 @@ def _add_scale(figure: Figure, layout: dict[str, int]) -> None:
 def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
                             expected: Sequence[tuple[int, int]] = (),
                             actual: Sequence[tuple[int, int]] = (),
-                            title: str = "") -> Figure:
+                            title: str = "", reach: np.ndarray | None = None) -> Figure:
     """Draw another matrix of the same size (another head, same sentence) into a figure made by
     `attention_figure`, in place: labels stay, grid, outlines, legend and title change.
 
@@ -219,6 +225,9 @@ def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
         patch.remove()
     for legend in list(figure.legends):
         legend.remove()
+    for collection in list(axes.collections):
+        if collection.get_gid() == "window":
+            collection.remove()
 
     cell = _grid_layout(rows, cols)["cell"]
     line_px = max(2, cell // 10)
@@ -235,6 +244,9 @@ def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
                                  linewidth=line_px * 72 / DPI, antialiased=False,
                                  linestyle=(0, (2, 1)), zorder=4))
 
+    if reach is not None:
+        _draw_window(axes, np.asarray(reach, dtype=bool), rows, cols, line_px)
+
     chars = int((width - 20) / (_TITLE_PX * 0.6))
     (title_text,) = [t for t in figure.texts if t.get_gid() == "title"]
     title_text.set_text(wrap_title(title, chars))
@@ -245,10 +257,32 @@ def redraw_attention_figure(figure: Figure, matrix: np.ndarray, *,
     if actual_cells:
         handles.append(Line2D([], [], color=ACTUAL_COLOR, linestyle="--", linewidth=2.5,
                               label="actual argmax (dashed)"))
+    if reach is not None:
+        handles.append(Line2D([], [], color=WINDOW_COLOR, linestyle=":", linewidth=2.5,
+                              label="local window (dotted)"))
     if handles:
         figure.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / width, 16 / height),
-                      ncol=2, frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
+                      ncol=len(handles), frameon=False, fontsize=8, handlelength=2.2,
+                      borderaxespad=0.2)
     return figure
+
+
+def _draw_window(axes, reach: np.ndarray, rows: int, cols: int, line_px: int) -> None:
+    """The left and right edges of each row's reachable cells (a staircase band)."""
+    from matplotlib.collections import LineCollection
+
+    if reach.shape != (rows, cols):
+        raise UsageError(f"attention_figure: reach has shape {reach.shape}, expected "
+                         f"{(rows, cols)}")
+    segments = []
+    for row in range(rows):
+        reached = np.flatnonzero(reach[row])
+        if reached.size == 0 or reached.size == cols:
+            continue
+        for edge in (reached[0] - 0.5, reached[-1] + 0.5):
+            segments.append([(edge, row - 0.5), (edge, row + 0.5)])
+    axes.add_collection(LineCollection(segments, colors=WINDOW_COLOR, linestyles=":",
+                                       linewidths=line_px * 72 / DPI, zorder=5, gid="window"))
 
 
 def figure_size_pixels(rows: int, cols: int | None = None) -> tuple[int, int]:

@@ -4,7 +4,7 @@
 - ``mask --json`` gives the top-k that Hugging Face's PyTorch masked-LM gives, for every family
   with a masked-LM head, with ``[MASK]`` written in the text whatever the model's mask token;
 - one hypothesis file with ``cls``, ``sep``, ``mask``, ``same-word``, ``word:`` and spans runs
-  unchanged on a BERT and a RoBERTa checkpoint, counting the sources that transformers' own
+  unchanged on a BERT, a RoBERTa, a ModernBERT and a DeBERTa-v3 checkpoint, counting the sources that transformers' own
   tokenizer says are there;
 - ``show``, ``profile`` (with output-norm), ``diff``, ``discover`` and ``discover
   --importance --effect kl`` run on every family, figures labelled without ``Ġ``/``▁``;
@@ -138,8 +138,9 @@ def expected_counts(folder: Path) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta"])
-def test_one_hypothesis_file_runs_unchanged_on_bert_and_roberta(checkpoints, tmp_path, family):
+@pytest.mark.parametrize("family", ["bert", "roberta", "modernbert", "deberta-v2"])
+def test_one_hypothesis_file_runs_unchanged_on_bert_roberta_modernbert_and_deberta(
+        checkpoints, tmp_path, family):
     write_project(tmp_path, {"claims.yaml": CLAIMS})
     run = check_subprocess(tmp_path, "claims.yaml", "--model", str(checkpoints[family]), "-q",
                            cache_dir=tmp_path / "cache")
