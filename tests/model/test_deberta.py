@@ -94,6 +94,23 @@ def test_sentences_packed_in_one_row_get_what_they_get_alone(made, variant):
         np.testing.assert_allclose(together.mlm_logits, alone.mlm_logits, atol=1e-4, rtol=0)
 
 
+def test_removing_heads_with_the_convolution_matches_torch_hooks(made):
+    """Removing a head of layer 0 runs its convolution again on the packed variants."""
+    import torch_reference as ref
+
+    folder = made("conv", **CONV)
+    model = headprobe.load(str(folder), compilation_cache=False).model()
+    reference = transformers.DebertaV2ForMaskedLM.from_pretrained(
+        str(folder), attn_implementation="eager").eval()
+    heads = [(0, 1), (1, 2)]
+    found = model.effects(TEXTS, heads, ablation="zero", effect="kl")
+    for text, values in zip(TEXTS, found):
+        ids = list(model.tokenize([text])[0].input_ids)
+        expected = ref.effects(reference, ids, heads, "zero", "kl")
+        assert expected.max() > 1e-3  # the heads matter
+        np.testing.assert_allclose(values, expected, rtol=0, atol=1e-4, err_msg=text)
+
+
 # --- the masked-LM head ---------------------------------------------------------------------------
 
 
