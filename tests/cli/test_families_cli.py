@@ -4,8 +4,8 @@
 - ``mask --json`` gives the top-k that Hugging Face's PyTorch masked-LM gives, for every family
   with a masked-LM head, with ``[MASK]`` written in the text whatever the model's mask token;
 - one hypothesis file with ``cls``, ``sep``, ``mask``, ``same-word``, ``word:`` and spans runs
-  unchanged on a BERT, a RoBERTa, a ModernBERT and a DeBERTa-v3 checkpoint, counting the sources that transformers' own
-  tokenizer says are there;
+  unchanged on a BERT, a RoBERTa, a ModernBERT and a DeBERTa-v3 checkpoint, counting the
+  sources that transformers' own tokenizer says are there;
 - ``show``, ``profile`` (with output-norm), ``diff``, ``discover`` and ``discover
   --importance --effect kl`` run on every family, figures labelled without ``Ġ``/``▁``;
 - effect (kl) and norm-weighted claims run in the same file on BERT and RoBERTa.
@@ -27,11 +27,23 @@ transformers = pytest.importorskip("transformers")
 MASKED = "Then I picked up a [MASK] from the table."
 
 
+class Checkpoints(dict):
+    """family -> folder, each written on first use (a family transformers cannot build skips
+    only its own tests)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, family: str) -> Path:
+        self[family] = write_family_checkpoint(self.root / family, family, masked_lm=True,
+                                               seed=3)
+        return self[family]
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("family-checkpoints")
-    return {family: write_family_checkpoint(root / family, family, masked_lm=True, seed=3)
-            for family in KINDS}
+    return Checkpoints(tmp_path_factory.mktemp("family-checkpoints"))
 
 
 run_main = main_in_process  # (monkeypatch, capsys, cwd, *args) -> (rc, out, err)
