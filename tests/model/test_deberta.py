@@ -1,8 +1,9 @@
 """DeBERTa-v2/v3 beyond the stage-by-stage parity of test_families.py (SPEC §7c): the bucket
 table equals transformers' ``make_log_bucket_position`` at every distance, sentences packed
 into one row get what they get alone (relative positions and layer 0's convolution do not reach
-across sentences), Microsoft's v3 layout (``lm_predictions`` with ``legacy`` left true) reads
-its trained head, and config.json fields out of range are named."""
+across sentences), removing heads with the convolution matches hooks on transformers' model
+(tests/torch_reference.py), Microsoft's v3 layout (``lm_predictions`` with ``legacy`` left
+true) reads its trained head, and config.json fields out of range are named."""
 
 from __future__ import annotations
 
