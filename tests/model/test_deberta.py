@@ -60,16 +60,17 @@ def test_log_buckets_equal_transformers_at_every_distance(buckets, max_position)
 
 @pytest.mark.parametrize("buckets, max_relative", [(8, 48), (256, 512), (-1, 6), (-1, 512)])
 def test_bucket_table_is_transformers_clamped_index(buckets, max_relative):
-    """Entry r + length - 1: ``clamp(bucket(r) + span, 0, 2 span - 1)`` from transformers'
-    ``build_relative_position`` of a sentence of ``length`` tokens (query 0..length-1)."""
-    from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position
+    """Entry r + length - 1: ``clamp(bucket(r) + span, 0, 2 span - 1)`` as transformers'
+    ``build_relative_position`` and attention compute it for a sentence of ``length`` tokens
+    (its signature changed between transformers 4 and 5: the bucket function's did not)."""
+    from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
 
     length = 600
     options = DebertaOptions(position_buckets=buckets, max_relative_positions=max_relative)
     span = options.span
-    states = torch.zeros(1, length, 1)
-    relative = build_relative_position(states, states, bucket_size=buckets,
-                                       max_position=max_relative)[0]  # [q, k]
+    relative = torch.arange(length)[:, None] - torch.arange(length)[None, :]  # [q, k]
+    if buckets > 0:
+        relative = make_log_bucket_position(relative, buckets, max_relative).long()
     expected = torch.clamp(relative + span, 0, 2 * span - 1).numpy()
     table = bucket_table(options, length)
     q, k = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
