@@ -18,10 +18,11 @@ store keeps, one file of each per shape:
 
 Key. SHA-256 over everything the program depends on: the JAX and jaxlib versions, the backend
 (platform, version, device kind and count), a digest of the model code (`encoder.py`,
-`config.py`), the config, the precision, the parameter tree's shapes and dtypes, and the call's
-shape and static arguments (rows, length, depth, which outputs). The weights' values are
-arguments, not part of the program, so models of the same shape share programs. An executable's
-key adds what XLA compiled it for (`executable_key`): the CPU's feature flags and ``XLA_FLAGS``.
+`config.py`, `blocks.py`, `encoders/`), the config, the precision, the parameter tree's shapes
+and dtypes, and the call's shape and static arguments (rows, length, depth, which outputs).
+The weights' values are arguments, not part of the program, so models of the same shape share
+programs. An executable's key adds what XLA compiled it for (`executable_key`): the CPU's
+feature flags and ``XLA_FLAGS``.
 
 Layout, bounded reads and verification: `headprobe.model.program_files`.
 
@@ -63,7 +64,10 @@ from headprobe.model import sealing
 from headprobe.model.program_files import FORMAT_VERSION, ProgramFiles
 from headprobe.paths import cache_root
 
-CODE_FILES = ("encoder.py", "config.py")
+#: The model code a program is traced from (relative to this package): the loop, the options,
+#: what bodies share, and every module of `encoders/` (each family's body): a change to any of
+#: them makes every stored program stale.
+CODE_FILES = ("encoder.py", "config.py", "blocks.py", "encoders/*.py")
 # Operations that reach outside the computation: native code by name (custom calls: host
 # callbacks, library kernels) and the host's data channels.
 _OUTSIDE = re.compile(r"custom_call|infeed|outfeed|\b(?:stablehlo|mhlo)\.(?:send|recv)\b")
@@ -76,9 +80,15 @@ _XLA_OPERATIONS = re.compile(r"custom_call @mhlo\.erf\(")
 def _code_digest() -> str:
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in CODE_FILES:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for path in code_files():
+        digest.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def code_files() -> list[Path]:
+    """The files of `CODE_FILES`, in order."""
+    here = Path(__file__).resolve().parent
+    return [path for pattern in CODE_FILES for path in sorted(here.glob(pattern))]
 
 
 def environment() -> dict[str, Any]:

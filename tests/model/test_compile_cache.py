@@ -263,3 +263,26 @@ def test_the_compilation_cache_can_be_switched_off_by_environment(monkeypatch, v
 
 def test_the_compilation_cache_follows_the_cache_dir_option(tmp_path):
     assert compilation_cache_dir(tmp_path / "c") == tmp_path / "c" / "jax"
+
+
+def test_the_program_key_covers_every_module_the_encoder_is_built_from():
+    """A change to any family's body, or to what bodies share, must make stored programs stale:
+    every module ``encoder.py`` imports from ``headprobe.model`` to compute is in the digest."""
+    import ast
+    from pathlib import Path
+
+    from headprobe.model import programs
+
+    package = Path(programs.__file__).resolve().parent
+    covered = {path.relative_to(package).as_posix() for path in programs.code_files()}
+    expected = {"encoder.py", "config.py", "blocks.py"} | {
+        path.relative_to(package).as_posix() for path in (package / "encoders").glob("*.py")}
+    assert expected <= covered
+    assert {"encoders/bert.py", "encoders/modernbert.py", "encoders/deberta.py"} <= covered
+    for path in (package / "encoder.py", *(package / "encoders").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "headprobe.model."):
+                name = node.module.removeprefix("headprobe.model.").replace(".", "/")
+                if name in ("encoders",) or name.startswith(("encoders", "blocks", "config")):
+                    assert (f"{name}.py" in covered or f"{name}/__init__.py" in covered), name
