@@ -335,8 +335,9 @@ def _to_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | Non
 
 def load(spec: str | None = None, **options: Any) -> EncoderModel:
     """Load a BERT-family model (SPEC §7, §7b: bert, roberta, xlm-roberta, distilbert, electra,
-    albert): a local folder, or a hub id with optional ``@revision``; or an ONNX export of one
-    (SPEC §15: a ``.onnx`` file, or a folder in the Optimum or sentence-transformers layout).
+    albert; §7c: modernbert, deberta-v2): a local folder, or a hub id with optional
+    ``@revision``; or an ONNX export of one (SPEC §15: a ``.onnx`` file, or a folder in the
+    Optimum or sentence-transformers layout).
 
     Options: ``compilation_cache``: keep compiled programs between processes (see
     `_program_store`): True (default) in `compilation_cache_dir` unless

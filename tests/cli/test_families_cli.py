@@ -197,14 +197,15 @@ def test_show_profile_diff_and_discover_run_on_every_family(checkpoints, monkeyp
                 and line.split()[1].startswith("L")]) == 12
 
 
-def test_figure_labels_have_no_tokenizer_markers(checkpoints):
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta", "albert", "modernbert",
+                                    "deberta-v2"])
+def test_figure_labels_have_no_tokenizer_markers(checkpoints, family):
     import headprobe
     from headprobe.evaluation.positions import level_view
 
-    for family in ("roberta", "xlm-roberta", "albert"):
-        model = headprobe.load(str(checkpoints[family]), compilation_cache=False)
-        (run,) = model.run(["The naïve cat's café moved [MASK] quickly."])
-        labels = level_view(run, "token").labels
-        assert not any("\u0120" in label or "\u2581" in label for label in labels), labels
-        assert "[MASK]" in labels or model.tokenizer.mask_token in labels
-        assert labels[0] == model.tokenizer.specials.cls
+    model = headprobe.load(str(checkpoints[family]), compilation_cache=False)
+    (run,) = model.run(["The naïve cat's café moved [MASK] quickly."])
+    labels = level_view(run, "token").labels
+    assert not any("\u0120" in label or "\u2581" in label for label in labels), labels
+    assert "[MASK]" in labels or model.tokenizer.mask_token in labels
+    assert labels[0] == model.tokenizer.specials.cls
