@@ -3,7 +3,8 @@ serves a whole call whatever the mix of lengths, and almost no token is padding.
 
 A call's sentences go into rows of ``row_length`` tokens, best fit decreasing (`pack`):
 `choose_rows` tries the lengths of `ROW_LENGTHS` that hold the call's longest sentence (at most
-the model's maximum) and keeps the cheapest, weighing the padding each leaves against the
+the model's maximum; a longer sentence: its length rounded up to `LONG_ROW_STEP`) and keeps the
+cheapest, weighing the padding each leaves against the
 attention costs (scores, softmax) that grow with the row length (`row_cost`); the rows are cut
 into batches of the same number of rows (`cut`), so every batch of the call has one shape.
 Within a row each sentence is a *segment*: it attends only to its own tokens (block-diagonal
@@ -23,6 +24,10 @@ import numpy as np
 
 #: Row lengths tried, smallest first (a call uses one).
 ROW_LENGTHS = (32, 64, 128, 256, 512)
+#: A call whose longest sentence is longer than the longest of `ROW_LENGTHS` (models reading
+#: thousands of tokens: ModernBERT) gets rows of that sentence's length rounded up to a multiple
+#: of this (few compiled shapes, little padding), never the model's whole maximum.
+LONG_ROW_STEP = 256
 #: The row length at which a token's attention work (scores, mask, softmax, the band kept)
 #: costs about as much as the rest of its layer (measured on MiniLM: rows of 128 ran 1.5x the
 #: time of rows of 64 for the same tokens).
@@ -67,8 +72,9 @@ def choose_rows(lengths: Sequence[int], max_length: int) -> tuple[int, list[list
     """``(row length, rows)``: of `ROW_LENGTHS` (capped at the model's ``max_length``, which
     no sentence exceeds) that hold the longest sentence, the one with the least `row_cost`."""
     longest = max(lengths, default=1)
+    fitted = min(-(-longest // LONG_ROW_STEP) * LONG_ROW_STEP, max_length)
     candidates = sorted({min(c, max_length) for c in ROW_LENGTHS if min(c, max_length) >= longest}
-                        | {max_length})
+                        | {fitted})
     best: tuple[float, int, list[list[int]]] | None = None
     for row_length in candidates:
         rows = pack(lengths, row_length)

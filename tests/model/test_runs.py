@@ -178,6 +178,15 @@ def test_rows_hold_the_longest_sentence_in_the_smallest_row_length_that_packs_ti
     assert packing.row_length_for([33] * 90, 512) == 128
 
 
+def test_a_sentence_longer_than_every_row_length_gets_a_row_of_about_its_length():
+    # a model reading 8,192 tokens (ModernBERT) must not pad 1,024 tokens to 8,192
+    assert packing.row_length_for([1024], 8192) == 1024
+    assert packing.row_length_for([3000, 40], 8192) == 3072
+    assert packing.row_length_for([513], 8192) == 768
+    assert packing.row_length_for([8000], 8192) == 8192
+    assert packing.row_length_for([600], 700) == 700  # never beyond the model's maximum
+
+
 def test_packing_places_every_sentence_once_without_overflowing_a_row():
     rng = np.random.default_rng(0)
     lengths = [int(n) for n in rng.integers(5, 60, size=500)]
