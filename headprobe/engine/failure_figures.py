@@ -1,8 +1,10 @@
-"""Failure diagrams: a failing result's worst sentences drawn as PNGs into a run's folder.
+"""Failure diagrams: a failing result's worst sentences drawn as PNGs into a run's folder,
+each beside its interactive view (SPEC §16: ``figures/<stem>_<rank>.html``, the result's
+``views``) that index.html embeds.
 
 Pure of pytest and of models: callers pass the runs of the sentences to draw (from the forward
-cache or the model). A figure that cannot be drawn becomes a warning on the result, never a lost
-result.
+cache or the model). A figure or view that cannot be made becomes a warning on the result, never
+a lost result.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from headprobe.atomic import write_atomic
 from headprobe.claims.spec import ClaimSpec, Sentence
+from headprobe.engine.views import view_data
 from headprobe.evaluation import attention_view
 from headprobe.evaluation.positions import level_view, reach
 from headprobe.evaluation.results import ClaimResult, format_value
-from headprobe.evaluation.views import effect_view, windowed
+from headprobe.evaluation.views import AttentionView, effect_view, windowed
 from headprobe.heads import Head, parse_head
 from headprobe.report.figures import attention_figure, save_png
+from headprobe.report.view import check_size, render_view
 from headprobe.runs import Run
 
 MAX_FIGURES_PER_RESULT = 3
@@ -55,38 +60,44 @@ def draw_failure_figures(spec: ClaimSpec, result: ClaimResult,
                          effects: Sequence[Sequence[np.ndarray]] | None = None,
                          windows: Sequence[int | None] | None = None) -> ClaimResult:
     """``result`` with the diagrams of each request's sentences (whose runs are given, in order)
-    saved under ``folder/figures``; their paths in ``figures`` are relative to ``folder``. A
-    figure that cannot be drawn becomes a warning of the result. ``effects``: for an effect
-    claim, per request the effect at each token ``[token]`` of each of its sentences.
-    ``windows``: per layer, how far a local layer's heads reach (their window is drawn)."""
+    saved under ``folder/figures``, and beside each its interactive view; their paths in
+    ``figures`` and ``views`` are relative to ``folder``. A figure or view that cannot be made
+    becomes a warning of the result. ``effects``: for an effect claim, per request the effect at
+    each token ``[token]`` of each of its sentences. ``windows``: per layer, how far a local
+    layer's heads reach (their window is drawn)."""
     paths: list[str] = []
+    views: list[str] = []
     problems: list[str] = []
     for number, (request, runs) in enumerate(requests):
-        drawn, failed = _draw(spec, result, request, runs, folder=folder,
-                              display_file=display_file,
-                              effects=None if effects is None else effects[number],
-                              half=None if windows is None else windows[request.head.layer - 1])
+        drawn, shown, failed = _draw(
+            spec, result, request, runs, folder=folder, display_file=display_file,
+            effects=None if effects is None else effects[number], windows=windows)
         paths += drawn
+        views += shown
         problems += failed
-    return dataclasses.replace(result, figures=tuple(paths),
+    return dataclasses.replace(result, figures=tuple(paths), views=tuple(views),
                                warnings=tuple(result.warnings) + tuple(problems))
 
 
 def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Sequence[Run], *,
           folder: Path, display_file: str, effects: Sequence[np.ndarray] | None = None,
-          half: int | None = None) -> tuple[list[str], list[str]]:
-    """(paths drawn, problems) for one head's sentences."""
+          windows: Sequence[int | None] | None = None
+          ) -> tuple[list[str], list[str], list[str]]:
+    """(paths drawn, views written, problems) for one head's sentences."""
 
     head = request.head
+    half = None if windows is None else windows[head.layer - 1]
     paths: list[str] = []
+    views: list[str] = []
     problems: list[str] = []
     stem = safe_name(f"{Path(display_file).stem}_{spec.id}_{head}")
     removed = "" if effects is None else (
         f" removed; attention of {head}" if result.head != str(head) else " removed") + \
         "; row labels: effect there, token"
     for rank, (sentence, run) in enumerate(zip(request.sentences, runs), start=1):
-        view = windowed(attention_view(spec, head, sentence, run) if effects is None
-                        else effect_view(spec, head, sentence, run, effects[rank - 1]))
+        whole = (attention_view(spec, head, sentence, run) if effects is None
+                 else effect_view(spec, head, sentence, run, effects[rank - 1]))
+        view = windowed(whole)
         title = (f"{spec.claim_text}   [{result.head if effects is not None else head}"
                  f"{removed}]\n"
                  f"{spec.measure} = {format_value(view.value)} on this sentence; "
@@ -108,9 +119,43 @@ def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Se
         except Exception as error:  # a figure is never worth the result
             problems.append(f"figure {rank} of {head} could not be drawn "
                             f"({type(error).__name__}: {error})")
-            continue
-        paths.append(relative.as_posix())
-    return paths, problems
+        else:
+            paths.append(relative.as_posix())
+        page = relative.with_suffix(".html")
+        try:
+            _write_view(spec, result, head, run, whole, folder / page, windows=windows)
+        except Exception as error:  # nor is a view
+            problems.append(f"interactive view {rank} of {head} was not written "
+                            f"({type(error).__name__}: {error})")
+        else:
+            views.append(page.as_posix())
+    return paths, views, problems
+
+
+def _write_view(spec: ClaimSpec, result: ClaimResult, head: Head, run: Run, whole: AttentionView,
+                path: Path, *, windows: Sequence[int | None] | None) -> None:
+    """The interactive view of ``head`` on one sentence (SPEC §16) at ``path``: the claim's
+    level and weighting first, both levels, the claim's targets outlined and the first source
+    that misses them pinned (``whole``: the diagram's cells before any window cut them)."""
+    sizes = (len(level_view(run, "token").groups), len(level_view(run, "word").groups))
+    check_size(1, sizes, 1, heads_option="a claim")
+    note = (f"{spec.measure} = {format_value(whole.value)} on this sentence; overall "
+            f"{format_value(result.value)}, expected {spec.expect}")
+    data = view_data({spec.weighting: run}, (head,), model_name=result.model, windows=windows,
+                     level=spec.level, weighting=spec.weighting, title=spec.claim_text,
+                     notes=(note,), expected=whole.expected or None, pinned=_first_miss(whole))
+    write_atomic(path, render_view(data).encode("utf-8", errors="backslashreplace"),
+                 mode=0o644)
+
+
+def _first_miss(whole: AttentionView) -> int | None:
+    """The first source whose argmax (or top K) hits none of its targets, else the first
+    source, else None."""
+    hits = set(whole.expected) & set(whole.actual)
+    sources = sorted({query for query, _ in whole.expected})
+    missing = [q for q in sources if not any(query == q for query, _ in hits)]
+    first = missing or sources
+    return first[0] if first else None
 
 
 def baseline_note(result: ClaimResult, spec: ClaimSpec) -> str:

@@ -83,6 +83,8 @@ class ClaimResult:
     when too few sentences counted for a bootstrap; ``ci_note`` then says so (``1 sentence, the
     bootstrap needs 4``). ``failure`` says why a claim failed when its value does not (``2 of 12
     sentences below 0.8 (worst 0.610)``, with ``sentences_failed`` 2, for ``per: sentence``).
+    ``views`` are the interactive views of the figures' sentences (HTML files, SPEC §16), their
+    paths relative like the figures'; report.json lists them only when there are some.
     """
 
     file: str
@@ -120,6 +122,7 @@ class ClaimResult:
     ci_note: str | None = None  # why there is no interval although there is a value
     sentences_failed: int | None = None  # per: sentence: how many sentences miss
     weighting: str = "attention"  # norm: the measure read Kobayashi's norm weights (§14.1)
+    views: tuple[str, ...] = ()  # interactive views (SPEC §16) beside the figures, like them
 
     @property
     def failed_only_on_baseline(self) -> bool:
@@ -137,6 +140,8 @@ class ClaimResult:
             "n": self.n, "left_out": self.left_out, "passed": self.passed,
             "figures": list(self.figures),
         }
+        if self.views:
+            data["views"] = list(self.views)
         if self.ci_note is not None:
             data["ci_note"] = self.ci_note
         if self.average != "pool":

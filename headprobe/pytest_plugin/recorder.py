@@ -80,12 +80,13 @@ class Recorder:
         self.recorded.append((nodeid, entry))
 
     def add_figures(self, result: ClaimResult) -> None:
-        """The figures drawn for a failing Python-API claim, onto its recorded result."""
+        """The figures (and their views) drawn for a failing Python-API claim, onto its
+        recorded result."""
         for i, (nodeid, recorded) in enumerate(self.recorded):
             if recorded.id == result.id and recorded.head == result.head and \
                     recorded.expect == result.expect and not recorded.figures:
-                self.recorded[i] = (nodeid, dataclasses.replace(recorded,
-                                                                figures=result.figures))
+                self.recorded[i] = (nodeid, dataclasses.replace(
+                    recorded, figures=result.figures, views=result.views))
 
     def shown_file(self, file: str) -> str:
         """``file`` as the report shows it: relative to pytest's rootdir when absolute."""

@@ -12,8 +12,9 @@ does not say, such as ``2 of 12 sentences below 0.8 (worst 0.610)``) fits
 the page (1,400 px and up: no horizontal scrolling), can be sorted by clicking a header (numbers
 as numbers), filtered by a text box and by outcome. Failures are listed after the table with
 their why, reproduce command, baseline, every head of an any/none claim, counterexamples and
-figures inline. When the page has loaded, a small script counts the figures that loaded and
-marks those that did not.
+figures inline, each figure's interactive view (SPEC §16, a self-contained page of its own in
+``figures/``) in a sandboxed ``<iframe>`` beside it. When the page has loaded, a small script
+counts the figures that loaded and marks those that did not.
 """
 
 from __future__ import annotations
@@ -249,6 +250,13 @@ def _detail(index: int, result: Mapping[str, Any]) -> str:
         lines.append('<div class="figures">')
         lines.extend(_figure(path, name) for path in figures)
         lines.append("</div>")
+    views = result.get("views") or []
+    if views:
+        lines.append('<h4>Interactive views</h4><p class="meta">Hover, click or focus a token '
+                     'on the left to see where the head looks; switch level and weighting '
+                     'above each.</p><div class="views">')
+        lines.extend(_view(path, name) for path in views)
+        lines.append("</div>")
     lines.append("</section>")
     return "\n".join(lines)
 
@@ -263,13 +271,34 @@ def _counterexample(example: Any) -> str:
 
 
 def _figure(path: Any, name: str) -> str:
+    src = _relative_src(path)
+    if src is None:
+        return f'<p class="broken">figure not shown (not a relative path): {_e(path)}</p>'
+    text = str(path)
+    return (f'<figure><a href="{_e(src)}"><img src="{_e(src)}" alt="{_e(name)}: {_e(text)}" '
+            f'loading="eager"></a><figcaption>{_e(text)}</figcaption></figure>')
+
+
+def _view(path: Any, name: str) -> str:
+    """An interactive view in a sandboxed frame: its script runs, it reaches nothing else."""
+    src = _relative_src(path)
+    if src is None:
+        return f'<p class="broken">view not shown (not a relative path): {_e(path)}</p>'
+    text = str(path)
+    return (f'<figure class="view"><iframe src="{_e(src)}" sandbox="allow-scripts" '
+            f'title="{_e(name)}: interactive view {_e(text)}" loading="eager"></iframe>'
+            f'<figcaption><a href="{_e(src)}">{_e(text)}</a> (opens on its own)</figcaption>'
+            f'</figure>')
+
+
+def _relative_src(path: Any) -> str | None:
+    """``path`` URL-quoted for ``src``/``href``, or None when it is absolute or has a scheme
+    (such a path is shown, never linked)."""
     text = str(path)
     parsed = urllib.parse.urlsplit(text)
     if parsed.scheme or parsed.netloc or text.startswith(("/", "\\")):
-        return f'<p class="broken">figure not shown (not a relative path): {_e(text)}</p>'
-    src = urllib.parse.quote(text.replace("\\", "/"), safe="/")
-    return (f'<figure><a href="{_e(src)}"><img src="{_e(src)}" alt="{_e(name)}: {_e(text)}" '
-            f'loading="eager"></a><figcaption>{_e(text)}</figcaption></figure>')
+        return None
+    return urllib.parse.quote(text.replace("\\", "/"), safe="/")
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +366,7 @@ def format_baseline(baseline: Any) -> str:
 
 def _has_details(result: Mapping[str, Any]) -> bool:
     return (outcome(result) in ("failed", "error") or bool(result.get("figures"))
+            or bool(result.get("views"))
             or bool(result.get("counterexamples")))
 
 
@@ -403,6 +433,8 @@ section.detail.passed{border-top-color:#1a7f37}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}
 .figures{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}
 figure img{max-width:100%;border:1px solid #ddd}
+.views{display:flex;flex-wrap:wrap;gap:1em}
+.views iframe{width:min(46em,95vw);height:30em;border:1px solid #ddd}
 figcaption{font-size:.8em;color:#555}
 .broken{color:#c62828}.warning{color:#8a5a00}
 """

@@ -177,7 +177,7 @@ def test_report_json_has_exactly_the_spec_keys_and_types(first):
         assert set(result) - set(keys) <= {"sentences", "counterexamples", "baseline",
                                            "warnings", "outcome", "item", "why", "reproduce",
                                            "quantifier", "heads", "baseline_beaten", "failure",
-                                           "ci_note"}
+                                           "ci_note", "views"}
         # the outcome is the item's, as pytest decided it; an xfail claim fails as expected
         assert result["outcome"] == ("xfailed" if result["id"] == "known-bad"
                                      else "passed" if result["passed"] else "failed"), result
