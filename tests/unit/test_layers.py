@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "headprobe"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("headprobe._version", "headprobe.errors", "headprobe.heads", "headprobe.paths",
      "headprobe.atomic", "headprobe.runs", "headprobe.settings", "headprobe.progress",
-     "headprobe.outputs", "headprobe.cachefiles", "headprobe.interrupts"),
+     "headprobe.outputs", "headprobe.cachefiles", "headprobe.interrupts",
+     "headprobe.notebook"),
     ("headprobe.claims",),
     ("headprobe.model",),
     ("headprobe.cache", "headprobe.generate"),
