@@ -5,10 +5,13 @@ Axes are 0-based and carry no padding: ``attentions[layer, head, query, key]``.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from headprobe import notebook
 
 
 class SpecialNames(NamedTuple):
@@ -99,6 +102,35 @@ class Run(Encoding):
     def num_tokens(self) -> int:
         return len(self.tokens)
 
+    def __repr__(self) -> str:
+        layers, heads = self.attentions.shape[:2]
+        return (f"Run({notebook.one_line(self.text)!r}, {self.num_tokens} tokens, "
+                f"{layers} layers x {heads} heads)")
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16): the tokens, and per head where most rows look
+        (the share of them) shaded by the mean of the rows' largest weights."""
+        labels = self.display_tokens
+        looks, shares, focus = head_behaviours(self.attentions)
+        layers, heads = self.attentions.shape[:2]
+        cells = [[notebook.Cell(value=f"{looks[layer][head]} {shares[layer, head]:.2f}",
+                                shade=float(focus[layer, head]),
+                                title=f"L{layer + 1}H{head + 1}: the most attended token is "
+                                      f"{looks[layer][head]} for {shares[layer, head]:.0%} of "
+                                      f"the tokens; mean largest weight "
+                                      f"{focus[layer, head]:.3f}")
+                  for head in range(heads)] for layer in range(layers)]
+        caption = ("each head: where most tokens look (their most attended token: previous, "
+                   "next, self, cls, sep or other) and the share of tokens that do; darker: "
+                   "larger weights (the mean of each token's largest)")
+        title = f"Run of {len(self.tokens)} tokens, {layers} layers x {heads} heads"
+        markup = notebook.page(title, notebook.note(self.text),
+                               notebook.tokens(labels, self.special_mask.tolist()),
+                               notebook.grid(cells, caption=caption))
+        text = "\n".join([f"{title}: {self.text!r}", "tokens: " + " ".join(labels)])
+        return notebook.bundle(text, markup, include, exclude)
+
     def word_groups(self) -> list[list[int]]:
         """Token positions grouped into words, in order; each special token is a word of its own.
 
@@ -121,3 +153,28 @@ class Run(Encoding):
             return self.tokens[position]
         pieces = [i for i, w in enumerate(self.word_ids) if w == word]
         return self.text[self.offsets[pieces[0]][0]:self.offsets[pieces[-1]][1]]
+
+
+def head_behaviours(attentions: np.ndarray) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+    """Per head, where most rows of ``attentions [layer, head, query, key]`` look: ``(names
+    [layer][head], shares [layer, head], focus [layer, head])``. A row looks at its most
+    attended key: ``previous``, ``next``, ``self``, ``cls`` (the first token), ``sep`` (the
+    last) or ``other``; the name is the commonest, its share how many rows look there, and
+    ``focus`` the mean of the rows' largest weights."""
+    layers, heads, length = attentions.shape[:3]
+    if length == 0:
+        return [["other"] * heads for _ in range(layers)], np.zeros((layers, heads)), \
+            np.zeros((layers, heads))
+    top = attentions.argmax(axis=-1)  # [layer, head, query]
+    rows = np.arange(length)
+    kinds = np.full(top.shape, 5)  # other
+    for code, hit in enumerate((top == 0, top == length - 1, top == rows, top == rows - 1,
+                                top == rows + 1)):
+        kinds = np.where(hit, code, kinds)  # the later wins: self, previous, next over cls/sep
+    names = ("cls", "sep", "self", "previous", "next", "other")
+    counts = np.stack([(kinds == code).sum(axis=-1) for code in range(len(names))], axis=-1)
+    common = counts.argmax(axis=-1)
+    shares = counts.max(axis=-1) / length
+    focus = attentions.max(axis=-1).mean(axis=-1)
+    return [[names[code] for code in row] for row in common.tolist()], shares, focus
+

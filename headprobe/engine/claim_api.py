@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from headprobe import notebook
 from headprobe.claims.language import effect_measure, parse_claim, parse_expectation
 from headprobe.claims.sentences import parse_annotated
 from headprobe.claims.spec import (
@@ -165,6 +166,7 @@ class Measured:
         self.sentences = tuple(sentences)
         self._accumulator = accumulator
         self.decided: ClaimResult | None = None  # the result of the last comparison
+        self._expect: Expectation | None = None  # the bound of the last comparison
         #: One result per head with its value, interval and n; a comparison decides the claim
         #: (``decided``).
         self.results = accumulator.head_results(model=model.name,
@@ -183,6 +185,7 @@ class Measured:
 
     def _decide(self, op: str, bound: float) -> bool:
         expect = parse_expectation(f"{op} {bound}")
+        self._expect = expect
         spec = dataclasses.replace(self.spec, expect=expect)
         results = self._judged(expect)
         passed = all(r.passed for r in results)
@@ -215,6 +218,102 @@ class Measured:
               if self.ci else f", CI n/a ({self.ci_note})" if self.ci_note else "")
         return (f"<{self.spec.claim_text} on {self.head}: {self.spec.measure} = "
                 f"{format_value(self.value)}{ci}, n={self.n}, left out {self.left_out}>")
+
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16): per head the value, 95% interval, n and, once
+        compared to a bound, passed or failed; and the layers x heads grid of the HTML
+        report."""
+        expect = self._expect
+        results = self._accumulator.head_results(model=self.model.name,
+                                                 fingerprint=self.model.fingerprint,
+                                                 expect=expect)
+        quantifier = self.spec.quantifier
+        lines = [self._headline()] + [_result_line(r, self.spec.measure, expect, quantifier)
+                                      for r in results[:_LISTED]]
+        if len(results) > _LISTED:
+            lines.append(f"... {len(results) - _LISTED} more heads (.results lists them all)")
+        rows = [[r.head, format_value(r.value), _interval(r), str(r.n), str(r.left_out),
+                 "" if expect is None else str(expect),
+                 "" if expect is None else _verdict(r.passed, quantifier)]
+                for r in results[:_LISTED]]
+        outcomes = [f"hp-{_status(r.passed, quantifier)}" if expect is not None else ""
+                    for r in results[:_LISTED]]
+        table = notebook.table(("head", "value", "95% interval", "n", "left out", "expected",
+                                "result" if quantifier == "each" else "this head"),
+                               rows, numeric={1, 3, 4}, classes={6: outcomes})
+        warnings = dict.fromkeys(w for r in results for w in r.warnings)
+        markup = notebook.page(
+            self._headline(), table,
+            notebook.note(lines[-1]) if len(results) > _LISTED else "",
+            *(notebook.note(f"warning: {w}") for w in warnings),
+            notebook.grid(self._cells(results, expect),
+                          caption=f"{self.model.name}: layers x heads (the claim's heads "
+                                  f"coloured by their outcome, with their value)"))
+        return notebook.bundle("\n".join(lines), markup, include, exclude)
+
+    def _headline(self) -> str:
+        spec = self.spec
+        said = (f"claim {spec.claim_text!r} ({spec.measure}, {spec.level} level"
+                + (f", {spec.quantifier}" if spec.quantifier != "each" else "")
+                + (f", weighting {spec.weighting}" if spec.weighting != "attention" else "")
+                + f") over {len(self.sentences)} sentences")
+        if self._expect is None:
+            return f"{said}: not compared to a bound yet"
+        passed = all(r.passed for r in self._judged(self._expect))
+        return f"{said}: {'passed' if passed else 'failed'} {self._expect}"
+
+    def _cells(self, results: Sequence[ClaimResult],
+               expect: Expectation | None) -> list[list[notebook.Cell | None]]:
+        model = self.model
+        heads = expand_heads(self.spec.claim.heads, model.num_layers, model.num_heads)
+        by_head = dict(zip(heads, results)) if len(results) == len(heads) else \
+            {head: results[0] for head in heads}  # heads removed together: one result
+        cells: list[list[notebook.Cell | None]] = [[None] * model.num_heads
+                                                   for _ in range(model.num_layers)]
+        for head, result in by_head.items():
+            quantifier = self.spec.quantifier
+            status = "measured" if expect is None else _status(result.passed, quantifier)
+            cells[head.layer - 1][head.head - 1] = notebook.Cell(
+                value=format_value(result.value), status=status,
+                title=_result_line(result, self.spec.measure, expect, quantifier))
+        return cells
+
+
+_LISTED = 64  # heads a display lists (the grid shows them all)
+
+
+def _interval(result: ClaimResult) -> str:
+    if result.ci is not None:
+        return f"[{format_value(result.ci[0])}, {format_value(result.ci[1])}]"
+    return f"n/a ({result.ci_note})" if result.ci_note else "n/a"
+
+
+def _verdict(meets: bool, quantifier: str) -> str:
+    """A head's word: ``passed``/``failed`` (each); with any/none the claim is decided over
+    every head, and a head only meets the bound or not."""
+    if quantifier == "each":
+        return "passed" if meets else "failed"
+    return "meets it" if meets else "does not meet it"
+
+
+def _status(meets: bool, quantifier: str) -> str:
+    """A head's colour: with ``any`` the heads that meet the bound are good news, with
+    ``none`` bad news, the others neither."""
+    if quantifier == "any":
+        return "passed" if meets else "measured"
+    if quantifier == "none":
+        return "failed" if meets else "passed"
+    return "passed" if meets else "failed"
+
+
+def _result_line(result: ClaimResult, measure: Measure, expect: Expectation | None,
+                 quantifier: str = "each") -> str:
+    """``L2H9 argmax 0.910 [0.880, 0.930] >= 0.8 passed (n=410)``."""
+    judged = "" if expect is None else f" {expect} {_verdict(result.passed, quantifier)}"
+    return (f"{result.head} {measure} {format_value(result.value)} {_interval(result)}"
+            f"{judged} (n={result.n})")
 
 
 def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:

@@ -12,15 +12,17 @@ spec resolved and loaded at most once.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headprobe import notebook
 from headprobe.cache.fingerprints import Fingerprint, fingerprint_result, start_fingerprint
 from headprobe.engine.claim_api import ClaimQuery, Recorder, build_claim
 from headprobe.errors import HeadprobeError
 from headprobe.model.base import as_texts
+from headprobe.model.families import read_config
 from headprobe.model.info import ModelInfo, inspect_model
 from headprobe.model.loaded import load_info
 from headprobe.runs import Encoding, Run
@@ -62,6 +64,34 @@ class ModelHandle:
         if self._model is not None:
             return repr(self._model)
         return f"ModelHandle({self.name!r}, not loaded)"
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16), from the model's files when it is not loaded:
+        showing a handle loads no weights and waits for no fingerprint."""
+        if self._model is not None:
+            return self._model._repr_mimebundle_(include, exclude)
+        assert self._info is not None  # a handle without its model has its files' info
+        info = self._info
+        try:
+            family = read_config(info.folder).model_type
+        except HeadprobeError:
+            family = "?"
+        rows = notebook.model_rows(family=family, kind=info.kind, layers=info.num_layers,
+                                   heads=info.num_heads, fingerprint=self._fingerprint_now(),
+                                   max_length=info.max_length, mlm_head=info.has_mlm_head,
+                                   windows=info.windows or ())
+        text, markup = notebook.described(f"{info.spec} (weights not loaded yet)", rows)
+        return notebook.bundle(text, markup, include, exclude)
+
+    def _fingerprint_now(self) -> str:
+        """The fingerprint if it is known now, else what is being done about it."""
+        future = self._fingerprint
+        if future is None:
+            return "computed when the model loads"
+        if not future.done():
+            return "being computed"
+        return self.fingerprint if future.exception() is None else "could not be computed"
 
     @property
     def name(self) -> str:

@@ -9,11 +9,12 @@ says why it cannot) and sets `measures_outputs`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from headprobe import notebook
 from headprobe.errors import UsageError
 from headprobe.model.config import EncoderConfig
 from headprobe.model.tokenize import Tokenizer
@@ -44,6 +45,19 @@ class EncoderModel:
         return (f"{type(self).__name__}({self.name!r}, layers={self.num_layers}, "
                 f"heads={self.num_heads}, mlm_head={self.has_mlm_head}, "
                 f"path={str(self.path)!r})")
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16): name, family, sizes, fingerprint, max length,
+        masked-LM head, local layers."""
+        text, markup = notebook.described(self.name, self._display_rows())
+        return notebook.bundle(text, markup, include, exclude)
+
+    def _display_rows(self) -> list[tuple[str, str]]:
+        return notebook.model_rows(family=self.config.model_type, kind=self.kind,
+                                   layers=self.num_layers, heads=self.num_heads,
+                                   fingerprint=self.fingerprint, max_length=self.max_length,
+                                   mlm_head=self.has_mlm_head, windows=self.windows)
 
     @property
     def num_layers(self) -> int:
