@@ -14,10 +14,15 @@ import typing as _typing
 from headprobe._version import __version__
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
-    from headprobe.engine.models import ModelHandle
-    from headprobe.engine.views import View
+    import os
 
-__all__ = ["__version__", "load", "view"]
+    from headprobe.engine.models import ModelHandle
+    from headprobe.engine.profile_api import CacheOption, ModelLike, Sentences, SideLike
+    from headprobe.engine.views import View
+    from headprobe.regression.diff import ProfileDiff
+    from headprobe.regression.profiles import Profile
+
+__all__ = ["__version__", "diff", "load", "load_profile", "profile", "view"]
 
 
 def load(spec: str | None = None, **options: _typing.Any) -> ModelHandle:
@@ -51,6 +56,48 @@ def view(model: _typing.Any, sentence: str, heads: _typing.Any = None, level: st
     from headprobe.engine.views import view as _view
 
     return _view(model, sentence, heads=heads, level=level, weighting=weighting)
+
+
+def profile(model: ModelLike, sentences: Sentences = None, *, level: str = "token",
+            effects: bool = False, cache: CacheOption = True) -> Profile:
+    """Every head's standard statistics over ``sentences`` (SPEC §11; ``headprobe profile``).
+
+    ``model``: what `load` returns, or a model spec (loaded only if a sentence misses the
+    cache). ``sentences``: a list of strings, a `pathlib.Path` of a sentence file, or None for
+    the bundled English set. ``level``: token or word; ``effects``: also ``effect:hidden``
+    (about one forward pass per head). ``cache``: the commands' forward cache (True), another
+    folder, or False. The `Profile` shows itself in Jupyter; ``.save(path)`` writes its file.
+    """
+    # numpy and the model code: imported only when a profile is made.
+    from headprobe.engine.profile_api import profile as _profile
+
+    return _profile(model, sentences, level=level, effects=effects, cache=cache)
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """A profile file (``headprobe profile -o``, ``Profile.save``); a `UsageError` naming the
+    file for anything else."""
+    from headprobe.engine.profile_api import load_profile as _load_profile
+
+    return _load_profile(path)
+
+
+def diff(a: SideLike, b: SideLike, sentences: Sentences = None, *, level: str | None = None,
+         tolerance: float = 0.05, effects: bool = False,
+         cache: CacheOption = True) -> ProfileDiff:
+    """Which heads changed from ``a`` to ``b`` (SPEC §11; ``headprobe diff``): each a loaded
+    model, a model spec, a `Profile` or the path of a saved profile (``*.json``).
+
+    Models are profiled on ``sentences`` (None: those of a profile made in this process, else
+    the bundled English set) at ``level`` (None: a given profile's, else token). A head changed
+    when its largest |change| exceeds ``tolerance``. Sides that cannot be compared (other
+    sizes, levels or sentences) are a `UsageError`. The `ProfileDiff` shows itself in Jupyter
+    (changes grid and table); ``.changed`` lists the changed heads, ``.heads`` every head.
+    """
+    from headprobe.engine.profile_api import diff as _diff
+
+    return _diff(a, b, sentences, level=level, tolerance=tolerance, effects=effects,
+                 cache=cache)
 
 
 def __dir__() -> list[str]:

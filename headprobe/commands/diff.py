@@ -29,26 +29,36 @@ import numpy as np
 from headprobe.cache.cached_runs import forward_runs
 from headprobe.commands.common import CommandContext, add_model_options, command_context
 from headprobe.engine.models import ModelHandle
-from headprobe.engine.profiling import compute_profile
-from headprobe.errors import ExitCode, UsageError, printable
+from headprobe.engine.profiling import (
+    Side,
+    check_profile_level,
+    check_profile_sentences,
+    check_sides,
+    compute_profile,
+)
+from headprobe.errors import ExitCode, UsageError
 from headprobe.evaluation.positions import level_view
-from headprobe.evaluation.profile_stats import EFFECT_HIDDEN, pooled
+from headprobe.evaluation.profile_stats import pooled
 from headprobe.evaluation.results import format_value
 from headprobe.model.export.locate import companion_folder, export_graph
 from headprobe.outputs import check_file, check_folder, write_file
-from headprobe.regression.diff import DEFAULT_TOLERANCE, HeadChange, ProfileDiff, diff_profiles
+from headprobe.regression.diff import (
+    DEFAULT_TOLERANCE,
+    SHOWN,
+    HeadChange,
+    ProfileDiff,
+    diff_profiles,
+    diff_table,
+)
 from headprobe.regression.profiles import (
     Profile,
     looks_like_profile,
     read_profile,
-    sentences_digest,
 )
 from headprobe.report.figures import changes_figure, render_png, side_by_side_figure
 from headprobe.sentence_sets import load_sentences
 
-SHOWN = 20
 DRAWN = 5
-Side = Profile | ModelHandle  # a profile read from a file, or a model
 FIGURE_MAX = 64  # layers, and heads a layer, that changes.png draws (bert-large: 24 x 16)
 
 
@@ -82,13 +92,9 @@ def run(args: argparse.Namespace) -> int:
     borrowed = None if args.tokenizer else borrowed_tokenizer(args.a, args.b)
     context = command_context(args, tokenizer=borrowed[1] if borrowed else None)
     try:
-        sides = _check_sizes(args.a, args.b, context)
-        for side, spec in zip(sides, (args.a, args.b)):
-            if args.effects and isinstance(side, Profile) \
-                    and EFFECT_HIDDEN not in side.statistics:
-                raise UsageError(f"--effects: {spec} is a profile without effect:hidden, so "
-                                 f"there is nothing to compare the effects with; write it with "
-                                 f"'headprobe profile --effects', or leave --effects out")
+        sides = tuple(read_profile(spec) if looks_like_profile(spec) else context.model(spec)
+                      for spec in (args.a, args.b))
+        check_sides(sides, (args.a, args.b), effects=args.effects)
         if folder is not None:
             check_figure_size(sides[0])
         a, b = (_side(side, spec, args, context) for side, spec in zip(sides, (args.a, args.b)))
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         context.cache.close()
     note = ([f"{borrowed[0]}: an ONNX export without config.json and tokenizer; using "
              f"those of {borrowed[1]}"] if borrowed else [])
-    print("\n".join(note + table(diff, limit=None if args.verbose else SHOWN) + written))
+    print("\n".join(note + diff_table(diff, limit=None if args.verbose else SHOWN)
+                    + written))
     sys.stdout.flush()
     return int(ExitCode.TESTS_FAILED if diff.changed else ExitCode.OK)
 
@@ -156,25 +163,6 @@ def _write_outputs(diff: ProfileDiff, json_path: Path | None, folder: Path | Non
     return lines
 
 
-def _check_sizes(a: str, b: str, context: CommandContext) -> tuple[Side, Side]:
-    """A and B: each a profile read from its file or a loaded model; models of other sizes are
-    a usage error before anything is profiled."""
-    sides = tuple(read_profile(spec) if looks_like_profile(spec) else context.model(spec)
-                  for spec in (a, b))
-    (la, ha, na), (lb, hb, nb) = (_size(side, spec) for side, spec in zip(sides, (a, b)))
-    if (la, ha) != (lb, hb):
-        raise UsageError(f"cannot diff a {la}-layer, {ha}-head model ({na}) with a {lb}-layer, "
-                         f"{hb}-head one ({nb}): heads only correspond between models of one "
-                         f"size")
-    return sides[0], sides[1]
-
-
-def _size(side: Side, spec: str) -> tuple[int, int, str]:
-    """Layers, heads a layer, and the name to show."""
-    name = side.model if isinstance(side, Profile) else spec
-    return side.num_layers, side.num_heads, name
-
-
 def check_figure_size(side: Side) -> None:
     """``changes.png`` has a cell per head: at most `FIGURE_MAX` layers and heads a layer."""
     layers, heads = side.num_layers, side.num_heads
@@ -190,45 +178,16 @@ def _side(side: Side, spec: str, args: argparse.Namespace, context: CommandConte
     """A profile file as it is, or a model profiled on the sentences of the command."""
     if isinstance(side, Profile):
         if args.sentences is not None or args.level != "token":
-            _check_against_options(side, spec, args)
+            check_profile_level(side, spec, args.level)
+            if args.sentences is not None:
+                sentences, label = load_sentences(args.sentences)
+                check_profile_sentences(side, spec, [s.text for s in sentences], label)
         return side
     sentences, label = load_sentences(args.sentences)
     context.check_sentences(spec, sentences, label)
     return compute_profile(side, [s.text for s in sentences], level=args.level,
                            cache=context.cache, progress=context.progress,
                            effects=args.effects)
-
-
-def _check_against_options(profile: Profile, path: str, args: argparse.Namespace) -> None:
-    if profile.level != args.level:
-        raise UsageError(f"{path} is a profile at level {profile.level!r}, not {args.level!r}")
-    if args.sentences is not None:
-        sentences, label = load_sentences(args.sentences)
-        digest = sentences_digest([s.text for s in sentences])
-        if (profile.count, profile.sentences_sha256) != (len(sentences), digest):
-            raise UsageError(f"{path} is a profile over other sentences than {label}; profile "
-                             f"the model on {label} or leave --sentences out")
-
-
-def table(diff: ProfileDiff, limit: int | None = SHOWN) -> list[str]:
-    """The diff as aligned text: a headline, then the heads ranked by their largest change."""
-    changed = diff.changed
-    # A model spec from the command line may hold what no terminal can print (a surrogate).
-    lines = [printable(f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
-                       f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} "
-                       f"sentences, level {diff.a.level})")]
-    if diff.left_out:
-        lines.append(f"not compared (one side has no numbers for them): "
-                     f"{', '.join(diff.left_out)}")
-    lines.append(f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}")
-    shown = diff.heads if limit is None else diff.heads[:limit]
-    for change in shown:
-        mark = " *" if abs(change.change) > diff.tolerance else ""
-        lines.append(f"{change.head!s:<8} {change.statistic:<20} {format_value(change.a):>7} "
-                     f"{format_value(change.b):>7} {change.change:>+8.3f}{mark}")
-    if len(shown) < len(diff.heads):
-        lines.append(f"... {len(diff.heads) - len(shown)} more heads (-v lists them all)")
-    return lines
 
 
 def figure_paths(diff: ProfileDiff, folder: Path) -> list[Path]:

@@ -33,6 +33,7 @@ from headprobe.evaluation.accumulate import SentenceNumbers as CachedNumbers
 from headprobe.evaluation.positions import level_view
 from headprobe.evaluation.profile_stats import (
     ATTENTION_STATISTICS,
+    EFFECT_HIDDEN,
     ProfileAccumulator,
     SentenceNumbers,
     statistics_of,
@@ -101,6 +102,44 @@ def compute_profile(model: ModelHandle, texts: Sequence[str], *, level: str = "t
                    count=len(texts), sentences_sha256=sentences_digest(texts), heads=heads,
                    values=accumulator.values(), texts=tuple(texts), per_sentence=ordered,
                    statistics=statistics)
+
+
+Side = Profile | ModelHandle  # what `headprobe diff` compares: a profile, or a model
+
+
+def check_sides(sides: Sequence[Side], names: Sequence[str], *, effects: bool,
+                effects_option: str = "--effects",
+                profile_effects: str = "'headprobe profile --effects'") -> None:
+    """A diff's two sides can be compared before anything is profiled: models (or profiles)
+    of one size, and, with ``effects``, no profile without ``effect:hidden`` (``names``: each
+    side as the user named it; the options as the caller spells them)."""
+    (la, ha), (lb, hb) = ((side.num_layers, side.num_heads) for side in sides)
+    shown = [side.model if isinstance(side, Profile) else name
+             for side, name in zip(sides, names)]
+    if (la, ha) != (lb, hb):
+        raise UsageError(f"cannot diff a {la}-layer, {ha}-head model ({shown[0]}) with a "
+                         f"{lb}-layer, {hb}-head one ({shown[1]}): heads only correspond "
+                         f"between models of one size")
+    for side, name in zip(sides, names):
+        if effects and isinstance(side, Profile) and EFFECT_HIDDEN not in side.statistics:
+            raise UsageError(f"{effects_option}: {name} is a profile without effect:hidden, so "
+                             f"there is nothing to compare the effects with; write it with "
+                             f"{profile_effects}, or leave {effects_option} out")
+
+
+def check_profile_level(profile: Profile, name: str, level: str) -> None:
+    """A profile (one side of a diff) is at ``level``; else a `UsageError`."""
+    if profile.level != level:
+        raise UsageError(f"{name} is a profile at level {profile.level!r}, not {level!r}")
+
+
+def check_profile_sentences(profile: Profile, name: str, texts: Sequence[str], label: str, *,
+                            sentences_option: str = "--sentences") -> None:
+    """A profile (one side of a diff) is over ``texts`` (``label``: what they are); else a
+    `UsageError`."""
+    if (profile.count, profile.sentences_sha256) != (len(texts), sentences_digest(texts)):
+        raise UsageError(f"{name} is a profile over other sentences than {label}; profile "
+                         f"the model on {label} or leave {sentences_option} out")
 
 
 def _runs_with_norms(model: ModelHandle, texts: Sequence[str], encodings: Sequence[Encoding],

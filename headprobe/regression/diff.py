@@ -14,16 +14,20 @@ names the others.
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from headprobe.errors import UsageError
+from headprobe import notebook
+from headprobe.errors import UsageError, printable
+from headprobe.evaluation.results import format_value
 from headprobe.heads import Head
 from headprobe.regression.profiles import Profile
 
 DEFAULT_TOLERANCE = 0.05
+SHOWN = 20  # heads a diff's table lists unless asked for all
 _DIGITS = 6
 
 
@@ -69,6 +73,73 @@ class ProfileDiff:
         if self.left_out:  # only when one side lacks some: the SPEC's keys otherwise
             data["not_compared"] = list(self.left_out)
         return data
+
+    def __repr__(self) -> str:
+        largest = self.heads[0] if self.heads else None
+        most = (f"; largest {largest.head} {largest.statistic} {largest.change:+.3f}"
+                if largest is not None else "")
+        return (f"ProfileDiff({notebook.one_line(self.a.model)!r} -> "
+                f"{notebook.one_line(self.b.model)!r}: {len(self.changed)} of "
+                f"{len(self.heads)} heads changed beyond {self.tolerance:g}{most})")
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16): the grid of changes.png (each head's largest
+        change, the heads beyond the tolerance outlined) and the table ``headprobe diff``
+        prints (its 20 largest changes)."""
+        lines = diff_table(self, more="diff.heads lists them all")
+        rows = [[str(c.head), c.statistic, format_value(c.a), format_value(c.b),
+                 f"{c.change:+.3f}", "changed" if abs(c.change) > self.tolerance else ""]
+                for c in self.heads[:SHOWN]]
+        marks = ["hp-failed" if row[-1] else "" for row in rows]
+        table = notebook.table(("head", "statistic", "A", "B", "change", ""), rows,
+                               numeric={2, 3, 4}, classes={5: marks})
+        caption = (f"largest change per head: {self.a.model} -> {self.b.model}; "
+                   f"{len(self.changed)} heads beyond the tolerance {self.tolerance:g} "
+                   f"(outlined); darker: a larger change")
+        markup = notebook.page(lines[0], *(notebook.note(line) for line in lines[1:2]
+                                           if line.startswith("not compared")),
+                               notebook.grid(self._cells(), caption=caption, palette="red"),
+                               table,
+                               notebook.note(lines[-1]) if len(self.heads) > SHOWN else "")
+        return notebook.bundle("\n".join(lines), markup, include, exclude)
+
+    def _cells(self) -> list[list[notebook.Cell | None]]:
+        """changes.png's cells: each head's change and its statistic, shaded by |change|."""
+        top = max(max((abs(c.change) for c in self.heads), default=0.0), self.tolerance, 1e-9)
+        cells: list[list[notebook.Cell | None]] = [[None] * self.a.num_heads
+                                                   for _ in range(self.a.num_layers)]
+        for c in self.heads:
+            moved = abs(c.change) >= 5e-4
+            cells[c.head.layer - 1][c.head.head - 1] = notebook.Cell(
+                value=f"{c.change:+.3f}", note=c.statistic if moved else "—",
+                shade=abs(c.change) / top, outlined=abs(c.change) > self.tolerance,
+                title=f"{c.head}: {c.statistic} {format_value(c.a)} -> {format_value(c.b)} "
+                      f"({c.change:+.3f})")
+        return cells
+
+
+def diff_table(diff: ProfileDiff, limit: int | None = SHOWN,
+               more: str = "-v lists them all") -> list[str]:
+    """The diff as aligned text (what ``headprobe diff`` prints): a headline, then the heads
+    ranked by their largest change, at most ``limit`` (``more``: how to see the rest)."""
+    changed = diff.changed
+    # A model spec from the command line may hold what no terminal can print (a surrogate).
+    lines = [printable(f"{len(changed)} of {len(diff.heads)} heads changed beyond the tolerance "
+                       f"{diff.tolerance:g} ({diff.a.model} -> {diff.b.model}, {diff.a.count} "
+                       f"sentences, level {diff.a.level})")]
+    if diff.left_out:
+        lines.append(f"not compared (one side has no numbers for them): "
+                     f"{', '.join(diff.left_out)}")
+    lines.append(f"{'head':<8} {'statistic':<20} {'A':>7} {'B':>7} {'change':>8}")
+    shown = diff.heads if limit is None else diff.heads[:limit]
+    for change in shown:
+        mark = " *" if abs(change.change) > diff.tolerance else ""
+        lines.append(f"{change.head!s:<8} {change.statistic:<20} {format_value(change.a):>7} "
+                     f"{format_value(change.b):>7} {change.change:>+8.3f}{mark}")
+    if len(shown) < len(diff.heads):
+        lines.append(f"... {len(diff.heads) - len(shown)} more heads ({more})")
+    return lines
 
 
 def check_comparable(a: Profile, b: Profile) -> None:

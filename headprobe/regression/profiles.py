@@ -29,17 +29,18 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from headprobe import notebook
 from headprobe._version import __version__
 from headprobe.claims.spec import LEVELS
 from headprobe.claims.textfile import TextFileProblem, describe_character, read_user_text
-from headprobe.errors import UsageError, printable
+from headprobe.errors import UsageError, did_you_mean, printable
 from headprobe.evaluation.profile_stats import (
     ALL_STATISTICS,
     ATTENTION_STATISTICS,
@@ -48,7 +49,7 @@ from headprobe.evaluation.profile_stats import (
     SentenceNumbers,
 )
 from headprobe.heads import Head, parse_head
-from headprobe.outputs import write_file
+from headprobe.outputs import check_file, write_file
 
 _DIGITS = 6
 _MAX_NAME = 1000  # characters of a model name or fingerprint
@@ -62,6 +63,9 @@ def sentences_digest(texts: Sequence[str]) -> str:
     """The SHA-256 of the JSON array of ``texts`` in order (compact, UTF-8)."""
     payload = json.dumps(list(texts), ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+_STRONGEST = "strongest argmax"  # `Profile.grid`'s default: each head's largest argmax
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +105,76 @@ class Profile:
 
     def value(self, head: Head, statistic: str) -> float:
         return float(self.values[self.heads.index(head), self.statistics.index(statistic)])
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the profile's JSON file (what ``headprobe profile -o`` writes) to ``path``,
+        atomically; a path that cannot be written is a `UsageError` before anything is."""
+        return write_profile(self, check_file(path, "save"))
+
+    def __repr__(self) -> str:
+        return (f"Profile({notebook.one_line(self.model)!r}, {len(self.heads)} heads, "
+                f"{self.count} sentences, level {self.level!r})")
+
+    def _repr_mimebundle_(self, include: Container[str] | None = None,
+                          exclude: Container[str] | None = None) -> dict[str, str]:
+        """What a notebook shows (SPEC §16): what was profiled, and per head its strongest
+        ``argmax`` target (`grid` shows any statistic)."""
+        text, markup = self._display(_STRONGEST)
+        return notebook.bundle(text, markup, include, exclude)
+
+    def grid(self, statistic: str = _STRONGEST) -> notebook.Display:
+        """A display of one statistic per head (``profile.grid("entropy")``); by default each
+        head's strongest ``argmax`` target and its share."""
+        if statistic != _STRONGEST and statistic not in self.statistics:
+            raise UsageError(f"statistic: expected one of {', '.join(self.statistics)}, got "
+                             f"{statistic!r}{did_you_mean(statistic, self.statistics)}")
+        return notebook.Display(*self._display(statistic))
+
+    def _display(self, statistic: str) -> tuple[str, str]:
+        rows = [("model", self.model), ("fingerprint", notebook.short_fingerprint(
+                    self.fingerprint)),
+                ("sentences", f"{self.count:,} (sha256 {self.sentences_sha256[:12]}...)"),
+                ("level", self.level),
+                ("heads", f"{self.num_layers} layers x {self.num_heads} heads"),
+                ("statistics", f"{len(self.statistics)}: {self.statistics[0]}, ..., "
+                               f"{self.statistics[-1]}")]
+        title = f"Profile of {self.model}"
+        text, _ = notebook.described(title, rows)
+        if statistic == _STRONGEST:
+            caption = ("each head's strongest argmax target: the target most of its tokens "
+                       "look at most, and the share of tokens that do; darker: a larger share")
+        else:
+            caption = f"{statistic} per head" + (" (darker: larger, relative to the largest)"
+                                                 if statistic in UNBOUNDED else
+                                                 " (darker: larger)")
+        markup = notebook.page(title, notebook.facts(rows),
+                               notebook.grid(self._cells(statistic), caption=caption))
+        return text, markup
+
+    def _cells(self, statistic: str) -> list[list[notebook.Cell | None]]:
+        cells: list[list[notebook.Cell | None]] = [[None] * self.num_heads
+                                                   for _ in range(self.num_layers)]
+        if statistic == _STRONGEST:
+            columns = [i for i, name in enumerate(self.statistics) if name.startswith("argmax:")]
+            shown = np.nan_to_num(self.values[:, columns], nan=-1.0)
+            best = shown.argmax(axis=1)
+            values = self.values[np.arange(len(self.heads)), np.asarray(columns)[best]]
+            notes = [self.statistics[columns[b]].partition(":")[2] for b in best.tolist()]
+            top = 1.0
+        else:
+            values = self.values[:, self.statistics.index(statistic)]
+            notes = [""] * len(self.heads)
+            finite = values[np.isfinite(values)]
+            top = 1.0 if statistic not in UNBOUNDED else max(float(finite.max(initial=0.0)),
+                                                               1e-9)
+        for head, value, said in zip(self.heads, values.tolist(), notes):
+            counted = not math.isnan(value)
+            cells[head.layer - 1][head.head - 1] = notebook.Cell(
+                value=f"{value:.3f}" if counted else "n/a", note=said,
+                shade=value / top if counted else None,
+                title=f"{head}: {'argmax:' + said if said else statistic} = "
+                      f"{f'{value:.3f}' if counted else 'n/a (nothing counted)'}")
+        return cells
 
     def to_json(self) -> dict[str, Any]:
         return {"headprobe_version": __version__, "model": self.model,

@@ -329,7 +329,8 @@ def test_check_help_names_paths_and_the_package_shows_only_its_api():
     assert done.returncode == 0 and "[PATH ...]" in done.stdout.split("\n\n")[0], done.stdout
     listed = subprocess.run([sys.executable, "-c", "import headprobe; print(dir(headprobe))"],
                             capture_output=True, text=True, timeout=60)
-    assert listed.stdout.strip() == "['__version__', 'load', 'view']", listed
+    assert listed.stdout.strip() == ("['__version__', 'diff', 'load', 'load_profile', "
+                                     "'profile', 'view']"), listed
 
 
 def test_claims_work_in_a_plain_script(tmp_path, planted_model):
