@@ -132,19 +132,17 @@ def diff(a: SideLike, b: SideLike, sentences: Sentences = None, *, level: str | 
         given = [side for side in sides if isinstance(side, Profile)]
         texts, label = _diff_sentences(sentences, given)
         chosen = level if level is not None else given[0].level if given else "token"
-        profiles = []
-        for side, name in zip(sides, names):
-            if isinstance(side, Profile):
-                if level is not None:
-                    check_profile_level(side, name, level)
-                if sentences is not None:
-                    check_profile_sentences(side, name, texts, label,
-                                            sentences_option="sentences")
-                profiles.append(side)
-            else:
-                profiles.append(compute_profile(side, texts, level=chosen, cache=session.cache,
-                                                progress=session.progress, effects=effects))
-        return diff_profiles(profiles[0], profiles[1], tolerance)
+        for side, name in zip(sides, names):  # before anything is profiled
+            if isinstance(side, Profile) and level is not None:
+                check_profile_level(side, name, level)
+            if isinstance(side, Profile) and sentences is not None:
+                check_profile_sentences(side, name, texts, label, sentences_option="sentences")
+        a_profile, b_profile = (
+            side if isinstance(side, Profile) else
+            compute_profile(side, texts, level=chosen, cache=session.cache,
+                            progress=session.progress, effects=effects)
+            for side in sides)
+        return diff_profiles(a_profile, b_profile, tolerance)
 
 
 def _diff_sentences(sentences: Sentences, given: list[Profile]) -> tuple[list[str], str]:
