@@ -1,7 +1,7 @@
 """Writes and executes docs/notebook.ipynb: headprobe in a notebook (SPEC §16), on the bundled
 MiniLM and its int8 ONNX export, with the outputs kept.
 
-    python docs/build_notebook.py        # needs nbformat, nbclient, ipykernel (not in the test extra)
+    python docs/build_notebook.py    # needs nbformat, nbclient, ipykernel (not in the test extra)
 
 Outputs stay small: one head layer in the view, five sentences for the claim and the profile.
 """
