@@ -346,7 +346,7 @@ def _shrunk(model: ModelHandle, job: ClaimJob, result: ClaimResult,
     def fails(sentence: Sentence) -> bool:
         (run,) = model.run([sentence.text], hidden_states=False, mlm_logits=False,
                            num_layers=head.layer, weighting=job.spec.weighting)
-        score = score_sentence(job.spec, head, sentence, run)
+        score = score_sentence(job.spec, head, sentence, run, model.windows[head.layer - 1])
         return score.value is not None and not expect.holds(score.value)
 
     found = []

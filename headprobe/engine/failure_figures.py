@@ -26,7 +26,7 @@ from headprobe.evaluation.results import ClaimResult, format_value
 from headprobe.evaluation.views import AttentionView, effect_view, windowed
 from headprobe.heads import Head, parse_head
 from headprobe.report.figures import attention_figure, save_png
-from headprobe.report.view import check_size, render_view
+from headprobe.report.view import MAX_NUMBERS, count_numbers, render_view
 from headprobe.runs import Run
 
 MAX_FIGURES_PER_RESULT = 3
@@ -95,7 +95,7 @@ def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Se
         f" removed; attention of {head}" if result.head != str(head) else " removed") + \
         "; row labels: effect there, token"
     for rank, (sentence, run) in enumerate(zip(request.sentences, runs), start=1):
-        whole = (attention_view(spec, head, sentence, run) if effects is None
+        whole = (attention_view(spec, head, sentence, run, half) if effects is None
                  else effect_view(spec, head, sentence, run, effects[rank - 1]))
         view = windowed(whole)
         title = (f"{spec.claim_text}   [{result.head if effects is not None else head}"
@@ -108,8 +108,8 @@ def _draw(spec: ClaimSpec, result: ClaimResult, request: FigureRequest, runs: Se
         relative = Path("figures") / f"{stem}_{rank}.png"
         cells = None
         if half is not None:
-            cells = reach(level_view(run, spec.level).groups, half)[
-                np.ix_(view.rows, view.columns)]
+            cells = reach(level_view(run, spec.level).groups, half,
+                          np.asarray(view.rows))[:, list(view.columns)]
             title += f"\n{head} is in a local layer: it reaches {half} tokens each side"
         try:
             figure = attention_figure(view.matrix, view.labels, expected=view.expected,
@@ -138,7 +138,9 @@ def _write_view(spec: ClaimSpec, result: ClaimResult, head: Head, run: Run, whol
     level and weighting first, both levels, the claim's targets outlined and the first source
     that misses them pinned (``whole``: the diagram's cells before any window cut them)."""
     sizes = (len(level_view(run, "token").groups), len(level_view(run, "word").groups))
-    check_size(1, sizes, 1, heads_option="a claim")
+    if count_numbers(1, sizes, 1) > MAX_NUMBERS:
+        raise ValueError(f"a sentence of {sizes[0]} tokens is too long for an interactive view "
+                         f"(at most {MAX_NUMBERS:,} weights); its PNG shows a window of it")
     note = (f"{spec.measure} = {format_value(whole.value)} on this sentence; overall "
             f"{format_value(result.value)}, expected {spec.expect}")
     data = view_data({spec.weighting: run}, (head,), model_name=result.model, windows=windows,

@@ -135,7 +135,7 @@ def diff(a: SideLike, b: SideLike, sentences: Sentences = None, *, level: str | 
         for side, name in zip(sides, names):  # before anything is profiled
             if isinstance(side, Profile) and level is not None:
                 check_profile_level(side, name, level)
-            if isinstance(side, Profile) and sentences is not None:
+            if isinstance(side, Profile):  # the texts are known: bundled, given or a profile's
                 check_profile_sentences(side, name, texts, label, sentences_option="sentences")
         a_profile, b_profile = (
             side if isinstance(side, Profile) else

@@ -7,7 +7,7 @@ and neither runs the model nor reads the sentence's attention.
 What is stored. In the header of the sentence's forward-cache entry, a ``scores`` object: a
 format version, the digest of the scoring code and, per *scoring key*, the `SentenceNumbers` a
 `ClaimAccumulator` keeps: counted and left-out sources, hits per head and hits per baseline
-offset. The scoring key is everything the numbers depend on besides the run: level, source,
+offset, and for a claim with heads of local layers the same counts per window (``windowed``). The scoring key is everything the numbers depend on besides the run: level, source,
 target, measure, the sentence's spans, the ordered heads and whether baseline offsets are needed.
 Floats are stored as ``float.hex`` so a cached number equals the fresh one bit for bit. A write
 keeps the entries of other keys already there (claim A, then claim B, then both: everything
@@ -25,6 +25,8 @@ claim part, the scoring-code digest and every sentence's entry key and spans. An
 re-run reads one row per claim instead of one entry per sentence; the row's header names its
 fields and the data's SHA-256 and is sealed with its key (`ForwardCache.claim_data`), and the
 arrays are checked for shape and range before use, so a damaged row is a miss, never a number.
+A claim with heads of local layers (ModernBERT) is not kept as a row: its per-window counts stay in
+the sentences' entries.
 """
 
 from __future__ import annotations

@@ -50,15 +50,16 @@ def _hits(spec: ClaimSpec, heads: tuple[Head, ...], selection: Selection,
     rows = view.rows(heads, selection.sources)  # [head, source, position]
     hits = source_hits(rows, selection.targets, spec.measure)  # [head, source]
     if half is not None and spec.measure.kind == "entropy" and view.size > 1:
-        reach = _reach(view, selection.sources, half)  # [source]
-        scale = np.where(reach > 1, np.log(view.size) / np.log(np.maximum(reach, 2)), 0.0)
+        reachable = _reach(view, selection.sources, half)  # [source]
+        scale = np.where(reachable > 1,
+                         np.log(view.size) / np.log(np.maximum(reachable, 2)), 0.0)
         hits = hits * scale
     return hits.sum(axis=-1)
 
 
 def _reach(view: LevelView, sources: np.ndarray, half: int) -> np.ndarray:
     """int ``[source]``: how many positions of the view each source can reach."""
-    return reach(view.groups, half)[np.asarray(sources, dtype=np.int64)].sum(axis=1)
+    return reach(view.groups, half, np.asarray(sources, dtype=np.int64)).sum(axis=1)
 
 
 def _baseline_of(spec: ClaimSpec, selection: Selection) -> tuple[float, ...] | None:
@@ -68,12 +69,25 @@ def _baseline_of(spec: ClaimSpec, selection: Selection) -> tuple[float, ...] | N
     return tuple(float(by_offset[k]) for k in BASELINE_OFFSETS)
 
 
-def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> SentenceScore:
+def score_sentence(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run,
+                   half: int | None = None) -> SentenceScore:
     """The claim's score on one head for one sentence (``value`` is ``None`` when no source
-    counted). Cheap to call repeatedly, e.g. while shrinking a failing sentence."""
-    selection = _selection(spec, sentence, run)
-    hits = _hits(spec, (head,), selection, run)[0]
+    counted), as `ClaimAccumulator` scores it: ``half``, the head's reach when it is in a local
+    layer (the model's ``windows[layer - 1]``). Cheap to call repeatedly, e.g. while shrinking a
+    failing sentence."""
+    selection = head_selection(spec, sentence, run, half)
+    hits = _hits(spec, (head,), selection, run, half)[0]
     return SentenceScore.of(selection.n, selection.left_out, float(hits))
+
+
+def head_selection(spec: ClaimSpec, sentence: Sentence, run: Run,
+                   half: int | None = None) -> Selection:
+    """The sources and targets one head is scored on: the claim's, less what a local head
+    (reaching ``half`` positions each side) cannot reach (`within_window`)."""
+    selection = _selection(spec, sentence, run)
+    if half is None or spec.claim.target is None:
+        return selection
+    return within_window(level_view(run, spec.level), selection, half)
 
 
 @dataclass(frozen=True)
@@ -250,7 +264,7 @@ class ClaimAccumulator:
             outcomes = judge_heads(spec or self.spec, group_counts, group_left,
                                    hits[:, members], texts, indices, group_baseline)
             for i, outcome in zip(members, outcomes):
-                if window is not None:
+                if window is not None and outside:
                     outcome = dataclasses.replace(outcome, warnings=(
                         *outcome.warnings, _window_warning(self.heads[i], window,
                                                            outside)))
@@ -293,10 +307,9 @@ class ClaimAccumulator:
 
 
 def _window_warning(head: Head, window: int, outside: int) -> str:
-    what = (f"{outside} source(s) with no target within its reach were left out"
-            if outside else "every counted source has a target within its reach")
     return (f"{head} is in a local layer: it attends to at most {window} tokens on each side "
-            f"(attention beyond is 0 by construction); {what}")
+            f"(attention beyond is 0 by construction); {outside} source(s) with no target "
+            f"within its reach were left out")
 
 
 def _result(spec: ClaimSpec, head: str, outcome: HeadOutcome, passed: bool, model: str,

@@ -298,14 +298,17 @@ def select(view: LevelView, source: Source, target: Target | None,
     return view._selections[key]
 
 
-def reach(groups: Sequence[Sequence[int]], half: int) -> np.ndarray:
-    """bool ``[position, position]``: positions (tokens, or words made of the token positions
-    ``groups``) at most ``half`` tokens apart: what a head of a local layer can attend to."""
-    first = np.array([group[0] for group in groups])
-    last = np.array([group[-1] for group in groups])
-    a, b = first[:, None], first[None, :]
-    gap = np.maximum(a, b) - np.minimum(last[:, None], last[None, :])
-    return np.maximum(gap, 0) <= half
+def reach(groups: Sequence[Sequence[int]], half: int,
+          rows: np.ndarray | None = None) -> np.ndarray:
+    """bool ``[row, position]``: positions (tokens, or words made of the token positions
+    ``groups``) at most ``half`` tokens from each of ``rows`` (default: every position): what
+    a head of a local layer can attend to. Memory: rows x positions."""
+    first = np.array([group[0] for group in groups], dtype=np.int32)
+    last = np.array([group[-1] for group in groups], dtype=np.int32)
+    chosen = np.arange(len(groups)) if rows is None else np.asarray(rows, dtype=np.int64)
+    a, b = first[chosen][:, None], first[None, :]
+    gap = np.maximum(a, b) - np.minimum(last[chosen][:, None], last[None, :])
+    return gap <= half
 
 
 def within_window(view: LevelView, selection: Selection, half: int) -> Selection:
@@ -313,7 +316,7 @@ def within_window(view: LevelView, selection: Selection, half: int) -> Selection
     SPEC §7c): targets it cannot reach are dropped, and a source none of whose targets it can
     reach is left out (its attention there is 0 by construction, not by behaviour). At word
     level a word reaches another when any of their tokens are at most ``half`` apart."""
-    targets = selection.targets & reach(view.groups, half)[selection.sources]
+    targets = selection.targets & reach(view.groups, half, selection.sources)
     counted = targets.any(axis=1)
     return Selection(sources=selection.sources[counted], targets=targets[counted],
                      left_out=selection.left_out + int((~counted).sum()))

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from headprobe.claims.spec import ClaimSpec, Sentence
-from headprobe.evaluation.accumulate import score_sentence
+from headprobe.evaluation.accumulate import head_selection, score_sentence
 from headprobe.evaluation.effects import effect_numbers
 from headprobe.evaluation.measures import chosen_cells
-from headprobe.evaluation.positions import level_view, select
+from headprobe.evaluation.positions import level_view
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -53,9 +53,12 @@ class AttentionView:
     note: str = ""
 
 
-def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) -> AttentionView:
+def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run,
+                   half: int | None = None) -> AttentionView:
+    """``head``'s attention on one sentence with the claim's targets (``half``: the head's reach
+    when it is in a local layer; its expected cells are those it can reach, as it is scored)."""
     view = level_view(run, spec.level)
-    selection = select(view, spec.claim.source, spec.claim.target, tuple(sentence.spans))
+    selection = head_selection(spec, sentence, run, half)
     matrix = view.matrix(head)
     expected = tuple((int(q), int(k)) for q, row in zip(selection.sources, selection.targets)
                      for k in np.flatnonzero(row))
@@ -64,7 +67,7 @@ def attention_view(spec: ClaimSpec, head: Head, sentence: Sentence, run: Run) ->
     positions = tuple(range(view.size))
     return AttentionView(matrix=matrix.astype(np.float32), labels=view.labels,
                          expected=expected, actual=actual,
-                         value=score_sentence(spec, head, sentence, run).value,
+                         value=score_sentence(spec, head, sentence, run, half).value,
                          rows=positions, columns=positions, column_labels=view.labels)
 
 

@@ -286,7 +286,7 @@ def _view(path: Any, name: str) -> str:
         return f'<p class="broken">view not shown (not a relative path): {_e(path)}</p>'
     text = str(path)
     return (f'<figure class="view"><iframe src="{_e(src)}" sandbox="allow-scripts" '
-            f'title="{_e(name)}: interactive view {_e(text)}" loading="eager"></iframe>'
+            f'title="{_e(name)}: interactive view {_e(text)}" loading="lazy"></iframe>'
             f'<figcaption><a href="{_e(src)}">{_e(text)}</a> (opens on its own)</figcaption>'
             f'</figure>')
 

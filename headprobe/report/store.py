@@ -6,7 +6,7 @@ Layout of ``REPORT_DIR`` (default ``reports/``)::
       20261123T100000Z/          one folder per run, named by its UTC start time
         report.json
         index.html
-        figures/*.png
+        figures/*.png, figures/*.html (failures' diagrams and interactive views)
       20261123T100000Z-2/        a second run in the same second
       latest -> 20261123T100000Z-2   a symlink (a copied folder where symlinks are not allowed)
 

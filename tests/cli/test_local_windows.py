@@ -86,6 +86,23 @@ def test_local_heads_leave_out_sources_whose_targets_lie_outside_their_window(
     assert measured.value == pytest.approx(local["value"], abs=1e-6)  # report.json: 6 digits
 
 
+def test_one_sentences_score_is_the_verdicts_for_a_local_head(folder):
+    """What failure figures, views and shrinking read (`score_sentence`) is what the verdict
+    counts: the local head's window applies to both."""
+    from headprobe.evaluation import score_sentence
+    from headprobe.heads import parse_head
+
+    model = headprobe.load(str(folder), compilation_cache=False)
+    (run,) = model.run(SENTENCES[:1])
+    for claim, kind, head in (("L2H1: token -> cls", "mass", "L2H1"),
+                              ("L2H2: token", "entropy", "L2H2")):
+        measured = getattr(model.claim(claim).over(SENTENCES[:1]), kind)()
+        score = score_sentence(measured.spec, parse_head(head), measured.sentences[0], run,
+                               model.windows[1])
+        assert (score.n, score.left_out) == (measured.n, measured.left_out)
+        assert score.value == pytest.approx(measured.value, abs=1e-12)
+
+
 def test_entropy_of_a_local_head_is_over_what_it_reaches(folder):
     model = headprobe.load(str(folder), compilation_cache=False)
     value = model.claim("L2H2: token").over(SENTENCES[:1]).entropy().value

@@ -226,6 +226,12 @@ def test_missing_tokenizer_json_says_what_to_save(made, tmp_path):
     ("roberta", "model_type", "deberta", r"'deberta' is not supported.*deberta-v2"),
     ("xlm-roberta", "architectures", ["RobertaForMaskedLM"],
      r"'RobertaForMaskedLM' is not supported \(did you mean 'XLMRobertaForMaskedLM'\?\)"),
+    ("modernbert", "rope_scaling", {"rope_type": "linear", "factor": 2.0},
+     r"rope_scaling: .* is not supported; .*no scaling"),
+    ("modernbert", "rope_parameters", {"full_attention": {"rope_type": "yarn"}},
+     r"rope_parameters.full_attention.rope_type: 'yarn' is not supported"),
+    ("modernbert", "num_attention_heads", 8, r"odd head dim 3; rotary positions need an even"),
+    ("modernbert", "layer_types", ["full_attention"], r"layer_types: expected a list of 3"),
 ])
 def test_config_fields_out_of_range_are_named(made, tmp_path, variant, field, value, message):
     import json

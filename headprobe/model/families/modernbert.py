@@ -111,6 +111,12 @@ def _theta(data: Mapping[str, Any], source: str, layer_type: str, old_name: str,
 
 def read_config(data: Mapping[str, Any], source: str) -> EncoderConfig:
     found = architectures(data, source, ("ModernBert",), "ModernBertModel")
+    scaling = data.get("rope_scaling")
+    if scaling not in (None, {}) and not (isinstance(scaling, dict) and scaling.get(
+            "rope_type", scaling.get("type", "default")) == "default"):
+        raise ModelFormatError(
+            f"{source}: rope_scaling: {shown(scaling)} is not supported; headprobe implements "
+            f"ModernBERT's default rotary positions (no scaling).")
     sizes = read_sizes(data, SIZES, source, "ModernBERT", "num_hidden_layers")
     hidden, heads = sizes["hidden_size"], sizes["num_attention_heads"]
     heads_divide(hidden, heads, source, ("hidden_size", "num_attention_heads"))
