@@ -51,9 +51,9 @@ def test_missing_config_json_says_what_a_model_folder_holds(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model_type", "deberta-v2",
-     r"model_type: 'deberta-v2' is not supported.*bert, roberta, xlm-roberta, distilbert, "
-     r"electra, albert"),
+    ("model_type", "nomic_bert",
+     r"model_type: 'nomic_bert' is not supported.*bert, roberta, xlm-roberta, distilbert, "
+     r"electra, albert, modernbert, deberta-v2"),
     ("model_type", "roberta", r"architectures: 'BertForMaskedLM' is not supported \(did you "
                               r"mean 'RobertaForMaskedLM'\?\)"),
     ("is_decoder", True, r"attends causally \(a decoder\)"),
