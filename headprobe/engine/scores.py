@@ -7,7 +7,8 @@ and neither runs the model nor reads the sentence's attention.
 What is stored. In the header of the sentence's forward-cache entry, a ``scores`` object: a
 format version, the digest of the scoring code and, per *scoring key*, the `SentenceNumbers` a
 `ClaimAccumulator` keeps: counted and left-out sources, hits per head and hits per baseline
-offset, and for a claim with heads of local layers the same counts per window (``windowed``). The scoring key is everything the numbers depend on besides the run: level, source,
+offset, and for a claim with heads of local layers the same counts per window (``windowed``).
+The scoring key is everything the numbers depend on besides the run: level, source,
 target, measure, the sentence's spans, the ordered heads and whether baseline offsets are needed.
 Floats are stored as ``float.hex`` so a cached number equals the fresh one bit for bit. A write
 keeps the entries of other keys already there (claim A, then claim B, then both: everything

@@ -11,8 +11,9 @@ it is alone.
 
 A local layer's token attends to the keys of its sentence at most ``window_half`` positions
 away; every other key gets exactly 0. Rows longer than `BLOCKED_FROM` windows (of
-``2 * window_half + 1`` tokens) are computed in query blocks of ``2 * window_half`` tokens against the keys their windows reach (`Banded`), so
-the layer's memory grows linearly with length; shorter rows use one dense masked product.
+``2 * window_half + 1`` tokens) are computed in query blocks of ``2 * window_half`` tokens
+against the keys their windows reach (`Banded`), so the layer's memory grows linearly with
+length; shorter rows use one dense masked product.
 
 Parameters (what `headprobe.model.families.modernbert` builds)::
 
