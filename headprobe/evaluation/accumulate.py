@@ -32,7 +32,13 @@ from headprobe.evaluation.positions import (
     within_window,
 )
 from headprobe.evaluation.results import ClaimResult, HeadValue, SentenceScore
-from headprobe.evaluation.verdict import HeadOutcome, closeness, judge_heads, pick_head
+from headprobe.evaluation.verdict import (
+    HeadOutcome,
+    closeness,
+    health_warnings,
+    judge_heads,
+    pick_head,
+)
 from headprobe.heads import Head
 from headprobe.runs import Run
 
@@ -263,11 +269,14 @@ class ClaimAccumulator:
             outside = int((group_left - left_out).sum())
             outcomes = judge_heads(spec or self.spec, group_counts, group_left,
                                    hits[:, members], texts, indices, group_baseline)
+            # the health warnings count as left out only sources without a target; those out
+            # of the window get their own warning
+            warnings = health_warnings(spec or self.spec, int(group_counts.sum()),
+                                       int(left_out.sum()), len(texts))
             for i, outcome in zip(members, outcomes):
                 if window is not None and outside:
                     outcome = dataclasses.replace(outcome, warnings=(
-                        *outcome.warnings, _window_warning(self.heads[i], window,
-                                                           outside)))
+                        *warnings, _window_warning(self.heads[i], window, outside)))
                 found[i] = outcome
         return [found[i] for i in range(len(self.heads))]
 

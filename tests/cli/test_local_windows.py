@@ -75,6 +75,8 @@ def test_local_heads_leave_out_sources_whose_targets_lie_outside_their_window(
         assert (local["n"], local["left_out"]) == (near, total - near)
         assert any(f"at most {HALF} tokens on each side" in w and
                    f"{total - near} source(s)" in w for w in local["warnings"])
+        # left out for the window, not "because they had no 'cls' target in their sentence"
+        assert not any("because they had no" in w for w in local["warnings"])
         assert local["baseline"] is not None
         spread = results["spread[L2H2]"]
         assert spread["n"] == total and 0 < spread["value"] <= 1.0
