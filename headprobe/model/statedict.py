@@ -5,11 +5,15 @@ Flax's ``[in, out]`` kernels. Pure: no files; errors name the source and the wei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from headprobe.errors import ModelFormatError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headprobe.model.config import EncoderConfig
+    from headprobe.model.families.base import LayerNames
 
 Params = dict[str, Any]
 
@@ -46,6 +50,25 @@ class Reader:
     def kernel(self, name: str, out_features: int, in_features: int) -> np.ndarray:
         """The kernel [in, out] of a bias-free torch Linear ``name``."""
         return self.get(f"{name}.weight", (out_features, in_features)).T
+
+
+def post_ln_layer(read: Reader, prefix: str, names: LayerNames, c: EncoderConfig) -> Params:
+    """One post-LayerNorm layer's parameters (`headprobe.model.encoders.bert.Layer`'s tree,
+    which DeBERTa's layer shares) from the weights ``prefix + names.*``."""
+    h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
+    qkv = [read.linear(prefix + part, h, h) for part in (names.query, names.key, names.value)]
+    out_kernel, out_bias = read.linear(prefix + names.out, h, h)
+    inner_kernel, inner_bias = read.linear(prefix + names.intermediate, i, h)
+    outer_kernel, outer_bias = read.linear(prefix + names.output, h, i)
+    return {
+        "qkv": {"kernel": np.stack([k.reshape(h, n, d) for k, _ in qkv], axis=1),
+                "bias": np.stack([b.reshape(n, d) for _, b in qkv], axis=0)},
+        "out_kernel": out_kernel.reshape(n, d, h), "out_bias": out_bias,
+        "attention_norm": read.norm(prefix + names.attention_norm, h),
+        "intermediate_kernel": inner_kernel, "intermediate_bias": inner_bias,
+        "output_kernel": outer_kernel, "output_bias": outer_bias,
+        "output_norm": read.norm(prefix + names.output_norm, h),
+    }
 
 
 def shape_error(source: str, name: str, shape: tuple[int, ...],

@@ -24,7 +24,7 @@ from headprobe.errors import ModelFormatError
 from headprobe.model.config import EncoderConfig
 from headprobe.model.families import FAMILIES, family_of
 from headprobe.model.families.base import Naming
-from headprobe.model.statedict import Reader, shape_error
+from headprobe.model.statedict import Reader, post_ln_layer, shape_error
 
 Params = dict[str, Any]
 
@@ -49,24 +49,6 @@ def _strip_prefix(state: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[s
             name = name[: -len(".beta")] + ".bias"
         out[name] = value
     return out
-
-
-def _layer(read: Reader, prefix: str, naming: Naming, c: EncoderConfig) -> Params:
-    h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
-    names = naming.layer_names
-    qkv = [read.linear(prefix + part, h, h) for part in (names.query, names.key, names.value)]
-    out_kernel, out_bias = read.linear(prefix + names.out, h, h)
-    inner_kernel, inner_bias = read.linear(prefix + names.intermediate, i, h)
-    outer_kernel, outer_bias = read.linear(prefix + names.output, h, i)
-    return {
-        "qkv": {"kernel": np.stack([k.reshape(h, n, d) for k, _ in qkv], axis=1),
-                "bias": np.stack([b.reshape(n, d) for _, b in qkv], axis=0)},
-        "out_kernel": out_kernel.reshape(n, d, h), "out_bias": out_bias,
-        "attention_norm": read.norm(prefix + names.attention_norm, h),
-        "intermediate_kernel": inner_kernel, "intermediate_bias": inner_bias,
-        "output_kernel": outer_kernel, "output_bias": outer_bias,
-        "output_norm": read.norm(prefix + names.output_norm, h),
-    }
 
 
 def _mlm_head(read: Reader, naming: Naming, c: EncoderConfig) -> Params:
@@ -192,7 +174,8 @@ def convert(state: Mapping[str, Any], config: EncoderConfig, *,
         embeddings["projection"] = {"kernel": kernel, "bias": bias}
     params: Params = {"embeddings": embeddings}
     for j in range(c.num_parameter_layers):
-        params[f"layers_{j}"] = _layer(read, naming.layer.format(index=j), naming, c)
+        params[f"layers_{j}"] = post_ln_layer(read, naming.layer.format(index=j),
+                                             naming.layer_names, c)
     if has_mlm_head:
         params["mlm"] = _mlm_head(read, naming, c)
     return params, has_mlm_head

@@ -64,6 +64,7 @@ from headprobe.model.families.base import (
     read_sizes,
 )
 from headprobe.model.modelfiles import shown
+from headprobe.model.statedict import post_ln_layer
 
 SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
          "intermediate_size", "max_position_embeddings")
@@ -294,21 +295,12 @@ def convert(read: Any, c: EncoderConfig, has_mlm_head: bool) -> dict[str, Any]:
 
 
 def _layer(read: Any, prefix: str, c: EncoderConfig) -> dict[str, Any]:
-    h, n, d, i = c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size
-    names = NAMING.layer_names
-    qkv = [read.linear(prefix + part, h, h) for part in (names.query, names.key, names.value)]
-    out_kernel, out_bias = read.linear(prefix + names.out, h, h)
-    inner_kernel, inner_bias = read.linear(prefix + names.intermediate, i, h)
-    outer_kernel, outer_bias = read.linear(prefix + names.output, h, i)
-    layer = {
-        "qkv_kernel": np.stack([k.reshape(h, n, d) for k, _ in qkv], axis=1),
-        "qkv_bias": np.stack([b.reshape(n, d) for _, b in qkv], axis=0),
-        "out_kernel": out_kernel.reshape(n, d, h), "out_bias": out_bias,
-        "attention_norm": read.norm(prefix + names.attention_norm, h),
-        "intermediate_kernel": inner_kernel, "intermediate_bias": inner_bias,
-        "output_kernel": outer_kernel, "output_bias": outer_bias,
-        "output_norm": read.norm(prefix + names.output_norm, h),
-    }
+    """BERT's post-LN layer (its query, key and value one ``qkv_kernel``/``qkv_bias``, as
+    `headprobe.model.encoders.deberta.Layer` holds them) and the position projections."""
+    h, n, d = c.hidden_size, c.num_attention_heads, c.head_dim
+    layer = post_ln_layer(read, prefix, NAMING.layer_names, c)
+    qkv = layer.pop("qkv")
+    layer["qkv_kernel"], layer["qkv_bias"] = qkv["kernel"], qkv["bias"]
     for term in _terms(_opts(c)):
         kernel, bias = read.linear(prefix + "attention.self." + PROJECTIONS[term], h, h)
         name = "pos_key" if term == "c2p" else "pos_query"
