@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from browser import headless
 from check_runner import check_subprocess, write_project
 
 import headprobe
@@ -24,29 +23,16 @@ from headprobe.engine.views import view_data
 from headprobe.heads import Head
 from headprobe.report.view import render_fragment
 
-CHROMIUM = "/usr/bin/chromium"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 # Every word one wordpiece but "riverbank" (river ##bank): the word level has one position less.
 SENTENCE = "The quick brown fox jumps over the lazy dog near the riverbank."
 
 
-def chromium_or_skip() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is needed for the browser test on CI (apt-get install chromium)")
-    pytest.skip(f"{CHROMIUM} is not installed")
-
-
 def browse(page: Path, tmp_path: Path, fragment: str = "#selftest") -> tuple[str, list[str]]:
     """(the DOM after the page's scripts ran, the console messages Chromium logged)."""
-    command = [chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--no-first-run",
-               "--disable-component-update", "--disable-sync",
-               "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-               f"--user-data-dir={tmp_path / 'chromium-profile'}",
-               "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + fragment]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = headless("--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+                    "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + fragment,
+                    profile=tmp_path / "chromium-profile")
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return done.stdout, console

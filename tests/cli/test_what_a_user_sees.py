@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+from browser import headless
 from check_runner import (
     CheckRun,
     _environment,
@@ -144,22 +145,8 @@ def test_the_html_leads_with_a_grid_of_heads_named_from_1(run):
                                                                  page)[0]
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-def _chromium() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is needed on CI")
-    pytest.skip(f"{CHROMIUM} is not installed")
-
-
 def _headless(*args: str, profile) -> subprocess.CompletedProcess:
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--no-first-run", "--disable-component-update",
-               "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return headless("--hide-scrollbars", *args, profile=profile)
 
 
 def test_at_1400_pixels_the_page_fits_and_a_screenshot_shows_it(run, tmp_path):

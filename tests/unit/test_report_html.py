@@ -6,17 +6,16 @@ import datetime as dt
 import html.parser
 import os
 import re
-import subprocess
 
 import numpy as np
 import pytest
+from browser import chromium_or_skip, headless
 
 from headprobe.report import store
 from headprobe.report.figures import attention_figure, render_png
 from headprobe.report.html import format_baseline, format_interval, render_index_html
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, 0, tzinfo=dt.timezone.utc)
-CHROMIUM = "/usr/bin/chromium"
 
 
 def result(id_, value, passed, **extra):
@@ -143,21 +142,9 @@ def test_formatting_of_intervals_and_baselines():
 # --------------------------------------------------------------------------------------------
 # A real browser: the page renders, every figure loads, sorting and filtering work.
 
-def chromium_or_skip() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is needed for the browser test on CI (apt-get install chromium)")
-    pytest.skip(f"{CHROMIUM} is not installed")
-
-
 def dump_dom(page_path, tmp_path) -> str:
-    command = [chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--no-first-run",
-               "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'chromium-profile'}",
-               "--virtual-time-budget=5000", "--dump-dom", page_path.as_uri()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = headless("--virtual-time-budget=5000", "--dump-dom", page_path.as_uri(),
+                    profile=tmp_path / "chromium-profile")
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
