@@ -31,14 +31,14 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from jobs import peak_of  # noqa: E402  (wall time and peak RSS of one child process)
 
 DENSE = ("import sys; import headprobe.model.encoders.modernbert as m; m.BLOCKED_FROM = 10**9; "
          "from headprobe.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -96,37 +96,11 @@ def sentence_of(folder: Path, length: int) -> str:
     return " ".join(words)
 
 
-def measured(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
-    """Wall time and peak RSS of ``command`` alone (run from a helper process)."""
-    helper = [sys.executable, str(Path(__file__)), "--measure", json.dumps(command)]
-    done = subprocess.run(helper, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{command[:4]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measure(command: list[str]) -> None:
-    import resource
-
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode not in (0, 1):
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
-        sys.exit(2)
-    print(json.dumps({"wall_s": wall, "rc": done.returncode,
-                      "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", default="512,1024,2048,3000")
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        measure(json.loads(args.measure))
-        return
     work = Path(tempfile.mkdtemp(prefix="headprobe-long-"))
     try:
         mixed = build(work / "modernbert", args.layers, all_local=False)
@@ -159,7 +133,7 @@ def main() -> None:
                 cache = work / f"cache-{length}-{name}"
                 env = {**os.environ, "HEADPROBE_CACHE_DIR": str(cache)}
                 shutil.rmtree(project / "reports", ignore_errors=True)
-                found = measured(command, cwd=project, env=env)
+                found = peak_of(command, cwd=project, env=env)
                 cells.append(f"{found['wall_s']:.1f} s, {found['peak_mib']:.0f} MiB")
             print(f"| {length} | " + " | ".join(cells) + " |", flush=True)
     finally:
