@@ -177,10 +177,8 @@ class ClaimAccumulator:
         windowed = []
         for window in (None, *self.windows):
             members = [i for i, w in enumerate(self._window_of) if w == window]
-            chosen = selection
+            chosen = head_selection(self.spec, sentence, run, window)
             if window is not None:
-                if self.spec.claim.target is not None:
-                    chosen = within_window(level_view(run, self.spec.level), selection, window)
                 windowed.append(WindowNumbers(int(chosen.n), int(chosen.left_out),
                                               _baseline_of(self.spec, chosen)))
             if members:

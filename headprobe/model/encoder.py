@@ -85,15 +85,14 @@ class Encoder(nn.Module):
             hidden.append(x)
             if out.output_norms is not None:
                 norms.append(out.output_norms)
-            if heads is None:
-                chosen = [out.weights.dense()]  # [b, n, q, k]
-            else:
-                chosen = [out.weights.head(head)[:, None] for layer, head in heads
-                          if layer == index]
+            chosen = ([out.weights.dense()] if heads is None  # [b, n, q, k]
+                      else [out.weights.head(head) for layer, head in heads  # [b, q, k]
+                            if layer == index])
             for probs in chosen:
-                if band is not None:  # [b, n, q, k] -> [b, n, q, band]
-                    probs = jnp.take_along_axis(probs, band_keys[:, None], axis=-1)
-                attentions.append(probs if heads is None else probs[:, 0])
+                if band is not None:  # [..., q, k] -> [..., q, band]
+                    keys = band_keys if probs.ndim == 3 else band_keys[:, None]
+                    probs = jnp.take_along_axis(probs, keys, axis=-1)
+                attentions.append(probs)
         logits = self.mlm(x, self.embeddings.word) if with_logits else None
         return Outputs(attentions=jnp.stack(attentions, axis=1),
                        hidden_states=jnp.stack(hidden, axis=1) if with_hidden else None,
